@@ -1,0 +1,1 @@
+"""Stable-Baselines3 agents acting in latent-action space (installed as ``flexlam_rl.agents``)."""

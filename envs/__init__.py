@@ -1,0 +1,24 @@
+"""Environments for flexlam-rl: pixel wrappers, named tasks, scripted behaviours.
+
+Installed as ``flexlam_rl.envs``. Importing it registers ``flexlam/<task>-v0`` ids.
+"""
+
+from .experts import BEHAVIOURS, EXPERTS, make_behaviour
+from .pixels import MiniGridPixels, RenderedPixels, apply_preprocess, validate_preprocess
+from .tasks import TASKS, Task, get_task, register_tasks
+
+register_tasks()
+
+__all__ = [
+    "BEHAVIOURS",
+    "EXPERTS",
+    "MiniGridPixels",
+    "RenderedPixels",
+    "TASKS",
+    "Task",
+    "apply_preprocess",
+    "get_task",
+    "make_behaviour",
+    "register_tasks",
+    "validate_preprocess",
+]

@@ -1,0 +1,100 @@
+"""Named tasks: a Gymnasium id, the observation preprocessing a LAM sees, and an expert.
+
+A config names a task (``env=minigrid-doorkey``) or any Gymnasium id (``env=Hopper-v5``,
+no expert, identity preprocessing). Every task is also registered as
+``flexlam/<name>-v0`` so any Gymnasium client can ``gym.make`` its pixel version.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Mapping
+
+import gymnasium as gym
+
+from .pixels import ensure_env_registered, validate_preprocess
+
+_PIXELS_64 = {"kind": "minigrid_rgb", "frame_size": 64}
+_RENDER_64 = {"kind": "render_rgb", "frame_size": 64}
+
+
+@dataclass(frozen=True)
+class Task:
+    """One environment as flexlam-rl uses it."""
+
+    name: str
+    env_id: str
+    preprocess: Mapping[str, Any] = field(default_factory=lambda: {"kind": "identity"})
+    max_episode_steps: int | None = None
+    expert: str | None = None
+
+    @property
+    def gym_id(self) -> str:
+        """The registered id of this task's preprocessed env."""
+        return f"flexlam/{self.name}-v0"
+
+    def make(self, max_episode_steps: int | None = None, **env_kwargs: Any) -> gym.Env:
+        """The preprocessed env (pixels at the task's frame size, or raw vectors)."""
+        _ensure_registered(self)
+        return gym.make(
+            self.gym_id,
+            max_episode_steps=max_episode_steps or self.max_episode_steps,
+            env_kwargs=env_kwargs or None,
+        )
+
+
+TASKS: dict[str, Task] = {
+    t.name: t
+    for t in [
+        Task("minigrid-empty", "MiniGrid-Empty-Random-6x6-v0", _PIXELS_64, 100, "minigrid_planner"),
+        Task("minigrid-doorkey", "MiniGrid-DoorKey-6x6-v0", _PIXELS_64, 100, "minigrid_planner"),
+        Task("minigrid-fourrooms", "MiniGrid-FourRooms-v0", _PIXELS_64, 100, "minigrid_planner"),
+        Task("minigrid-lavagap", "MiniGrid-LavaGapS6-v0", _PIXELS_64, 100, "minigrid_planner"),
+        Task("minigrid-crossing", "MiniGrid-SimpleCrossingS9N1-v0", _PIXELS_64, 100, "minigrid_planner"),
+        Task("minigrid-unlock", "MiniGrid-Unlock-v0", _PIXELS_64, 100, "minigrid_planner"),
+        Task("minigrid-doorkey8", "MiniGrid-DoorKey-8x8-v0", _PIXELS_64, 150, "minigrid_planner"),
+        Task("cartpole", "CartPole-v1", {"kind": "identity"}, 500, "cartpole_pd"),
+        Task("cartpole-pixels", "CartPole-v1", _RENDER_64, 500, "cartpole_pd"),
+        Task("pendulum", "Pendulum-v1", {"kind": "identity"}, 200, "pendulum_swingup"),
+        Task("pendulum-pixels", "Pendulum-v1", _RENDER_64, 200, "pendulum_swingup"),
+        Task("mountaincar", "MountainCar-v0", {"kind": "identity"}, 200, "mountaincar_momentum"),
+    ]
+}
+
+
+def get_task(name: str, preprocess: Mapping[str, Any] | None = None) -> Task:
+    """A named task, or an ad-hoc task wrapping any registered Gymnasium id."""
+    if name in TASKS:
+        task = TASKS[name]
+    elif ensure_env_registered(name):
+        task = Task(name=_safe_name(name), env_id=name)
+    else:
+        raise ValueError(
+            f"Unknown env {name!r}: not a flexlam task ({', '.join(sorted(TASKS))}) and not a "
+            f"registered Gymnasium id. Import the package that registers it, or pick a task above."
+        )
+    if preprocess is not None:
+        spec = validate_preprocess(preprocess)
+        if spec != validate_preprocess(task.preprocess):  # a variant gets its own gym id
+            suffix = f"{spec['kind'].replace('_', '')}{spec.get('frame_size', '')}"
+            task = replace(task, name=f"{task.name}-{suffix}", preprocess=spec)
+    return task
+
+
+def _safe_name(env_id: str) -> str:
+    return env_id.replace("/", "-").replace(":", "-").lower()
+
+
+def _ensure_registered(task: Task) -> None:
+    spec = gym.registry.get(task.gym_id)
+    kwargs = {"env_id": task.env_id, "preprocess": dict(task.preprocess)}
+    if spec is not None and spec.kwargs == kwargs:
+        return
+    # A string entry point keeps the spec JSON-serializable for Minari's recover_environment().
+    gym.register(task.gym_id, entry_point="flexlam_rl.envs.pixels:make_pixel_env", kwargs=kwargs)
+
+
+def register_tasks() -> None:
+    """Register ``flexlam/<task>-v0`` ids for every named task (idempotent)."""
+    for task in TASKS.values():
+        _ensure_registered(task)

@@ -1,0 +1,197 @@
+"""Safe, atomic checkpoints: safetensors weights + a versioned JSON config, never pickle.
+
+Every file is written to a temporary sibling and renamed into place, so a crash leaves
+either the old file or the new one. Loading validates ``config.json`` (format version,
+kind, sizes) before building a module and checks every tensor name and shape before
+copying weights: a mismatch is an error, never a silent partial load.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Mapping, TypeVar
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+FORMAT_VERSION = 1
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+MAX_CONFIG_BYTES = 1_000_000
+
+M = TypeVar("M", bound=nn.Module)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint cannot be loaded; the message says what is wrong and how to fix it."""
+
+
+# ------------------------------------------------------------------ atomic writes
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> Path:
+    return atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def atomic_save_tensors(path: str | Path, tensors: Mapping[str, torch.Tensor]) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+# --------------------------------------------------------------------- reading
+def read_json(path: str | Path, what: str = "config") -> dict[str, Any]:
+    """Read a small JSON object, with errors that name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"Missing {what} file {path}.")
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise CheckpointError(f"{path} is {path.stat().st_size} bytes; a {what} file is at most {MAX_CONFIG_BYTES}.")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path} is not valid JSON ({exc}); the checkpoint is corrupt or not a flexlam-rl file.") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path} must hold a JSON object, got {type(data).__name__}.")
+    return data
+
+
+def read_tensors(path: str | Path) -> dict[str, torch.Tensor]:
+    """Load a safetensors file; anything else (pickle, truncated, garbage) is refused unread."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"Missing weights file {path}.")
+    try:
+        return load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(
+            f"{path} is not a valid safetensors file ({exc}). flexlam-rl never loads pickled weights; "
+            f"re-save the model with .save() or re-train it."
+        ) from None
+
+
+# ------------------------------------------------------------- module save/load
+def save_module(
+    module: nn.Module, path: str | Path, kind: str, config: Mapping[str, Any], extra: Mapping[str, Any] | None = None
+) -> Path:
+    """Write ``model.safetensors`` then ``config.json`` into directory ``path``."""
+    from . import __version__
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    atomic_save_tensors(path / WEIGHTS_FILE, module.state_dict())
+    header = {
+        "format_version": FORMAT_VERSION,
+        "library_version": __version__,
+        "kind": kind,
+        "config": dict(config),
+        "extra": dict(extra or {}),
+    }
+    atomic_write_json(path / CONFIG_FILE, header)
+    return path
+
+
+def read_header(path: str | Path, kind: str) -> dict[str, Any]:
+    """Validate ``config.json`` of a saved module and return it."""
+    path = Path(path)
+    if not path.is_dir():
+        hint = " (pass the directory that holds model.safetensors and config.json)" if path.is_file() else ""
+        raise CheckpointError(f"No saved {kind} at {path}: not a directory{hint}.")
+    header = read_json(path / CONFIG_FILE)
+    version = header.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise CheckpointError(f"{path / CONFIG_FILE} has no integer format_version; it was not written by flexlam-rl.")
+    if version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} uses checkpoint format {version} (written by flexlam-rl {header.get('library_version')}), "
+            f"newer than this library's format {FORMAT_VERSION}; upgrade flexlam-rl to load it."
+        )
+    if version < 1:
+        raise CheckpointError(f"{path} has unknown checkpoint format {version}.")
+    if header.get("kind") != kind:
+        raise CheckpointError(f"{path} holds a {header.get('kind')!r}, not a {kind!r}.")
+    if not isinstance(header.get("config"), dict):
+        raise CheckpointError(f"{path / CONFIG_FILE} has no 'config' object.")
+    return header
+
+
+def load_module(
+    path: str | Path, kind: str, build: Callable[[dict[str, Any]], M], device: str | torch.device = "cpu"
+) -> M:
+    """Validate, build from config, check every tensor name/shape/dtype, then copy weights."""
+    path = Path(path)
+    header = read_header(path, kind)
+    module = build(header["config"])
+    load_state_strict(module, read_tensors(path / WEIGHTS_FILE), str(path))
+    return module.to(device).eval()
+
+
+def load_state_strict(module: nn.Module, tensors: Mapping[str, torch.Tensor], where: str) -> None:
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(
+            f"Weights in {where} do not match its config: missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
+            f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}. The files come from different models."
+        )
+    for name, ref in expected.items():
+        got = tensors[name]
+        if tuple(got.shape) != tuple(ref.shape) or got.dtype != ref.dtype:
+            raise CheckpointError(
+                f"Weights in {where} do not match its config: {name} is {tuple(got.shape)} {got.dtype}, "
+                f"config implies {tuple(ref.shape)} {ref.dtype}."
+            )
+    module.load_state_dict(dict(tensors), strict=True)
+
+
+# ------------------------------------------------------------- optimizer state
+def optimizer_to_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Split an optimizer state dict into tensors (safetensors) and JSON-able scalars."""
+    state = optimizer.state_dict()
+    tensors, scalars = {}, {}
+    for idx, slots in state["state"].items():
+        for name, value in slots.items():
+            if torch.is_tensor(value):
+                tensors[f"state.{idx}.{name}"] = value
+            else:
+                scalars[f"{idx}.{name}"] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def optimizer_from_tensors(optimizer: torch.optim.Optimizer, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> None:
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        _, idx, name = key.split(".", 2)
+        state.setdefault(int(idx), {})[name] = value
+    for key, value in meta.get("scalars", {}).items():
+        idx, name = key.split(".", 1)
+        state.setdefault(int(idx), {})[name] = value
+    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})

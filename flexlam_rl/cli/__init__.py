@@ -1,0 +1,1 @@
+"""Hydra entry points (``flexlam-*`` console scripts): thin layers over the library."""

@@ -1,0 +1,195 @@
+"""Record episodes of a behaviour into a real local Minari dataset, atomically.
+
+Minari's ``DataCollector`` needs JAX (``minari[create]``), so episodes are built as
+``EpisodeBuffer``s here and written with ``minari.create_dataset_from_buffers`` - the
+same on-disk dataset, listed by ``minari list local`` and loadable by
+``minari.load_dataset(id)`` anywhere. The dataset is written under a hidden temporary
+root inside the Minari root and renamed into place, so a crash never leaves a
+half-written dataset that would break ``list_local_datasets()`` or block the id.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import gymnasium as gym
+import numpy as np
+
+from .envs import get_task, make_behaviour
+
+_ID_PATTERN = re.compile(r"^(?:[A-Za-z0-9_.-]+/)*[A-Za-z0-9_.]+(?:-[A-Za-z0-9_.]+)*-v\d+$")
+
+
+def minari_root() -> Path:
+    """Where Minari keeps local datasets: ``$MINARI_DATASETS_PATH`` or ``~/.minari/datasets``."""
+    return Path(os.environ.get("MINARI_DATASETS_PATH") or Path.home() / ".minari" / "datasets")
+
+
+def validate_dataset_id(dataset_id: str) -> str:
+    """Check the ``namespace/name-vN`` form before anything touches the disk."""
+    if not isinstance(dataset_id, str) or not _ID_PATTERN.match(dataset_id) or ".." in dataset_id:
+        raise ValueError(
+            f"Invalid Minari dataset id {dataset_id!r}: use 'namespace/name-vN' with letters, digits, "
+            f"'-', '_' or '.', ending in a version, e.g. 'flexlam/minigrid-doorkey/expert-v0'."
+        )
+    return dataset_id
+
+
+def dataset_exists(dataset_id: str) -> bool:
+    return (minari_root() / dataset_id / "data").is_dir()
+
+
+def default_dataset_id(env: str, behaviour: str, epsilon: float | None = None, version: int = 0) -> str:
+    name = behaviour if behaviour != "noisy" or epsilon is None else f"noisy{int(round(epsilon * 100))}"
+    return f"flexlam/{env.replace('/', '-').lower()}/{name}-v{version}"
+
+
+@dataclass
+class CollectStats:
+    dataset_id: str
+    episodes: int
+    steps: int
+    mean_return: float
+    path: Path
+
+
+def run_episodes(
+    env: gym.Env, policy: Callable[[gym.Env], Any], num_episodes: int, seed: int
+) -> Iterator[Any]:
+    """Yield one ``EpisodeBuffer`` per episode; episode i is reset with ``seed + i``."""
+    from minari.data_collector import EpisodeBuffer
+
+    for i in range(num_episodes):
+        obs, _ = env.reset(seed=seed + i)
+        observations, actions, rewards, terms, truncs = [obs], [], [], [], []
+        done = False
+        while not done:
+            action = policy(env)
+            obs, reward, terminated, truncated, _ = env.step(action)
+            observations.append(obs)
+            actions.append(action)
+            rewards.append(float(reward))
+            terms.append(bool(terminated))
+            truncs.append(bool(truncated))
+            done = terminated or truncated
+        yield EpisodeBuffer(
+            id=i,
+            seed=seed + i,
+            observations=np.stack(observations),
+            actions=np.stack([np.asarray(a) for a in actions]),
+            rewards=rewards,
+            terminations=terms,
+            truncations=truncs,
+        )
+
+
+@contextlib.contextmanager
+def _minari_root_override(path: Path) -> Iterator[None]:
+    previous = os.environ.get("MINARI_DATASETS_PATH")
+    os.environ["MINARI_DATASETS_PATH"] = str(path)
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("MINARI_DATASETS_PATH", None)
+        else:
+            os.environ["MINARI_DATASETS_PATH"] = previous
+
+
+def collect_dataset(
+    dataset_id: str | None,
+    env: str,
+    behaviour: str = "expert",
+    num_episodes: int = 50,
+    seed: int = 0,
+    epsilon: float = 0.3,
+    max_episode_steps: int | None = None,
+    preprocess: dict[str, Any] | None = None,
+    overwrite: bool = False,
+    flush_every: int = 25,
+    jpeg_encoding: bool = False,
+) -> CollectStats:
+    """Run ``behaviour`` in ``env`` for ``num_episodes`` and write a Minari dataset.
+
+    Pixels are stored losslessly by default (``jpeg_encoding=False``): a LAM learns to
+    predict next frames, and JPEG artifacts would be part of its target.
+    """
+    if not isinstance(num_episodes, int) or num_episodes < 1:
+        raise ValueError(f"num_episodes must be a positive integer, got {num_episodes!r}.")
+    task = get_task(env, preprocess)
+    if dataset_id is None:
+        dataset_id = default_dataset_id(env, behaviour, epsilon if behaviour == "noisy" else None)
+    validate_dataset_id(dataset_id)
+    root = minari_root()
+    final = root / dataset_id
+    if final.exists() and not overwrite:
+        raise FileExistsError(
+            f"Minari dataset {dataset_id!r} already exists at {final}. Pass overwrite=true to replace it, "
+            f"or choose another id/version."
+        )
+    gym_env = task.make(max_episode_steps=max_episode_steps)
+    policy = make_behaviour(behaviour, gym_env.action_space, task.expert, seed, epsilon)
+    root.mkdir(parents=True, exist_ok=True)
+    tmp_root = Path(tempfile.mkdtemp(prefix=".flexlam-tmp-", dir=root))  # hidden: Minari skips it
+    try:
+        steps, returns, dataset = 0, [], None
+        with _minari_root_override(tmp_root):
+            chunk = []
+            for episode in run_episodes(gym_env, policy, num_episodes, seed):
+                chunk.append(episode)
+                steps += len(episode.rewards)
+                returns.append(float(np.sum(episode.rewards)))
+                if len(chunk) >= flush_every:
+                    dataset = _write_chunk(dataset, dataset_id, chunk, gym_env, behaviour, task.name, jpeg_encoding)
+                    chunk = []
+            if chunk:
+                dataset = _write_chunk(dataset, dataset_id, chunk, gym_env, behaviour, task.name, jpeg_encoding)
+        _ensure_namespace(dataset_id)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        if final.exists():
+            trash = Path(tempfile.mkdtemp(prefix=".flexlam-old-", dir=root))
+            os.replace(final, trash / "old")
+            os.replace(tmp_root / dataset_id, final)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.replace(tmp_root / dataset_id, final)
+    finally:
+        gym_env.close()
+        shutil.rmtree(tmp_root, ignore_errors=True)
+    return CollectStats(dataset_id, num_episodes, steps, float(np.mean(returns)), final)
+
+
+def _write_chunk(dataset: Any, dataset_id: str, chunk: list, env: gym.Env, behaviour: str, task: str, jpeg: bool) -> Any:
+    import minari
+
+    if dataset is not None:
+        dataset.update_dataset_from_buffer(chunk)
+        return dataset
+    with warnings.catch_warnings():  # Minari nags about optional metadata (email, permalink)
+        warnings.filterwarnings("ignore", message=".*(code_permalink|author_email|eval_env).*", category=UserWarning)
+        return minari.create_dataset_from_buffers(
+            dataset_id=dataset_id,
+            buffer=chunk,
+            env=env,
+            algorithm_name=f"flexlam-rl/{behaviour}",
+            author="flexlam-rl",
+            description=f"{behaviour} episodes of {task} ({env.spec.id if env.spec else task}), collected by flexlam-collect.",
+            jpeg_encoding=jpeg,
+        )
+
+
+def _ensure_namespace(dataset_id: str) -> None:
+    """Create the id's namespace in the real root (metadata Minari expects beside datasets)."""
+    from minari.namespace import create_namespace, list_local_namespaces
+
+    namespace = dataset_id.rsplit("/", 1)[0] if "/" in dataset_id else None
+    if namespace and namespace not in list_local_namespaces():
+        create_namespace(namespace)

@@ -1,0 +1,125 @@
+"""LAM configuration: everything needed to rebuild a model from ``config.json``.
+
+FlexLAM and the fixed-capacity LAM are the same class; they differ only here:
+``nested_dropout=True`` (sample a prefix length per example) vs ``False`` with
+``num_tokens=k``. Parsing is strict (types, ranges, unknown keys) because configs
+arrive from other people's checkpoints.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Mapping, Sequence
+
+PREFIX_DISTS = ("uniform", "pow2", "geometric")
+OBS_DTYPES = ("uint8", "float32")
+
+
+class ConfigError(ValueError):
+    """A config (from a file, a checkpoint or Hydra) is malformed; the message says which key."""
+
+
+@dataclass
+class LAMConfig:
+    """Architecture and bottleneck of a latent action model.
+
+    ``obs_shape`` is the env's own layout: ``[H, W, C]`` for uint8 images, ``[D]`` for
+    float vectors. ``preprocess`` records how raw env observations were turned into that
+    layout (frame size, RGB rendering) so wrappers can redo it on a raw env.
+    """
+
+    obs_shape: list[int]
+    obs_dtype: str = "uint8"
+    num_tokens: int = 8
+    fsq_levels: list[int] = field(default_factory=lambda: [8])
+    latent_dim: int = 32
+    nested_dropout: bool = True
+    prefix_dist: str = "uniform"
+    geometric_p: float = 0.35
+    channels: list[int] = field(default_factory=lambda: [16, 32, 64])
+    hidden_dim: int = 256
+    preprocess: dict[str, Any] = field(default_factory=lambda: {"kind": "identity"})
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    @property
+    def is_image(self) -> bool:
+        return len(self.obs_shape) == 3
+
+    @property
+    def codebook_size(self) -> int:
+        return math.prod(self.fsq_levels)
+
+    def validate(self) -> None:
+        shape = self.obs_shape
+        if not isinstance(shape, (list, tuple)) or len(shape) not in (1, 3):
+            raise ConfigError(f"obs_shape must be [H, W, C] (images) or [D] (vectors), got {shape!r}.")
+        if not all(_is_int(s) and 1 <= s <= 4096 for s in shape):
+            raise ConfigError(f"obs_shape entries must be integers in 1..4096, got {shape!r}.")
+        if len(shape) == 3 and (shape[2] not in (1, 3, 4) or min(shape[:2]) < 8):
+            raise ConfigError(f"image obs_shape must be [H>=8, W>=8, C in 1/3/4], got {shape!r}.")
+        if self.obs_dtype not in OBS_DTYPES:
+            raise ConfigError(f"obs_dtype must be one of {OBS_DTYPES}, got {self.obs_dtype!r}.")
+        if len(shape) == 3 and self.obs_dtype != "uint8":
+            raise ConfigError("image observations must be uint8 [H, W, C] (0..255).")
+        _check_int("num_tokens", self.num_tokens, 1, 64)
+        if not isinstance(self.fsq_levels, (list, tuple)) or not 1 <= len(self.fsq_levels) <= 8:
+            raise ConfigError(f"fsq_levels must be a list of 1..8 integers, got {self.fsq_levels!r}.")
+        for level in self.fsq_levels:
+            _check_int("fsq_levels entry", level, 2, 64)
+        if self.codebook_size > 65536:
+            raise ConfigError(f"codebook_size prod(fsq_levels)={self.codebook_size} exceeds 65536.")
+        _check_int("latent_dim", self.latent_dim, 1, 4096)
+        if not isinstance(self.nested_dropout, bool):
+            raise ConfigError(f"nested_dropout must be true or false, got {self.nested_dropout!r}.")
+        if self.prefix_dist not in PREFIX_DISTS:
+            raise ConfigError(f"prefix_dist must be one of {PREFIX_DISTS}, got {self.prefix_dist!r}.")
+        if not isinstance(self.geometric_p, (int, float)) or not 0.0 < self.geometric_p <= 1.0:
+            raise ConfigError(f"geometric_p must be in (0, 1], got {self.geometric_p!r}.")
+        if not isinstance(self.channels, (list, tuple)) or not 1 <= len(self.channels) <= 6:
+            raise ConfigError(f"channels must be a list of 1..6 integers, got {self.channels!r}.")
+        for width in self.channels:
+            _check_int("channels entry", width, 1, 1024)
+        _check_int("hidden_dim", self.hidden_dim, 1, 16384)
+        if not isinstance(self.preprocess, Mapping) or "kind" not in self.preprocess:
+            raise ConfigError(f"preprocess must be a mapping with a 'kind', got {self.preprocess!r}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["obs_shape"] = list(self.obs_shape)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LAMConfig:
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"LAM config must be a JSON object, got {type(data).__name__}.")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"Unknown LAM config keys {unknown}; known keys: {sorted(known)}.")
+        if "obs_shape" not in data:
+            raise ConfigError("LAM config is missing 'obs_shape'.")
+        try:
+            return cls(**{k: _plain(v) for k, v in data.items()})
+        except TypeError as exc:  # wrong value types that slipped past validate()
+            raise ConfigError(f"Malformed LAM config: {exc}") from None
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_int(name: str, value: Any, low: int, high: int) -> None:
+    if not _is_int(value) or not low <= value <= high:
+        raise ConfigError(f"{name} must be an integer in {low}..{high}, got {value!r}.")
+
+
+def _plain(value: Any) -> Any:
+    """OmegaConf containers -> plain lists/dicts, so configs from Hydra validate the same."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
+        return [_plain(v) for v in value]
+    return value

@@ -1,0 +1,73 @@
+"""Held-out evaluation of a LAM across token budgets from one set of weights.
+
+Errors are mean squared errors in the LAM's normalized space (pixels in [0, 1];
+vectors standardized by the training statistics). Two references frame the curve:
+``null`` (k = 0: every slot holds the null latent, i.e. no action information) and
+``copy`` (predict o_t+1 = o_t: what a model that ignores the action could trivially do).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from .data import TransitionSet, eval_batches
+from .model import FlexLAM, null_fill
+from .quantize import code_usage
+
+
+@torch.no_grad()
+def reconstruction_by_budget(
+    lam: FlexLAM,
+    data: TransitionSet,
+    budgets: Sequence[int] | None = None,
+    batch_size: int = 256,
+    limit: int | None = None,
+) -> dict[str, Any]:
+    """Held-out next-frame MSE per prefix length k (plus the all-null and copy references).
+
+    Returns ``{"mse": {k: err}, "null": err, "copy": err, "code_usage": [K], "transitions": n}``.
+    """
+    budgets = list(budgets) if budgets is not None else list(range(1, lam.num_tokens + 1))
+    for k in budgets:
+        if not 1 <= int(k) <= lam.num_tokens:
+            raise ValueError(f"budget {k} is outside 1..{lam.num_tokens} (K = num_tokens).")
+    if len(data) == 0:
+        raise ValueError("No held-out transitions to evaluate on; lower data.heldout_fraction's floor or add episodes.")
+    was_training = lam.training
+    lam.eval()
+    sums = {k: 0.0 for k in [0, *budgets]}
+    copy_sum, count, all_tokens = 0.0, 0, []
+    for batch in eval_batches(data, batch_size, limit):
+        x, x_next = lam.normalize(batch["obs"]), lam.normalize(batch["next_obs"])
+        slots, tokens = lam._tokenize(x, x_next)
+        all_tokens.append(tokens.cpu())
+        n = x.shape[0]
+        for k in sums:
+            pred = lam.fdm(x, null_fill(slots, k, lam.null_latent))
+            sums[k] += F.mse_loss(pred, x_next, reduction="sum").item() / x_next[0].numel()
+        copy_sum += F.mse_loss(x, x_next, reduction="sum").item() / x_next[0].numel()
+        count += n
+    lam.train(was_training)
+    return {
+        "mse": {int(k): sums[k] / count for k in budgets},
+        "null": sums[0] / count,
+        "copy": copy_sum / count,
+        "code_usage": code_usage(torch.cat(all_tokens), lam.codebook_size).tolist(),
+        "transitions": count,
+    }
+
+
+def format_budget_table(rows: dict[str, dict[str, Any]], budgets: Iterable[int] | None = None) -> str:
+    """Markdown table: one row per model, one column per budget, plus the null/copy references."""
+    names = list(rows)
+    budgets = list(budgets) if budgets is not None else sorted({k for r in rows.values() for k in r["mse"]})
+    header = "| model | " + " | ".join(f"k={k}" for k in budgets) + " | all-null | copy o_t |"
+    lines = [header, "|" + "---|" * (len(budgets) + 3)]
+    for name in names:
+        r = rows[name]
+        cells = [f"{r['mse'][k]:.5f}" if k in r["mse"] else "-" for k in budgets]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {r['null']:.5f} | {r['copy']:.5f} |")
+    return "\n".join(lines)

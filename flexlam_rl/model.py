@@ -1,0 +1,347 @@
+"""FlexLAM: a latent action model whose latent action is a variable-length token prefix.
+
+IDM (o_t, o_t+1) -> K slots -> FSQ tokens -> per-slot embeddings [B, K, D];
+:func:`null_fill` keeps slots < k and puts the shared learned ``null_latent`` in the
+rest; FDM (o_t, latent) -> o_t+1. Nested dropout samples k per example during
+training. A fixed-capacity LAM is this class with ``nested_dropout=False``.
+
+No I/O here: :meth:`FlexLAM.save` / :meth:`FlexLAM.load` delegate to ``checkpoint.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import LAMConfig
+from .quantize import FSQ
+
+ArrayLike = np.ndarray | torch.Tensor
+
+
+def null_fill(latent: torch.Tensor, prefix_len: torch.Tensor | int, null_latent: torch.Tensor) -> torch.Tensor:
+    """Keep slots ``< prefix_len`` and replace the rest with ``null_latent``.
+
+    ``latent [B, K, D]``, ``prefix_len`` an int or ``[B]`` in 0..K, ``null_latent [D]``
+    -> ``[B, K, D]``. The one place the budget is applied: pretraining, alignment,
+    wrappers and evaluation all call it.
+    """
+    batch, num_slots, _ = latent.shape
+    if not torch.is_tensor(prefix_len):
+        prefix_len = torch.full((batch,), int(prefix_len), device=latent.device)
+    keep = torch.arange(num_slots, device=latent.device)[None, :] < prefix_len.to(latent.device)[:, None]
+    return torch.where(keep[..., None], latent, null_latent.to(latent.dtype).expand_as(latent))
+
+
+def prefix_weights(num_tokens: int, dist: str, geometric_p: float = 0.35) -> torch.Tensor:
+    """Probability of each prefix length 1..K under the nested-dropout distribution: ``[K]``."""
+    lengths = torch.arange(1, num_tokens + 1, dtype=torch.float64)
+    if dist == "uniform":
+        weights = torch.ones(num_tokens, dtype=torch.float64)
+    elif dist == "pow2":  # FlexTok: uniform over powers of two (and K itself)
+        is_pow2 = (lengths.long() & (lengths.long() - 1)) == 0
+        weights = (is_pow2 | (lengths == num_tokens)).double()
+    elif dist == "geometric":  # Rippel et al.: P(k) ~ p (1-p)^(k-1), truncated at K
+        weights = geometric_p * (1 - geometric_p) ** (lengths - 1)
+    else:
+        raise ValueError(f"Unknown prefix distribution {dist!r}; expected uniform, pow2 or geometric.")
+    return (weights / weights.sum()).float()
+
+
+def _conv_block(c_in: int, c_out: int, stride: int) -> nn.Sequential:
+    kernel = 4 if stride == 2 else 3
+    return nn.Sequential(nn.Conv2d(c_in, c_out, kernel, stride, 1), nn.GroupNorm(1, c_out), nn.GELU())
+
+
+class ImageIDM(nn.Module):
+    """(o_t, o_t+1) pixels -> ``[B, K, L]`` pre-quantization slot values."""
+
+    def __init__(self, in_channels: int, channels: list[int], hidden: int, out_dim: int):
+        super().__init__()
+        layers, c_prev = [], 3 * in_channels  # o_t, o_t+1 and their difference
+        for width in channels:
+            layers.append(_conv_block(c_prev, width, stride=2))
+            c_prev = width
+        self.convs = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(4))
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(c_prev * 16, hidden), nn.GELU(), nn.Linear(hidden, out_dim))
+
+    def forward(self, x: torch.Tensor, x_next: torch.Tensor) -> torch.Tensor:
+        return self.head(self.convs(torch.cat([x, x_next, x_next - x], dim=1)))
+
+
+class FiLMResBlock(nn.Module):
+    """Residual conv block whose features are scaled and shifted by the latent action."""
+
+    def __init__(self, width: int, cond_dim: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(width, width, 3, 1, 1)
+        self.conv2 = nn.Conv2d(width, width, 3, 1, 1)
+        self.norm = nn.GroupNorm(1, width)
+        self.film = nn.Linear(cond_dim, 2 * width)
+
+    def forward(self, h: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        scale, shift = self.film(cond)[:, :, None, None].chunk(2, dim=1)
+        y = F.gelu(self.conv1(h))
+        y = self.norm(self.conv2(y)) * (1 + scale) + shift
+        return h + F.gelu(y)
+
+
+class ImageFDM(nn.Module):
+    """U-Net on o_t, conditioned on the (null-filled) latent at the bottleneck; predicts a frame delta."""
+
+    def __init__(self, in_channels: int, channels: list[int], cond_dim: int, hidden: int):
+        super().__init__()
+        self.cond = nn.Sequential(nn.Linear(cond_dim, hidden), nn.GELU(), nn.Linear(hidden, hidden))
+        self.down = nn.ModuleList()
+        c_prev = in_channels
+        for width in channels:
+            self.down.append(_conv_block(c_prev, width, stride=2))
+            c_prev = width
+        self.mid = nn.ModuleList([FiLMResBlock(c_prev, hidden), FiLMResBlock(c_prev, hidden)])
+        self.up = nn.ModuleList()
+        skips = [in_channels] + list(channels[:-1])
+        for skip in reversed(skips):
+            out = max(skip, channels[0])
+            self.up.append(nn.Sequential(nn.Conv2d(c_prev + skip, out, 3, 1, 1), nn.GroupNorm(1, out), nn.GELU()))
+            c_prev = out
+        self.out = nn.Conv2d(c_prev, in_channels, 3, 1, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
+        cond = self.cond(latent.flatten(1))
+        skips, h = [], x
+        for block in self.down:
+            skips.append(h)
+            h = block(h)
+        for block in self.mid:
+            h = block(h, cond)
+        for block, skip in zip(self.up, reversed(skips)):
+            h = F.interpolate(h, size=skip.shape[-2:], mode="nearest")
+            h = block(torch.cat([h, skip], dim=1))
+        return x + self.out(h)
+
+
+class VectorIDM(nn.Module):
+    def __init__(self, obs_dim: int, hidden: int, out_dim: int):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(3 * obs_dim, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, out_dim)
+        )
+
+    def forward(self, x: torch.Tensor, x_next: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([x, x_next, x_next - x], dim=-1))
+
+
+class VectorFDM(nn.Module):
+    def __init__(self, obs_dim: int, cond_dim: int, hidden: int):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(obs_dim + cond_dim, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, obs_dim)
+        )
+        nn.init.zeros_(self.net[-1].weight)
+        nn.init.zeros_(self.net[-1].bias)
+
+    def forward(self, x: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
+        return x + self.net(torch.cat([x, latent.flatten(1)], dim=-1))
+
+
+@dataclass
+class LAMOutput:
+    """One training forward pass, in normalized observation space."""
+
+    pred: torch.Tensor  # predicted o_t+1, [B, C, H, W] or [B, D]
+    target: torch.Tensor  # true o_t+1, same shape
+    tokens: torch.Tensor  # [B, K] int64
+    prefix_len: torch.Tensor  # [B] in 1..K
+    loss: torch.Tensor  # scalar MSE
+
+
+class FlexLAM(nn.Module):
+    """Latent action model with a variable-length discrete latent action.
+
+    Public surface (observations in the env's own layout, numpy or torch):
+    ``encode(obs, next_obs) -> tokens [B, K]``, ``embed(tokens, prefix_len=k) -> [B, K, D]``,
+    ``decode(obs, latent) -> next obs``, ``save(dir)``, ``FlexLAM.load(dir)``.
+    """
+
+    def __init__(self, config: LAMConfig):
+        super().__init__()
+        self.config = config
+        levels = config.fsq_levels
+        self.quantizer = FSQ(levels)
+        slot_out = config.num_tokens * len(levels)
+        cond_dim = config.num_tokens * config.latent_dim
+        if config.is_image:
+            in_ch = config.obs_shape[2]
+            self.idm = ImageIDM(in_ch, config.channels, config.hidden_dim, slot_out)
+            self.fdm = ImageFDM(in_ch, config.channels, cond_dim, config.hidden_dim)
+        else:
+            dim = config.obs_shape[0]
+            self.idm = VectorIDM(dim, config.hidden_dim, slot_out)
+            self.fdm = VectorFDM(dim, cond_dim, config.hidden_dim)
+        self.token_proj = nn.Linear(len(levels), config.latent_dim)
+        self.slot_embed = nn.Parameter(torch.randn(config.num_tokens, config.latent_dim) * 0.02)
+        self.null_latent = nn.Parameter(torch.randn(config.latent_dim) / config.latent_dim**0.5)
+        # Vector observations are standardized with dataset statistics (set before training).
+        obs_dim = 1 if config.is_image else config.obs_shape[0]
+        self.register_buffer("obs_mean", torch.zeros(obs_dim))
+        self.register_buffer("obs_std", torch.ones(obs_dim))
+
+    # ----------------------------------------------------------------- sizes
+    @property
+    def num_tokens(self) -> int:
+        """K: the most tokens a latent action can hold."""
+        return self.config.num_tokens
+
+    @property
+    def codebook_size(self) -> int:
+        """V: codes per token."""
+        return self.quantizer.codebook_size
+
+    @property
+    def latent_dim(self) -> int:
+        return self.config.latent_dim
+
+    @property
+    def device(self) -> torch.device:
+        return self.null_latent.device
+
+    # -------------------------------------------------------- normalization
+    def set_obs_stats(self, mean: ArrayLike, std: ArrayLike) -> None:
+        """Standardization for vector observations (ignored for images)."""
+        if self.config.is_image:
+            return
+        mean_t = torch.as_tensor(np.asarray(mean), dtype=torch.float32).reshape(-1)
+        std_t = torch.as_tensor(np.asarray(std), dtype=torch.float32).reshape(-1).clamp_min(1e-6)
+        self.obs_mean.copy_(mean_t)
+        self.obs_std.copy_(std_t)
+
+    def normalize(self, obs: ArrayLike, name: str = "obs") -> torch.Tensor:
+        """Env-layout observations -> network input: ``[B, C, H, W]`` in [0, 1] or standardized ``[B, D]``."""
+        x = self._as_batch(obs, name)
+        if self.config.is_image:
+            return x.permute(0, 3, 1, 2).float() / 255.0
+        return (x.float() - self.obs_mean) / self.obs_std
+
+    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`normalize`: images come back as uint8 ``[B, H, W, C]``."""
+        if self.config.is_image:
+            return (x.clamp(0, 1) * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1)
+        return x * self.obs_std + self.obs_mean
+
+    def _as_batch(self, obs: ArrayLike, name: str) -> torch.Tensor:
+        expected = tuple(self.config.obs_shape)
+        x = torch.as_tensor(obs) if not torch.is_tensor(obs) else obs
+        if tuple(x.shape) == expected:
+            raise ValueError(
+                f"{name} has shape {tuple(x.shape)}: a single observation. Add a batch "
+                f"dimension (obs[None]) to get [B, {', '.join(map(str, expected))}]."
+            )
+        if x.ndim != len(expected) + 1 or tuple(x.shape[1:]) != expected:
+            raise ValueError(
+                f"{name} has shape {tuple(x.shape)}, but this LAM expects [B, {', '.join(map(str, expected))}] "
+                f"({'uint8 images' if self.config.is_image else 'float vectors'}, preprocessing "
+                f"{self.config.preprocess}). Apply the same preprocessing (flexlam_rl.envs.apply_preprocess)."
+            )
+        if self.config.is_image and x.dtype != torch.uint8:
+            raise ValueError(f"{name} must be uint8 pixels (0..255), got dtype {x.dtype}.")
+        if not self.config.is_image and not (x.dtype.is_floating_point or x.dtype in (torch.int32, torch.int64)):
+            raise ValueError(f"{name} must be a float vector, got dtype {x.dtype}.")
+        return x.to(self.device)
+
+    # ------------------------------------------------------------- internals
+    def _tokenize(self, x: torch.Tensor, x_next: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalized inputs -> (slot embeddings with straight-through gradient [B, K, D], tokens [B, K])."""
+        z = self.idm(x, x_next).view(x.shape[0], self.num_tokens, self.quantizer.dim)
+        codes, tokens = self.quantizer(z)
+        return self.token_proj(codes) + self.slot_embed, tokens
+
+    def forward(
+        self, obs: ArrayLike, next_obs: ArrayLike, prefix_len: torch.Tensor | int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> LAMOutput:
+        """Training pass. ``prefix_len=None`` samples it (nested dropout) or uses K (fixed LAM)."""
+        x, x_next = self.normalize(obs), self.normalize(next_obs, "next_obs")
+        slots, tokens = self._tokenize(x, x_next)
+        if prefix_len is None:
+            prefix_len = self.sample_prefix_len(x.shape[0], generator)
+        elif not torch.is_tensor(prefix_len):
+            prefix_len = torch.full((x.shape[0],), int(prefix_len), device=x.device)
+        latent = null_fill(slots, prefix_len, self.null_latent)
+        pred = self.fdm(x, latent)
+        return LAMOutput(pred, x_next, tokens, prefix_len, F.mse_loss(pred, x_next))
+
+    def sample_prefix_len(self, batch: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Nested dropout: ``[B]`` prefix lengths in 1..K (all K when it is off)."""
+        if not self.config.nested_dropout:
+            return torch.full((batch,), self.num_tokens, dtype=torch.long, device=self.device)
+        weights = prefix_weights(self.num_tokens, self.config.prefix_dist, self.config.geometric_p)
+        draws = torch.multinomial(weights, batch, replacement=True, generator=generator)
+        return (draws + 1).to(self.device)
+
+    # ----------------------------------------------------------- public API
+    @torch.no_grad()
+    def encode(self, obs: ArrayLike, next_obs: ArrayLike) -> torch.Tensor:
+        """Transitions -> tokens ``[B, K]`` int64 (the full code; truncate with ``embed``)."""
+        x, x_next = self.normalize(obs), self.normalize(next_obs, "next_obs")
+        _, tokens = self._tokenize(x, x_next)
+        return tokens
+
+    def embed(self, tokens: ArrayLike, prefix_len: int) -> torch.Tensor:
+        """Tokens ``[B, K]`` (or ``[B, k]``) -> null-filled latent ``[B, K, D]``; slots >= k hold the null latent."""
+        k = check_prefix_len(prefix_len, self.num_tokens)
+        t = torch.as_tensor(np.asarray(tokens)) if not torch.is_tensor(tokens) else tokens
+        if t.ndim != 2 or not k <= t.shape[1] <= self.num_tokens:
+            raise ValueError(
+                f"tokens must be [B, n] with prefix_len={k} <= n <= K={self.num_tokens}, got shape {tuple(t.shape)}."
+            )
+        if t.dtype.is_floating_point or t.dtype == torch.bool:
+            raise ValueError(f"tokens must be integers, got dtype {t.dtype}.")
+        if t.numel() and (int(t.min()) < 0 or int(t.max()) >= self.codebook_size):
+            raise ValueError(f"tokens must be in 0..{self.codebook_size - 1} (codebook_size), got {int(t.min())}..{int(t.max())}.")
+        t = t.to(self.device).long()
+        if t.shape[1] < self.num_tokens:  # pad: those slots are nulled anyway
+            t = F.pad(t, (0, self.num_tokens - t.shape[1]))
+        slots = self.token_proj(self.quantizer.indices_to_codes(t)) + self.slot_embed
+        return null_fill(slots, k, self.null_latent)
+
+    def decode(self, obs: ArrayLike, latent: torch.Tensor) -> torch.Tensor:
+        """Predict the next observation from ``obs`` and a latent ``[B, K, D]``, in ``obs``'s layout."""
+        x = self.normalize(obs)
+        expected = (x.shape[0], self.num_tokens, self.latent_dim)
+        if not torch.is_tensor(latent) or tuple(latent.shape) != expected:
+            got = tuple(latent.shape) if hasattr(latent, "shape") else type(latent).__name__
+            raise ValueError(f"latent must be a tensor of shape {expected} (from lam.embed), got {got}.")
+        return self.denormalize(self.fdm(x, latent.to(self.device, torch.float32)))
+
+    def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
+        """Write ``model.safetensors`` + ``config.json`` into the directory ``path`` (atomically)."""
+        from .checkpoint import save_module
+
+        return save_module(self, path, kind="lam", config=self.config.to_dict(), extra=extra)
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | torch.device = "cpu") -> FlexLAM:
+        """Rebuild a LAM from a directory written by :meth:`save`; validates before building anything."""
+        from .checkpoint import load_module
+
+        return load_module(path, kind="lam", build=lambda cfg: cls(LAMConfig.from_dict(cfg)), device=device)
+
+
+def check_prefix_len(prefix_len: Any, num_tokens: int) -> int:
+    """Validate a token budget: an integer in 1..K, else a ``ValueError`` naming the range."""
+    if isinstance(prefix_len, bool) or not isinstance(prefix_len, (int, np.integer)):
+        if torch.is_tensor(prefix_len) and prefix_len.ndim == 0 and not prefix_len.dtype.is_floating_point:
+            prefix_len = int(prefix_len)
+        else:
+            raise ValueError(f"prefix_len must be an integer in 1..{num_tokens}, got {prefix_len!r}.")
+    if not 1 <= int(prefix_len) <= num_tokens:
+        raise ValueError(f"prefix_len must be in 1..{num_tokens} (K = num_tokens), got {int(prefix_len)}.")
+    return int(prefix_len)

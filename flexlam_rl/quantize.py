@@ -1,0 +1,76 @@
+"""Finite scalar quantization (FSQ, Mentzer et al. 2023): one discrete token per slot.
+
+Why FSQ rather than VQ-EMA: the "codebook" is a fixed grid, so there is nothing to
+collapse or reset, no commitment loss and no EMA state; the only failure left is a slot
+whose encoder output stops varying, which :func:`code_usage` measures per slot.
+FlexTok uses the same quantizer for its flexible-length 1D tokens.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import nn
+
+
+class FSQ(nn.Module):
+    """Quantize each slot's ``L = len(levels)`` channels to a grid; ``codebook_size = prod(levels)``.
+
+    Shapes: ``z [..., L]`` (continuous) -> ``codes [..., L]`` in [-1, 1] and ``indices [...]``
+    in ``0..codebook_size-1``. Gradients pass straight through the rounding.
+    """
+
+    def __init__(self, levels: Sequence[int]):
+        super().__init__()
+        levels = [int(v) for v in levels]
+        if not levels or any(v < 2 for v in levels):
+            raise ValueError(f"FSQ levels must be a non-empty list of integers >= 2, got {levels}.")
+        self.levels = levels
+        level_t = torch.tensor(levels, dtype=torch.float32)
+        basis = torch.tensor([math.prod(levels[:i]) for i in range(len(levels))], dtype=torch.long)
+        self.register_buffer("_levels", level_t, persistent=False)
+        self.register_buffer("_basis", basis, persistent=False)
+        self.register_buffer("_half_width", torch.floor(level_t / 2), persistent=False)
+
+    @property
+    def dim(self) -> int:
+        return len(self.levels)
+
+    @property
+    def codebook_size(self) -> int:
+        return math.prod(self.levels)
+
+    def _bound(self, z: torch.Tensor) -> torch.Tensor:
+        """Squash to (-L/2, L/2) with even levels offset by 0.5 so rounding hits L values."""
+        eps = 1e-3
+        half_l = (self._levels - 1) * (1 - eps) / 2
+        offset = torch.where(self._levels % 2 == 0, 0.5, 0.0)
+        shift = torch.atanh(offset / half_l)
+        return torch.tanh(z + shift) * half_l - offset
+
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        bounded = self._bound(z)
+        rounded = bounded + (torch.round(bounded) - bounded).detach()
+        codes = rounded / self._half_width
+        return codes, self.codes_to_indices(codes)
+
+    def codes_to_indices(self, codes: torch.Tensor) -> torch.Tensor:
+        digits = torch.round(codes * self._half_width + self._half_width).long()
+        return (digits * self._basis).sum(dim=-1)
+
+    def indices_to_codes(self, indices: torch.Tensor) -> torch.Tensor:
+        digits = (indices.unsqueeze(-1) // self._basis) % self._levels.long()
+        return (digits.float() - self._half_width) / self._half_width
+
+
+def code_usage(indices: torch.Tensor, codebook_size: int) -> torch.Tensor:
+    """Per-slot perplexity ``exp(H)`` of token usage: ``indices [N, K] -> [K]``.
+
+    1.0 means the slot emits a single code (collapsed); ``codebook_size`` means uniform use.
+    """
+    one_hot = torch.nn.functional.one_hot(indices.long(), codebook_size).float()  # [N, K, V]
+    probs = one_hot.mean(dim=0)
+    entropy = -(probs * torch.log(probs.clamp_min(1e-12))).sum(dim=-1)
+    return torch.exp(entropy)

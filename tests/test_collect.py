@@ -1,0 +1,74 @@
+"""flexlam-collect writes real local Minari datasets, atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import minari
+import numpy as np
+import pytest
+
+from flexlam_rl import collect as collect_module
+from flexlam_rl.collect import collect_dataset, minari_root
+
+
+def test_collected_dataset_is_a_real_minari_dataset(pixel_dataset: str) -> None:
+    assert pixel_dataset in minari.list_local_datasets()
+    dataset = minari.load_dataset(pixel_dataset)
+    assert dataset.total_episodes == 8
+    episode = dataset[0]
+    assert episode.observations.shape[1:] == (32, 32, 3)
+    assert len(episode.observations) == len(episode.actions) + 1
+    env = dataset.recover_environment()
+    obs, _ = env.reset(seed=0)  # episode 0 was reset with the collection seed 0
+    assert np.array_equal(obs, episode.observations[0])
+
+
+def test_dataset_loads_in_a_fresh_process(pixel_dataset: str) -> None:
+    code = (
+        "import json, minari; d = minari.load_dataset(%r); "
+        "print(json.dumps([d.total_episodes, d.total_steps, list(d.observation_space.shape)]))" % pixel_dataset
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ, check=True)
+    episodes, steps, shape = json.loads(out.stdout.strip().splitlines()[-1])
+    assert episodes == 8 and steps > 8 and shape == [32, 32, 3]
+
+
+def test_invalid_id_fails_before_touching_disk(isolated_roots) -> None:
+    before = set(minari_root().rglob("*")) if minari_root().exists() else set()
+    for bad in ["no-version", "../escape-v0", "a b/c-v0", ""]:
+        with pytest.raises(ValueError, match="Invalid Minari dataset id"):
+            collect_dataset(bad, "cartpole", "random", num_episodes=1)
+    after = set(minari_root().rglob("*")) if minari_root().exists() else set()
+    assert after == before
+
+
+def test_existing_id_is_refused_unless_overwrite(vector_dataset: str) -> None:
+    with pytest.raises(FileExistsError, match="overwrite"):
+        collect_dataset(vector_dataset, "cartpole", "random", num_episodes=1)
+
+
+def test_crash_mid_collection_leaves_nothing_behind(isolated_roots, monkeypatch) -> None:
+    real = collect_module.run_episodes
+
+    def crash_after_two(*args, **kwargs):
+        for i, episode in enumerate(real(*args, **kwargs)):
+            if i == 2:
+                raise RuntimeError("simulated crash")
+            yield episode
+
+    monkeypatch.setattr(collect_module, "run_episodes", crash_after_two)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        collect_dataset("test/crash/random-v0", "cartpole", "random", num_episodes=5, flush_every=1)
+    assert not (minari_root() / "test/crash/random-v0").exists()
+    assert not [p for p in minari_root().iterdir() if p.name.startswith(".flexlam-tmp")]
+    assert "test/crash/random-v0" not in minari.list_local_datasets()  # listing still works
+
+
+def test_overwrite_replaces_dataset(isolated_roots) -> None:
+    collect_dataset("test/over/random-v0", "cartpole", "random", num_episodes=2, seed=0)
+    collect_dataset("test/over/random-v0", "cartpole", "random", num_episodes=3, seed=1, overwrite=True)
+    assert minari.load_dataset("test/over/random-v0").total_episodes == 3

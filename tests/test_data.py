@@ -1,0 +1,70 @@
+"""Minari episodes -> transitions: exact frames, splits by episode, deterministic batches."""
+
+from __future__ import annotations
+
+import minari
+import numpy as np
+import pytest
+
+from flexlam_rl.data import DataError, StepBatchSampler, load_transitions, split_episodes
+
+
+def test_transitions_are_consecutive_frames_with_actions(pixel_dataset: str) -> None:
+    data = load_transitions(pixel_dataset, heldout_fraction=0.25, seed=0)
+    dataset = minari.load_dataset(pixel_dataset)
+    episodes = {ep.id: ep for ep in dataset.iterate_episodes()}
+    train = data.train
+    for i in [0, 7, len(train) - 1]:
+        item = train[i]
+        ep = episodes[int(train.episode_index[i])]
+        t = int(train.frame_index[i] - train.sources[0].frame_starts[train.episode_index[i]])
+        assert np.array_equal(item["obs"], ep.observations[t])
+        assert np.array_equal(item["next_obs"], ep.observations[t + 1])
+        assert item["action"] == ep.actions[t]
+    assert len(data.train) + len(data.heldout) == dataset.total_steps
+
+
+def test_split_is_by_episode_and_disjoint(pixel_dataset: str) -> None:
+    data = load_transitions(pixel_dataset, heldout_fraction=0.25, seed=3)
+    train_eps, held_eps = set(data.train.episodes), set(data.heldout.episodes)
+    assert train_eps and held_eps and not train_eps & held_eps
+    assert len(train_eps | held_eps) == 8 and len(held_eps) == 2
+    assert set(np.unique(data.heldout.episode_index)) == {e for _, e in held_eps}
+    assert split_episodes(data.train.sources, 0.25, 3) == (sorted(train_eps), sorted(held_eps))
+
+
+def test_image_frames_are_memory_mapped(pixel_dataset: str) -> None:
+    data = load_transitions(pixel_dataset)
+    frames = data.train.sources[0].frames
+    assert isinstance(frames, np.memmap) and frames.dtype == np.uint8
+    assert data.obs_shape == (32, 32, 3) and data.is_image
+    assert data.preprocess["kind"] == "minigrid_rgb"
+
+
+def test_vector_datasets_use_the_same_path(vector_dataset: str) -> None:
+    data = load_transitions(vector_dataset)
+    assert data.obs_shape == (4,) and not data.is_image
+    batch = data.train.__getitems__([0, 1, 2])
+    assert batch["obs"].dtype == np.float32 and batch["action"].dtype == np.int64
+    mean, std = data.obs_stats()
+    assert mean.shape == (4,) and (std > 0).all()
+
+
+def test_step_batches_are_a_function_of_seed_and_step() -> None:
+    full = list(StepBatchSampler(50, 16, seed=1, start_step=0, num_steps=10))
+    resumed = list(StepBatchSampler(50, 16, seed=1, start_step=6, num_steps=4))
+    assert full[6:] == resumed
+    first_epoch = [i for batch in full[:3] for i in batch][:50]
+    assert sorted(first_epoch[:48]) != first_epoch[:48]  # shuffled
+    assert len(set(first_epoch)) == len(first_epoch)  # no repeats inside an epoch
+    assert full != list(StepBatchSampler(50, 16, seed=2, start_step=0, num_steps=10))
+
+
+def test_missing_dataset_says_how_to_create_it() -> None:
+    with pytest.raises(DataError, match="flexlam-collect"):
+        load_transitions("test/does-not/exist-v0")
+
+
+def test_mixed_observation_shapes_are_refused(pixel_dataset: str, vector_dataset: str) -> None:
+    with pytest.raises(DataError, match="disagree on observation shape"):
+        load_transitions([pixel_dataset, vector_dataset])
