@@ -203,7 +203,7 @@ def pretrain(
     writer = SummaryWriter(str(run_dir / "tb"), purge_step=start if start else None)
     loader = step_loader(data.train, cfg.batch_size, cfg.seed, start, max(0, cfg.steps - start), cfg.num_workers)
     progress = _progress(cfg, start)
-    t0, loss_value, usage = time.time(), float("nan"), torch.zeros(lam.num_tokens)
+    t0, loss_value, usage = time.time(), float("nan"), torch.full((lam.num_tokens,), float("nan"))
     recent_tokens: list[torch.Tensor] = []
     lam.train()
     step = start
@@ -240,7 +240,7 @@ def pretrain(
                 lam.train()
             if progress is not None:
                 progress.update(1)
-                progress.set_postfix(loss=f"{loss_value:.5f}", min_usage=f"{float(usage.min()):.2f}")
+                progress.set_postfix(loss=f"{loss_value:.5f}", min_code_usage=f"{float(usage.min()):.2f}", refresh=False)
             if on_step is not None:
                 on_step(step, loss_value)
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
@@ -272,9 +272,14 @@ def _check_same_run(run_dir: Path, record: dict[str, Any]) -> None:
         return
     previous = read_json(path, "run record")
     for key in ("lam", "train", "datasets"):
-        if previous.get(key) != json.loads(json.dumps(record[key])):
+        old, new = previous.get(key), json.loads(json.dumps(record[key]))
+        if old != new:
+            if isinstance(old, dict) and isinstance(new, dict):
+                changed = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k))
+            else:
+                changed = f"{old!r} -> {new!r}"
             raise ValueError(
-                f"{run_dir} already holds a run with a different '{key}' config, so it cannot resume it. "
+                f"{run_dir} already holds a run with a different '{key}' config ({changed}), so it cannot resume it. "
                 f"Use a new run_dir, or delete {run_dir} to start over."
             )
 
@@ -282,6 +287,10 @@ def _check_same_run(run_dir: Path, record: dict[str, Any]) -> None:
 def _progress(cfg: TrainConfig, start: int):
     if not cfg.progress:
         return None
+    import sys
+
     from tqdm.auto import tqdm
 
-    return tqdm(total=cfg.steps, initial=start, desc="pretrain", unit="step", dynamic_ncols=True)
+    interactive = sys.stderr.isatty()  # in logs, a line every 10 s instead of a stream of redraws
+    return tqdm(total=cfg.steps, initial=start, desc="pretrain", unit="step", dynamic_ncols=True,
+                mininterval=0.5 if interactive else 10.0)

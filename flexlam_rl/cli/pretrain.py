@@ -18,13 +18,17 @@ from ..train import TrainConfig, pretrain
 from ._common import CONFIG_PATH, clean_errors, run_dir, to_plain
 
 
-def lam_config_from(lam_cfg: Any, data: TransitionData) -> LAMConfig:
-    """Hydra ``lam`` group + the data's observation layout -> a validated :class:`LAMConfig`."""
+def lam_config_from(lam_cfg: Any, data: TransitionData | None) -> LAMConfig:
+    """Hydra ``lam`` group + the data's observation layout -> a validated :class:`LAMConfig`.
+
+    With ``data=None`` only the data-independent fields are checked (against a stand-in
+    image shape), so a typo fails before any dataset is opened.
+    """
     values = dict(to_plain(lam_cfg))
     values.pop("name", None)
-    values.setdefault("obs_shape", list(data.obs_shape))
-    values.setdefault("obs_dtype", "uint8" if data.is_image else "float32")
-    values.setdefault("preprocess", data.preprocess)
+    values.setdefault("obs_shape", list(data.obs_shape) if data else [64, 64, 3])
+    values.setdefault("obs_dtype", "uint8" if len(values["obs_shape"]) == 3 else "float32")
+    values.setdefault("preprocess", data.preprocess if data else {"kind": "identity"})
     return LAMConfig.from_dict(values)
 
 
@@ -39,9 +43,10 @@ def train_config_from(train_cfg: Any, **overrides: Any) -> TrainConfig:
 
 def pretrain_from_config(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     """Load data, train or resume in ``out_dir``, evaluate per budget; returns the metrics."""
+    train_cfg = train_config_from(cfg.train)
+    lam_config_from(cfg.lam, None)
     data = load_transitions(list(cfg.data.datasets), cfg.data.heldout_fraction, cfg.data.split_seed, cfg.data.obs_key)
     lam_cfg = lam_config_from(cfg.lam, data)
-    train_cfg = train_config_from(cfg.train)
     print(f"pretraining {'FlexLAM' if lam_cfg.nested_dropout else 'fixed-capacity LAM'} (K={lam_cfg.num_tokens}, "
           f"V={lam_cfg.codebook_size}) on {len(data.train)} transitions from {data.dataset_ids} -> {out_dir}")
     result = pretrain(out_dir, data, lam_cfg, train_cfg, run_info={"lam_name": cfg.lam.get("name", "lam")})

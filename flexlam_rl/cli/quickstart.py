@@ -7,7 +7,7 @@ reconstruction error per token budget -> print where the checkpoint is.
 from __future__ import annotations
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, open_dict
 
 from ..collect import collect_dataset, dataset_exists, default_dataset_id
 from ._common import CONFIG_PATH, clean_errors, run_dir
@@ -34,8 +34,9 @@ def collect_missing(env: str, specs: list) -> list[str]:
 def main(cfg: DictConfig) -> None:
     out = run_dir()
     ids = collect_missing(cfg.env, list(cfg.collect))
-    pretrain_cfg = OmegaConf.merge(cfg, {"data": {"datasets": ids}})
-    pretrain_from_config(pretrain_cfg, out)
+    with open_dict(cfg):  # the collected ids become the pretraining data
+        cfg.data.datasets = ids
+    pretrain_from_config(cfg, out)
     print(f"\nquickstart done. Checkpoints: {out.resolve()}/lam (FlexLAM.load), {out.resolve()}/checkpoints")
 
 

@@ -1,0 +1,86 @@
+"""The Hydra entry points, run as a user runs them (subprocess, overrides, clean errors)."""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import minari
+import pytest
+
+from flexlam_rl import FlexLAM
+
+TINY = ["lam.channels=[8,16]", "lam.hidden_dim=64", "lam.num_tokens=4", "train.progress=false", "train.batch_size=16"]
+
+
+def run_cli(module: str, *overrides: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", f"flexlam_rl.cli.{module}", *overrides],
+        cwd=cwd, env=os.environ.copy(), capture_output=True, text=True, timeout=600,
+    )
+
+
+def test_configs_ship_as_package_data() -> None:
+    configs = importlib.resources.files("flexlam_rl.configs")
+    for name in ("collect.yaml", "pretrain.yaml", "quickstart.yaml", "lam/flexlam.yaml", "lam/fixed.yaml", "train/default.yaml"):
+        assert (configs / name).is_file(), name
+
+
+def test_collect_then_pretrain_then_resume(tmp_path: Path) -> None:
+    out = run_cli("collect", "env=minigrid-empty", "behaviour=random", "episodes=4", "max_episode_steps=15",
+                  "dataset_id=cli/empty/random-v0", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "cli/empty/random-v0" in minari.list_local_datasets()
+    assert not list(tmp_path.glob("*.log"))  # collect leaves no Hydra files in the cwd
+
+    args = ["data.datasets=[cli/empty/random-v0]", "data.heldout_fraction=0.25", "train.steps=6",
+            "train.checkpoint_every=3", f"run_dir={tmp_path / 'run'}", *TINY]
+    out = run_cli("pretrain", *args, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert f"LAM checkpoint: {(tmp_path / 'run' / 'lam').resolve()}" in out.stdout
+    assert "k=4" in out.stdout and "code usage" in out.stdout
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert set(metrics["heldout"]["mse"]) == {"1", "2", "3", "4"} and metrics["step"] == 6
+    assert list((tmp_path / "run" / "tb").iterdir())  # TensorBoard events
+    assert FlexLAM.load(tmp_path / "run" / "lam").num_tokens == 4
+
+    again = run_cli("pretrain", *args, cwd=tmp_path)
+    assert again.returncode == 0 and "resumed from step 6" in again.stdout
+
+
+def test_sweep_runs_each_job_in_its_own_dir(tmp_path: Path) -> None:
+    assert run_cli("collect", "env=minigrid-empty", "behaviour=random", "episodes=3", "max_episode_steps=10",
+                   "dataset_id=cli/sweep/random-v0", cwd=tmp_path).returncode == 0
+    out = run_cli("pretrain", "-m", "data.datasets=[cli/sweep/random-v0]", "train.steps=2",
+                  "lam.nested_dropout=true,false", f"hydra.sweep.dir={tmp_path / 'sweep'}", *TINY, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    configs = [json.loads((tmp_path / "sweep" / str(i) / "lam" / "config.json").read_text())["config"] for i in (0, 1)]
+    assert [c["nested_dropout"] for c in configs] == [True, False]
+
+
+def test_quickstart_runs_end_to_end_on_a_tiny_override(tmp_path: Path) -> None:
+    out = run_cli("quickstart", "env=minigrid-empty", "collect=[{behaviour: random, episodes: 3, seed: 0}]",
+                  "train.steps=3", f"run_dir={tmp_path / 'qs'}", *TINY, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "quickstart done" in out.stdout and str((tmp_path / "qs").resolve()) in out.stdout
+
+
+@pytest.mark.parametrize(
+    "module, overrides, message",
+    [
+        ("pretrain", ["train.stepz=3"], "Could not override 'train.stepz'"),
+        ("pretrain", ["lam.prefix_dist=gaussian"], "prefix_dist must be one of"),
+        ("pretrain", ["data.datasets=[nobody/nothing/here-v0]"], "flexlam-collect"),
+        ("collect", ["env=NoSuchEnv-v0"], "Unknown env"),
+        ("collect", ["dataset_id=bad id"], "Invalid Minari dataset id"),
+    ],
+)
+def test_bad_input_gets_a_clear_error_not_a_traceback(tmp_path: Path, module: str, overrides: list[str], message: str) -> None:
+    out = run_cli(module, *overrides, f"hydra.run.dir={tmp_path}", cwd=tmp_path)
+    assert out.returncode != 0
+    assert message in out.stderr
+    assert "Traceback" not in out.stderr
