@@ -29,10 +29,6 @@ QUICKSTART_DATA = [
 ]
 
 
-class _Spec(dict):
-    __getattr__ = dict.__getitem__
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=1200)
@@ -41,7 +37,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
 
-    ids = collect_missing("minigrid-doorkey", [_Spec(s) for s in QUICKSTART_DATA])
+    ids = collect_missing("minigrid-doorkey", QUICKSTART_DATA)
     data = load_transitions(ids, heldout_fraction=0.1, seed=0)
     rows, timing = {}, {}
     for name, nested in (("flexlam", True), ("fixed_K8", False)):

@@ -38,9 +38,9 @@ def ensure_env_registered(env_id: str) -> bool:
 def resize_frame(frame: np.ndarray, frame_size: int) -> np.ndarray:
     """[H, W, 3] uint8 -> [S, S, 3] uint8 (antialiased; a no-op when already S x S)."""
     if frame.shape[0] == frame_size and frame.shape[1] == frame_size:
-        return np.ascontiguousarray(frame, dtype=np.uint8)
+        return np.array(frame, dtype=np.uint8)
     image = Image.fromarray(np.asarray(frame, dtype=np.uint8))
-    return np.asarray(image.resize((frame_size, frame_size), Image.Resampling.BILINEAR), dtype=np.uint8)
+    return np.array(image.resize((frame_size, frame_size), Image.Resampling.BILINEAR), dtype=np.uint8)
 
 
 def _frame_space(frame_size: int) -> spaces.Box:

@@ -150,6 +150,8 @@ def load_module(
     header = read_header(path, kind)
     module = build(header["config"])
     load_state_strict(module, read_tensors(path / WEIGHTS_FILE), str(path))
+    module.source_path = str(path)  # lets wrappers record a re-creatable (JSON) spec
+    module.extra = header.get("extra", {})
     return module.to(device).eval()
 
 

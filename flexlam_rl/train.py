@@ -197,6 +197,7 @@ def pretrain(
         state = load_checkpoint(ckpt, lam, optimizer)
         start, history, elapsed_before = int(state["step"]), list(state.get("history", [])), float(state.get("wall_time_s", 0.0))
     resumed_from = start
+    lam_extra = {"datasets": data.dataset_ids, "seed": cfg.seed}
 
     from torch.utils.tensorboard import SummaryWriter
 
@@ -245,14 +246,15 @@ def pretrain(
                 on_step(step, loss_value)
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
                 state = {"seed": cfg.seed, "history": history, "wall_time_s": elapsed_before + time.time() - t0,
-                         "code_usage": usage.tolist()}
+                         "code_usage": usage.tolist(), "lam_extra": lam_extra}
                 save_checkpoint(run_dir, lam, optimizer, step, state, cfg.keep_checkpoints)
     finally:
         writer.close()
         if progress is not None:
             progress.close()
     if step == start and start > 0 and not (run_dir / "lam" / "model.safetensors").is_file():
-        save_checkpoint(run_dir, lam, optimizer, step, {"seed": cfg.seed, "history": history}, cfg.keep_checkpoints)
+        save_checkpoint(run_dir, lam, optimizer, step, {"seed": cfg.seed, "history": history, "lam_extra": lam_extra},
+                        cfg.keep_checkpoints)
     lam.eval()
     return PretrainResult(
         run_dir=run_dir, lam_dir=run_dir / "lam", step=step, resumed_from=resumed_from, final_loss=loss_value,

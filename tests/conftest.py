@@ -54,3 +54,41 @@ def tiny_lam_config(data, **overrides):
                   preprocess=data.preprocess)
     values.update(overrides)
     return LAMConfig.from_dict(values)
+
+
+FAST_TRAIN = dict(batch_size=32, lr=3e-3, warmup_steps=5, progress=False, eval_every=10_000, log_every=10)
+
+
+@pytest.fixture(scope="session")
+def cartpole_models(vector_dataset: str, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A vector LAM trained on random CartPole data and a translator aligned on 100 labels."""
+    from flexlam_rl import FlexLAM
+    from flexlam_rl.align import AlignConfig, LabelConfig, action_spec, embed_transitions, select_labels, train_translator
+    from flexlam_rl.data import load_transitions
+    from flexlam_rl.train import TrainConfig, pretrain
+
+    root = tmp_path_factory.mktemp("cartpole_run")
+    data = load_transitions(vector_dataset, heldout_fraction=0.2)
+    result = pretrain(root, data, tiny_lam_config(data, num_tokens=4, fsq_levels=[8]), TrainConfig(steps=300, **FAST_TRAIN))
+    lam = FlexLAM.load(result.lam_dir)
+    labeled = embed_transitions(lam, data.train, select_labels(data.train, LabelConfig(count=100)))
+    translator = train_translator(lam, labeled, action_spec(data.train.sources[0].action_space), AlignConfig(steps=300))
+    translator.save(root / "translator")
+    return {"data": data, "lam_dir": root / "lam", "translator_dir": root / "translator", "lam": lam, "translator": translator}
+
+
+@pytest.fixture(scope="session")
+def pixel_models(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """An untrained 64x64 MiniGrid LAM (K=8) and a Discrete(7) translator, for wrapper checks."""
+    from flexlam_rl import FlexLAM, LAMConfig
+    from flexlam_rl.align import Translator, TranslatorConfig
+
+    root = tmp_path_factory.mktemp("pixel_models")
+    torch.manual_seed(0)
+    lam = FlexLAM(LAMConfig(obs_shape=[64, 64, 3], num_tokens=8, channels=[8, 16], hidden_dim=64, latent_dim=8,
+                            preprocess={"kind": "minigrid_rgb", "frame_size": 64, "tile_size": 8}))
+    lam.save(root / "lam")
+    translator = Translator(TranslatorConfig(num_tokens=8, latent_dim=8, action={"type": "discrete", "n": 7, "start": 0},
+                                             hidden_dim=32, use_obs=True, obs_shape=[64, 64, 3], obs_channels=[8, 16]))
+    translator.save(root / "translator")
+    return {"lam_dir": root / "lam", "translator_dir": root / "translator"}

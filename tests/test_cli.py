@@ -62,11 +62,42 @@ def test_sweep_runs_each_job_in_its_own_dir(tmp_path: Path) -> None:
     assert [c["nested_dropout"] for c in configs] == [True, False]
 
 
-def test_quickstart_runs_end_to_end_on_a_tiny_override(tmp_path: Path) -> None:
-    out = run_cli("quickstart", "env=minigrid-empty", "collect=[{behaviour: random, episodes: 3, seed: 0}]",
-                  "train.steps=3", f"run_dir={tmp_path / 'qs'}", *TINY, cwd=tmp_path)
+QUICKSTART_TINY = [
+    "env=minigrid-empty", "collect=[{behaviour: random, episodes: 4, seed: 0}]", "expert.episodes=3", "train.steps=3",
+    "translator.steps=20", "translator.hidden_dim=16", "bc.steps=5", "latent_bc.episodes=1", "latent_bc.budgets=[1,4]",
+    "agent.env=minigrid-empty", "agent.total_timesteps=64", "agent.n_envs=2", "agent.eval_freq=64", "agent.eval_episodes=1",
+    "agent.progress_bar=false", "+agent.algo_kwargs={n_steps: 32, batch_size: 32}",
+]
+
+
+def test_quickstart_runs_the_whole_pipeline_on_a_tiny_override(tmp_path: Path) -> None:
+    out = run_cli("quickstart", *QUICKSTART_TINY, f"run_dir={tmp_path / 'qs'}", *TINY, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "quickstart done" in out.stdout and str((tmp_path / "qs").resolve()) in out.stdout
+    for stage in ("=== pretrain ===", "=== align ===", "=== latent BC ===", "=== agent in latent space ==="):
+        assert stage in out.stdout
+    run = tmp_path / "qs"
+    for artifact in ("lam/model.safetensors", "translator/model.safetensors", "latent_bc/model.safetensors",
+                     "agent/model.zip", "align_metrics.json", "latent_bc_metrics.json", "agent/agent_metrics.json"):
+        assert (run / artifact).is_file(), artifact
+    align = json.loads((run / "align_metrics.json").read_text())
+    assert align["labels"] >= 1 and set(align["by_budget"]) == {"1", "2", "3", "4"} and "supervised_idm" in align
+
+
+def test_align_and_agent_entry_points(tmp_path: Path) -> None:
+    out = run_cli("quickstart", *QUICKSTART_TINY, f"run_dir={tmp_path / 'qs'}", *TINY, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    lam_dir = tmp_path / "qs" / "lam"
+    out = run_cli("align", f"lam_dir={lam_dir}", "labels=low_return", "labels.count=3", "labels.quantile=0.5",
+                  "translator.steps=10", "eval.datasets=[flexlam/minigrid-empty/expert-v0]", "eval.supervised_idm=false",
+                  f"out={tmp_path / 'low'}", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "3 labels (low_return protocol" in out.stdout
+    out = run_cli("train_agent", "agent.space=raw", "agent.env=cartpole", "agent.total_timesteps=256", "agent.n_envs=2",
+                  "agent.eval_freq=128", "agent.eval_episodes=1", "agent.progress_bar=false", f"run_dir={tmp_path / 'agent'}",
+                  cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "agent" / "model.zip").is_file()
 
 
 @pytest.mark.parametrize(
@@ -77,6 +108,10 @@ def test_quickstart_runs_end_to_end_on_a_tiny_override(tmp_path: Path) -> None:
         ("pretrain", ["data.datasets=[nobody/nothing/here-v0]"], "flexlam-collect"),
         ("collect", ["env=NoSuchEnv-v0"], "Unknown env"),
         ("collect", ["dataset_id=bad id"], "Invalid Minari dataset id"),
+        ("align", ["lam_dir=/nonexistent/lam"], "No saved lam at /nonexistent/lam"),
+        ("align", ["labels.fraction=0"], "fraction must be in (0, 1]"),
+        ("train_agent", ["agent.algo=dqn"], "agent.algo must be one of"),
+        ("latent_bc", ["lam_dir=/nonexistent/lam"], "No saved lam"),
     ],
 )
 def test_bad_input_gets_a_clear_error_not_a_traceback(tmp_path: Path, module: str, overrides: list[str], message: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import sys
@@ -31,6 +32,16 @@ def run_dir() -> Path:
 def to_plain(cfg: Any) -> Any:
     """OmegaConf -> plain Python (SB3 and our dataclasses want plain dicts and lists)."""
     return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) or OmegaConf.is_config(cfg) else cfg
+
+
+def dataclass_from(cls: type, values: Any, section: str) -> Any:
+    """Build a config dataclass from a Hydra section, naming unknown keys instead of a TypeError."""
+    values = dict(to_plain(values))
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"Unknown {section} keys {unknown}; known: {sorted(known)}.")
+    return cls(**values)
 
 
 def clean_errors(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -10,12 +9,12 @@ import hydra
 from omegaconf import DictConfig
 
 from ..checkpoint import atomic_write_json
-from ..config import ConfigError, LAMConfig
+from ..config import LAMConfig
 from ..data import TransitionData, load_transitions
 from ..evaluate import format_budget_table, reconstruction_by_budget
 from ..model import FlexLAM
 from ..train import TrainConfig, pretrain
-from ._common import CONFIG_PATH, clean_errors, run_dir, to_plain
+from ._common import CONFIG_PATH, clean_errors, dataclass_from, run_dir, to_plain
 
 
 def lam_config_from(lam_cfg: Any, data: TransitionData | None) -> LAMConfig:
@@ -32,18 +31,9 @@ def lam_config_from(lam_cfg: Any, data: TransitionData | None) -> LAMConfig:
     return LAMConfig.from_dict(values)
 
 
-def train_config_from(train_cfg: Any, **overrides: Any) -> TrainConfig:
-    values = {**dict(to_plain(train_cfg)), **overrides}
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ConfigError(f"Unknown train keys {unknown}; known: {sorted(known)}.")
-    return TrainConfig(**values)
-
-
 def pretrain_from_config(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     """Load data, train or resume in ``out_dir``, evaluate per budget; returns the metrics."""
-    train_cfg = train_config_from(cfg.train)
+    train_cfg = dataclass_from(TrainConfig, cfg.train, "train")
     lam_config_from(cfg.lam, None)
     data = load_transitions(list(cfg.data.datasets), cfg.data.heldout_fraction, cfg.data.split_seed, cfg.data.obs_key)
     lam_cfg = lam_config_from(cfg.lam, data)

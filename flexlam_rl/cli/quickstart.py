@@ -1,17 +1,23 @@
 """``flexlam-quickstart``: the main job on a small default, end to end.
 
-collect local Minari datasets (reused when present) -> pretrain a FlexLAM -> held-out
-reconstruction error per token budget -> print where the checkpoint is.
+collect local Minari datasets (reused when present) -> pretrain a FlexLAM -> align a
+translator on a few labels -> latent BC on action-free expert data -> an SB3 agent in
+latent space -> print where every checkpoint is.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import hydra
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ..collect import collect_dataset, dataset_exists, default_dataset_id
 from ._common import CONFIG_PATH, clean_errors, run_dir
+from .align import align_from_config
+from .latent_bc import latent_bc_from_config
 from .pretrain import pretrain_from_config
+from .train_agent import agent_from_config
 
 
 def collect_missing(env: str, specs: list) -> list[str]:
@@ -19,25 +25,54 @@ def collect_missing(env: str, specs: list) -> list[str]:
     ids = []
     for spec in specs:
         epsilon = float(spec.get("epsilon", 0.3))
-        dataset_id = spec.get("dataset_id") or default_dataset_id(env, spec.behaviour, epsilon if spec.behaviour == "noisy" else None)
+        dataset_id = spec.get("dataset_id") or default_dataset_id(env, spec["behaviour"], epsilon if spec["behaviour"] == "noisy" else None)
         if dataset_exists(dataset_id):
             print(f"[collect] reusing {dataset_id}")
         else:
-            stats = collect_dataset(dataset_id, env, spec.behaviour, int(spec.episodes), int(spec.seed), epsilon)
+            stats = collect_dataset(dataset_id, env, spec["behaviour"], int(spec["episodes"]), int(spec["seed"]), epsilon)
             print(f"[collect] {dataset_id}: {stats.episodes} episodes, {stats.steps} steps, mean return {stats.mean_return:.3f}")
         ids.append(dataset_id)
     return ids
 
 
+def _stage(title: str) -> None:
+    print(f"\n=== {title} ===")
+
+
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="quickstart")
 @clean_errors
 def main(cfg: DictConfig) -> None:
-    out = run_dir()
+    out = run_dir().resolve()
+    _stage("collect")
     ids = collect_missing(cfg.env, list(cfg.collect))
+    expert_id = collect_missing(cfg.env, [{"behaviour": "expert", **cfg.expert}])[0]
+
+    _stage("pretrain")
     with open_dict(cfg):  # the collected ids become the pretraining data
         cfg.data.datasets = ids
     pretrain_from_config(cfg, out)
-    print(f"\nquickstart done. Checkpoints: {out.resolve()}/lam (FlexLAM.load), {out.resolve()}/checkpoints")
+    lam_dir = out / "lam"
+
+    _stage("align")
+    align_from_config(OmegaConf.create({
+        "lam_dir": str(lam_dir), "out": None, "labels": cfg.labels, "translator": cfg.translator,
+        "eval": {"datasets": [expert_id], "budgets": cfg.eval.budgets, "supervised_idm": cfg.eval.supervised_idm},
+    }))
+
+    _stage("latent BC")
+    latent_bc_from_config(OmegaConf.create({
+        "lam_dir": str(lam_dir), "translator_dir": None, "env": cfg.env, "expert_datasets": [expert_id], "out": None,
+        "gif": True, "bc": cfg.bc, **cfg.latent_bc,
+    }))
+
+    _stage("agent in latent space")
+    with open_dict(cfg):
+        cfg.agent.lam_dir = str(lam_dir)
+    agent_from_config(OmegaConf.create({"agent": cfg.agent}), out / "agent")
+
+    print(f"\nquickstart done. Checkpoints in {out}:")
+    for name in ("lam", "translator", "latent_bc", "agent/model.zip", "checkpoints"):
+        print(f"  {out / name}")
 
 
 if __name__ == "__main__":

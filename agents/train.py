@@ -1,0 +1,162 @@
+"""SB3 agents acting in latent-action space (or in the raw action space, as the reference).
+
+Read top to bottom: build the vectorized env (the task's preprocessed sub-envs, then the
+batched :class:`~flexlam_rl.wrappers.LatentActionVecEnv`), build PPO/A2C, learn with an
+EvalCallback and TensorBoard, save the SB3 zip, write a GIF of one evaluation episode.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from flexlam_rl.media import write_gif
+
+ALGOS = ("ppo", "a2c")
+SPACES = ("latent", "raw")
+
+
+@dataclass
+class AgentConfig:
+    """Which agent learns where; ``algo_kwargs`` go straight to the SB3 constructor."""
+
+    env: str = "minigrid-doorkey"
+    space: str = "latent"  # latent | raw
+    algo: str = "ppo"  # ppo | a2c
+    lam_dir: str | None = None  # LAM directory (latent space only)
+    translator_dir: str | None = None  # translator directory (default: <lam_dir>/../translator)
+    prefix_len: int = 2
+    total_timesteps: int = 20_000
+    n_envs: int = 8
+    seed: int = 0
+    eval_freq: int = 2_000  # env steps between evaluations (summed over sub-envs)
+    eval_episodes: int = 10
+    policy: str = "auto"  # auto: CnnPolicy for pixels, MlpPolicy for vectors
+    device: str = "auto"
+    progress_bar: bool = True
+    gif: bool = True
+    algo_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.space not in SPACES:
+            raise ValueError(f"agent.space must be one of {SPACES}, got {self.space!r}.")
+        if self.algo not in ALGOS:
+            raise ValueError(f"agent.algo must be one of {ALGOS}, got {self.algo!r} (DQN needs Discrete, SAC/TD3 need Box).")
+        if self.space == "latent" and not self.lam_dir:
+            raise ValueError("agent.space=latent needs agent.lam_dir=<LAM directory> (and a translator aligned on it).")
+        for name in ("total_timesteps", "n_envs", "eval_freq", "eval_episodes"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"agent.{name} must be a positive integer, got {value!r}.")
+
+
+@dataclass
+class AgentResult:
+    run_dir: Path
+    model_path: Path
+    gif_path: Path | None
+    eval_mean_return: float
+    eval_returns: list[float]
+    curve: list[tuple[int, float]]  # (timesteps, mean eval return)
+
+
+def make_vec_env(cfg: AgentConfig, n_envs: int, seed: int):
+    """Sub-envs of the task (preprocessed like the LAM's data), wrapped for latent actions."""
+    from stable_baselines3.common.env_util import make_vec_env as sb3_make_vec_env
+    from stable_baselines3.common.vec_env import VecTransposeImage
+    from stable_baselines3.common.preprocessing import is_image_space
+
+    from flexlam_rl.envs import get_task
+    from flexlam_rl.wrappers import LatentActionVecEnv
+
+    task = get_task(cfg.env)
+    venv = sb3_make_vec_env(lambda: task.make(), n_envs=n_envs, seed=seed)
+    if cfg.space == "latent":
+        translator_dir = cfg.translator_dir or str(Path(cfg.lam_dir).parent / "translator")
+        venv = LatentActionVecEnv(venv, cfg.lam_dir, translator_dir, cfg.prefix_len)
+    if is_image_space(venv.observation_space):
+        venv = VecTransposeImage(venv)  # channel-first for SB3's CNN (done here so eval env matches)
+    return venv
+
+
+def train_agent(cfg: AgentConfig, run_dir: str | Path) -> AgentResult:
+    """Learn for ``total_timesteps`` with periodic evaluation; save model, curve and a GIF."""
+    from stable_baselines3 import A2C, PPO
+    from stable_baselines3.common.callbacks import EvalCallback
+    from stable_baselines3.common.preprocessing import is_image_space
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    train_env = make_vec_env(cfg, cfg.n_envs, cfg.seed)
+    eval_env = make_vec_env(cfg, 1, cfg.seed + 10_000)
+    policy = cfg.policy
+    if policy == "auto":
+        policy = "CnnPolicy" if is_image_space(train_env.observation_space) else "MlpPolicy"
+    algo_cls = {"ppo": PPO, "a2c": A2C}[cfg.algo]
+    kwargs = dict(cfg.algo_kwargs)
+    if cfg.algo == "ppo":
+        kwargs.setdefault("n_steps", 128)
+        kwargs.setdefault("batch_size", 256)
+        kwargs.setdefault("n_epochs", 4)
+        kwargs.setdefault("ent_coef", 0.01)
+        kwargs.setdefault("learning_rate", 2.5e-4)
+    model = algo_cls(policy, train_env, seed=cfg.seed, device=cfg.device, tensorboard_log=str(run_dir / "tb"), verbose=0, **kwargs)
+    callback = EvalCallback(
+        eval_env, eval_freq=max(1, cfg.eval_freq // cfg.n_envs), n_eval_episodes=cfg.eval_episodes,
+        best_model_save_path=str(run_dir / "best"), log_path=str(run_dir / "eval"), deterministic=True, verbose=0,
+    )
+    model.learn(total_timesteps=cfg.total_timesteps, callback=callback, progress_bar=cfg.progress_bar,
+                tb_log_name=f"{cfg.algo}_{cfg.space}")
+    model_path = run_dir / "model.zip"
+    model.save(model_path)
+
+    curve = _eval_curve(run_dir / "eval" / "evaluations.npz")
+    frames: list[np.ndarray] = []
+    returns = _evaluate(model, eval_env, cfg.eval_episodes, frames)
+    gif_path = write_gif(frames, run_dir / "eval_episode.gif") if cfg.gif else None
+    result = AgentResult(run_dir, model_path, gif_path, float(np.mean(returns)), returns, curve)
+    summary = {"config": asdict(cfg), "eval_mean_return": result.eval_mean_return, "eval_returns": returns,
+               "curve": curve, "model": str(model_path), "gif": str(gif_path) if gif_path else None}
+    from flexlam_rl.checkpoint import atomic_write_json
+
+    atomic_write_json(run_dir / "agent_metrics.json", json.loads(json.dumps(summary, default=float)))
+    train_env.close()
+    eval_env.close()
+    return result
+
+
+def _evaluate(model: Any, env: Any, episodes: int, frames: list[np.ndarray]) -> list[float]:
+    """Deterministic episodes on the (single) eval env; records the first episode's frames."""
+    returns = []
+    for episode in range(episodes):
+        obs = env.reset()
+        done, total = False, 0.0
+        while not done:
+            if episode == 0:
+                frames.append(_frame(obs))
+            action, _ = model.predict(obs, deterministic=True)
+            obs, reward, dones, infos = env.step(action)
+            total += float(reward[0])
+            done = bool(dones[0])
+        if episode == 0 and "terminal_observation" in infos[0]:
+            frames.append(_frame(infos[0]["terminal_observation"][None]))
+        returns.append(total)
+    return returns
+
+
+def _frame(obs: np.ndarray) -> np.ndarray:
+    frame = np.asarray(obs[0])
+    if frame.ndim == 3 and frame.shape[0] in (1, 3, 4) and frame.shape[-1] not in (1, 3, 4):
+        frame = frame.transpose(1, 2, 0)  # back to HWC after VecTransposeImage
+    return frame
+
+
+def _eval_curve(npz_path: Path) -> list[tuple[int, float]]:
+    if not npz_path.is_file():
+        return []
+    data = np.load(npz_path, allow_pickle=False)  # SB3's numeric log: timesteps, results
+    return [(int(t), float(np.mean(r))) for t, r in zip(data["timesteps"], data["results"])]

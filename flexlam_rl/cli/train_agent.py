@@ -1,0 +1,33 @@
+"""``flexlam-train-agent``: SB3 PPO/A2C in latent-action space (or the raw action space)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig
+
+from ..agents.train import AgentConfig, train_agent
+from ._common import CONFIG_PATH, clean_errors, dataclass_from, run_dir
+
+
+def agent_from_config(cfg: DictConfig, out_dir) -> Any:
+    agent_cfg = dataclass_from(AgentConfig, cfg.agent, "agent")
+    where = f"latent space (k={agent_cfg.prefix_len})" if agent_cfg.space == "latent" else "the raw action space"
+    print(f"training {agent_cfg.algo.upper()} on {agent_cfg.env} in {where} for {agent_cfg.total_timesteps} steps -> {out_dir}")
+    result = train_agent(agent_cfg, out_dir)
+    if result.curve:
+        print("eval return curve: " + ", ".join(f"{t}: {r:.3f}" for t, r in result.curve))
+    print(f"final eval mean return over {agent_cfg.eval_episodes} episodes: {result.eval_mean_return:.3f}")
+    print(f"agent: {result.model_path.resolve()}" + (f"  GIF: {result.gif_path.resolve()}" if result.gif_path else ""))
+    return result
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="agent")
+@clean_errors
+def main(cfg: DictConfig) -> None:
+    agent_from_config(cfg, run_dir())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,220 @@
+"""Act in latent-action space: tokens -> null-filled prefix latent -> translator -> env.step.
+
+``LatentActionWrapper(env, lam, translator, prefix_len=k)`` exposes
+``action_space = MultiDiscrete([V] * k)``; observations pass through unchanged, after the
+same preprocessing the LAM was trained with (applied here when given a raw env).
+``LatentActionVecEnv`` is the SB3 ``VecEnvWrapper`` form, translating every sub-env's
+tokens in one batch. ``gym.make("flexlam/LatentAction-v0", env_id=..., lam=<dir>,
+translator=<dir>, prefix_len=k)`` builds the wrapped env from checkpoint paths, so any
+Gymnasium client can create it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, SupportsFloat
+
+import gymnasium as gym
+import numpy as np
+import torch
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
+
+from .align import Translator, check_action_space_fits
+from .envs import apply_preprocess, get_task
+from .model import FlexLAM, check_prefix_len
+
+from . import LATENT_ENV_ID  # noqa: F401  (registered in flexlam_rl/__init__.py)
+
+
+def _spec_arg(obj: Any) -> Any:
+    """What the env spec records: a path when there is one (JSON-friendly), else the object itself."""
+    if isinstance(obj, (str, Path)):
+        return str(obj)
+    return getattr(obj, "source_path", None) or obj
+
+
+def _as_lam(lam: FlexLAM | str | Path, device: str) -> FlexLAM:
+    return lam if isinstance(lam, FlexLAM) else FlexLAM.load(lam, device=device)
+
+
+def _as_translator(translator: Translator | str | Path, device: str) -> Translator:
+    return translator if isinstance(translator, Translator) else Translator.load(translator, device=device)
+
+
+def match_lam_observations(env: gym.Env, lam: FlexLAM) -> gym.Env:
+    """Give a raw env the LAM's observation layout (e.g. MiniGrid -> 64x64 RGB), or fail clearly."""
+    expected = tuple(lam.config.obs_shape)
+    if getattr(env.observation_space, "shape", None) == expected:
+        return env
+    preprocess = dict(lam.config.preprocess)
+    if preprocess.get("kind") == "minigrid_rgb" and not hasattr(env.unwrapped, "get_frame") and env.render_mode == "rgb_array":
+        preprocess = {"kind": "render_rgb", "frame_size": preprocess["frame_size"]}
+    elif preprocess.get("kind") == "render_rgb" and hasattr(env.unwrapped, "get_frame"):
+        preprocess = {"kind": "minigrid_rgb", "frame_size": preprocess["frame_size"]}
+    wrapped = apply_preprocess(env, preprocess)
+    if getattr(wrapped.observation_space, "shape", None) != expected:
+        raise ValueError(
+            f"This env's observations {env.observation_space} cannot be matched to the LAM's {list(expected)} "
+            f"with its preprocessing {lam.config.preprocess}. Wrap the env to produce {list(expected)} observations."
+        )
+    return wrapped
+
+
+def validate_tokens(tokens: Any, prefix_len: int, codebook_size: int, batch: int | None = None) -> np.ndarray:
+    """Check latent actions: integers in 0..V-1, shape ``[k]`` (or ``[n, k]``); clear error otherwise."""
+    arr = np.asarray(tokens)
+    shape = (prefix_len,) if batch is None else (batch, prefix_len)
+    if arr.shape != shape:
+        raise ValueError(f"latent action must have shape {shape} (k = {prefix_len} tokens), got {arr.shape}.")
+    if not np.issubdtype(arr.dtype, np.integer):
+        if np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
+            arr = arr.astype(np.int64)
+        else:
+            raise ValueError(f"latent action tokens must be integers, got dtype {arr.dtype}.")
+    if arr.size and (arr.min() < 0 or arr.max() >= codebook_size):
+        raise ValueError(f"latent action tokens must be in 0..{codebook_size - 1}, got {arr.min()}..{arr.max()}.")
+    return arr.astype(np.int64)
+
+
+class LatentTranslation:
+    """Tokens ``[n, k]`` (+ o_t) -> env actions, batched: shared by the single and vector wrappers."""
+
+    def __init__(self, lam: FlexLAM, translator: Translator, prefix_len: int):
+        self.prefix_len = check_prefix_len(prefix_len, lam.num_tokens)
+        if translator.config.num_tokens != lam.num_tokens or translator.config.latent_dim != lam.latent_dim:
+            raise ValueError(
+                f"Translator expects latents [K={translator.config.num_tokens}, D={translator.config.latent_dim}] but the "
+                f"LAM gives [K={lam.num_tokens}, D={lam.latent_dim}]; use the translator aligned on this LAM."
+            )
+        self.lam, self.translator = lam.eval(), translator.eval()
+
+    def action_space(self) -> gym.spaces.MultiDiscrete:
+        return gym.spaces.MultiDiscrete([self.lam.codebook_size] * self.prefix_len)
+
+    @torch.no_grad()
+    def __call__(self, tokens: np.ndarray, obs: np.ndarray | None) -> np.ndarray:
+        latent = self.lam.embed(torch.as_tensor(tokens, dtype=torch.long), self.prefix_len)
+        return self.translator.predict(latent, obs if self.translator.config.use_obs else None)
+
+
+class LatentActionWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
+    """Act with ``k`` latent tokens; the translator turns them into the env's real action.
+
+    Args:
+        env: a Gymnasium env; raw envs get the LAM's observation preprocessing here.
+        lam: a :class:`FlexLAM` or the directory it was saved to.
+        translator: a :class:`Translator` (aligned on this LAM) or its directory.
+        prefix_len: the token budget k in 1..K.
+    """
+
+    def __init__(self, env: gym.Env, lam: FlexLAM | str | Path, translator: Translator | str | Path,
+                 prefix_len: int, device: str = "cpu"):
+        gym.utils.RecordConstructorArgs.__init__(
+            self, lam=_spec_arg(lam), translator=_spec_arg(translator), prefix_len=prefix_len, device=device
+        )
+        lam_model, translator_model = _as_lam(lam, device), _as_translator(translator, device)
+        self.translation = LatentTranslation(lam_model, translator_model, prefix_len)
+        env = match_lam_observations(env, lam_model)
+        check_action_space_fits(translator_model.config.action, env.action_space)
+        gym.Wrapper.__init__(self, env)
+        self.prefix_len = self.translation.prefix_len
+        self.action_space = self.translation.action_space()
+        self._last_obs: np.ndarray | None = None
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        obs, info = self.env.reset(seed=seed, options=options)
+        self._last_obs = obs
+        return obs, info
+
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        tokens = validate_tokens(action, self.prefix_len, self.translation.lam.codebook_size)
+        obs_batch = None if self._last_obs is None else np.asarray(self._last_obs)[None]
+        real = self.translation(tokens[None], obs_batch)[0]
+        obs, reward, terminated, truncated, info = self.env.step(self._env_action(real))
+        self._last_obs = obs
+        info = {**info, "real_action": real}
+        return obs, float(reward), bool(terminated), bool(truncated), info
+
+    def _env_action(self, real: np.ndarray) -> Any:
+        return int(real) if isinstance(self.env.action_space, gym.spaces.Discrete) else real
+
+
+class LatentActionVecEnv(VecEnvWrapper):
+    """SB3 VecEnv form: all sub-envs' tokens ``[n_envs, k]`` go through the translator in one batch."""
+
+    def __init__(self, venv: VecEnv, lam: FlexLAM | str | Path, translator: Translator | str | Path,
+                 prefix_len: int, device: str = "cpu"):
+        lam_model, translator_model = _as_lam(lam, device), _as_translator(translator, device)
+        self.translation = LatentTranslation(lam_model, translator_model, prefix_len)
+        if getattr(venv.observation_space, "shape", None) != tuple(lam_model.config.obs_shape):
+            raise ValueError(
+                f"Sub-env observations {venv.observation_space} do not match the LAM's {lam_model.config.obs_shape}; "
+                f"build the sub-envs with flexlam_rl.wrappers.match_lam_observations (or the task's pixel env)."
+            )
+        check_action_space_fits(translator_model.config.action, venv.action_space)
+        super().__init__(venv, action_space=self.translation.action_space())
+        self._last_obs: np.ndarray | None = None
+
+    def reset(self):
+        obs = self.venv.reset()
+        self._last_obs = obs
+        return obs
+
+    def step_async(self, actions: np.ndarray) -> None:
+        tokens = validate_tokens(actions, self.translation.prefix_len, self.translation.lam.codebook_size, self.num_envs)
+        real = self.translation(tokens, self._last_obs)
+        self.venv.step_async(real)
+
+    def step_wait(self):
+        obs, rewards, dones, infos = self.venv.step_wait()
+        self._last_obs = obs
+        return obs, rewards, dones, infos
+
+
+class LatentActionVectorWrapper(gym.vector.VectorWrapper):
+    """Gymnasium ``VectorEnv`` form of :class:`LatentActionWrapper` (batched translation)."""
+
+    def __init__(self, env: gym.vector.VectorEnv, lam: FlexLAM | str | Path, translator: Translator | str | Path,
+                 prefix_len: int, device: str = "cpu"):
+        super().__init__(env)
+        lam_model, translator_model = _as_lam(lam, device), _as_translator(translator, device)
+        self.translation = LatentTranslation(lam_model, translator_model, prefix_len)
+        check_action_space_fits(translator_model.config.action, env.single_action_space)
+        self.single_action_space = self.translation.action_space()
+        self.action_space = gym.vector.utils.batch_space(self.single_action_space, env.num_envs)
+        self._last_obs: np.ndarray | None = None
+
+    def reset(self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None):
+        obs, info = self.env.reset(seed=seed, options=options)
+        self._last_obs = obs
+        return obs, info
+
+    def step(self, actions: np.ndarray):
+        tokens = validate_tokens(actions, self.translation.prefix_len, self.translation.lam.codebook_size, self.num_envs)
+        obs, rewards, terminated, truncated, info = self.env.step(self.translation(tokens, self._last_obs))
+        self._last_obs = obs
+        return obs, rewards, terminated, truncated, info
+
+
+def make_latent_env(
+    env_id: str, lam: str, translator: str, prefix_len: int, device: str = "cpu",
+    env_kwargs: dict[str, Any] | None = None,
+) -> gym.Env:
+    """Entry point of ``flexlam/LatentAction-v0``: a task name or Gymnasium id + checkpoint paths."""
+    task = get_task(env_id)
+    lam_model = FlexLAM.load(lam, device=device)
+    kwargs = dict(env_kwargs or {})
+    if lam_model.config.preprocess.get("kind") == "render_rgb":
+        kwargs.setdefault("render_mode", "rgb_array")  # the LAM saw rendered frames
+    raw = gym.make(task.env_id, max_episode_steps=task.max_episode_steps, **kwargs)
+    return LatentActionWrapper(raw, lam_model, translator, prefix_len, device=device)
+
+
+def register_latent_env(env_id: str, base_env: str, lam: str | Path, translator: str | Path, prefix_len: int,
+                        max_episode_steps: int | None = None, **kwargs: Any) -> str:
+    """Register a latent-action id with fixed checkpoints and budget: ``gym.make(env_id)`` then works anywhere."""
+    gym.register(
+        env_id, entry_point="flexlam_rl.wrappers:make_latent_env", max_episode_steps=max_episode_steps,
+        kwargs={"env_id": base_env, "lam": str(lam), "translator": str(translator), "prefix_len": int(prefix_len), **kwargs},
+    )
+    return env_id
