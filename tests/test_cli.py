@@ -63,9 +63,10 @@ def test_sweep_runs_each_job_in_its_own_dir(tmp_path: Path) -> None:
 
 
 QUICKSTART_TINY = [
-    "env=minigrid-empty", "collect=[{behaviour: random, episodes: 4, seed: 0}]", "expert.episodes=3", "train.steps=3",
+    "env=minigrid-empty", "act_env=minigrid-lavagap", "collect=[{behaviour: random, episodes: 4, seed: 0}]",
+    "expert.episodes=3", "train.steps=3",
     "translator.steps=20", "translator.hidden_dim=16", "bc.steps=5", "latent_bc.episodes=1", "latent_bc.budgets=[1,4]",
-    "agent.env=minigrid-empty", "agent.total_timesteps=64", "agent.n_envs=2", "agent.eval_freq=64", "agent.eval_episodes=1",
+    "agent.total_timesteps=64", "agent.n_envs=2", "agent.eval_freq=64", "agent.eval_episodes=1",
     "agent.progress_bar=false", "+agent.algo_kwargs={n_steps: 32, batch_size: 32}",
 ]
 

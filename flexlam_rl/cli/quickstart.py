@@ -1,8 +1,8 @@
 """``flexlam-quickstart``: the main job on a small default, end to end.
 
 collect local Minari datasets (reused when present) -> pretrain a FlexLAM -> align a
-translator on a few labels -> latent BC on action-free expert data -> an SB3 agent in
-latent space -> print where every checkpoint is.
+translator on a few labels -> latent BC on action-free expert data of another task ->
+an SB3 agent in latent space there -> print where every checkpoint is.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ..collect import collect_dataset, dataset_exists, default_dataset_id
-from ._common import CONFIG_PATH, clean_errors, run_dir
+from ._common import CONFIG_PATH, clean_errors, run_dir, to_plain
 from .align import align_from_config
 from .latent_bc import latent_bc_from_config
 from .pretrain import pretrain_from_config
@@ -46,6 +46,7 @@ def main(cfg: DictConfig) -> None:
     _stage("collect")
     ids = collect_missing(cfg.env, list(cfg.collect))
     expert_id = collect_missing(cfg.env, [{"behaviour": "expert", **cfg.expert}])[0]
+    act_expert_id = collect_missing(cfg.act_env, [{"behaviour": "expert", **cfg.expert}])[0]
 
     _stage("pretrain")
     with open_dict(cfg):  # the collected ids become the pretraining data
@@ -55,20 +56,19 @@ def main(cfg: DictConfig) -> None:
 
     _stage("align")
     align_from_config(OmegaConf.create({
-        "lam_dir": str(lam_dir), "out": None, "labels": cfg.labels, "translator": cfg.translator,
+        "lam_dir": str(lam_dir), "out": None, "labels": to_plain(cfg.labels), "translator": to_plain(cfg.translator),
         "eval": {"datasets": [expert_id], "budgets": cfg.eval.budgets, "supervised_idm": cfg.eval.supervised_idm},
     }))
 
     _stage("latent BC")
     latent_bc_from_config(OmegaConf.create({
-        "lam_dir": str(lam_dir), "translator_dir": None, "env": cfg.env, "expert_datasets": [expert_id], "out": None,
-        "gif": True, "bc": cfg.bc, **cfg.latent_bc,
+        "lam_dir": str(lam_dir), "translator_dir": None, "env": cfg.act_env, "expert_datasets": [act_expert_id], "out": None,
+        "gif": True, "bc": to_plain(cfg.bc), **to_plain(cfg.latent_bc),
     }))
 
     _stage("agent in latent space")
-    with open_dict(cfg):
-        cfg.agent.lam_dir = str(lam_dir)
-    agent_from_config(OmegaConf.create({"agent": cfg.agent}), out / "agent")
+    agent_cfg = {**to_plain(cfg.agent), "lam_dir": str(lam_dir)}  # resolves ${act_env}
+    agent_from_config(OmegaConf.create({"agent": agent_cfg}), out / "agent")
 
     print(f"\nquickstart done. Checkpoints in {out}:")
     for name in ("lam", "translator", "latent_bc", "agent/model.zip", "checkpoints"):
