@@ -35,7 +35,8 @@ class AgentConfig:
     seed: int = 0
     eval_freq: int = 2_000  # env steps between evaluations (summed over sub-envs)
     eval_episodes: int = 10
-    policy: str = "auto"  # auto: CnnPolicy for pixels, MlpPolicy for vectors
+    frame_size: int | None = None  # override the task's pixel frame size (match the LAM's data)
+    policy: str = "auto"  # auto: CnnPolicy for pixels (a small CNN below 36 px), MlpPolicy for vectors
     device: str = "auto"
     progress_bar: bool = True
     gif: bool = True
@@ -61,6 +62,7 @@ class AgentResult:
     gif_path: Path | None
     eval_mean_return: float
     eval_returns: list[float]
+    train_return: float  # mean return of the last 20 training episodes (stochastic policy)
     curve: list[tuple[int, float]]  # (timesteps, mean eval return)
 
 
@@ -70,10 +72,10 @@ def make_vec_env(cfg: AgentConfig, n_envs: int, seed: int):
     from stable_baselines3.common.vec_env import VecTransposeImage
     from stable_baselines3.common.preprocessing import is_image_space
 
-    from flexlam_rl.envs import get_task
+    from flexlam_rl.envs import task_at_frame_size
     from flexlam_rl.wrappers import LatentActionVecEnv
 
-    task = get_task(cfg.env)
+    task = task_at_frame_size(cfg.env, cfg.frame_size)
     venv = sb3_make_vec_env(lambda: task.make(), n_envs=n_envs, seed=seed)
     if cfg.space == "latent":
         translator_dir = cfg.translator_dir or str(Path(cfg.lam_dir).parent / "translator")
@@ -87,17 +89,20 @@ def train_agent(cfg: AgentConfig, run_dir: str | Path) -> AgentResult:
     """Learn for ``total_timesteps`` with periodic evaluation; save model, curve and a GIF."""
     from stable_baselines3 import A2C, PPO
     from stable_baselines3.common.callbacks import EvalCallback
-    from stable_baselines3.common.preprocessing import is_image_space
+
+    from .networks import policy_for
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     train_env = make_vec_env(cfg, cfg.n_envs, cfg.seed)
     eval_env = make_vec_env(cfg, 1, cfg.seed + 10_000)
-    policy = cfg.policy
-    if policy == "auto":
-        policy = "CnnPolicy" if is_image_space(train_env.observation_space) else "MlpPolicy"
+    policy, policy_kwargs = policy_for(train_env.observation_space)
+    if cfg.policy != "auto":
+        policy, policy_kwargs = cfg.policy, {}
     algo_cls = {"ppo": PPO, "a2c": A2C}[cfg.algo]
     kwargs = dict(cfg.algo_kwargs)
+    if policy_kwargs:
+        kwargs.setdefault("policy_kwargs", policy_kwargs)
     if cfg.algo == "ppo":
         kwargs.setdefault("n_steps", 128)
         kwargs.setdefault("batch_size", 256)
@@ -114,12 +119,15 @@ def train_agent(cfg: AgentConfig, run_dir: str | Path) -> AgentResult:
     model_path = run_dir / "model.zip"
     model.save(model_path)
 
+    episodes = [float(info["r"]) for info in model.ep_info_buffer]
+    train_return = float(np.mean(episodes[-20:])) if episodes else float("nan")
     curve = _eval_curve(run_dir / "eval" / "evaluations.npz")
     frames: list[np.ndarray] = []
     returns = _evaluate(model, eval_env, cfg.eval_episodes, frames)
     gif_path = write_gif(frames, run_dir / "eval_episode.gif") if cfg.gif else None
-    result = AgentResult(run_dir, model_path, gif_path, float(np.mean(returns)), returns, curve)
+    result = AgentResult(run_dir, model_path, gif_path, float(np.mean(returns)), returns, train_return, curve)
     summary = {"config": asdict(cfg), "eval_mean_return": result.eval_mean_return, "eval_returns": returns,
+               "train_return_last20": train_return,
                "curve": curve, "model": str(model_path), "gif": str(gif_path) if gif_path else None}
     from flexlam_rl.checkpoint import atomic_write_json
 

@@ -5,7 +5,7 @@ Installed as ``flexlam_rl.envs``. Importing it registers ``flexlam/<task>-v0`` i
 
 from .experts import BEHAVIOURS, EXPERTS, make_behaviour
 from .pixels import MiniGridPixels, RenderedPixels, apply_preprocess, validate_preprocess
-from .tasks import TASKS, Task, get_task, register_tasks
+from .tasks import TASKS, Task, get_task, register_tasks, task_at_frame_size
 
 register_tasks()
 
@@ -20,5 +20,6 @@ __all__ = [
     "get_task",
     "make_behaviour",
     "register_tasks",
+    "task_at_frame_size",
     "validate_preprocess",
 ]

@@ -158,8 +158,15 @@ def mountaincar_momentum(env: gym.Env) -> Any:
     return 2 if velocity >= 0 else 0
 
 
+def _point_reach(env: gym.Env) -> np.ndarray:
+    from .point_reach import point_reach_expert
+
+    return point_reach_expert(env)
+
+
 EXPERTS: dict[str, Policy] = {
     "minigrid_planner": minigrid_planner,
+    "point_reach": _point_reach,
     "cartpole_pd": cartpole_pd,
     "pendulum_swingup": pendulum_swingup,
     "mountaincar_momentum": mountaincar_momentum,

@@ -47,6 +47,7 @@ TASKS: dict[str, Task] = {
     t.name: t
     for t in [
         Task("minigrid-empty", "MiniGrid-Empty-Random-6x6-v0", _PIXELS_64, 100, "minigrid_planner"),
+        Task("minigrid-empty5", "MiniGrid-Empty-5x5-v0", _PIXELS_64, 50, "minigrid_planner"),
         Task("minigrid-doorkey", "MiniGrid-DoorKey-6x6-v0", _PIXELS_64, 100, "minigrid_planner"),
         Task("minigrid-fourrooms", "MiniGrid-FourRooms-v0", _PIXELS_64, 100, "minigrid_planner"),
         Task("minigrid-lavagap", "MiniGrid-LavaGapS6-v0", _PIXELS_64, 100, "minigrid_planner"),
@@ -58,6 +59,8 @@ TASKS: dict[str, Task] = {
         Task("pendulum", "Pendulum-v1", {"kind": "identity"}, 200, "pendulum_swingup"),
         Task("pendulum-pixels", "Pendulum-v1", _RENDER_64, 200, "pendulum_swingup"),
         Task("mountaincar", "MountainCar-v0", {"kind": "identity"}, 200, "mountaincar_momentum"),
+        Task("point-reach", "flexlam/PointReach-v0", {"kind": "identity"}, 50, "point_reach"),
+        Task("point-reach-pixels", "flexlam/PointReach-v0", _RENDER_64, 50, "point_reach"),
     ]
 }
 
@@ -81,6 +84,14 @@ def get_task(name: str, preprocess: Mapping[str, Any] | None = None) -> Task:
     return task
 
 
+def task_at_frame_size(name: str, frame_size: int | None) -> Task:
+    """A task with its pixel frames resized to ``frame_size`` (vector tasks are unchanged)."""
+    task = get_task(name)
+    if frame_size is None or task.preprocess.get("kind", "identity") == "identity":
+        return task
+    return get_task(name, {**task.preprocess, "frame_size": int(frame_size)})
+
+
 def _safe_name(env_id: str) -> str:
     return env_id.replace("/", "-").replace(":", "-").lower()
 
@@ -95,6 +106,8 @@ def _ensure_registered(task: Task) -> None:
 
 
 def register_tasks() -> None:
-    """Register ``flexlam/<task>-v0`` ids for every named task (idempotent)."""
+    """Register ``flexlam/<task>-v0`` ids for every named task and the PointReach env (idempotent)."""
+    if "flexlam/PointReach-v0" not in gym.registry:
+        gym.register("flexlam/PointReach-v0", entry_point="flexlam_rl.envs.point_reach:PointReachEnv", max_episode_steps=50)
     for task in TASKS.values():
         _ensure_registered(task)

@@ -402,7 +402,10 @@ def action_score(pred: np.ndarray, target: np.ndarray, discrete: bool) -> float:
     pred, target = pred.reshape(len(pred), -1).astype(np.float64), target.reshape(len(target), -1).astype(np.float64)
     ss_res = ((target - pred) ** 2).sum(0)
     ss_tot = ((target - target.mean(0)) ** 2).sum(0)
-    return float(np.mean(1.0 - ss_res / np.maximum(ss_tot, 1e-12)))
+    defined = ss_tot > 1e-8 * len(target)  # R^2 is undefined for a (near-)constant target dimension
+    if not defined.any():
+        return float("nan")
+    return float(np.mean(1.0 - ss_res[defined] / ss_tot[defined]))
 
 
 # ------------------------------------------------------------ supervised reference

@@ -52,6 +52,22 @@ def default_dataset_id(env: str, behaviour: str, epsilon: float | None = None, v
     return f"flexlam/{env.replace('/', '-').lower()}/{name}-v{version}"
 
 
+@contextlib.contextmanager
+def dataset_lock(dataset_id: str) -> Iterator[None]:
+    """An exclusive lock per dataset id, so parallel jobs never collect the same dataset twice."""
+    import fcntl
+
+    root = minari_root()
+    root.mkdir(parents=True, exist_ok=True)
+    lock_path = root / f".flexlam-lock-{dataset_id.replace('/', '__')}"
+    with open(lock_path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 @dataclass
 class CollectStats:
     dataset_id: str

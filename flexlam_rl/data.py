@@ -191,9 +191,12 @@ def _build_cache(dataset: Any, obs_key: str | None, cache_dir: Path, fingerprint
             env_spec_id=spec.id if spec is not None else None,
         )
         (tmp / "info.json").write_text(json.dumps(info, indent=2))
-        if cache_dir.exists():
-            shutil.rmtree(cache_dir)
-        os.replace(tmp, cache_dir)
+        try:
+            os.rename(tmp, cache_dir)
+        except OSError:
+            if not (cache_dir / "info.json").is_file():
+                raise  # not a finished cache from a parallel job: a real error
+            # another process finished the same cache first; keep theirs (it may be in use)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
