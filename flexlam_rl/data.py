@@ -1,9 +1,10 @@
-"""Minari episodes -> (o_t, o_t+1) transitions, split by episode, batched by a DataLoader.
+"""Minari episodes (or video files) -> (o_t, o_t+1) transitions, split by episode, batched.
 
-Each dataset is decoded once, one episode at a time, into a memory-mapped cache
-(``frames.npy`` + ``arrays.safetensors``), so large image datasets are never fully
-decoded into RAM and JPEG-encoded datasets are decoded only once. Actions are kept
-aside as labels for alignment; LAM pretraining never sees them.
+Each source is decoded once, one episode at a time, into a memory-mapped cache (raw
+``frames.bin`` + ``arrays.safetensors`` + ``info.json``), so large image datasets are never
+fully decoded into RAM and JPEG-encoded datasets or videos are decoded only once. Actions are
+kept aside as labels for alignment; LAM pretraining never sees them. A source is a local
+Minari dataset id, or ``video:<file or folder>`` (each video is an action-free episode).
 
 Batches are a deterministic function of ``(seed, step)`` (:class:`StepBatchSampler`),
 so a resumed run sees exactly the batches an uninterrupted one would.
@@ -11,6 +12,7 @@ so a resumed run sees exactly the batches an uninterrupted one would.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -27,7 +29,8 @@ import torch
 from safetensors.numpy import load_file, save_file
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
+VIDEO_FRAME_SIZE = 64
 
 
 class DataError(ValueError):
@@ -48,6 +51,7 @@ class SourceArrays:
     frames_path: Path
     obs_shape: tuple[int, ...]
     obs_dtype: str
+    num_frames: int
     episode_lengths: np.ndarray  # [E] transitions per episode
     episode_returns: np.ndarray  # [E]
     actions: np.ndarray | None  # [S] or [S, A]; None when the source has no usable actions
@@ -60,7 +64,8 @@ class SourceArrays:
     def frames(self) -> np.ndarray:
         """``[F, *obs_shape]`` memory map; opened lazily so DataLoader workers reopen it."""
         if self._frames is None:
-            self._frames = np.load(self.frames_path, mmap_mode="r")
+            self._frames = np.memmap(self.frames_path, dtype=np.dtype(self.obs_dtype), mode="r",
+                                     shape=(self.num_frames, *self.obs_shape))
         return self._frames
 
     def __getstate__(self) -> dict[str, Any]:
@@ -87,36 +92,85 @@ class SourceArrays:
         return len(self.obs_shape) == 3
 
 
-def load_source(dataset_id: str, obs_key: str | None = None) -> SourceArrays:
-    """Open a local Minari dataset by id, decoding it into the cache on first use."""
-    from .collect import minari_root
+def load_source(source: str, obs_key: str | None = None, video_frame_size: int = VIDEO_FRAME_SIZE) -> SourceArrays:
+    """Open a local Minari dataset id or a ``video:`` source, decoding it into the cache on first use."""
+    from .video import is_video_source
 
-    data_path = minari_root() / dataset_id / "data"
+    if is_video_source(source):
+        return _load_video_source(source, video_frame_size)
+    from .collect import minari_root, validate_dataset_id
+
+    validate_dataset_id(source)  # ids also arrive from checkpoints: never a path outside the root
+    data_path = minari_root() / source / "data"
     if not data_path.is_dir():
         raise DataError(
-            f"Minari dataset {dataset_id!r} is not in the local Minari root {minari_root()}. Create it with "
-            f"`flexlam-collect env=<task> behaviour=<expert|random|noisy> dataset_id={dataset_id}`, copy it "
-            f"there, or point MINARI_DATASETS_PATH at the folder that holds it (`minari list local` shows what is there)."
+            f"Minari dataset {source!r} is not in the local Minari root {minari_root()}. Create it with "
+            f"`flexlam-collect env=<task> behaviour=<expert|random|noisy> dataset_id={source}`, download it elsewhere "
+            f"with `minari download {source}` and copy it there, or point MINARI_DATASETS_PATH at the folder that "
+            f"holds it (`minari list local` shows what is there)."
         )
     import minari
 
-    dataset = minari.load_dataset(dataset_id)
+    dataset = minari.load_dataset(source)
     main_file = next((p for p in sorted(data_path.iterdir()) if p.name.startswith("main_data")), None)
     stat = main_file.stat() if main_file else None
     fingerprint = {
-        "cache_format": CACHE_FORMAT,
-        "dataset_id": dataset_id,
-        "obs_key": obs_key,
-        "total_steps": int(dataset.total_steps),
-        "total_episodes": int(dataset.total_episodes),
-        "file_size": stat.st_size if stat else None,
-        "file_mtime_ns": stat.st_mtime_ns if stat else None,
+        "cache_format": CACHE_FORMAT, "dataset_id": source, "obs_key": obs_key,
+        "total_steps": int(dataset.total_steps), "total_episodes": int(dataset.total_episodes),
+        "file_size": stat.st_size if stat else None, "file_mtime_ns": stat.st_mtime_ns if stat else None,
     }
-    key = hashlib.sha1(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:16]
-    cache_dir = cache_root() / "datasets" / dataset_id.replace("/", "__") / key
+    cache_dir = _cache_dir(source, fingerprint)
     if not (cache_dir / "info.json").is_file():
         _build_cache(dataset, obs_key, cache_dir, fingerprint)
-    return _open_cache(dataset_id, cache_dir, dataset.action_space)
+    return _open_cache(source, cache_dir, dataset.action_space)
+
+
+def _cache_dir(source: str, fingerprint: dict[str, Any]) -> Path:
+    key = hashlib.sha1(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:16]
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in source)[-120:]
+    return cache_root() / "datasets" / safe / key
+
+
+def _load_video_source(source: str, frame_size: int) -> SourceArrays:
+    from .video import read_frames, video_files
+
+    files = video_files(source)
+    fingerprint = {"cache_format": CACHE_FORMAT, "video": [[str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns] for f in files],
+                   "frame_size": frame_size}
+    cache_dir = _cache_dir(source, fingerprint)
+    if not (cache_dir / "info.json").is_file():
+        with _building(cache_dir) as tmp:
+            lengths, total = [], 0
+            with open(tmp / "frames.bin", "wb") as out:
+                for path in files:
+                    count = 0
+                    for frame in read_frames(path, frame_size):
+                        out.write(frame.tobytes())
+                        count += 1
+                    lengths.append(count - 1)
+                    total += count
+            save_file({"episode_lengths": np.asarray(lengths, np.int64), "episode_returns": np.zeros(len(lengths))},
+                      str(tmp / "arrays.safetensors"))
+            info = dict(fingerprint, obs_shape=[frame_size, frame_size, 3], obs_dtype="uint8", num_frames=total,
+                        preprocess={"kind": "identity"}, env_spec_id=None)
+            (tmp / "info.json").write_text(json.dumps(info, indent=2))
+    return _open_cache(source, cache_dir, None)
+
+
+@contextlib.contextmanager
+def _building(cache_dir: Path) -> Iterator[Path]:
+    """Build a cache in a temporary folder, then rename it into place (or keep a parallel job's)."""
+    cache_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=cache_dir.parent))
+    try:
+        yield tmp
+        try:
+            os.rename(tmp, cache_dir)
+        except OSError:
+            if not (cache_dir / "info.json").is_file():
+                raise  # not a finished cache from a parallel job: a real error
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _select_obs(space: gym.Space, obs_key: str | None, dataset_id: str) -> gym.spaces.Box:
@@ -157,10 +211,8 @@ def _build_cache(dataset: Any, obs_key: str | None, cache_dir: Path, fingerprint
     action_space = dataset.action_space
     keep_actions = isinstance(action_space, (gym.spaces.Discrete, gym.spaces.Box, gym.spaces.MultiDiscrete))
 
-    cache_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=cache_dir.parent))
-    try:
-        frames = np.lib.format.open_memmap(tmp / "frames.npy", mode="w+", dtype=dtype, shape=(total_frames, *obs_shape))
+    with _building(cache_dir) as tmp:
+        frames = np.memmap(tmp / "frames.bin", mode="w+", dtype=dtype, shape=(total_frames, *obs_shape))
         lengths, returns, actions, cursor = [], [], [], 0
         for episode in dataset.iterate_episodes():
             obs = episode.observations[obs_key] if obs_key is not None else episode.observations
@@ -168,6 +220,11 @@ def _build_cache(dataset: Any, obs_key: str | None, cache_dir: Path, fingerprint
             if len(obs) != len(episode.rewards) + 1:
                 raise DataError(f"Episode {episode.id} of {dataset_id!r} has {len(obs)} observations for "
                                 f"{len(episode.rewards)} steps; expected steps + 1.")
+            if not is_image and not np.all(np.isfinite(obs)):
+                raise DataError(f"Episode {episode.id} of {dataset_id!r} has NaN or inf observations; a LAM cannot "
+                                f"learn from them. Drop that episode (minari filter_episodes) or re-collect.")
+            if cursor + len(obs) > total_frames:
+                raise DataError(f"Dataset {dataset_id!r} holds more frames than its metadata says ({total_frames}).")
             frames[cursor : cursor + len(obs)] = obs
             cursor += len(obs)
             lengths.append(len(episode.rewards))
@@ -186,19 +243,11 @@ def _build_cache(dataset: Any, obs_key: str | None, cache_dir: Path, fingerprint
         spec = dataset.env_spec
         spec_kwargs = dict(spec.kwargs) if spec is not None else {}
         info = dict(
-            fingerprint, obs_shape=list(obs_shape), obs_dtype=np.dtype(dtype).name,
+            fingerprint, obs_shape=list(obs_shape), obs_dtype=np.dtype(dtype).name, num_frames=total_frames,
             preprocess=spec_kwargs.get("preprocess") or {"kind": "identity"},
             env_spec_id=spec.id if spec is not None else None,
         )
         (tmp / "info.json").write_text(json.dumps(info, indent=2))
-        try:
-            os.rename(tmp, cache_dir)
-        except OSError:
-            if not (cache_dir / "info.json").is_file():
-                raise  # not a finished cache from a parallel job: a real error
-            # another process finished the same cache first; keep theirs (it may be in use)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _open_cache(source_id: str, cache_dir: Path, action_space: gym.Space | None) -> SourceArrays:
@@ -206,9 +255,10 @@ def _open_cache(source_id: str, cache_dir: Path, action_space: gym.Space | None)
     arrays = load_file(str(cache_dir / "arrays.safetensors"))
     return SourceArrays(
         source_id=source_id,
-        frames_path=cache_dir / "frames.npy",
+        frames_path=cache_dir / "frames.bin",
         obs_shape=tuple(info["obs_shape"]),
         obs_dtype=info["obs_dtype"],
+        num_frames=int(info["num_frames"]),
         episode_lengths=arrays["episode_lengths"],
         episode_returns=arrays["episode_returns"],
         actions=arrays.get("actions"),
