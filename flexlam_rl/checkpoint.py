@@ -23,6 +23,7 @@ FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 MAX_CONFIG_BYTES = 1_000_000
+MAX_PARAMETERS = 500_000_000  # a config implying more is refused before anything is allocated
 
 M = TypeVar("M", bound=nn.Module)
 
@@ -142,12 +143,55 @@ def read_header(path: str | Path, kind: str) -> dict[str, Any]:
     return header
 
 
+def tensor_header(path: str | Path) -> dict[str, tuple[tuple[int, ...], str]]:
+    """Names, shapes and dtypes in a safetensors file, read from its header only (no tensor data)."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"Missing weights file {path}.")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return {name: (tuple(handle.get_slice(name).get_shape()), str(handle.get_slice(name).get_dtype()))
+                    for name in handle.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(
+            f"{path} is not a valid safetensors file ({exc}). flexlam-rl never loads pickled weights; "
+            f"re-save the model with .save() or re-train it."
+        ) from None
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.int64: "I64",
+            torch.int32: "I32", torch.uint8: "U8", torch.bool: "BOOL", torch.float64: "F64"}.get(dtype, str(dtype))
+
+
 def load_module(
     path: str | Path, kind: str, build: Callable[[dict[str, Any]], M], device: str | torch.device = "cpu"
 ) -> M:
-    """Validate, build from config, check every tensor name/shape/dtype, then copy weights."""
+    """Validate the config, dry-build it on the meta device, check the file's header against it,
+    and only then allocate the module and copy the weights (no silent partial load)."""
     path = Path(path)
     header = read_header(path, kind)
+    with torch.device("meta"):  # shapes only: a hostile config cannot make us allocate anything
+        probe = build(header["config"])
+    expected = probe.state_dict()
+    count = sum(t.numel() for t in expected.values())
+    if count > MAX_PARAMETERS:
+        raise CheckpointError(f"{path / CONFIG_FILE} describes a model with {count:,} parameters (limit "
+                              f"{MAX_PARAMETERS:,}); the config is corrupt or hostile.")
+    stored = tensor_header(path / WEIGHTS_FILE)
+    missing, unexpected = sorted(set(expected) - set(stored)), sorted(set(stored) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(
+            f"Weights in {path} do not match its config: missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
+            f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}. The files come from different models."
+        )
+    for name, ref in expected.items():
+        shape, dtype = stored[name]
+        if shape != tuple(ref.shape) or dtype != _dtype_name(ref.dtype):
+            raise CheckpointError(f"Weights in {path} do not match its config: {name} is {shape} {dtype}, "
+                                  f"config implies {tuple(ref.shape)} {_dtype_name(ref.dtype)}.")
     module = build(header["config"])
     load_state_strict(module, read_tensors(path / WEIGHTS_FILE), str(path))
     module.source_path = str(path)  # lets wrappers record a re-creatable (JSON) spec

@@ -85,6 +85,12 @@ class LAMConfig:
         _check_int("hidden_dim", self.hidden_dim, 1, 16384)
         if not isinstance(self.preprocess, Mapping) or "kind" not in self.preprocess:
             raise ConfigError(f"preprocess must be a mapping with a 'kind', got {self.preprocess!r}.")
+        from .envs.pixels import validate_preprocess
+
+        try:
+            validate_preprocess(self.preprocess)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"Invalid preprocess in LAM config: {exc}") from None
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
