@@ -254,13 +254,15 @@ class LabelConfig:
 
     ``standard``: a random ``fraction`` (or ``count``) of the label pool's transitions.
     ``low_return``: the pool is first cut to episodes whose return is at most the
-    ``quantile``-th quantile of episode returns (a low-return, single-task stress test).
+    ``quantile``-th quantile of episode returns, or at most ``max_return`` when that is set
+    (a low-return, single-task stress test).
     """
 
     protocol: str = "standard"
     fraction: float | None = 0.02
     count: int | None = None
     quantile: float = 0.25
+    max_return: float | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -288,10 +290,15 @@ def select_labels(pool: TransitionSet, cfg: LabelConfig) -> np.ndarray:
     candidates = np.arange(len(pool))
     if cfg.protocol == "low_return":
         returns = np.array([pool.sources[s].episode_returns[e] for s, e in pool.episodes])
-        cutoff = np.quantile(returns, cfg.quantile) if len(returns) else math.nan
+        if cfg.max_return is not None:
+            cutoff, what = cfg.max_return, f"return <= labels.max_return={cfg.max_return}"
+        else:
+            cutoff = np.quantile(returns, cfg.quantile) if len(returns) else math.nan
+            what = f"return at or below the {cfg.quantile} quantile"
         low = {ep for ep, r in zip(pool.episodes, returns) if r <= cutoff}
         if not low:
-            raise ValueError(f"No episodes at or below the {cfg.quantile} return quantile; raise labels.quantile.")
+            lowest = f"; the lowest episode return is {returns.min():.3f}" if len(returns) else " (the pool has no episodes)"
+            raise ValueError(f"No label episodes with {what}{lowest}. Raise the threshold or use other label datasets.")
         keep = np.array([(int(s), int(e)) in low for s, e in zip(pool.source_index, pool.episode_index)], dtype=bool)
         candidates = candidates[keep]
     if len(candidates) == 0:

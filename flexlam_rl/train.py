@@ -187,6 +187,7 @@ def pretrain(
     record = {"lam": lam_cfg.to_dict(), "train": _resume_relevant(cfg), "datasets": data.dataset_ids, **(run_info or {})}
     _check_same_run(run_dir, record)
     run_dir.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temps(run_dir)
     atomic_write_json(run_dir / "run.json", record)
 
     lam = build_lam(lam_cfg, data, cfg.seed).to(device)
@@ -260,6 +261,16 @@ def pretrain(
         run_dir=run_dir, lam_dir=run_dir / "lam", step=step, resumed_from=resumed_from, final_loss=loss_value,
         code_usage=[float(u) for u in usage], wall_time_s=elapsed_before + time.time() - t0, history=history,
     )
+
+
+def _remove_stale_temps(run_dir: Path) -> None:
+    """Temp files a killed run left mid-write (never the real files, which are only renamed into place)."""
+    for pattern in ("checkpoints/.tmp-step_*", "**/.*.tmp", "**/.*.tmp.*"):
+        for path in run_dir.glob(pattern):
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
 
 
 def _resume_relevant(cfg: TrainConfig) -> dict[str, Any]:
