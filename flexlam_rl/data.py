@@ -134,6 +134,8 @@ def _cache_dir(source: str, fingerprint: dict[str, Any]) -> Path:
 def _load_video_source(source: str, frame_size: int) -> SourceArrays:
     from .video import read_frames, video_files
 
+    if isinstance(frame_size, bool) or not isinstance(frame_size, int) or not 8 <= frame_size <= 512:
+        raise DataError(f"video_frame_size must be an integer in 8..512, got {frame_size!r}.")
     files = video_files(source)
     fingerprint = {"cache_format": CACHE_FORMAT, "video": [[str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns] for f in files],
                    "frame_size": frame_size}
@@ -391,13 +393,17 @@ class TransitionData:
 
 
 def load_transitions(
-    dataset_ids: Sequence[str] | str, heldout_fraction: float = 0.1, seed: int = 0, obs_key: str | None = None
+    dataset_ids: Sequence[str] | str,
+    heldout_fraction: float = 0.1,
+    seed: int = 0,
+    obs_key: str | None = None,
+    video_frame_size: int = VIDEO_FRAME_SIZE,
 ) -> TransitionData:
-    """Open datasets by id and split their episodes into train / held-out transitions."""
+    """Open datasets by id (or ``video:`` sources) and split their episodes into train / held-out transitions."""
     ids = [dataset_ids] if isinstance(dataset_ids, str) else list(dataset_ids)
     if not ids:
         raise DataError("No dataset ids given; set data.datasets=[<minari id>, ...].")
-    sources = [load_source(i, obs_key) for i in ids]
+    sources = [load_source(i, obs_key, video_frame_size) for i in ids]
     train_eps, held_eps = split_episodes(sources, heldout_fraction, seed)
     train = TransitionSet(sources, train_eps)
     if len(train) == 0:

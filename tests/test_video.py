@@ -62,3 +62,12 @@ def test_missing_video_sources(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("hi")
     with pytest.raises(VideoError, match="not a video file"):
         load_transitions("video:" + str(tmp_path / "notes.txt"))
+
+
+def test_video_frame_size_is_configurable_and_checked(tmp_path: Path) -> None:
+    _record_gif(tmp_path / "ep.gif", seed=0, steps=4)
+    data = load_transitions("video:" + str(tmp_path / "ep.gif"), heldout_fraction=0.0, video_frame_size=32)
+    assert data.obs_shape == (32, 32, 3)
+    assert len(data.train) == len(iio.imread(tmp_path / "ep.gif")) - 1  # GIF writers may merge repeated frames
+    with pytest.raises(ValueError, match="video_frame_size must be an integer in 8..512"):
+        load_transitions("video:" + str(tmp_path / "ep.gif"), video_frame_size=4)

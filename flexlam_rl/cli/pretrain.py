@@ -35,7 +35,9 @@ def pretrain_from_config(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     """Load data, train or resume in ``out_dir``, evaluate per budget; returns the metrics."""
     train_cfg = dataclass_from(TrainConfig, cfg.train, "train")
     lam_config_from(cfg.lam, None)
-    data = load_transitions(list(cfg.data.datasets), cfg.data.heldout_fraction, cfg.data.split_seed, cfg.data.obs_key)
+    data = load_transitions(
+        list(cfg.data.datasets), cfg.data.heldout_fraction, cfg.data.split_seed, cfg.data.obs_key, cfg.data.video_frame_size
+    )
     lam_cfg = lam_config_from(cfg.lam, data)
     print(f"pretraining {'FlexLAM' if lam_cfg.nested_dropout else 'fixed-capacity LAM'} (K={lam_cfg.num_tokens}, "
           f"V={lam_cfg.codebook_size}) on {len(data.train)} transitions from {data.dataset_ids} -> {out_dir}")
