@@ -353,14 +353,21 @@ def embed_transitions(lam: FlexLAM, data: TransitionSet, indices: Sequence[int] 
 
 
 def train_translator(lam: FlexLAM, labeled: LabeledSet, action_space_spec: dict[str, Any], cfg: AlignConfig) -> Translator:
-    """Fit a translator on the labeled set for exactly ``cfg.steps`` updates."""
-    if cfg.train_prefix is not None:
-        check_prefix_len(cfg.train_prefix, lam.num_tokens)
+    """Fit a translator on the labeled set for exactly ``cfg.steps`` updates.
+
+    Random prefix lengths (one translator for every budget) only make sense for a LAM trained with
+    nested dropout; a fixed-capacity LAM is defined at its full K alone, so its translator trains there.
+    """
+    train_prefix = cfg.train_prefix
+    if train_prefix is None and not lam.config.nested_dropout:
+        train_prefix = lam.num_tokens
+    if train_prefix is not None:
+        check_prefix_len(train_prefix, lam.num_tokens)
     torch.manual_seed(cfg.seed)
     tcfg = TranslatorConfig(
         num_tokens=lam.num_tokens, latent_dim=lam.latent_dim, action=action_space_spec, hidden_dim=cfg.hidden_dim,
         num_layers=cfg.num_layers, use_obs=cfg.use_obs, obs_shape=list(lam.config.obs_shape) if cfg.use_obs else None,
-        train_prefix=cfg.train_prefix,
+        train_prefix=train_prefix,
     )
     translator = Translator(tcfg)
     if cfg.use_obs and not lam.config.is_image:
@@ -373,10 +380,10 @@ def train_translator(lam: FlexLAM, labeled: LabeledSet, action_space_spec: dict[
     translator.train()
     for _ in range(cfg.steps):
         idx = torch.randint(0, n, (cfg.batch_size,), generator=gen)
-        if cfg.train_prefix is None:
+        if train_prefix is None:
             prefix = torch.randint(1, lam.num_tokens + 1, (cfg.batch_size,), generator=gen)
         else:
-            prefix = torch.full((cfg.batch_size,), cfg.train_prefix)
+            prefix = torch.full((cfg.batch_size,), train_prefix)
         latent = null_fill(labeled.slots[idx], prefix, null)
         obs = labeled.obs[idx.numpy()] if cfg.use_obs else None
         loss = translator.loss(latent, labeled.actions[idx], obs)

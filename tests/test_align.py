@@ -119,3 +119,13 @@ def test_action_space_mismatch_is_a_clear_error() -> None:
         check_action_space_fits(spec, gym.spaces.Discrete(3))
     with pytest.raises(ValueError, match="does not fit"):
         check_action_space_fits(spec, gym.spaces.Dict({"a": gym.spaces.Discrete(2)}))
+
+
+def test_a_fixed_lams_translator_trains_at_its_full_budget(cartpole_models) -> None:
+    data = cartpole_models["data"]
+    fixed = FlexLAM(tiny_lam_config(data, num_tokens=2, fsq_levels=[8], nested_dropout=False))
+    labeled = embed_transitions(fixed, data.train, np.arange(64))
+    spec = action_spec(data.train.sources[0].action_space)
+    assert train_translator(fixed, labeled, spec, AlignConfig(steps=2)).config.train_prefix == 2
+    assert train_translator(cartpole_models["lam"], embed_transitions(cartpole_models["lam"], data.train, np.arange(64)),
+                            spec, AlignConfig(steps=2)).config.train_prefix is None
