@@ -25,7 +25,7 @@ import numpy as np
 
 from .envs import get_task, make_behaviour
 
-_ID_PATTERN = re.compile(r"^(?:[A-Za-z0-9_.-]+/)*[A-Za-z0-9_.]+(?:-[A-Za-z0-9_.]+)*-v\d+$")
+_ID_PATTERN = re.compile(r"^(?:[A-Za-z0-9_-]+/)*[A-Za-z0-9_]+(?:-[A-Za-z0-9_]+)*-v\d+$")  # Minari's own form: no dots
 
 
 def minari_root() -> Path:
@@ -38,7 +38,7 @@ def validate_dataset_id(dataset_id: str) -> str:
     if not isinstance(dataset_id, str) or not _ID_PATTERN.match(dataset_id) or ".." in dataset_id:
         raise ValueError(
             f"Invalid Minari dataset id {dataset_id!r}: use 'namespace/name-vN' with letters, digits, "
-            f"'-', '_' or '.', ending in a version, e.g. 'flexlam/minigrid-doorkey/expert-v0'."
+            f"'-' or '_' (no dots), ending in a version, e.g. 'flexlam/minigrid-doorkey/expert-v0'."
         )
     return dataset_id
 
