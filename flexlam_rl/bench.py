@@ -70,7 +70,10 @@ class SuiteSpec:
     ppo: bool = True
 
     def dataset_id(self, task: str, behaviour: str) -> str:
-        return f"flexlam-bench/{self.name}-{self.frame_size}px/{task}/{behaviour}-v0"
+        """Names carry what was collected (frame size, episodes, epsilon), so a changed scale never reuses stale data."""
+        spec = self.data[behaviour]
+        detail = f"{int(spec['episodes'])}ep" + (f"-eps{round(100 * float(spec['epsilon']))}" if "epsilon" in spec else "")
+        return f"flexlam-bench/{self.name}-{self.frame_size}px/{task}/{behaviour}-{detail}-v0"
 
 
 @dataclass
@@ -169,7 +172,9 @@ def run_seed(cfg: BenchConfig, suite: SuiteSpec, seed: int, cache_root: Path, gi
     base = dict(obs_shape=list(data.obs_shape), obs_dtype="uint8" if data.is_image else "float32",
                 preprocess=data.preprocess, **cfg.lam)
     variants = {"flexlam": LAMConfig(**base, num_tokens=cfg.num_tokens, nested_dropout=True)}
-    variants.update({f"fixed_{k}": LAMConfig(**base, num_tokens=k, nested_dropout=False) for k in cfg.budgets})
+    # a fixed LAM never samples a prefix: pin those fields so prefix-distribution ablations reuse its cache
+    fixed_base = {**base, "prefix_dist": LAMConfig.prefix_dist, "geometric_p": LAMConfig.geometric_p}
+    variants.update({f"fixed_{k}": LAMConfig(**fixed_base, num_tokens=k, nested_dropout=False) for k in cfg.budgets})
     models, compute = {}, {}
     for name, lam_cfg in variants.items():
         log(f"  [{suite.name} seed {seed}] LAM {name}")
@@ -202,7 +207,8 @@ def run_seed(cfg: BenchConfig, suite: SuiteSpec, seed: int, cache_root: Path, gi
             translator = train_translator(lam, labeled, spec, align_cfg)
             key = _hash({"protocol": protocol, "labels": labels.tolist(), "align": asdict(align_cfg)})
             translator_dir = Path(lam.source_path).parent / f"translator_{key}"  # PPO loads it by path
-            translator.save(translator_dir)
+            translator.save(translator_dir, extra={"protocol": protocol, "labels": len(labels), "seed": seed,
+                                                   "align": asdict(align_cfg)})
             translators[name] = translator
             translator_dirs[name] = translator_dir
             scores = alignment_by_budget(lam, translators[name], embed_transitions(lam, eval_set, np.arange(len(eval_set))),
