@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from flexlam_rl.checkpoint import atomic_path, atomic_write_json
 from flexlam_rl.media import write_gif
 
 ALGOS = ("ppo", "a2c")
@@ -117,7 +118,8 @@ def train_agent(cfg: AgentConfig, run_dir: str | Path) -> AgentResult:
     model.learn(total_timesteps=cfg.total_timesteps, callback=callback, progress_bar=cfg.progress_bar,
                 tb_log_name=f"{cfg.algo}_{cfg.space}")
     model_path = run_dir / "model.zip"
-    model.save(model_path)
+    with atomic_path(model_path, suffix=".tmp.zip") as tmp:  # SB3's own format, written atomically
+        model.save(tmp)
 
     episodes = [float(info["r"]) for info in model.ep_info_buffer]
     train_return = float(np.mean(episodes[-20:])) if episodes else float("nan")
@@ -129,8 +131,6 @@ def train_agent(cfg: AgentConfig, run_dir: str | Path) -> AgentResult:
     summary = {"config": asdict(cfg), "eval_mean_return": result.eval_mean_return, "eval_returns": returns,
                "train_return_last20": train_return,
                "curve": curve, "model": str(model_path), "gif": str(gif_path) if gif_path else None}
-    from flexlam_rl.checkpoint import atomic_write_json
-
     atomic_write_json(run_dir / "agent_metrics.json", json.loads(json.dumps(summary, default=float)))
     train_env.close()
     eval_env.close()

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from .checkpoint import atomic_path
 
 
 def write_gif(frames: Sequence[np.ndarray], path: str | Path, scale: int = 4, duration_ms: int = 120) -> Path | None:
@@ -19,15 +19,7 @@ def write_gif(frames: Sequence[np.ndarray], path: str | Path, scale: int = 4, du
 
     if not frames or np.asarray(frames[0]).ndim != 3:
         return None
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     big = [np.repeat(np.repeat(np.asarray(f, dtype=np.uint8), scale, axis=0), scale, axis=1) for f in frames]
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".gif", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".tmp.gif") as tmp:  # imageio picks the format from the suffix
         iio.imwrite(tmp, big, duration=duration_ms, loop=0)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path

@@ -133,3 +133,10 @@ def test_dataset_ids_from_checkpoints_cannot_escape_the_minari_root() -> None:
 def test_versions_are_recorded(saved) -> None:
     header = json.loads((saved["lam"] / "config.json").read_text())
     assert header["format_version"] == 1 and header["library_version"]
+
+
+def test_saved_files_are_readable_like_plain_files(saved) -> None:
+    mask = os.umask(0)
+    os.umask(mask)
+    for name in ("model.safetensors", "config.json"):
+        assert (saved["lam"] / name).stat().st_mode & 0o777 == 0o666 & ~mask  # not mkstemp's private 0600
