@@ -38,7 +38,7 @@ from .align import (
     select_labels,
     train_translator,
 )
-from .checkpoint import atomic_write_json, read_json
+from .checkpoint import atomic_path, atomic_write_bytes, atomic_write_json, read_json
 from .collect import collect_dataset, dataset_exists, dataset_lock
 from .config import LAMConfig
 from .data import TransitionData, TransitionSet, load_transitions
@@ -322,6 +322,7 @@ def results_markdown(result: dict[str, Any], cfg: BenchConfig) -> str:
              f"Seeds per suite: {result['seeds_done']}; budgets k in {cfg.budgets} (K = {cfg.num_tokens}); mean +- standard "
              f"error over seeds. FlexLAM is one model truncated to k tokens; fixed is a separate LAM trained with K = k. "
              f"Compute: {result['wall_time_s'] / 60:.1f} min summed over (suite, seed) jobs.", ""]
+    lines += summary_table(result, cfg) + [""]
     for suite, metrics in result["summary"].items():
         lines += [f"## {suite}", ""]
         for metric, protocols in metrics.items():
@@ -349,6 +350,25 @@ def results_markdown(result: dict[str, Any], cfg: BenchConfig) -> str:
     return "\n".join(lines)
 
 
+def summary_table(result: dict[str, Any], cfg: BenchConfig) -> list[str]:
+    """One row per (suite, metric, protocol): FlexLAM vs fixed means per budget; misses in bold."""
+    lines = ["| suite | metric | labels | " + " | ".join(f"k={k}: FlexLAM vs fixed" for k in cfg.budgets) + " |",
+             "|---" * (len(cfg.budgets) + 3) + "|"]
+    for suite, metrics in result["summary"].items():
+        for metric, protocols in metrics.items():
+            fmt = "{:.5f}" if metric == "recon" else "{:.3f}"
+            for protocol, cell in protocols.items():
+                holds = {c["k"]: c["holds"] for c in result["claims"]
+                         if c["suite"] == suite and c["metric"] == metric and c["protocol"] == protocol}
+                cells = []
+                for k in cfg.budgets:
+                    text = f"{fmt.format(cell['flexlam'][k]['mean'])} vs {fmt.format(cell['fixed'][k]['mean'])}"
+                    cells.append(text if holds[k] else f"**{text}**")
+                name = f"{METRICS[metric][1]} ({'higher' if METRICS[metric][0] else 'lower'} is better)"
+                lines.append(f"| {suite} | {name} | {'-' if protocol == 'any' else protocol} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def plot_budget_curves(result: dict[str, Any], cfg: BenchConfig, path: Path) -> Path:
     import matplotlib
 
@@ -373,11 +393,9 @@ def plot_budget_curves(result: dict[str, Any], cfg: BenchConfig, path: Path) -> 
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=110)
+    with atomic_path(path, suffix=".tmp.png") as tmp:  # a unique temp: parallel jobs report at once
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
-    tmp.replace(path)
     return path
 
 
@@ -435,7 +453,6 @@ def write_reports(cfg: BenchConfig, out_dir: Path, command: str) -> dict[str, An
         **agg, "per_seed": per_seed,
     }
     atomic_write_json(out_dir / "results.json", _jsonable(result))
-    from .checkpoint import atomic_write_bytes
 
     atomic_write_bytes(out_dir / "results.md", results_markdown(result, cfg).encode())
     plot_budget_curves(result, cfg, out_dir / "budget_curves.png")

@@ -36,6 +36,7 @@ def test_smoke_scale_writes_every_report(tmp_path: Path) -> None:
     assert result["versions"]["torch"] and result["command"].startswith("flexlam-bench")
     md = (out / "results.md").read_text()
     assert "| flexlam |" in md and "claim holds" in md and "Training compute" in md
+    assert "| minigrid | latent BC return (higher is better) | standard |" in md  # the one-table summary
     assert (out / "budget_curves.png").stat().st_size > 10_000
     assert {p.name for p in (out / "gifs").iterdir()} >= {"minigrid_flexlam_k2.gif", "minigrid_fixed_k2.gif"}
 
@@ -69,3 +70,13 @@ def test_aggregation_and_claim_check() -> None:
     worse = aggregate({"s": {0: _run(2.0, 1.0), 1: _run(2.1, 1.1), 2: _run(2.2, 0.9)}}, cfg)
     assert not any(c["holds"] for c in worse["claims"])  # lower is better for recon: FlexLAM clearly worse
     assert worse["compute"]["s"]["fixed_over_flexlam"] == pytest.approx(1.85)
+
+
+def test_dataset_ids_change_with_what_is_collected() -> None:
+    from flexlam_rl.bench import SuiteSpec
+    from flexlam_rl.collect import validate_dataset_id
+
+    small = SuiteSpec("s", ["minigrid-empty"], 32, {"noisy": {"episodes": 3, "epsilon": 0.5}}, "minigrid-empty")
+    big = SuiteSpec("s", ["minigrid-empty"], 32, {"noisy": {"episodes": 30, "epsilon": 0.5}}, "minigrid-empty")
+    ids = {small.dataset_id("minigrid-empty", "noisy"), big.dataset_id("minigrid-empty", "noisy")}
+    assert len(ids) == 2 and all(validate_dataset_id(i) for i in ids)
