@@ -35,10 +35,13 @@ class CheckpointError(ValueError):
 
 # ------------------------------------------------------------------ atomic writes
 def _file_mode() -> int:
-    """What a plain open() would give under the current umask (mkstemp's own mode is 0600)."""
+    """What a plain open() would give under the umask (mkstemp's own mode is 0600)."""
     mask = os.umask(0)
     os.umask(mask)
     return 0o666 & ~mask
+
+
+_FILE_MODE = _file_mode()  # read once: os.umask is process-wide, so toggling it per write would race threads
 
 
 @contextlib.contextmanager
@@ -50,7 +53,7 @@ def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
-        os.chmod(tmp, _file_mode())  # shared checkpoints and results stay readable by others
+        os.chmod(tmp, _FILE_MODE)  # shared checkpoints and results stay readable by others
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
