@@ -134,8 +134,9 @@ def _cache_dir(source: str, fingerprint: dict[str, Any]) -> Path:
 def _load_video_source(source: str, frame_size: int) -> SourceArrays:
     from .video import read_frames, video_files
 
-    if isinstance(frame_size, bool) or not isinstance(frame_size, int) or not 8 <= frame_size <= 512:
-        raise DataError(f"video_frame_size must be an integer in 8..512, got {frame_size!r}.")
+    from .config import _check_int
+
+    _check_int("video_frame_size", frame_size, 8, 512)
     files = video_files(source)
     fingerprint = {"cache_format": CACHE_FORMAT, "video": [[str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns] for f in files],
                    "frame_size": frame_size}
