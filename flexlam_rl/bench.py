@@ -335,8 +335,8 @@ def results_markdown(result: dict[str, Any], cfg: BenchConfig) -> str:
                     fmt = "{:.5f}" if metric == "recon" else "{:.3f}"
                     cells = [f"{fmt.format(cell[method][k]['mean'])} +- {fmt.format(cell[method][k]['se'])}" for k in cfg.budgets]
                     lines.append(f"| {method} | " + " | ".join(cells) + " |")
-                holds = [c["holds"] for c in result["claims"] if c["suite"] == suite and c["metric"] == metric and c["protocol"] == protocol]
-                lines += ["| claim holds | " + " | ".join("yes" if h else "**no**" for h in holds) + " |", ""]
+                holds = _holds(result, suite, metric, protocol)
+                lines += ["| claim holds | " + " | ".join("yes" if holds[k] else "**no**" for k in cfg.budgets) + " |", ""]
         comp = result["compute"][suite]
         lines += [f"Training compute: one FlexLAM {comp['flexlam_train_s']:.0f} s vs the {comp['models_replaced']} fixed LAMs "
                   f"it replaces {comp['fixed_total_train_s']:.0f} s ({comp['fixed_over_flexlam']:.1f}x).", "",
@@ -350,6 +350,11 @@ def results_markdown(result: dict[str, Any], cfg: BenchConfig) -> str:
     return "\n".join(lines)
 
 
+def _holds(result: dict[str, Any], suite: str, metric: str, protocol: str) -> dict[int, bool]:
+    return {int(c["k"]): c["holds"] for c in result["claims"]
+            if c["suite"] == suite and c["metric"] == metric and c["protocol"] == protocol}
+
+
 def summary_table(result: dict[str, Any], cfg: BenchConfig) -> list[str]:
     """One row per (suite, metric, protocol): FlexLAM vs fixed means per budget; misses in bold."""
     lines = ["| suite | metric | labels | " + " | ".join(f"k={k}: FlexLAM vs fixed" for k in cfg.budgets) + " |",
@@ -358,8 +363,7 @@ def summary_table(result: dict[str, Any], cfg: BenchConfig) -> list[str]:
         for metric, protocols in metrics.items():
             fmt = "{:.5f}" if metric == "recon" else "{:.3f}"
             for protocol, cell in protocols.items():
-                holds = {c["k"]: c["holds"] for c in result["claims"]
-                         if c["suite"] == suite and c["metric"] == metric and c["protocol"] == protocol}
+                holds = _holds(result, suite, metric, protocol)
                 cells = []
                 for k in cfg.budgets:
                     text = f"{fmt.format(cell['flexlam'][k]['mean'])} vs {fmt.format(cell['fixed'][k]['mean'])}"
