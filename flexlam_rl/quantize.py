@@ -9,7 +9,7 @@ FlexTok uses the same quantizer for its flexible-length 1D tokens.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -43,9 +43,13 @@ class FSQ(nn.Module):
         return math.prod(self.levels)
 
     def _bound(self, z: torch.Tensor) -> torch.Tensor:
-        """Squash to (-L/2, L/2) with even levels offset by 0.5 so rounding hits L values."""
+        """Squash to about (-L/2, L/2), even levels offset by 0.5, so rounding hits exactly L values.
+
+        ``half_l`` is stretched by ``1 + eps`` (as in the FSQ paper's code): the shift that maps
+        z = 0 to 0 is ``atanh(offset / half_l)``, which needs ``offset < half_l`` (L = 2 included).
+        """
         eps = 1e-3
-        half_l = (self._levels - 1) * (1 - eps) / 2
+        half_l = (self._levels - 1) * (1 + eps) / 2
         offset = torch.where(self._levels % 2 == 0, 0.5, 0.0)
         shift = torch.atanh(offset / half_l)
         return torch.tanh(z + shift) * half_l - offset
@@ -69,8 +73,12 @@ def code_usage(indices: torch.Tensor, codebook_size: int) -> torch.Tensor:
     """Per-slot perplexity ``exp(H)`` of token usage: ``indices [N, K] -> [K]``.
 
     1.0 means the slot emits a single code (collapsed); ``codebook_size`` means uniform use.
+    Counted with one ``bincount`` over ``K * V`` bins: memory is O(N K + K V), never a one-hot.
     """
-    one_hot = torch.nn.functional.one_hot(indices.long(), codebook_size).float()  # [N, K, V]
-    probs = one_hot.mean(dim=0)
+    indices = indices.long()
+    num_slots = indices.shape[1]
+    offsets = torch.arange(num_slots, device=indices.device) * codebook_size
+    counts = torch.bincount((indices + offsets).flatten(), minlength=num_slots * codebook_size)
+    probs = counts.view(num_slots, codebook_size).double() / max(1, indices.shape[0])
     entropy = -(probs * torch.log(probs.clamp_min(1e-12))).sum(dim=-1)
-    return torch.exp(entropy)
+    return torch.exp(entropy).float()

@@ -8,15 +8,21 @@ import torch
 from flexlam_rl.quantize import FSQ, code_usage
 
 
-@pytest.mark.parametrize("levels", [[8], [4], [3], [5, 3], [8, 5, 5]])
-def test_every_index_round_trips(levels: list[int]) -> None:
+@pytest.mark.parametrize("levels", [[2], [8], [4], [3], [5, 3], [8, 5, 5], [2, 2, 2]])
+def test_every_index_round_trips_and_forward_reaches_every_code(levels: list[int]) -> None:
     fsq = FSQ(levels)
     indices = torch.arange(fsq.codebook_size)
     codes = fsq.indices_to_codes(indices)
     assert codes.abs().max() <= 1.0
     assert torch.equal(fsq.codes_to_indices(codes), indices)
-    requantized, again = fsq(torch.atanh(codes.clamp(-0.999, 0.999)) * 10)  # large inputs saturate to grid ends
-    assert again.min() >= 0 and again.max() < fsq.codebook_size
+    for dim, level in enumerate(levels):  # each dimension is quantized on its own: sweep one at a time
+        z = torch.zeros(4001, len(levels))
+        z[:, dim] = torch.linspace(-10, 10, 4001)
+        requantized, again = fsq(z)
+        assert torch.isfinite(requantized).all()  # 2-level tokens used to be NaN
+        assert torch.equal(fsq.indices_to_codes(again), requantized)  # forward's codes are the grid points of its indices
+        digits = torch.round(requantized[:, dim] * (level // 2) + level // 2)
+        assert set(digits.tolist()) == set(range(level))  # every level of this dimension is reachable
 
 
 def test_quantizer_reaches_all_codes_and_passes_gradients() -> None:
@@ -40,3 +46,10 @@ def test_bad_levels_are_refused() -> None:
         FSQ([1])
     with pytest.raises(ValueError, match="levels"):
         FSQ([])
+
+
+def test_code_usage_scales_to_large_codebooks() -> None:
+    """V = 65536 (the largest codebook a config allows): counted by bincount, not a [N, K, V] one-hot (2 GB here)."""
+    indices = torch.stack([torch.arange(1000) * 60, torch.zeros(1000, dtype=torch.long)], dim=1).repeat(8, 1)  # [8000, 2]
+    usage = code_usage(indices, 65536)
+    assert usage[0].item() == pytest.approx(1000.0, rel=1e-4) and usage[1].item() == pytest.approx(1.0)
