@@ -1,1 +1,5 @@
 """Stable-Baselines3 agents acting in latent-action space (installed as ``flexlam_rl.agents``)."""
+
+from .vec_env import LatentActionVecEnv
+
+__all__ = ["LatentActionVecEnv"]

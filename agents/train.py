@@ -15,10 +15,14 @@ from typing import Any
 import numpy as np
 
 from flexlam_rl.checkpoint import atomic_path, atomic_write_json
+from flexlam_rl.config import check_positive_ints
+from flexlam_rl.errors import ConfigError
 from flexlam_rl.media import write_gif
 
 ALGOS = ("ppo", "a2c")
 SPACES = ("latent", "raw")
+EVAL_SEED_OFFSET = 10_000  # the eval env's seed is seed + this: its episodes never repeat the training envs' starts
+PPO_DEFAULTS = {"n_steps": 128, "batch_size": 256, "n_epochs": 4, "ent_coef": 0.01, "learning_rate": 2.5e-4}
 
 
 @dataclass
@@ -45,15 +49,12 @@ class AgentConfig:
 
     def __post_init__(self) -> None:
         if self.space not in SPACES:
-            raise ValueError(f"agent.space must be one of {SPACES}, got {self.space!r}.")
+            raise ConfigError(f"agent.space must be one of {SPACES}, got {self.space!r}.")
         if self.algo not in ALGOS:
-            raise ValueError(f"agent.algo must be one of {ALGOS}, got {self.algo!r} (DQN needs Discrete, SAC/TD3 need Box).")
+            raise ConfigError(f"agent.algo must be one of {ALGOS}, got {self.algo!r} (DQN needs Discrete, SAC/TD3 need Box).")
         if self.space == "latent" and not self.lam_dir:
-            raise ValueError("agent.space=latent needs agent.lam_dir=<LAM directory> (and a translator aligned on it).")
-        for name in ("total_timesteps", "n_envs", "eval_freq", "eval_episodes"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"agent.{name} must be a positive integer, got {value!r}.")
+            raise ConfigError("agent.space=latent needs agent.lam_dir=<LAM directory> (and a translator aligned on it).")
+        check_positive_ints("agent", self, ("total_timesteps", "n_envs", "eval_freq", "eval_episodes"))
 
 
 @dataclass
@@ -70,11 +71,12 @@ class AgentResult:
 def make_vec_env(cfg: AgentConfig, n_envs: int, seed: int):
     """Sub-envs of the task (preprocessed like the LAM's data), wrapped for latent actions."""
     from stable_baselines3.common.env_util import make_vec_env as sb3_make_vec_env
-    from stable_baselines3.common.vec_env import VecTransposeImage
     from stable_baselines3.common.preprocessing import is_image_space
+    from stable_baselines3.common.vec_env import VecTransposeImage
 
     from flexlam_rl.envs import task_at_frame_size
-    from flexlam_rl.wrappers import LatentActionVecEnv
+
+    from .vec_env import LatentActionVecEnv
 
     task = task_at_frame_size(cfg.env, cfg.frame_size)
     venv = sb3_make_vec_env(lambda: task.make(), n_envs=n_envs, seed=seed)
@@ -96,20 +98,14 @@ def train_agent(cfg: AgentConfig, run_dir: str | Path) -> AgentResult:
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     train_env = make_vec_env(cfg, cfg.n_envs, cfg.seed)
-    eval_env = make_vec_env(cfg, 1, cfg.seed + 10_000)
+    eval_env = make_vec_env(cfg, 1, cfg.seed + EVAL_SEED_OFFSET)
     policy, policy_kwargs = policy_for(train_env.observation_space)
     if cfg.policy != "auto":
         policy, policy_kwargs = cfg.policy, {}
     algo_cls = {"ppo": PPO, "a2c": A2C}[cfg.algo]
-    kwargs = dict(cfg.algo_kwargs)
+    kwargs = {**(PPO_DEFAULTS if cfg.algo == "ppo" else {}), **cfg.algo_kwargs}
     if policy_kwargs:
         kwargs.setdefault("policy_kwargs", policy_kwargs)
-    if cfg.algo == "ppo":
-        kwargs.setdefault("n_steps", 128)
-        kwargs.setdefault("batch_size", 256)
-        kwargs.setdefault("n_epochs", 4)
-        kwargs.setdefault("ent_coef", 0.01)
-        kwargs.setdefault("learning_rate", 2.5e-4)
     model = algo_cls(policy, train_env, seed=cfg.seed, device=cfg.device, tensorboard_log=str(run_dir / "tb"), verbose=0, **kwargs)
     callback = EvalCallback(
         eval_env, eval_freq=max(1, cfg.eval_freq // cfg.n_envs), n_eval_episodes=cfg.eval_episodes,
@@ -138,22 +134,19 @@ def train_agent(cfg: AgentConfig, run_dir: str | Path) -> AgentResult:
 
 
 def _evaluate(model: Any, env: Any, episodes: int, frames: list[np.ndarray]) -> list[float]:
-    """Deterministic episodes on the (single) eval env; records the first episode's frames."""
-    returns = []
-    for episode in range(episodes):
-        obs = env.reset()
-        done, total = False, 0.0
-        while not done:
-            if episode == 0:
-                frames.append(_frame(obs))
-            action, _ = model.predict(obs, deterministic=True)
-            obs, reward, dones, infos = env.step(action)
-            total += float(reward[0])
-            done = bool(dones[0])
-        if episode == 0 and "terminal_observation" in infos[0]:
-            frames.append(_frame(infos[0]["terminal_observation"][None]))
-        returns.append(total)
-    return returns
+    """Deterministic episodes on the (single, Monitor-wrapped) eval env with SB3's ``evaluate_policy``;
+    the first episode's observations go to ``frames``."""
+    from stable_baselines3.common.evaluation import evaluate_policy
+
+    def record(local: dict[str, Any], _: dict[str, Any]) -> None:
+        if local["episode_counts"][0] == 0:
+            frames.append(_frame(local["observations"]))
+            if local["done"] and "terminal_observation" in local["info"]:
+                frames.append(_frame(local["info"]["terminal_observation"][None]))
+
+    returns, _ = evaluate_policy(model, env, n_eval_episodes=episodes, deterministic=True, callback=record,
+                                 return_episode_rewards=True)
+    return [float(r) for r in returns]
 
 
 def _frame(obs: np.ndarray) -> np.ndarray:

@@ -9,7 +9,6 @@ FlexLAM trained with nested dropout should be far better there. Same data, seed,
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import time
 from pathlib import Path
@@ -18,12 +17,13 @@ import torch
 
 from flexlam_rl import FlexLAM, LAMConfig, __version__
 from flexlam_rl.checkpoint import atomic_write_bytes, atomic_write_json
-from flexlam_rl.cli.quickstart import collect_missing
+from flexlam_rl.collect import ensure_dataset
 from flexlam_rl.data import load_transitions
-from flexlam_rl.evaluate import format_budget_table, reconstruction_by_budget
+from flexlam_rl.evaluate import reconstruction_by_budget
+from flexlam_rl.tables import budget_table
 from flexlam_rl.train import TrainConfig, pretrain
 
-QUICKSTART_DATA = [
+QUICKSTART_DATA = [  # the quickstart's pretraining data (configs/quickstart.yaml)
     {"behaviour": "noisy", "epsilon": 0.5, "episodes": 150, "seed": 1000},
     {"behaviour": "random", "episodes": 20, "seed": 2000},
 ]
@@ -37,7 +37,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
 
-    ids = collect_missing("minigrid-doorkey", QUICKSTART_DATA)
+    ids = [ensure_dataset(None, "minigrid-doorkey", d["behaviour"], d["episodes"], d["seed"], d.get("epsilon", 0.3))[0]
+           for d in QUICKSTART_DATA]
     data = load_transitions(ids, heldout_fraction=0.1, seed=0)
     rows, timing = {}, {}
     for name, nested in (("flexlam", True), ("fixed_K8", False)):
@@ -47,7 +48,7 @@ def main() -> None:
         timing[name] = time.time() - start
         rows[name] = reconstruction_by_budget(FlexLAM.load(result.lam_dir), data.heldout)
 
-    table = format_budget_table(rows)
+    table = budget_table(rows)
     gap = rows["fixed_K8"]["mse"][1] / rows["flexlam"]["mse"][1]
     summary = (f"held-out next-frame MSE, {len(data.heldout)} transitions, {args.steps} updates each, seed {args.seed}\n\n"
                f"{table}\n\nfixed K=8 at k=1 / FlexLAM at k=1 = {gap:.1f}x\n")

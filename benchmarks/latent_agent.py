@@ -18,6 +18,7 @@ import torch
 from flexlam_rl import __version__
 from flexlam_rl.agents.train import AgentConfig, train_agent
 from flexlam_rl.checkpoint import atomic_write_bytes, atomic_write_json
+from flexlam_rl.tables import markdown_table
 
 
 def main() -> None:
@@ -40,8 +41,9 @@ def main() -> None:
     steps = sorted(set(curves["latent"]) | set(curves["raw"]))
     lines = [f"PPO on {args.env}, {args.steps} env steps, seed {args.seed}; mean eval return over 20 episodes",
              f"(latent: k={args.prefix_len} tokens through the translator; LAM {args.lam_dir})", "",
-             "| env steps | latent PPO | raw PPO |", "|---|---|---|"]
-    lines += [f"| {t} | {curves['latent'].get(t, float('nan')):.3f} | {curves['raw'].get(t, float('nan')):.3f} |" for t in steps]
+             markdown_table(["env steps", "latent PPO", "raw PPO"],
+                            [[t, f"{curves['latent'].get(t, float('nan')):.3f}", f"{curves['raw'].get(t, float('nan')):.3f}"]
+                             for t in steps])]
     summary = "\n".join(lines) + "\n"
     print(summary)
     atomic_write_json(args.out / "results.json", {

@@ -9,10 +9,13 @@ that solves Empty, DoorKey, FourRooms, LavaGap, Crossing, Unlock and similar tas
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
+
+from flexlam_rl.errors import FlexLAMError
 
 Policy = Callable[[gym.Env], Any]
 """A behaviour: maps the live env (state read via ``env.unwrapped``) to an action."""
@@ -182,13 +185,13 @@ def make_behaviour(
 ) -> Policy:
     """Build the data-collection policy named by ``behaviour`` (expert, random or noisy)."""
     if behaviour not in BEHAVIOURS:
-        raise ValueError(f"Unknown behaviour {behaviour!r}; expected one of {BEHAVIOURS}.")
+        raise FlexLAMError(f"Unknown behaviour {behaviour!r}; expected one of {BEHAVIOURS}.")
     space = action_space
     space.seed(seed)
     if behaviour == "random":
         return lambda env: space.sample()
     if expert is None or expert not in EXPERTS:
-        raise ValueError(
+        raise FlexLAMError(
             f"Behaviour {behaviour!r} needs a scripted expert, but this env has "
             f"{'none' if expert is None else repr(expert)}; known experts: {sorted(EXPERTS)}. "
             f"Use behaviour=random, or collect with a task that has an expert."
@@ -197,7 +200,7 @@ def make_behaviour(
     if behaviour == "expert":
         return expert_fn
     if not 0.0 <= epsilon <= 1.0:
-        raise ValueError(f"epsilon must be in [0, 1], got {epsilon}.")
+        raise FlexLAMError(f"epsilon must be in [0, 1], got {epsilon}.")
     rng = np.random.default_rng(seed)
 
     def noisy(env: gym.Env) -> Any:

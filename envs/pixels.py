@@ -9,12 +9,15 @@ LAM saw during pretraining.
 from __future__ import annotations
 
 import importlib
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 from PIL import Image
+
+from flexlam_rl.errors import FlexLAMError
 
 PREPROCESS_KINDS = ("identity", "minigrid_rgb", "render_rgb")
 
@@ -59,7 +62,7 @@ class MiniGridPixels(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
         gym.utils.RecordConstructorArgs.__init__(self, frame_size=frame_size, tile_size=tile_size)
         gym.ObservationWrapper.__init__(self, env)
         if not hasattr(env.unwrapped, "get_frame"):
-            raise ValueError(
+            raise FlexLAMError(
                 f"MiniGridPixels needs a MiniGrid env (one with get_frame()), got "
                 f"{type(env.unwrapped).__name__}; use preprocess kind 'render_rgb' for other envs."
             )
@@ -81,7 +84,7 @@ class RenderedPixels(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
         gym.utils.RecordConstructorArgs.__init__(self, frame_size=frame_size)
         gym.ObservationWrapper.__init__(self, env)
         if env.render_mode != "rgb_array":
-            raise ValueError(
+            raise FlexLAMError(
                 f"RenderedPixels needs render_mode='rgb_array', got {env.render_mode!r}; "
                 f"create the env with gym.make(..., render_mode='rgb_array')."
             )
@@ -95,7 +98,7 @@ class RenderedPixels(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
 
 def _check_frame_size(frame_size: int) -> None:
     if not isinstance(frame_size, (int, np.integer)) or not 16 <= frame_size <= 512:
-        raise ValueError(f"frame_size must be an integer in 16..512, got {frame_size!r}.")
+        raise FlexLAMError(f"frame_size must be an integer in 16..512, got {frame_size!r}.")
 
 
 def validate_preprocess(preprocess: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -103,10 +106,10 @@ def validate_preprocess(preprocess: Mapping[str, Any] | None) -> dict[str, Any]:
     spec = dict(preprocess or {"kind": "identity"})
     kind = spec.get("kind", "identity")
     if kind not in PREPROCESS_KINDS:
-        raise ValueError(f"Unknown preprocess kind {kind!r}; expected one of {PREPROCESS_KINDS}.")
+        raise FlexLAMError(f"Unknown preprocess kind {kind!r}; expected one of {PREPROCESS_KINDS}.")
     unknown = set(spec) - {"kind", "frame_size", "tile_size"}
     if unknown:
-        raise ValueError(f"Unknown preprocess keys {sorted(unknown)}; allowed: kind, frame_size, tile_size.")
+        raise FlexLAMError(f"Unknown preprocess keys {sorted(unknown)}; allowed: kind, frame_size, tile_size.")
     if kind == "identity":
         return {"kind": "identity"}
     frame_size = int(spec.get("frame_size", 64))

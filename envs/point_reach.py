@@ -17,6 +17,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from flexlam_rl.errors import FlexLAMError
+
 STEP = 0.08
 GOAL_RADIUS = 0.07
 _BACKGROUND = np.array([40, 40, 48], np.uint8)
@@ -31,7 +33,7 @@ class PointReachEnv(gym.Env):
 
     def __init__(self, render_mode: str | None = None, render_size: int = 64, max_steps: int = 50):
         if render_mode not in (None, "rgb_array"):
-            raise ValueError(f"PointReach renders only 'rgb_array', got render_mode={render_mode!r}.")
+            raise FlexLAMError(f"PointReach renders only 'rgb_array', got render_mode={render_mode!r}.")
         self.render_mode = render_mode
         self.render_size = int(render_size)
         self.max_steps = max_steps

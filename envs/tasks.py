@@ -7,10 +7,13 @@ no expert, identity preprocessing). Every task is also registered as
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping
+from typing import Any
 
 import gymnasium as gym
+
+from flexlam_rl.errors import FlexLAMError
 
 from .pixels import ensure_env_registered, validate_preprocess
 
@@ -72,7 +75,7 @@ def get_task(name: str, preprocess: Mapping[str, Any] | None = None) -> Task:
     elif ensure_env_registered(name):
         task = Task(name=_safe_name(name), env_id=name)
     else:
-        raise ValueError(
+        raise FlexLAMError(
             f"Unknown env {name!r}: not a flexlam task ({', '.join(sorted(TASKS))}) and not a "
             f"registered Gymnasium id. Import the package that registers it, or pick a task above."
         )

@@ -12,25 +12,27 @@ import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, TypeVar
+from typing import Any, TypeVar
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-FORMAT_VERSION = 1
+from ._version import __version__
+from .errors import CheckpointError
+
+# 2 (flexlam-rl 0.2): the translator's and latent BC policy's o_t encoders became the shared ConvEncoder
+# (new tensor names), and FSQ's bound was fixed (2-level tokens were NaN), which moves every LAM's tokens.
+FORMAT_VERSION = 2
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 MAX_CONFIG_BYTES = 1_000_000
 MAX_PARAMETERS = 500_000_000  # a config implying more is refused before anything is allocated
 
 M = TypeVar("M", bound=nn.Module)
-
-
-class CheckpointError(ValueError):
-    """A checkpoint cannot be loaded; the message says what is wrong and how to fix it."""
 
 
 # ------------------------------------------------------------------ atomic writes
@@ -114,8 +116,6 @@ def save_module(
     module: nn.Module, path: str | Path, kind: str, config: Mapping[str, Any], extra: Mapping[str, Any] | None = None
 ) -> Path:
     """Write ``model.safetensors`` then ``config.json`` into directory ``path``."""
-    from . import __version__
-
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     atomic_save_tensors(path / WEIGHTS_FILE, module.state_dict())
@@ -149,6 +149,12 @@ def read_header(path: str | Path, kind: str) -> dict[str, Any]:
         raise CheckpointError(f"{path} has unknown checkpoint format {version}.")
     if header.get("kind") != kind:
         raise CheckpointError(f"{path} holds a {header.get('kind')!r}, not a {kind!r}.")
+    if version < FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} holds a {kind} in checkpoint format {version} (flexlam-rl {header.get('library_version')}); this "
+            f"library reads format {FORMAT_VERSION}, because its network layout and quantizer changed. Re-create it "
+            f"(flexlam-pretrain, flexlam-align, flexlam-latent-bc) or use flexlam-rl {header.get('library_version')}."
+        )
     if not isinstance(header.get("config"), dict):
         raise CheckpointError(f"{path / CONFIG_FILE} has no 'config' object.")
     return header

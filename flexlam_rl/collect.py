@@ -12,60 +12,31 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shutil
 import tempfile
 import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
 from .envs import get_task, make_behaviour
-
-_ID_PATTERN = re.compile(r"^(?:[A-Za-z0-9_-]+/)*[A-Za-z0-9_]+(?:-[A-Za-z0-9_]+)*-v\d+$")  # Minari's own form: no dots
-
-
-def minari_root() -> Path:
-    """Where Minari keeps local datasets: ``$MINARI_DATASETS_PATH`` or ``~/.minari/datasets``."""
-    return Path(os.environ.get("MINARI_DATASETS_PATH") or Path.home() / ".minari" / "datasets")
-
-
-def validate_dataset_id(dataset_id: str) -> str:
-    """Check the ``namespace/name-vN`` form before anything touches the disk."""
-    if not isinstance(dataset_id, str) or not _ID_PATTERN.match(dataset_id) or ".." in dataset_id:
-        raise ValueError(
-            f"Invalid Minari dataset id {dataset_id!r}: use 'namespace/name-vN' with letters, digits, "
-            f"'-' or '_' (no dots), ending in a version, e.g. 'flexlam/minigrid-doorkey/expert-v0'."
-        )
-    return dataset_id
-
-
-def dataset_exists(dataset_id: str) -> bool:
-    return (minari_root() / dataset_id / "data").is_dir()
-
-
-def default_dataset_id(env: str, behaviour: str, epsilon: float | None = None, version: int = 0) -> str:
-    name = behaviour if behaviour != "noisy" or epsilon is None else f"noisy{int(round(epsilon * 100))}"
-    return f"flexlam/{env.replace('/', '-').lower()}/{name}-v{version}"
+from .errors import DatasetExistsError, FlexLAMError
+from .sources import dataset_exists, default_dataset_id, minari_root, validate_dataset_id
 
 
 @contextlib.contextmanager
 def dataset_lock(dataset_id: str) -> Iterator[None]:
-    """An exclusive lock per dataset id, so parallel jobs never collect the same dataset twice."""
-    import fcntl
+    """An exclusive inter-process lock per dataset id (a lock file beside the datasets, via ``filelock``)."""
+    from filelock import FileLock
 
     root = minari_root()
     root.mkdir(parents=True, exist_ok=True)
-    lock_path = root / f".flexlam-lock-{dataset_id.replace('/', '__')}"
-    with open(lock_path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with FileLock(str(root / f".flexlam-lock-{validate_dataset_id(dataset_id).replace('/', '__')}")):
+        yield
 
 
 @dataclass
@@ -138,8 +109,8 @@ def collect_dataset(
     Pixels are stored losslessly by default (``jpeg_encoding=False``): a LAM learns to
     predict next frames, and JPEG artifacts would be part of its target.
     """
-    if not isinstance(num_episodes, int) or num_episodes < 1:
-        raise ValueError(f"num_episodes must be a positive integer, got {num_episodes!r}.")
+    if not isinstance(num_episodes, int) or isinstance(num_episodes, bool) or num_episodes < 1:
+        raise FlexLAMError(f"num_episodes must be a positive integer, got {num_episodes!r}.")
     task = get_task(env, preprocess)
     if dataset_id is None:
         dataset_id = default_dataset_id(env, behaviour, epsilon if behaviour == "noisy" else None)
@@ -147,9 +118,9 @@ def collect_dataset(
     root = minari_root()
     final = root / dataset_id
     if final.exists() and not overwrite:
-        raise FileExistsError(
-            f"Minari dataset {dataset_id!r} already exists at {final}. Pass overwrite=true to replace it, "
-            f"or choose another id/version."
+        raise DatasetExistsError(
+            f"Minari dataset {dataset_id!r} already exists at {final}. Replace it with if_exists=overwrite "
+            f"(overwrite=True in Python), reuse it with if_exists=skip, or choose another id/version."
         )
     gym_env = task.make(max_episode_steps=max_episode_steps)
     policy = make_behaviour(behaviour, gym_env.action_space, task.expert, seed, epsilon)
@@ -181,6 +152,24 @@ def collect_dataset(
         gym_env.close()
         shutil.rmtree(tmp_root, ignore_errors=True)
     return CollectStats(dataset_id, num_episodes, steps, float(np.mean(returns)), final)
+
+
+def ensure_dataset(
+    dataset_id: str | None, env: str, behaviour: str = "expert", num_episodes: int = 50, seed: int = 0,
+    epsilon: float = 0.3, max_episode_steps: int | None = None, preprocess: dict[str, Any] | None = None,
+) -> tuple[str, CollectStats | None]:
+    """Collect the dataset unless it exists: ``(id, stats)``, with ``stats=None`` when it was reused.
+
+    The check and the collection hold the dataset's lock, so parallel jobs that need the same
+    data collect it once and the others reuse it.
+    """
+    if dataset_id is None:
+        dataset_id = default_dataset_id(env, behaviour, epsilon if behaviour == "noisy" else None)
+    with dataset_lock(dataset_id):
+        if dataset_exists(dataset_id):
+            return dataset_id, None
+        stats = collect_dataset(dataset_id, env, behaviour, num_episodes, seed, epsilon, max_episode_steps, preprocess)
+    return dataset_id, stats
 
 
 def _write_chunk(dataset: Any, dataset_id: str, chunk: list, env: gym.Env, behaviour: str, task: str, jpeg: bool) -> Any:

@@ -1,23 +1,82 @@
-"""LAM configuration: everything needed to rebuild a model from ``config.json``.
+"""LAM configuration, and the one strict parser every config dataclass goes through.
 
 FlexLAM and the fixed-capacity LAM are the same class; they differ only here:
 ``nested_dropout=True`` (sample a prefix length per example) vs ``False`` with
 ``num_tokens=k``. Parsing is strict (types, ranges, unknown keys) because configs
-arrive from other people's checkpoints.
+arrive from other people's checkpoints and from the command line.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, TypeVar
+
+from .errors import ConfigError
 
 PREFIX_DISTS = ("uniform", "pow2", "geometric")
 OBS_DTYPES = ("uint8", "float32")
 
+T = TypeVar("T")
 
-class ConfigError(ValueError):
-    """A config (from a file, a checkpoint or Hydra) is malformed; the message says which key."""
+
+def parse_config(cls: type[T], data: Any, what: str) -> T:
+    """Build the dataclass ``cls`` from a mapping (JSON, OmegaConf, a dict), strictly.
+
+    Unknown keys, missing required keys and values its ``__post_init__`` rejects are
+    :class:`ConfigError`\\ s that name ``what`` and the key, never a ``TypeError``.
+    """
+    data = plain(data)
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{what} must be a mapping (a JSON object), got {type(data).__name__}.")
+    known = {f.name for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"Unknown {what} keys {unknown}; known keys: {sorted(known)}.")
+    required = [f.name for f in dataclasses.fields(cls)
+                if f.init and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    missing = [name for name in required if name not in data]
+    if missing:
+        raise ConfigError(f"{what} is missing {missing}.")
+    try:
+        return cls(**data)
+    except TypeError as exc:  # a wrong value type that slipped past __post_init__
+        raise ConfigError(f"Malformed {what}: {exc}") from None
+
+
+def plain(value: Any) -> Any:
+    """OmegaConf containers and tuples -> plain dicts and lists, so every source validates the same."""
+    try:
+        from omegaconf import OmegaConf
+
+        if OmegaConf.is_config(value):
+            value = OmegaConf.to_container(value, resolve=True)
+    except ImportError:  # pragma: no cover - hydra-core is a dependency
+        pass
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
+        return [plain(v) for v in value]
+    return value
+
+
+def is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_int(name: str, value: Any, low: int, high: int) -> None:
+    if not is_int(value) or not low <= value <= high:
+        raise ConfigError(f"{name} must be an integer in {low}..{high}, got {value!r}.")
+
+
+def check_positive_ints(section: str, obj: Any, names: Sequence[str]) -> None:
+    """Each named field of ``obj`` is a positive integer (``{section}.{name}`` in the message)."""
+    for name in names:
+        value = getattr(obj, name)
+        if not is_int(value) or value < 1:
+            raise ConfigError(f"{section}.{name} must be a positive integer, got {value!r}.")
 
 
 @dataclass
@@ -56,7 +115,7 @@ class LAMConfig:
         shape = self.obs_shape
         if not isinstance(shape, (list, tuple)) or len(shape) not in (1, 3):
             raise ConfigError(f"obs_shape must be [H, W, C] (images) or [D] (vectors), got {shape!r}.")
-        if not all(_is_int(s) and 1 <= s <= 4096 for s in shape):
+        if not all(is_int(s) and 1 <= s <= 4096 for s in shape):
             raise ConfigError(f"obs_shape entries must be integers in 1..4096, got {shape!r}.")
         if len(shape) == 3 and (shape[2] not in (1, 3, 4) or min(shape[:2]) < 8):
             raise ConfigError(f"image obs_shape must be [H>=8, W>=8, C in 1/3/4], got {shape!r}.")
@@ -64,14 +123,14 @@ class LAMConfig:
             raise ConfigError(f"obs_dtype must be one of {OBS_DTYPES}, got {self.obs_dtype!r}.")
         if len(shape) == 3 and self.obs_dtype != "uint8":
             raise ConfigError("image observations must be uint8 [H, W, C] (0..255).")
-        _check_int("num_tokens", self.num_tokens, 1, 64)
+        check_int("num_tokens", self.num_tokens, 1, 64)
         if not isinstance(self.fsq_levels, (list, tuple)) or not 1 <= len(self.fsq_levels) <= 8:
             raise ConfigError(f"fsq_levels must be a list of 1..8 integers, got {self.fsq_levels!r}.")
         for level in self.fsq_levels:
-            _check_int("fsq_levels entry", level, 2, 64)
+            check_int("fsq_levels entry", level, 2, 64)
         if self.codebook_size > 65536:
             raise ConfigError(f"codebook_size prod(fsq_levels)={self.codebook_size} exceeds 65536.")
-        _check_int("latent_dim", self.latent_dim, 1, 4096)
+        check_int("latent_dim", self.latent_dim, 1, 4096)
         if not isinstance(self.nested_dropout, bool):
             raise ConfigError(f"nested_dropout must be true or false, got {self.nested_dropout!r}.")
         if self.prefix_dist not in PREFIX_DISTS:
@@ -81,8 +140,8 @@ class LAMConfig:
         if not isinstance(self.channels, (list, tuple)) or not 1 <= len(self.channels) <= 6:
             raise ConfigError(f"channels must be a list of 1..6 integers, got {self.channels!r}.")
         for width in self.channels:
-            _check_int("channels entry", width, 1, 1024)
-        _check_int("hidden_dim", self.hidden_dim, 1, 16384)
+            check_int("channels entry", width, 1, 1024)
+        check_int("hidden_dim", self.hidden_dim, 1, 16384)
         if not isinstance(self.preprocess, Mapping) or "kind" not in self.preprocess:
             raise ConfigError(f"preprocess must be a mapping with a 'kind', got {self.preprocess!r}.")
         from .envs.pixels import validate_preprocess
@@ -99,33 +158,4 @@ class LAMConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LAMConfig:
-        if not isinstance(data, Mapping):
-            raise ConfigError(f"LAM config must be a JSON object, got {type(data).__name__}.")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"Unknown LAM config keys {unknown}; known keys: {sorted(known)}.")
-        if "obs_shape" not in data:
-            raise ConfigError("LAM config is missing 'obs_shape'.")
-        try:
-            return cls(**{k: _plain(v) for k, v in data.items()})
-        except TypeError as exc:  # wrong value types that slipped past validate()
-            raise ConfigError(f"Malformed LAM config: {exc}") from None
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _check_int(name: str, value: Any, low: int, high: int) -> None:
-    if not _is_int(value) or not low <= value <= high:
-        raise ConfigError(f"{name} must be an integer in {low}..{high}, got {value!r}.")
-
-
-def _plain(value: Any) -> Any:
-    """OmegaConf containers -> plain lists/dicts, so configs from Hydra validate the same."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
-        return [_plain(v) for v in value]
-    return value
+        return parse_config(cls, data, "LAM config")

@@ -1,274 +1,25 @@
-"""Minari episodes (or video files) -> (o_t, o_t+1) transitions, split by episode, batched.
-
-Each source is decoded once, one episode at a time, into a memory-mapped cache (raw
-``frames.bin`` + ``arrays.safetensors`` + ``info.json``), so large image datasets are never
-fully decoded into RAM and JPEG-encoded datasets or videos are decoded only once. Actions are
-kept aside as labels for alignment; LAM pretraining never sees them. A source is a local
-Minari dataset id, or ``video:<file or folder>`` (each video is an action-free episode).
+"""Sources -> (o_t, o_t+1) transitions, split by episode, and the batches of each training step.
 
 Batches are a deterministic function of ``(seed, step)`` (:class:`StepBatchSampler`),
-so a resumed run sees exactly the batches an uninterrupted one would.
+so a resumed run sees exactly the batches an uninterrupted one would. Where the frames come
+from (Minari datasets, videos, the frame cache) is :mod:`flexlam_rl.sources`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import json
 import math
-import os
-import shutil
-import tempfile
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
-from safetensors.numpy import load_file, save_file
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-CACHE_FORMAT = 3
-VIDEO_FRAME_SIZE = 64
-
-
-class DataError(ValueError):
-    """A dataset cannot be used as asked; the message says why and what to do."""
-
-
-def cache_root() -> Path:
-    """Decoded-dataset cache: ``$FLEXLAM_RL_CACHE`` or ``~/.cache/flexlam-rl``."""
-    return Path(os.environ.get("FLEXLAM_RL_CACHE") or Path.home() / ".cache" / "flexlam-rl")
-
-
-# --------------------------------------------------------------------------- sources
-@dataclass
-class SourceArrays:
-    """One decoded dataset: frames on disk (memory-mapped), bookkeeping in RAM."""
-
-    source_id: str
-    frames_path: Path
-    obs_shape: tuple[int, ...]
-    obs_dtype: str
-    num_frames: int
-    episode_lengths: np.ndarray  # [E] transitions per episode
-    episode_returns: np.ndarray  # [E]
-    actions: np.ndarray | None  # [S] or [S, A]; None when the source has no usable actions
-    action_space: gym.Space | None
-    preprocess: dict[str, Any] = field(default_factory=lambda: {"kind": "identity"})
-    env_spec_id: str | None = None  # Gymnasium id the data was collected in, when recorded
-    _frames: np.ndarray | None = field(default=None, repr=False)
-
-    @property
-    def frames(self) -> np.ndarray:
-        """``[F, *obs_shape]`` memory map; opened lazily so DataLoader workers reopen it."""
-        if self._frames is None:
-            self._frames = np.memmap(self.frames_path, dtype=np.dtype(self.obs_dtype), mode="r",
-                                     shape=(self.num_frames, *self.obs_shape))
-        return self._frames
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state["_frames"] = None  # never pickle the mapped data into workers
-        return state
-
-    @property
-    def num_episodes(self) -> int:
-        return len(self.episode_lengths)
-
-    @property
-    def frame_starts(self) -> np.ndarray:
-        """Index of each episode's first frame (episodes hold length + 1 frames)."""
-        sizes = self.episode_lengths + 1
-        return np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-
-    @property
-    def action_starts(self) -> np.ndarray:
-        return np.concatenate([[0], np.cumsum(self.episode_lengths)[:-1]]).astype(np.int64)
-
-    @property
-    def is_image(self) -> bool:
-        return len(self.obs_shape) == 3
-
-
-def load_source(source: str, obs_key: str | None = None, video_frame_size: int = VIDEO_FRAME_SIZE) -> SourceArrays:
-    """Open a local Minari dataset id or a ``video:`` source, decoding it into the cache on first use."""
-    from .video import is_video_source
-
-    if is_video_source(source):
-        return _load_video_source(source, video_frame_size)
-    from .collect import minari_root, validate_dataset_id
-
-    validate_dataset_id(source)  # ids also arrive from checkpoints: never a path outside the root
-    data_path = minari_root() / source / "data"
-    if not data_path.is_dir():
-        raise DataError(
-            f"Minari dataset {source!r} is not in the local Minari root {minari_root()}. Create it with "
-            f"`flexlam-collect env=<task> behaviour=<expert|random|noisy> dataset_id={source}`, download it elsewhere "
-            f"with `minari download {source}` and copy it there, or point MINARI_DATASETS_PATH at the folder that "
-            f"holds it (`minari list local` shows what is there)."
-        )
-    import minari
-
-    dataset = minari.load_dataset(source)
-    main_file = next((p for p in sorted(data_path.iterdir()) if p.name.startswith("main_data")), None)
-    stat = main_file.stat() if main_file else None
-    fingerprint = {
-        "cache_format": CACHE_FORMAT, "dataset_id": source, "obs_key": obs_key,
-        "total_steps": int(dataset.total_steps), "total_episodes": int(dataset.total_episodes),
-        "file_size": stat.st_size if stat else None, "file_mtime_ns": stat.st_mtime_ns if stat else None,
-    }
-    cache_dir = _cache_dir(source, fingerprint)
-    if not (cache_dir / "info.json").is_file():
-        _build_cache(dataset, obs_key, cache_dir, fingerprint)
-    return _open_cache(source, cache_dir, dataset.action_space)
-
-
-def _cache_dir(source: str, fingerprint: dict[str, Any]) -> Path:
-    key = hashlib.sha1(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:16]
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in source)[-120:]
-    return cache_root() / "datasets" / safe / key
-
-
-def _load_video_source(source: str, frame_size: int) -> SourceArrays:
-    from .video import read_frames, video_files
-
-    from .config import _check_int
-
-    _check_int("video_frame_size", frame_size, 8, 512)
-    files = video_files(source)
-    fingerprint = {"cache_format": CACHE_FORMAT, "video": [[str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns] for f in files],
-                   "frame_size": frame_size}
-    cache_dir = _cache_dir(source, fingerprint)
-    if not (cache_dir / "info.json").is_file():
-        with _building(cache_dir) as tmp:
-            lengths, total = [], 0
-            with open(tmp / "frames.bin", "wb") as out:
-                for path in files:
-                    count = 0
-                    for frame in read_frames(path, frame_size):
-                        out.write(frame.tobytes())
-                        count += 1
-                    lengths.append(count - 1)
-                    total += count
-            save_file({"episode_lengths": np.asarray(lengths, np.int64), "episode_returns": np.zeros(len(lengths))},
-                      str(tmp / "arrays.safetensors"))
-            info = dict(fingerprint, obs_shape=[frame_size, frame_size, 3], obs_dtype="uint8", num_frames=total,
-                        preprocess={"kind": "identity"}, env_spec_id=None)
-            (tmp / "info.json").write_text(json.dumps(info, indent=2))
-    return _open_cache(source, cache_dir, None)
-
-
-@contextlib.contextmanager
-def _building(cache_dir: Path) -> Iterator[Path]:
-    """Build a cache in a temporary folder, then rename it into place (or keep a parallel job's)."""
-    cache_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=cache_dir.parent))
-    try:
-        yield tmp
-        try:
-            os.rename(tmp, cache_dir)
-        except OSError:
-            if not (cache_dir / "info.json").is_file():
-                raise  # not a finished cache from a parallel job: a real error
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _select_obs(space: gym.Space, obs_key: str | None, dataset_id: str) -> gym.spaces.Box:
-    if isinstance(space, gym.spaces.Dict):
-        if obs_key is None:
-            raise DataError(
-                f"Dataset {dataset_id!r} has dict observations with keys {list(space.spaces)}; "
-                f"choose one with data.obs_key=<key>."
-            )
-        if obs_key not in space.spaces:
-            raise DataError(f"obs_key {obs_key!r} is not in dataset {dataset_id!r}; keys: {list(space.spaces)}.")
-        space = space.spaces[obs_key]
-    elif obs_key is not None:
-        raise DataError(f"obs_key={obs_key!r} given, but dataset {dataset_id!r} observations are not a dict.")
-    if not isinstance(space, gym.spaces.Box):
-        raise DataError(f"Dataset {dataset_id!r} observations are {space}; a LAM needs Box images or vectors.")
-    shape = space.shape
-    is_image = space.dtype == np.uint8 and len(shape) in (2, 3) and min(shape[:2]) >= 8
-    if not is_image and len(shape) != 1:
-        raise DataError(
-            f"Dataset {dataset_id!r} observations have shape {shape} ({space.dtype}): neither uint8 images "
-            f"[H, W, C] nor flat vectors [D]. Re-collect with pixel preprocessing (e.g. preprocess.kind=render_rgb)."
-        )
-    return space
-
-
-def _image_layout(shape: Sequence[int]) -> tuple[int, ...]:
-    return (shape[0], shape[1], 1) if len(shape) == 2 else tuple(shape)
-
-
-def _build_cache(dataset: Any, obs_key: str | None, cache_dir: Path, fingerprint: dict) -> None:
-    dataset_id = fingerprint["dataset_id"]
-    space = _select_obs(dataset.observation_space, obs_key, dataset_id)
-    is_image = space.dtype == np.uint8 and len(space.shape) in (2, 3)
-    obs_shape = _image_layout(space.shape) if is_image else tuple(space.shape)
-    dtype = np.uint8 if is_image else np.float32
-    total_frames = fingerprint["total_steps"] + fingerprint["total_episodes"]
-    action_space = dataset.action_space
-    keep_actions = isinstance(action_space, (gym.spaces.Discrete, gym.spaces.Box, gym.spaces.MultiDiscrete))
-
-    with _building(cache_dir) as tmp:
-        frames = np.memmap(tmp / "frames.bin", mode="w+", dtype=dtype, shape=(total_frames, *obs_shape))
-        lengths, returns, actions, cursor = [], [], [], 0
-        for episode in dataset.iterate_episodes():
-            obs = episode.observations[obs_key] if obs_key is not None else episode.observations
-            obs = np.asarray(obs).reshape(len(obs), *obs_shape)
-            if len(obs) != len(episode.rewards) + 1:
-                raise DataError(f"Episode {episode.id} of {dataset_id!r} has {len(obs)} observations for "
-                                f"{len(episode.rewards)} steps; expected steps + 1.")
-            if not is_image and not np.all(np.isfinite(obs)):
-                raise DataError(f"Episode {episode.id} of {dataset_id!r} has NaN or inf observations; a LAM cannot "
-                                f"learn from them. Drop that episode (minari filter_episodes) or re-collect.")
-            if cursor + len(obs) > total_frames:
-                raise DataError(f"Dataset {dataset_id!r} holds more frames than its metadata says ({total_frames}).")
-            frames[cursor : cursor + len(obs)] = obs
-            cursor += len(obs)
-            lengths.append(len(episode.rewards))
-            returns.append(float(np.sum(episode.rewards)))
-            if keep_actions:
-                actions.append(np.asarray(episode.actions).reshape(len(episode.rewards), *action_space.shape))
-        frames.flush()
-        del frames
-        if cursor != total_frames:
-            raise DataError(f"Dataset {dataset_id!r} metadata says {total_frames} frames but episodes hold {cursor}.")
-        arrays = {"episode_lengths": np.asarray(lengths, np.int64), "episode_returns": np.asarray(returns, np.float64)}
-        if keep_actions and actions:
-            act = np.concatenate(actions)
-            arrays["actions"] = act.astype(np.int64) if not isinstance(action_space, gym.spaces.Box) else act.astype(np.float32)
-        save_file(arrays, str(tmp / "arrays.safetensors"))
-        spec = dataset.env_spec
-        spec_kwargs = dict(spec.kwargs) if spec is not None else {}
-        info = dict(
-            fingerprint, obs_shape=list(obs_shape), obs_dtype=np.dtype(dtype).name, num_frames=total_frames,
-            preprocess=spec_kwargs.get("preprocess") or {"kind": "identity"},
-            env_spec_id=spec.id if spec is not None else None,
-        )
-        (tmp / "info.json").write_text(json.dumps(info, indent=2))
-
-
-def _open_cache(source_id: str, cache_dir: Path, action_space: gym.Space | None) -> SourceArrays:
-    info = json.loads((cache_dir / "info.json").read_text())
-    arrays = load_file(str(cache_dir / "arrays.safetensors"))
-    return SourceArrays(
-        source_id=source_id,
-        frames_path=cache_dir / "frames.bin",
-        obs_shape=tuple(info["obs_shape"]),
-        obs_dtype=info["obs_dtype"],
-        num_frames=int(info["num_frames"]),
-        episode_lengths=arrays["episode_lengths"],
-        episode_returns=arrays["episode_returns"],
-        actions=arrays.get("actions"),
-        action_space=action_space if "actions" in arrays else None,
-        preprocess=info.get("preprocess") or {"kind": "identity"},
-        env_spec_id=info.get("env_spec_id"),
-    )
+from .config import parse_config
+from .errors import DataError
+from .sources import VIDEO_FRAME_SIZE, SourceArrays, load_source
 
 
 # ----------------------------------------------------------------------- transitions
@@ -344,16 +95,27 @@ class TransitionSet(Dataset):
     def subset_episodes(self, keep: Sequence[tuple[int, int]]) -> TransitionSet:
         return TransitionSet(self.sources, keep)
 
+    def subset_sources(self, keep: Sequence[str] | set[str]) -> TransitionSet:
+        """The episodes of this set that come from the sources (dataset ids) in ``keep``."""
+        wanted = {i for i, source in enumerate(self.sources) if source.source_id in set(keep)}
+        return self.subset_episodes([(s, e) for s, e in self.episodes if s in wanted])
+
 
 def split_episodes(
     sources: Sequence[SourceArrays], heldout_fraction: float, seed: int
 ) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
-    """Per source, hold out a random ``heldout_fraction`` of episodes (at least one when there are two)."""
+    """Per source, hold out a random ``heldout_fraction`` of episodes (at least one when there are two).
+
+    A source's split depends only on its id, the fraction and ``seed``, never on which other
+    sources are loaded beside it or in what order: the episodes a LAM held out stay held out
+    when the same dataset is loaded again for labels or evaluation.
+    """
     if not 0.0 <= heldout_fraction < 1.0:
         raise DataError(f"heldout_fraction must be in [0, 1), got {heldout_fraction}.")
     train, heldout = [], []
     for s_idx, source in enumerate(sources):
-        order = np.random.default_rng([seed, s_idx]).permutation(source.num_episodes)
+        id_key = int.from_bytes(hashlib.sha1(source.source_id.encode()).digest()[:8], "little")
+        order = np.random.default_rng([seed, id_key]).permutation(source.num_episodes)
         n_held = int(math.ceil(heldout_fraction * source.num_episodes)) if heldout_fraction > 0 else 0
         if source.num_episodes >= 2:
             n_held = min(max(n_held, 1 if heldout_fraction > 0 else 0), source.num_episodes - 1)
@@ -410,6 +172,31 @@ def load_transitions(
     if len(train) == 0:
         raise DataError(f"Datasets {ids} hold no training transitions (episodes of length 0?).")
     return TransitionData(train, TransitionSet(sources, held_eps), ids)
+
+
+@dataclass
+class DataConfig:
+    """What a LAM trains on (the Hydra ``data`` group): sources, observation key, split."""
+
+    datasets: list[str]
+    obs_key: str | None = None
+    video_frame_size: int = VIDEO_FRAME_SIZE  # video:<file|folder> sources: square frames of this size
+    heldout_fraction: float = 0.1  # fraction of episodes held out, per dataset
+    split_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.datasets, str):  # data.datasets=one/id-v0 (no brackets) means one dataset
+            self.datasets = [self.datasets]
+        if not isinstance(self.datasets, list) or not self.datasets or not all(isinstance(d, str) for d in self.datasets):
+            raise DataError(f"data.datasets must be a non-empty list of dataset ids, got {self.datasets!r}; "
+                            f"e.g. data.datasets=[flexlam/minigrid-doorkey/noisy50-v0].")
+
+    @classmethod
+    def from_dict(cls, values: Any) -> DataConfig:
+        return parse_config(cls, values, "data")
+
+    def load(self) -> TransitionData:
+        return load_transitions(self.datasets, self.heldout_fraction, self.split_seed, self.obs_key, self.video_frame_size)
 
 
 # -------------------------------------------------------------------------- batching

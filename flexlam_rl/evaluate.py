@@ -8,12 +8,14 @@ vectors standardized by the training statistics). Two references frame the curve
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from .data import TransitionSet, eval_batches
+from .errors import DataError, FlexLAMError
 from .model import FlexLAM, null_fill
 from .quantize import code_usage
 
@@ -33,9 +35,9 @@ def reconstruction_by_budget(
     budgets = list(budgets) if budgets is not None else list(range(1, lam.num_tokens + 1))
     for k in budgets:
         if not 1 <= int(k) <= lam.num_tokens:
-            raise ValueError(f"budget {k} is outside 1..{lam.num_tokens} (K = num_tokens).")
+            raise FlexLAMError(f"budget {k} is outside 1..{lam.num_tokens} (K = num_tokens).")
     if len(data) == 0:
-        raise ValueError("No held-out transitions to evaluate on; lower data.heldout_fraction's floor or add episodes.")
+        raise DataError("No held-out transitions to evaluate on; lower data.heldout_fraction's floor or add episodes.")
     was_training = lam.training
     lam.eval()
     sums = {k: 0.0 for k in [0, *budgets]}
@@ -58,16 +60,3 @@ def reconstruction_by_budget(
         "code_usage": code_usage(torch.cat(all_tokens), lam.codebook_size).tolist(),
         "transitions": count,
     }
-
-
-def format_budget_table(rows: dict[str, dict[str, Any]], budgets: Iterable[int] | None = None) -> str:
-    """Markdown table: one row per model, one column per budget, plus the null/copy references."""
-    names = list(rows)
-    budgets = list(budgets) if budgets is not None else sorted({k for r in rows.values() for k in r["mse"]})
-    header = "| model | " + " | ".join(f"k={k}" for k in budgets) + " | all-null | copy o_t |"
-    lines = [header, "|" + "---|" * (len(budgets) + 3)]
-    for name in names:
-        r = rows[name]
-        cells = [f"{r['mse'][k]:.5f}" if k in r["mse"] else "-" for k in budgets]
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {r['null']:.5f} | {r['copy']:.5f} |")
-    return "\n".join(lines)

@@ -9,19 +9,23 @@ so a FlexLAM is evaluated at every budget with the same policy.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from .config import ConfigError, _check_int, _plain
+from .align import Translator
+from .config import check_int, parse_config
 from .data import TransitionSet
+from .errors import ConfigError, DataError
+from .fit import FitConfig, fit, seeded
 from .model import FlexLAM, check_prefix_len
+from .nets import ObservationInput, feature_encoder
 
 
 @dataclass
@@ -36,46 +40,28 @@ class LatentBCConfig:
         if not isinstance(self.obs_shape, list) or len(self.obs_shape) not in (1, 3):
             raise ConfigError(f"obs_shape must be [H, W, C] or [D], got {self.obs_shape!r}.")
         for s in self.obs_shape:
-            _check_int("obs_shape entry", s, 1, 4096)
-        _check_int("num_tokens", self.num_tokens, 1, 64)
-        _check_int("codebook_size", self.codebook_size, 2, 65536)
-        _check_int("hidden_dim", self.hidden_dim, 1, 16384)
+            check_int("obs_shape entry", s, 1, 4096)
+        check_int("num_tokens", self.num_tokens, 1, 64)
+        check_int("codebook_size", self.codebook_size, 2, 65536)
+        check_int("hidden_dim", self.hidden_dim, 1, 16384)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LatentBCConfig:
-        known = {f.name for f in fields(cls)}
-        if not isinstance(data, Mapping) or set(data) - known:
-            raise ConfigError(f"Malformed latent BC config; known keys: {sorted(known)}.")
-        try:
-            return cls(**{k: _plain(v) for k, v in data.items()})
-        except TypeError as exc:
-            raise ConfigError(f"Malformed latent BC config: {exc}") from None
+        return parse_config(cls, data, "latent BC config")
 
 
-class LatentBCPolicy(nn.Module):
+class LatentBCPolicy(ObservationInput):
     """``obs [B, ...] -> logits [B, K, V]`` over the LAM's tokens, one head per slot."""
 
     def __init__(self, config: LatentBCConfig):
         super().__init__()
         self.config = config
-        shape = config.obs_shape
-        if len(shape) == 3:
-            layers, c_prev = [], shape[2]
-            for width in config.channels:
-                layers += [nn.Conv2d(c_prev, width, 4, 2, 1), nn.GroupNorm(1, width), nn.GELU()]
-                c_prev = width
-            self.encoder = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(c_prev * 16, config.hidden_dim), nn.GELU())
-        else:
-            self.encoder = nn.Sequential(nn.Linear(shape[0], config.hidden_dim), nn.GELU(), nn.Linear(config.hidden_dim, config.hidden_dim), nn.GELU())
-        self.head = nn.Linear(config.hidden_dim, config.num_tokens * config.codebook_size)
-        self.register_buffer("obs_mean", torch.zeros(1 if len(shape) == 3 else shape[0]))
-        self.register_buffer("obs_std", torch.ones(1 if len(shape) == 3 else shape[0]))
+        self.encoder = feature_encoder(config.obs_shape, config.channels, config.hidden_dim)
+        self.head = torch.nn.Linear(config.hidden_dim, config.num_tokens * config.codebook_size)
+        self._init_obs_input(config.obs_shape)
 
     def forward(self, obs: np.ndarray | torch.Tensor) -> torch.Tensor:
-        x = torch.as_tensor(np.asarray(obs)) if not torch.is_tensor(obs) else obs
-        x = x.to(self.head.weight.device)
-        x = x.permute(0, 3, 1, 2).float() / 255.0 if len(self.config.obs_shape) == 3 else (x.float() - self.obs_mean) / self.obs_std
-        return self.head(self.encoder(x)).view(-1, self.config.num_tokens, self.config.codebook_size)
+        return self.head(self.encoder(self.obs_input(obs))).view(-1, self.config.num_tokens, self.config.codebook_size)
 
     @torch.no_grad()
     def act(self, obs: np.ndarray, prefix_len: int) -> np.ndarray:
@@ -96,12 +82,11 @@ class LatentBCPolicy(nn.Module):
 
 
 @dataclass
-class LatentBCTrainConfig:
+class LatentBCTrainConfig(FitConfig):
+    """Latent BC training (the Hydra ``bc`` group)."""
+
     steps: int = 1500
     batch_size: int = 64
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    seed: int = 0
 
 
 @torch.no_grad()
@@ -118,33 +103,29 @@ def token_targets(lam: FlexLAM, data: TransitionSet, batch_size: int = 256) -> t
 def train_latent_bc(lam: FlexLAM, expert: TransitionSet, cfg: LatentBCTrainConfig) -> LatentBCPolicy:
     """Clone the IDM's tokens on action-free expert transitions (actions are never read)."""
     if len(expert) == 0:
-        raise ValueError("No expert transitions to clone; collect an expert dataset first (flexlam-collect behaviour=expert).")
-    torch.manual_seed(cfg.seed)
+        raise DataError("No expert transitions to clone; collect an expert dataset first (flexlam-collect behaviour=expert).")
     obs, tokens = token_targets(lam, expert)
-    policy = LatentBCPolicy(LatentBCConfig(list(lam.config.obs_shape), lam.num_tokens, lam.codebook_size,
-                                           list(lam.config.channels), lam.config.hidden_dim))
-    if not lam.config.is_image:
-        policy.obs_mean.copy_(lam.obs_mean)
-        policy.obs_std.copy_(lam.obs_std)
-    optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    gen = torch.Generator().manual_seed(cfg.seed)
+    with seeded(cfg.seed):
+        policy = LatentBCPolicy(LatentBCConfig(list(lam.config.obs_shape), lam.num_tokens, lam.codebook_size,
+                                               list(lam.config.channels), lam.config.hidden_dim))
+    policy.copy_obs_stats(lam)
     targets = torch.as_tensor(tokens)
-    policy.train()
-    for _ in range(cfg.steps):
-        idx = torch.randint(0, len(obs), (cfg.batch_size,), generator=gen)
+
+    def batch_loss(idx: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         logits = policy(obs[idx.numpy()])
-        loss = F.cross_entropy(logits.reshape(-1, lam.codebook_size), targets[idx].reshape(-1))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    return policy.eval()
+        return F.cross_entropy(logits.reshape(-1, lam.codebook_size), targets[idx].reshape(-1))
+
+    return fit(policy, batch_loss, len(obs), cfg)
 
 
+# ----------------------------------------------------------------------- scoring
 def rollout_returns(env: gym.Env, act: Callable[[np.ndarray], Any], episodes: int, seed: int,
                     frames: list[np.ndarray] | None = None) -> list[float]:
     """Undiscounted returns of ``act`` over ``episodes`` episodes (reset seeds ``seed + i``).
 
-    When ``frames`` is given, the observations of the first episode are appended to it.
+    Every method sees the same episodes (same start states), which is what pairs their scores;
+    SB3's ``evaluate_policy`` seeds a vector env once and cannot promise that. When ``frames``
+    is given, the observations of the first episode are appended to it.
     """
     returns = []
     for i in range(episodes):
@@ -163,13 +144,72 @@ def rollout_returns(env: gym.Env, act: Callable[[np.ndarray], Any], episodes: in
     return returns
 
 
-def evaluate_latent_bc(policy: LatentBCPolicy, make_env: Callable[[int], gym.Env], budgets: Sequence[int],
-                       episodes: int, seed: int) -> dict[int, dict[str, float]]:
-    """Mean/stderr return of the latent BC policy at each budget (``make_env(k)`` builds the latent env)."""
+def latent_env(env: str, lam: FlexLAM, translator: Translator, prefix_len: int, frame_size: int | None = None) -> gym.Env:
+    """A task (at ``frame_size``, when given) acting through ``lam`` + ``translator`` at budget k."""
+    from .envs import task_at_frame_size
+    from .wrappers import LatentActionWrapper
+
+    return LatentActionWrapper(task_at_frame_size(env, frame_size).make(), lam, translator, prefix_len)
+
+
+def evaluate_latent_bc(
+    policy: LatentBCPolicy, lam: FlexLAM, translator: Translator, env: str, budgets: Sequence[int],
+    episodes: int, seed: int, frame_size: int | None = None, gif_frames: dict[int, list[np.ndarray]] | None = None,
+) -> dict[int, dict[str, float]]:
+    """Mean and standard error of the return at each budget on task ``env`` (episode i resets with ``seed + i``).
+
+    With ``gif_frames``, each budget's first episode is recorded into ``gif_frames[k]``.
+    """
     out = {}
     for k in budgets:
-        env = make_env(int(k))
-        returns = rollout_returns(env, lambda o, k=k: policy.act(np.asarray(o)[None], k)[0], episodes, seed)
-        env.close()
-        out[int(k)] = {"mean": float(np.mean(returns)), "stderr": float(np.std(returns) / np.sqrt(len(returns)))}
+        k = check_prefix_len(k, policy.config.num_tokens)
+        frames = None if gif_frames is None else gif_frames.setdefault(k, [])
+        with latent_env(env, lam, translator, k, frame_size) as wrapped:
+            returns = rollout_returns(wrapped, lambda o, k=k: policy.act(np.asarray(o)[None], k)[0], episodes, seed, frames)
+        out[k] = {"mean": float(np.mean(returns)), "stderr": float(np.std(returns) / np.sqrt(len(returns)))}
     return out
+
+
+def random_returns(env: str, episodes: int, seed: int, frame_size: int | None = None) -> list[float]:
+    """Returns of uniformly random real actions: the floor latent BC is compared with."""
+    from .envs import task_at_frame_size
+
+    with task_at_frame_size(env, frame_size).make() as raw:
+        raw.action_space.seed(seed)
+        return rollout_returns(raw, lambda obs: raw.action_space.sample(), episodes, seed)
+
+
+def run_latent_bc(
+    lam_dir: str | Path, env: str, expert_datasets: Sequence[str], train_cfg: LatentBCTrainConfig,
+    translator_dir: str | Path | None = None, budgets: Sequence[int] | None = None, episodes: int = 20, seed: int = 10_000,
+    out: str | Path | None = None, gif: bool = True,
+) -> dict[str, Any]:
+    """``flexlam-latent-bc`` as a library call: clone on ``expert_datasets`` (actions never read), score
+    every budget on ``env`` against a random policy, save the policy (default ``<lam_dir>/../latent_bc``),
+    a GIF at the best budget and ``latent_bc_metrics.json``; returns those metrics."""
+    from .checkpoint import atomic_write_json
+    from .data import load_transitions
+    from .media import write_gif
+
+    lam_dir = Path(lam_dir)
+    lam = FlexLAM.load(lam_dir)
+    translator = Translator.load(Path(translator_dir) if translator_dir else lam_dir.parent / "translator")
+    expert = load_transitions(list(expert_datasets), 0.0, 0).train
+    policy = train_latent_bc(lam, expert, train_cfg)
+    budgets = list(budgets) if budgets else list(range(1, lam.num_tokens + 1))
+    by_budget = evaluate_latent_bc(policy, lam, translator, env, budgets, episodes, seed)
+    rand = random_returns(env, episodes, seed)
+    out = Path(out) if out else lam_dir.parent / "latent_bc"
+    policy.save(out, extra={"lam": str(lam_dir.resolve()), "expert_datasets": list(expert_datasets),
+                            "train": asdict(train_cfg), "returns": by_budget})
+    best = max(by_budget, key=lambda k: by_budget[k]["mean"])
+    gif_path = None
+    if gif:
+        frames: dict[int, list[np.ndarray]] = {}
+        evaluate_latent_bc(policy, lam, translator, env, [best], 1, seed, gif_frames=frames)
+        gif_path = write_gif(frames[best], out.parent / f"latent_bc_k{best}.gif")
+    metrics = {"returns": by_budget, "random": {"mean": float(np.mean(rand)), "stderr": float(np.std(rand) / np.sqrt(len(rand)))},
+               "env": env, "episodes": episodes, "expert_transitions": len(expert), "best_budget": best,
+               "policy": str(out.resolve()), "gif": str(gif_path) if gif_path else None}
+    atomic_write_json(out.parent / "latent_bc_metrics.json", metrics)
+    return metrics

@@ -20,9 +20,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import LAMConfig
+from .errors import FlexLAMError
+from .nets import ArrayLike, ConvEncoder, ObservationInput, conv_block, mlp
 from .quantize import FSQ
-
-ArrayLike = np.ndarray | torch.Tensor
 
 
 def null_fill(latent: torch.Tensor, prefix_len: torch.Tensor | int, null_latent: torch.Tensor) -> torch.Tensor:
@@ -50,29 +50,18 @@ def prefix_weights(num_tokens: int, dist: str, geometric_p: float = 0.35) -> tor
     elif dist == "geometric":  # Rippel et al.: P(k) ~ p (1-p)^(k-1), truncated at K
         weights = geometric_p * (1 - geometric_p) ** (lengths - 1)
     else:
-        raise ValueError(f"Unknown prefix distribution {dist!r}; expected uniform, pow2 or geometric.")
+        raise FlexLAMError(f"Unknown prefix distribution {dist!r}; expected uniform, pow2 or geometric.")
     return (weights / weights.sum()).float()
 
 
-def _conv_block(c_in: int, c_out: int, stride: int) -> nn.Sequential:
-    kernel = 4 if stride == 2 else 3
-    return nn.Sequential(nn.Conv2d(c_in, c_out, kernel, stride, 1), nn.GroupNorm(1, c_out), nn.GELU())
-
-
-class ImageIDM(nn.Module):
-    """(o_t, o_t+1) pixels -> ``[B, K, L]`` pre-quantization slot values."""
+class ImageIDM(ConvEncoder):
+    """(o_t, o_t+1) pixels -> ``[B, K, L]`` pre-quantization slot values (input: o_t, o_t+1 and their difference)."""
 
     def __init__(self, in_channels: int, channels: list[int], hidden: int, out_dim: int):
-        super().__init__()
-        layers, c_prev = [], 3 * in_channels  # o_t, o_t+1 and their difference
-        for width in channels:
-            layers.append(_conv_block(c_prev, width, stride=2))
-            c_prev = width
-        self.convs = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(4))
-        self.head = nn.Sequential(nn.Flatten(), nn.Linear(c_prev * 16, hidden), nn.GELU(), nn.Linear(hidden, out_dim))
+        super().__init__(3 * in_channels, channels, out_dim, hidden=hidden)
 
     def forward(self, x: torch.Tensor, x_next: torch.Tensor) -> torch.Tensor:
-        return self.head(self.convs(torch.cat([x, x_next, x_next - x], dim=1)))
+        return super().forward(torch.cat([x, x_next, x_next - x], dim=1))
 
 
 class FiLMResBlock(nn.Module):
@@ -101,7 +90,7 @@ class ImageFDM(nn.Module):
         self.down = nn.ModuleList()
         c_prev = in_channels
         for width in channels:
-            self.down.append(_conv_block(c_prev, width, stride=2))
+            self.down.append(conv_block(c_prev, width, stride=2))
             c_prev = width
         self.mid = nn.ModuleList([FiLMResBlock(c_prev, hidden), FiLMResBlock(c_prev, hidden)])
         self.up = nn.ModuleList()
@@ -131,9 +120,7 @@ class ImageFDM(nn.Module):
 class VectorIDM(nn.Module):
     def __init__(self, obs_dim: int, hidden: int, out_dim: int):
         super().__init__()
-        self.net = nn.Sequential(
-            nn.Linear(3 * obs_dim, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, out_dim)
-        )
+        self.net = mlp([3 * obs_dim, hidden, hidden, out_dim])
 
     def forward(self, x: torch.Tensor, x_next: torch.Tensor) -> torch.Tensor:
         return self.net(torch.cat([x, x_next, x_next - x], dim=-1))
@@ -142,9 +129,7 @@ class VectorIDM(nn.Module):
 class VectorFDM(nn.Module):
     def __init__(self, obs_dim: int, cond_dim: int, hidden: int):
         super().__init__()
-        self.net = nn.Sequential(
-            nn.Linear(obs_dim + cond_dim, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, obs_dim)
-        )
+        self.net = mlp([obs_dim + cond_dim, hidden, hidden, obs_dim])
         nn.init.zeros_(self.net[-1].weight)
         nn.init.zeros_(self.net[-1].bias)
 
@@ -163,7 +148,7 @@ class LAMOutput:
     loss: torch.Tensor  # scalar MSE
 
 
-class FlexLAM(nn.Module):
+class FlexLAM(ObservationInput):
     """Latent action model with a variable-length discrete latent action.
 
     Public surface (observations in the env's own layout, numpy or torch):
@@ -189,10 +174,7 @@ class FlexLAM(nn.Module):
         self.token_proj = nn.Linear(len(levels), config.latent_dim)
         self.slot_embed = nn.Parameter(torch.randn(config.num_tokens, config.latent_dim) * 0.02)
         self.null_latent = nn.Parameter(torch.randn(config.latent_dim) / config.latent_dim**0.5)
-        # Vector observations are standardized with dataset statistics (set before training).
-        obs_dim = 1 if config.is_image else config.obs_shape[0]
-        self.register_buffer("obs_mean", torch.zeros(obs_dim))
-        self.register_buffer("obs_std", torch.ones(obs_dim))
+        self._init_obs_input(config.obs_shape)  # vectors: standardized with dataset statistics (set before training)
 
     # ----------------------------------------------------------------- sizes
     @property
@@ -214,21 +196,9 @@ class FlexLAM(nn.Module):
         return self.null_latent.device
 
     # -------------------------------------------------------- normalization
-    def set_obs_stats(self, mean: ArrayLike, std: ArrayLike) -> None:
-        """Standardization for vector observations (ignored for images)."""
-        if self.config.is_image:
-            return
-        mean_t = torch.as_tensor(np.asarray(mean), dtype=torch.float32).reshape(-1)
-        std_t = torch.as_tensor(np.asarray(std), dtype=torch.float32).reshape(-1).clamp_min(1e-6)
-        self.obs_mean.copy_(mean_t)
-        self.obs_std.copy_(std_t)
-
     def normalize(self, obs: ArrayLike, name: str = "obs") -> torch.Tensor:
         """Env-layout observations -> network input: ``[B, C, H, W]`` in [0, 1] or standardized ``[B, D]``."""
-        x = self._as_batch(obs, name)
-        if self.config.is_image:
-            return x.permute(0, 3, 1, 2).float() / 255.0
-        return (x.float() - self.obs_mean) / self.obs_std
+        return self.obs_input(self._as_batch(obs, name))
 
     def denormalize(self, x: torch.Tensor) -> torch.Tensor:
         """Inverse of :meth:`normalize`: images come back as uint8 ``[B, H, W, C]``."""
@@ -240,20 +210,20 @@ class FlexLAM(nn.Module):
         expected = tuple(self.config.obs_shape)
         x = torch.as_tensor(obs) if not torch.is_tensor(obs) else obs
         if tuple(x.shape) == expected:
-            raise ValueError(
+            raise FlexLAMError(
                 f"{name} has shape {tuple(x.shape)}: a single observation. Add a batch "
                 f"dimension (obs[None]) to get [B, {', '.join(map(str, expected))}]."
             )
         if x.ndim != len(expected) + 1 or tuple(x.shape[1:]) != expected:
-            raise ValueError(
+            raise FlexLAMError(
                 f"{name} has shape {tuple(x.shape)}, but this LAM expects [B, {', '.join(map(str, expected))}] "
                 f"({'uint8 images' if self.config.is_image else 'float vectors'}, preprocessing "
                 f"{self.config.preprocess}). Apply the same preprocessing (flexlam_rl.envs.apply_preprocess)."
             )
         if self.config.is_image and x.dtype != torch.uint8:
-            raise ValueError(f"{name} must be uint8 pixels (0..255), got dtype {x.dtype}.")
+            raise FlexLAMError(f"{name} must be uint8 pixels (0..255), got dtype {x.dtype}.")
         if not self.config.is_image and not (x.dtype.is_floating_point or x.dtype in (torch.int32, torch.int64)):
-            raise ValueError(f"{name} must be a float vector, got dtype {x.dtype}.")
+            raise FlexLAMError(f"{name} must be a float vector, got dtype {x.dtype}.")
         return x.to(self.device)
 
     # ------------------------------------------------------------- internals
@@ -299,13 +269,13 @@ class FlexLAM(nn.Module):
         k = check_prefix_len(prefix_len, self.num_tokens)
         t = torch.as_tensor(np.asarray(tokens)) if not torch.is_tensor(tokens) else tokens
         if t.ndim != 2 or not k <= t.shape[1] <= self.num_tokens:
-            raise ValueError(
+            raise FlexLAMError(
                 f"tokens must be [B, n] with prefix_len={k} <= n <= K={self.num_tokens}, got shape {tuple(t.shape)}."
             )
         if t.dtype.is_floating_point or t.dtype == torch.bool:
-            raise ValueError(f"tokens must be integers, got dtype {t.dtype}.")
+            raise FlexLAMError(f"tokens must be integers, got dtype {t.dtype}.")
         if t.numel() and (int(t.min()) < 0 or int(t.max()) >= self.codebook_size):
-            raise ValueError(f"tokens must be in 0..{self.codebook_size - 1} (codebook_size), got {int(t.min())}..{int(t.max())}.")
+            raise FlexLAMError(f"tokens must be in 0..{self.codebook_size - 1} (codebook_size), got {int(t.min())}..{int(t.max())}.")
         t = t.to(self.device).long()
         if t.shape[1] < self.num_tokens:  # pad: those slots are nulled anyway
             t = F.pad(t, (0, self.num_tokens - t.shape[1]))
@@ -318,7 +288,7 @@ class FlexLAM(nn.Module):
         expected = (x.shape[0], self.num_tokens, self.latent_dim)
         if not torch.is_tensor(latent) or tuple(latent.shape) != expected:
             got = tuple(latent.shape) if hasattr(latent, "shape") else type(latent).__name__
-            raise ValueError(f"latent must be a tensor of shape {expected} (from lam.embed), got {got}.")
+            raise FlexLAMError(f"latent must be a tensor of shape {expected} (from lam.embed), got {got}.")
         return self.denormalize(self.fdm(x, latent.to(self.device, torch.float32)))
 
     def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
@@ -336,12 +306,12 @@ class FlexLAM(nn.Module):
 
 
 def check_prefix_len(prefix_len: Any, num_tokens: int) -> int:
-    """Validate a token budget: an integer in 1..K, else a ``ValueError`` naming the range."""
+    """Validate a token budget: an integer in 1..K, else a ``FlexLAMError`` (a ``ValueError``) naming the range."""
     if isinstance(prefix_len, bool) or not isinstance(prefix_len, (int, np.integer)):
         if torch.is_tensor(prefix_len) and prefix_len.ndim == 0 and not prefix_len.dtype.is_floating_point:
             prefix_len = int(prefix_len)
         else:
-            raise ValueError(f"prefix_len must be an integer in 1..{num_tokens}, got {prefix_len!r}.")
+            raise FlexLAMError(f"prefix_len must be an integer in 1..{num_tokens}, got {prefix_len!r}.")
     if not 1 <= int(prefix_len) <= num_tokens:
-        raise ValueError(f"prefix_len must be in 1..{num_tokens} (K = num_tokens), got {int(prefix_len)}.")
+        raise FlexLAMError(f"prefix_len must be in 1..{num_tokens} (K = num_tokens), got {int(prefix_len)}.")
     return int(prefix_len)

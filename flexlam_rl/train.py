@@ -20,9 +20,10 @@ import json
 import math
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -37,9 +38,11 @@ from .checkpoint import (
     read_json,
     read_tensors,
 )
-from .config import LAMConfig
+from .config import LAMConfig, check_positive_ints, plain
 from .data import TransitionData, step_loader
+from .errors import ConfigError, TrainingDiverged
 from .evaluate import reconstruction_by_budget
+from .fit import seeded
 from .model import FlexLAM
 from .quantize import code_usage
 
@@ -66,16 +69,10 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "checkpoint_every", "log_every", "eval_every", "keep_checkpoints"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"train.{name} must be a positive integer, got {value!r}.")
+        check_positive_ints("train", self, ("steps", "batch_size", "checkpoint_every", "log_every", "eval_every",
+                                            "keep_checkpoints"))
         if not self.lr > 0:
-            raise ValueError(f"train.lr must be > 0, got {self.lr}.")
-
-
-class TrainingDiverged(RuntimeError):
-    """Loss became NaN/inf; the last good checkpoint is kept."""
+            raise ConfigError(f"train.lr must be > 0, got {self.lr}.")
 
 
 @dataclass
@@ -94,7 +91,7 @@ def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} asked for, but CUDA is not available; use device=cpu or device=auto.")
+        raise ConfigError(f"device={device!r} asked for, but CUDA is not available; use device=cpu or device=auto.")
     return torch.device(device)
 
 
@@ -157,16 +154,31 @@ def load_checkpoint(ckpt: Path, lam: FlexLAM, optimizer: torch.optim.Optimizer) 
 
 # --------------------------------------------------------------------- training
 def build_lam(lam_cfg: LAMConfig, data: TransitionData, seed: int) -> FlexLAM:
-    torch.manual_seed(seed)
-    lam = FlexLAM(lam_cfg)
+    """A freshly initialized LAM (weights a function of ``seed``) with the data's vector statistics."""
+    with seeded(seed):
+        lam = FlexLAM(lam_cfg)
     if not lam_cfg.is_image:
         lam.set_obs_stats(*data.obs_stats())
     return lam
 
 
+def lam_config_for(values: Any, data: TransitionData | None) -> LAMConfig:
+    """LAM settings (e.g. the Hydra ``lam`` group) + the data's observation layout -> a validated :class:`LAMConfig`.
+
+    With ``data=None`` only the data-independent fields are checked (against a stand-in image
+    shape), so a typo fails before any dataset is opened.
+    """
+    values = dict(plain(values))
+    values.pop("name", None)
+    values.setdefault("obs_shape", list(data.obs_shape) if data else [64, 64, 3])
+    values.setdefault("obs_dtype", "uint8" if len(values["obs_shape"]) == 3 else "float32")
+    values.setdefault("preprocess", data.preprocess if data else {"kind": "identity"})
+    return LAMConfig.from_dict(values)
+
+
 def check_data_matches(lam_cfg: LAMConfig, data: TransitionData) -> None:
     if tuple(lam_cfg.obs_shape) != tuple(data.obs_shape):
-        raise ValueError(
+        raise ConfigError(
             f"LAM obs_shape {list(lam_cfg.obs_shape)} does not match the data's {list(data.obs_shape)}; "
             f"leave lam.obs_shape unset to take it from the data."
         )
@@ -263,6 +275,24 @@ def pretrain(
     )
 
 
+def run_pretraining(
+    run_dir: str | Path, data: TransitionData, lam_cfg: LAMConfig, cfg: TrainConfig,
+    budgets: list[int] | None = None, run_info: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Train (or resume) in ``run_dir``, score every budget on the held-out split, write ``metrics.json``.
+
+    Returns the metrics: ``step``, ``resumed_from``, ``wall_time_s``, ``heldout`` (see
+    :func:`~flexlam_rl.evaluate.reconstruction_by_budget`), ``datasets``, ``lam`` and ``lam_dir``.
+    """
+    run_dir = Path(run_dir)
+    result = pretrain(run_dir, data, lam_cfg, cfg, run_info=run_info)
+    evaluation = reconstruction_by_budget(FlexLAM.load(result.lam_dir), data.heldout, budgets)
+    metrics = {"step": result.step, "resumed_from": result.resumed_from, "wall_time_s": result.wall_time_s,
+               "heldout": evaluation, "datasets": data.dataset_ids, "lam": lam_cfg.to_dict(), "lam_dir": str(result.lam_dir)}
+    atomic_write_json(run_dir / "metrics.json", metrics)
+    return metrics
+
+
 def _remove_stale_temps(run_dir: Path) -> None:
     """Temp files a killed run left mid-write (never the real files, which are only renamed into place)."""
     for pattern in ("checkpoints/.tmp-step_*", "**/.*.tmp", "**/.*.tmp.*"):
@@ -288,10 +318,11 @@ def _check_same_run(run_dir: Path, record: dict[str, Any]) -> None:
         old, new = previous.get(key), json.loads(json.dumps(record[key]))
         if old != new:
             if isinstance(old, dict) and isinstance(new, dict):
-                changed = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k))
+                changed = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new))
+                                    if old.get(k) != new.get(k))
             else:
                 changed = f"{old!r} -> {new!r}"
-            raise ValueError(
+            raise ConfigError(
                 f"{run_dir} already holds a run with a different '{key}' config ({changed}), so it cannot resume it. "
                 f"Use a new run_dir, or delete {run_dir} to start over."
             )

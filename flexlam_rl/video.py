@@ -6,18 +6,16 @@ MP4/WebM/AVI need an ffmpeg plugin (``pip install "flexlam-rl[video]"``).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 from PIL import Image
 
+from .errors import VideoError
+
 VIDEO_SUFFIXES = (".mp4", ".gif", ".webm", ".avi", ".mov", ".mkv")
 VIDEO_PREFIX = "video:"
-
-
-class VideoError(ValueError):
-    """A video source cannot be used; the message names the file and the fix."""
 
 
 def is_video_source(source: str) -> bool:

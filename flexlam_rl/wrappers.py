@@ -3,8 +3,9 @@
 ``LatentActionWrapper(env, lam, translator, prefix_len=k)`` exposes
 ``action_space = MultiDiscrete([V] * k)``; observations pass through unchanged, after the
 same preprocessing the LAM was trained with (applied here when given a raw env).
-``LatentActionVecEnv`` is the SB3 ``VecEnvWrapper`` form, translating every sub-env's
-tokens in one batch. ``gym.make("flexlam/LatentAction-v0", env_id=..., lam=<dir>,
+``LatentActionVectorWrapper`` is the Gymnasium vector form, translating every sub-env's
+tokens in one batch (the SB3 ``VecEnv`` form is ``flexlam_rl.agents.LatentActionVecEnv``).
+This module does not import Stable-Baselines3. ``gym.make("flexlam/LatentAction-v0", env_id=..., lam=<dir>,
 translator=<dir>, prefix_len=k)`` builds the wrapped env from checkpoint paths, so any
 Gymnasium client can create it.
 """
@@ -17,13 +18,11 @@ from typing import Any, SupportsFloat
 import gymnasium as gym
 import numpy as np
 import torch
-from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
 from .align import Translator, check_action_space_fits
 from .envs import apply_preprocess, get_task
+from .errors import FlexLAMError
 from .model import FlexLAM, check_prefix_len
-
-from . import LATENT_ENV_ID  # noqa: F401  (registered in flexlam_rl/__init__.py)
 
 
 def _spec_arg(obj: Any) -> Any:
@@ -31,14 +30,6 @@ def _spec_arg(obj: Any) -> Any:
     if isinstance(obj, (str, Path)):
         return str(obj)
     return getattr(obj, "source_path", None) or obj
-
-
-def _as_lam(lam: FlexLAM | str | Path, device: str) -> FlexLAM:
-    return lam if isinstance(lam, FlexLAM) else FlexLAM.load(lam, device=device)
-
-
-def _as_translator(translator: Translator | str | Path, device: str) -> Translator:
-    return translator if isinstance(translator, Translator) else Translator.load(translator, device=device)
 
 
 def match_lam_observations(env: gym.Env, lam: FlexLAM) -> gym.Env:
@@ -53,7 +44,7 @@ def match_lam_observations(env: gym.Env, lam: FlexLAM) -> gym.Env:
         preprocess = {"kind": "minigrid_rgb", "frame_size": preprocess["frame_size"]}
     wrapped = apply_preprocess(env, preprocess)
     if getattr(wrapped.observation_space, "shape", None) != expected:
-        raise ValueError(
+        raise FlexLAMError(
             f"This env's observations {env.observation_space} cannot be matched to the LAM's {list(expected)} "
             f"with its preprocessing {lam.config.preprocess}. Wrap the env to produce {list(expected)} observations."
         )
@@ -65,24 +56,30 @@ def validate_tokens(tokens: Any, prefix_len: int, codebook_size: int, batch: int
     arr = np.asarray(tokens)
     shape = (prefix_len,) if batch is None else (batch, prefix_len)
     if arr.shape != shape:
-        raise ValueError(f"latent action must have shape {shape} (k = {prefix_len} tokens), got {arr.shape}.")
+        raise FlexLAMError(f"latent action must have shape {shape} (k = {prefix_len} tokens), got {arr.shape}.")
     if not np.issubdtype(arr.dtype, np.integer):
         if np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
             arr = arr.astype(np.int64)
         else:
-            raise ValueError(f"latent action tokens must be integers, got dtype {arr.dtype}.")
+            raise FlexLAMError(f"latent action tokens must be integers, got dtype {arr.dtype}.")
     if arr.size and (arr.min() < 0 or arr.max() >= codebook_size):
-        raise ValueError(f"latent action tokens must be in 0..{codebook_size - 1}, got {arr.min()}..{arr.max()}.")
+        raise FlexLAMError(f"latent action tokens must be in 0..{codebook_size - 1}, got {arr.min()}..{arr.max()}.")
     return arr.astype(np.int64)
 
 
 class LatentTranslation:
-    """Tokens ``[n, k]`` (+ o_t) -> env actions, batched: shared by the single and vector wrappers."""
+    """Tokens ``[n, k]`` (+ o_t) -> env actions, batched: shared by the single and every vector wrapper.
 
-    def __init__(self, lam: FlexLAM, translator: Translator, prefix_len: int):
+    ``lam`` and ``translator`` are models or the directories they were saved to.
+    """
+
+    def __init__(self, lam: FlexLAM | str | Path, translator: Translator | str | Path, prefix_len: int,
+                 device: str = "cpu"):
+        lam = lam if isinstance(lam, FlexLAM) else FlexLAM.load(lam, device=device)
+        translator = translator if isinstance(translator, Translator) else Translator.load(translator, device=device)
         self.prefix_len = check_prefix_len(prefix_len, lam.num_tokens)
         if translator.config.num_tokens != lam.num_tokens or translator.config.latent_dim != lam.latent_dim:
-            raise ValueError(
+            raise FlexLAMError(
                 f"Translator expects latents [K={translator.config.num_tokens}, D={translator.config.latent_dim}] but the "
                 f"LAM gives [K={lam.num_tokens}, D={lam.latent_dim}]; use the translator aligned on this LAM."
             )
@@ -90,6 +87,13 @@ class LatentTranslation:
 
     def action_space(self) -> gym.spaces.MultiDiscrete:
         return gym.spaces.MultiDiscrete([self.lam.codebook_size] * self.prefix_len)
+
+    def check_env_action_space(self, space: gym.Space) -> None:
+        check_action_space_fits(self.translator.config.action, space)
+
+    def validate(self, tokens: Any, batch: int | None = None) -> np.ndarray:
+        """Latent actions as int64 ``[k]`` (or ``[batch, k]``), or a clear error."""
+        return validate_tokens(tokens, self.prefix_len, self.lam.codebook_size, batch)
 
     @torch.no_grad()
     def __call__(self, tokens: np.ndarray, obs: np.ndarray | None) -> np.ndarray:
@@ -112,10 +116,9 @@ class LatentActionWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         gym.utils.RecordConstructorArgs.__init__(
             self, lam=_spec_arg(lam), translator=_spec_arg(translator), prefix_len=prefix_len, device=device
         )
-        lam_model, translator_model = _as_lam(lam, device), _as_translator(translator, device)
-        self.translation = LatentTranslation(lam_model, translator_model, prefix_len)
-        env = match_lam_observations(env, lam_model)
-        check_action_space_fits(translator_model.config.action, env.action_space)
+        self.translation = LatentTranslation(lam, translator, prefix_len, device)
+        env = match_lam_observations(env, self.translation.lam)
+        self.translation.check_env_action_space(env.action_space)
         gym.Wrapper.__init__(self, env)
         self.prefix_len = self.translation.prefix_len
         self.action_space = self.translation.action_space()
@@ -127,7 +130,7 @@ class LatentActionWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         return obs, info
 
     def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
-        tokens = validate_tokens(action, self.prefix_len, self.translation.lam.codebook_size)
+        tokens = self.translation.validate(action)
         obs_batch = None if self._last_obs is None else np.asarray(self._last_obs)[None]
         real = self.translation(tokens[None], obs_batch)[0]
         obs, reward, terminated, truncated, info = self.env.step(self._env_action(real))
@@ -139,47 +142,14 @@ class LatentActionWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         return int(real) if isinstance(self.env.action_space, gym.spaces.Discrete) else real
 
 
-class LatentActionVecEnv(VecEnvWrapper):
-    """SB3 VecEnv form: all sub-envs' tokens ``[n_envs, k]`` go through the translator in one batch."""
-
-    def __init__(self, venv: VecEnv, lam: FlexLAM | str | Path, translator: Translator | str | Path,
-                 prefix_len: int, device: str = "cpu"):
-        lam_model, translator_model = _as_lam(lam, device), _as_translator(translator, device)
-        self.translation = LatentTranslation(lam_model, translator_model, prefix_len)
-        if getattr(venv.observation_space, "shape", None) != tuple(lam_model.config.obs_shape):
-            raise ValueError(
-                f"Sub-env observations {venv.observation_space} do not match the LAM's {lam_model.config.obs_shape}; "
-                f"build the sub-envs with flexlam_rl.wrappers.match_lam_observations (or the task's pixel env)."
-            )
-        check_action_space_fits(translator_model.config.action, venv.action_space)
-        super().__init__(venv, action_space=self.translation.action_space())
-        self._last_obs: np.ndarray | None = None
-
-    def reset(self):
-        obs = self.venv.reset()
-        self._last_obs = obs
-        return obs
-
-    def step_async(self, actions: np.ndarray) -> None:
-        tokens = validate_tokens(actions, self.translation.prefix_len, self.translation.lam.codebook_size, self.num_envs)
-        real = self.translation(tokens, self._last_obs)
-        self.venv.step_async(real)
-
-    def step_wait(self):
-        obs, rewards, dones, infos = self.venv.step_wait()
-        self._last_obs = obs
-        return obs, rewards, dones, infos
-
-
 class LatentActionVectorWrapper(gym.vector.VectorWrapper):
     """Gymnasium ``VectorEnv`` form of :class:`LatentActionWrapper` (batched translation)."""
 
     def __init__(self, env: gym.vector.VectorEnv, lam: FlexLAM | str | Path, translator: Translator | str | Path,
                  prefix_len: int, device: str = "cpu"):
         super().__init__(env)
-        lam_model, translator_model = _as_lam(lam, device), _as_translator(translator, device)
-        self.translation = LatentTranslation(lam_model, translator_model, prefix_len)
-        check_action_space_fits(translator_model.config.action, env.single_action_space)
+        self.translation = LatentTranslation(lam, translator, prefix_len, device)
+        self.translation.check_env_action_space(env.single_action_space)
         self.single_action_space = self.translation.action_space()
         self.action_space = gym.vector.utils.batch_space(self.single_action_space, env.num_envs)
         self._last_obs: np.ndarray | None = None
@@ -190,7 +160,7 @@ class LatentActionVectorWrapper(gym.vector.VectorWrapper):
         return obs, info
 
     def step(self, actions: np.ndarray):
-        tokens = validate_tokens(actions, self.translation.prefix_len, self.translation.lam.codebook_size, self.num_envs)
+        tokens = self.translation.validate(actions, self.num_envs)
         obs, rewards, terminated, truncated, info = self.env.step(self.translation(tokens, self._last_obs))
         self._last_obs = obs
         return obs, rewards, terminated, truncated, info

@@ -47,6 +47,14 @@ def vector_dataset(isolated_roots: Path) -> str:
     return collect_dataset("test/cartpole/random-v0", "cartpole", "random", num_episodes=10, seed=0).dataset_id
 
 
+@pytest.fixture(scope="session")
+def cartpole_expert_dataset(isolated_roots: Path) -> str:
+    """Three scripted-expert CartPole episodes (1500 transitions), for latent BC."""
+    from flexlam_rl.collect import collect_dataset
+
+    return collect_dataset("test/cartpole/expert-v0", "cartpole", "expert", num_episodes=3, seed=100).dataset_id
+
+
 def tiny_lam_config(data, **overrides):
     from flexlam_rl.config import LAMConfig
 

@@ -5,19 +5,24 @@ from __future__ import annotations
 import json
 
 import imageio.v3 as iio
+import numpy as np
 import pytest
 from stable_baselines3 import PPO
 
 from flexlam_rl.agents.train import AgentConfig, train_agent
+from flexlam_rl.latent_bc import random_returns
 
 
-def test_ppo_in_latent_space_runs_and_saves(cartpole_models, tmp_path) -> None:
+def test_ppo_in_latent_space_learns_and_saves(cartpole_models, tmp_path) -> None:
+    """4096 steps of PPO through 2 latent tokens balance CartPole well beyond random actions
+    (54-97 over seeds 0-2 measured, vs about 22 for random actions and about 10 for an untrained greedy policy)."""
     cfg = AgentConfig(env="cartpole", lam_dir=str(cartpole_models["lam_dir"]), translator_dir=str(cartpole_models["translator_dir"]),
-                      prefix_len=2, total_timesteps=2048, n_envs=4, eval_freq=1024, eval_episodes=2, progress_bar=False)
+                      prefix_len=2, total_timesteps=4096, n_envs=4, eval_freq=2048, eval_episodes=5, progress_bar=False)
     result = train_agent(cfg, tmp_path / "ppo")
     model = PPO.load(result.model_path)
     assert tuple(model.action_space.nvec) == (8, 8)
-    assert len(result.curve) >= 1 and result.eval_mean_return > 0
+    random = float(np.mean(random_returns("cartpole", 10, seed=0)))
+    assert len(result.curve) == 2 and result.eval_mean_return > 1.5 * random, (result.eval_mean_return, random)
     metrics = json.loads((tmp_path / "ppo" / "agent_metrics.json").read_text())
     assert metrics["config"]["space"] == "latent" and metrics["eval_returns"]
     assert list((tmp_path / "ppo" / "tb").iterdir())

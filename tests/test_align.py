@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from conftest import FAST_TRAIN, tiny_lam_config
+
 from flexlam_rl import FlexLAM, Translator
 from flexlam_rl.align import (
     AlignConfig,
@@ -31,10 +31,12 @@ def test_one_translator_serves_every_budget_on_cartpole(cartpole_models) -> None
     scores = alignment_by_budget(lam, translator, evaluation)
     assert set(scores) == {1, 2, 3, 4}
     assert min(scores.values()) > 0.8  # chance is 0.5: the tokens carry the push direction
-    idm = train_supervised_idm(lam, embed_transitions(lam, data.train, np.arange(100)), action_spec(data.train.sources[0].action_space), AlignConfig(steps=200))
+    idm = train_supervised_idm(lam, embed_transitions(lam, data.train, np.arange(100)), action_spec(data.train.sources[0].action_space),
+                               AlignConfig(steps=200))
     assert supervised_idm_score(idm, evaluation) > 0.8
 
 
+@pytest.mark.slow
 def test_translator_regresses_box_actions_on_pendulum(isolated_roots, tmp_path) -> None:
     collect_dataset("test/pendulum/random-v0", "pendulum", "random", num_episodes=5, seed=0)
     data = load_transitions("test/pendulum/random-v0", heldout_fraction=0.2)

@@ -19,6 +19,7 @@ def _bench(*args: str, cwd: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_smoke_scale_writes_every_report(tmp_path: Path) -> None:
     out = tmp_path / "smoke"
     run = _bench("scale=smoke", f"out_dir={out}", cwd=tmp_path)
@@ -46,6 +47,7 @@ def test_smoke_scale_writes_every_report(tmp_path: Path) -> None:
     assert report.returncode == 0 and "claim holds in" in report.stdout
 
 
+@pytest.mark.slow
 def test_unknown_suite_and_missing_results_are_clear_errors(tmp_path: Path) -> None:
     run = _bench("scale=smoke", "only=[nope]", f"out_dir={tmp_path / 'x'}", cwd=tmp_path)
     assert run.returncode == 2 and "unknown suites ['nope']" in run.stderr
@@ -74,7 +76,7 @@ def test_aggregation_and_claim_check() -> None:
 
 def test_dataset_ids_change_with_what_is_collected() -> None:
     from flexlam_rl.bench import SuiteSpec
-    from flexlam_rl.collect import validate_dataset_id
+    from flexlam_rl.sources import validate_dataset_id
 
     small = SuiteSpec("s", ["minigrid-empty"], 32, {"noisy": {"episodes": 3, "epsilon": 0.5}}, "minigrid-empty")
     big = SuiteSpec("s", ["minigrid-empty"], 32, {"noisy": {"episodes": 30, "epsilon": 0.5}}, "minigrid-empty")

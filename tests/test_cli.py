@@ -30,6 +30,7 @@ def test_configs_ship_as_package_data() -> None:
         assert (configs / name).is_file(), name
 
 
+@pytest.mark.slow
 def test_collect_then_pretrain_then_resume(tmp_path: Path) -> None:
     out = run_cli("collect", "env=minigrid-empty", "behaviour=random", "episodes=4", "max_episode_steps=15",
                   "dataset_id=cli/empty/random-v0", cwd=tmp_path)
@@ -52,6 +53,7 @@ def test_collect_then_pretrain_then_resume(tmp_path: Path) -> None:
     assert again.returncode == 0 and "resumed from step 6" in again.stdout
 
 
+@pytest.mark.slow
 def test_sweep_runs_each_job_in_its_own_dir(tmp_path: Path) -> None:
     assert run_cli("collect", "env=minigrid-empty", "behaviour=random", "episodes=3", "max_episode_steps=10",
                    "dataset_id=cli/sweep/random-v0", cwd=tmp_path).returncode == 0
@@ -71,13 +73,21 @@ QUICKSTART_TINY = [
 ]
 
 
-def test_quickstart_runs_the_whole_pipeline_on_a_tiny_override(tmp_path: Path) -> None:
-    out = run_cli("quickstart", *QUICKSTART_TINY, f"run_dir={tmp_path / 'qs'}", *TINY, cwd=tmp_path)
+@pytest.fixture(scope="module")
+def quickstart(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """One tiny quickstart run, shared by the tests that read or extend it."""
+    cwd = tmp_path_factory.mktemp("quickstart")
+    out = run_cli("quickstart", *QUICKSTART_TINY, f"run_dir={cwd / 'qs'}", *TINY, cwd=cwd)
     assert out.returncode == 0, out.stderr
-    assert "quickstart done" in out.stdout and str((tmp_path / "qs").resolve()) in out.stdout
+    return {"out": out, "run": cwd / "qs", "cwd": cwd}
+
+
+@pytest.mark.slow
+def test_quickstart_runs_the_whole_pipeline_on_a_tiny_override(quickstart: dict) -> None:
+    out, run = quickstart["out"], quickstart["run"]
+    assert "quickstart done" in out.stdout and str(run.resolve()) in out.stdout
     for stage in ("=== pretrain ===", "=== align ===", "=== latent BC ===", "=== agent in latent space ==="):
         assert stage in out.stdout
-    run = tmp_path / "qs"
     for artifact in ("lam/model.safetensors", "translator/model.safetensors", "latent_bc/model.safetensors",
                      "agent/model.zip", "align_metrics.json", "latent_bc_metrics.json", "agent/agent_metrics.json"):
         assert (run / artifact).is_file(), artifact
@@ -85,15 +95,20 @@ def test_quickstart_runs_the_whole_pipeline_on_a_tiny_override(tmp_path: Path) -
     assert align["labels"] >= 1 and set(align["by_budget"]) == {"1", "2", "3", "4"} and "supervised_idm" in align
 
 
-def test_align_and_agent_entry_points(tmp_path: Path) -> None:
-    out = run_cli("quickstart", *QUICKSTART_TINY, f"run_dir={tmp_path / 'qs'}", *TINY, cwd=tmp_path)
-    assert out.returncode == 0, out.stderr
-    lam_dir = tmp_path / "qs" / "lam"
-    out = run_cli("align", f"lam_dir={lam_dir}", "labels=low_return", "labels.count=3", "labels.quantile=0.5",
-                  "translator.steps=10", "eval.datasets=[flexlam/minigrid-empty/expert-v0]", "eval.supervised_idm=false",
+@pytest.mark.slow
+def test_align_and_agent_entry_points(quickstart: dict, tmp_path: Path) -> None:
+    lam_dir = quickstart["run"] / "lam"
+    low = ["labels=low_return", "labels.count=3", "labels.quantile=0.5", "translator.steps=10", "eval.supervised_idm=false"]
+    out = run_cli("align", f"lam_dir={lam_dir}", *low, "eval.datasets=[flexlam/minigrid-empty/expert-v0]",
                   f"out={tmp_path / 'low'}", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "3 labels (low_return protocol" in out.stdout
+    again = run_cli("align", f"lam_dir={lam_dir}", *low, f"out={tmp_path / 'low'}", cwd=tmp_path)
+    assert again.returncode == 2 and "already holds a translator" in again.stderr and "overwrite=true" in again.stderr
+    own = run_cli("align", f"lam_dir={lam_dir}", *low, f"out={tmp_path / 'low'}", "overwrite=true", cwd=tmp_path)
+    assert own.returncode == 0, own.stderr  # no eval.datasets: scored on the LAM's own held-out episodes
+    metrics = json.loads((tmp_path / "align_metrics.json").read_text())
+    assert metrics["eval_datasets"] == metrics["label_datasets"] and "expert" not in own.stdout
     out = run_cli("train_agent", "agent.space=raw", "agent.env=cartpole", "agent.total_timesteps=256", "agent.n_envs=2",
                   "agent.eval_freq=128", "agent.eval_episodes=1", "agent.progress_bar=false", f"run_dir={tmp_path / 'agent'}",
                   cwd=tmp_path)
@@ -107,6 +122,7 @@ def test_align_and_agent_entry_points(tmp_path: Path) -> None:
         ("pretrain", ["train.stepz=3"], "Could not override 'train.stepz'"),
         ("pretrain", ["lam.prefix_dist=gaussian"], "prefix_dist must be one of"),
         ("pretrain", ["data.datasets=[nobody/nothing/here-v0]"], "flexlam-collect"),
+        ("pretrain", ["data.datasets=nobody/nothing/here-v0"], "Minari dataset 'nobody/nothing/here-v0' is not"),  # one id, no brackets
         ("collect", ["env=NoSuchEnv-v0"], "Unknown env"),
         ("collect", ["dataset_id=bad id"], "Invalid Minari dataset id"),
         ("align", ["lam_dir=/nonexistent/lam"], "No saved lam at /nonexistent/lam"),
@@ -115,8 +131,26 @@ def test_align_and_agent_entry_points(tmp_path: Path) -> None:
         ("latent_bc", ["lam_dir=/nonexistent/lam"], "No saved lam"),
     ],
 )
+@pytest.mark.slow
 def test_bad_input_gets_a_clear_error_not_a_traceback(tmp_path: Path, module: str, overrides: list[str], message: str) -> None:
     out = run_cli(module, *overrides, f"hydra.run.dir={tmp_path}", cwd=tmp_path)
     assert out.returncode != 0
     assert message in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_only_user_errors_become_one_line_messages(capsys) -> None:
+    from flexlam_rl.cli._common import clean_errors
+    from flexlam_rl.errors import DataError
+
+    def user_error(cfg):
+        raise DataError("dataset x is missing; collect it first")
+
+    def bug(cfg):
+        raise ValueError("an internal invariant broke")
+
+    with pytest.raises(SystemExit) as stop:
+        clean_errors(user_error)(None)
+    assert stop.value.code == 2 and capsys.readouterr().err.strip() == "error: dataset x is missing; collect it first"
+    with pytest.raises(ValueError, match="internal invariant"):  # a bug keeps its traceback
+        clean_errors(bug)(None)

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from flexlam_rl import collect as collect_module
-from flexlam_rl.collect import collect_dataset, minari_root
+from flexlam_rl.collect import collect_dataset
+from flexlam_rl.sources import minari_root
 
 
 def test_collected_dataset_is_a_real_minari_dataset(pixel_dataset: str) -> None:
@@ -29,8 +30,8 @@ def test_collected_dataset_is_a_real_minari_dataset(pixel_dataset: str) -> None:
 
 def test_dataset_loads_in_a_fresh_process(pixel_dataset: str) -> None:
     code = (
-        "import json, minari; d = minari.load_dataset(%r); "
-        "print(json.dumps([d.total_episodes, d.total_steps, list(d.observation_space.shape)]))" % pixel_dataset
+        f"import json, minari; d = minari.load_dataset({pixel_dataset!r}); "
+        "print(json.dumps([d.total_episodes, d.total_steps, list(d.observation_space.shape)]))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ, check=True)
     episodes, steps, shape = json.loads(out.stdout.strip().splitlines()[-1])

@@ -68,3 +68,15 @@ def test_missing_dataset_says_how_to_create_it() -> None:
 def test_mixed_observation_shapes_are_refused(pixel_dataset: str, vector_dataset: str) -> None:
     with pytest.raises(DataError, match="disagree on observation shape"):
         load_transitions([pixel_dataset, vector_dataset])
+
+
+def test_a_datasets_split_does_not_depend_on_what_is_loaded_beside_it(pixel_dataset: str, vector_dataset: str) -> None:
+    from flexlam_rl.collect import collect_dataset
+
+    other = collect_dataset("test/doorkey/other-v0", "minigrid-doorkey", "random", num_episodes=4, seed=9,
+                            max_episode_steps=10, preprocess={"kind": "minigrid_rgb", "frame_size": 32}).dataset_id
+    alone = load_transitions(pixel_dataset, heldout_fraction=0.25, seed=1)
+    second = load_transitions([other, pixel_dataset], heldout_fraction=0.25, seed=1)
+    held_alone = {e for _, e in alone.heldout.episodes}
+    held_second = {e for s, e in second.heldout.episodes if second.heldout.sources[s].source_id == pixel_dataset}
+    assert held_alone == held_second and held_alone

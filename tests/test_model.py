@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from flexlam_rl import FlexLAM, LAMConfig, null_fill
-from flexlam_rl.checkpoint import CheckpointError
+from flexlam_rl.checkpoint import FORMAT_VERSION, CheckpointError
 from flexlam_rl.model import prefix_weights
 
 IMG = dict(obs_shape=[32, 32, 3], channels=[8, 16], hidden_dim=64, latent_dim=8, num_tokens=4, fsq_levels=[4])
@@ -108,7 +108,7 @@ def test_save_load_round_trip_gives_identical_outputs(tmp_path) -> None:
         with torch.no_grad():
             assert torch.equal(lam.decode(obs, lam.embed(tokens, k)), loaded.decode(obs, loaded.embed(tokens, k)))
     header = json.loads((tmp_path / "lam" / "config.json").read_text())
-    assert header["format_version"] == 1 and header["kind"] == "lam" and "library_version" in header
+    assert header["format_version"] == FORMAT_VERSION and header["kind"] == "lam" and "library_version" in header
     assert loaded.num_tokens == 4 and loaded.codebook_size == 4
 
 

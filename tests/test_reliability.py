@@ -14,8 +14,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-
 from conftest import FAST_TRAIN, tiny_lam_config
+
 from flexlam_rl import FlexLAM, LatentActionWrapper
 from flexlam_rl.align import AlignConfig, LabelConfig, action_spec, embed_transitions, select_labels, train_translator
 from flexlam_rl.data import load_transitions
@@ -29,6 +29,7 @@ def _pretrain_cmd(dataset: str, run_dir: Path) -> list[str]:
             "train.progress=false", "train.eval_every=100000", f"run_dir={run_dir}"]
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_resumes_to_the_same_weights(vector_dataset: str, tmp_path: Path) -> None:
     killed, straight = tmp_path / "killed", tmp_path / "straight"
     proc = subprocess.Popen(_pretrain_cmd(vector_dataset, killed), env=os.environ.copy(),

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
+import flexlam_rl
 from flexlam_rl import FlexLAM, LAMConfig, Translator
 from flexlam_rl.align import TranslatorConfig
-from flexlam_rl.checkpoint import CheckpointError
+from flexlam_rl.checkpoint import FORMAT_VERSION, CheckpointError
 from flexlam_rl.config import ConfigError
 from flexlam_rl.latent_bc import LatentBCConfig, LatentBCPolicy
 
@@ -34,7 +35,8 @@ class _Payload:
 def saved(tmp_path: Path) -> dict[str, Path]:
     lam = FlexLAM(LAMConfig(**SMALL))
     lam.save(tmp_path / "lam")
-    Translator(TranslatorConfig(num_tokens=2, latent_dim=4, action={"type": "discrete", "n": 2, "start": 0}, hidden_dim=8)).save(tmp_path / "tr")
+    action = {"type": "discrete", "n": 2, "start": 0}
+    Translator(TranslatorConfig(num_tokens=2, latent_dim=4, action=action, hidden_dim=8)).save(tmp_path / "tr")
     LatentBCPolicy(LatentBCConfig([4], 2, 8, hidden_dim=8)).save(tmp_path / "bc")
     return {"lam": tmp_path / "lam", "tr": tmp_path / "tr", "bc": tmp_path / "bc"}
 
@@ -123,7 +125,7 @@ def test_weights_from_another_model_are_not_partially_loaded(saved, tmp_path: Pa
 
 
 def test_dataset_ids_from_checkpoints_cannot_escape_the_minari_root() -> None:
-    from flexlam_rl.data import load_source
+    from flexlam_rl.sources import load_source
 
     for bad in ["../../etc/passwd-v0", "/etc/passwd-v0", "a/../../b-v0"]:
         with pytest.raises(ValueError, match="Invalid Minari dataset id"):
@@ -132,7 +134,7 @@ def test_dataset_ids_from_checkpoints_cannot_escape_the_minari_root() -> None:
 
 def test_versions_are_recorded(saved) -> None:
     header = json.loads((saved["lam"] / "config.json").read_text())
-    assert header["format_version"] == 1 and header["library_version"]
+    assert header["format_version"] == FORMAT_VERSION and header["library_version"] == flexlam_rl.__version__
 
 
 def test_saved_files_are_readable_like_plain_files(saved) -> None:
@@ -140,3 +142,13 @@ def test_saved_files_are_readable_like_plain_files(saved) -> None:
     os.umask(mask)
     for name in ("model.safetensors", "config.json"):
         assert (saved["lam"] / name).stat().st_mode & 0o777 == 0o666 & ~mask  # not mkstemp's private 0600
+
+
+def test_older_formats_are_refused_with_the_fix(saved) -> None:
+    for which in ("lam", "tr"):
+        header = json.loads((saved[which] / "config.json").read_text())
+        (saved[which] / "config.json").write_text(json.dumps({**header, "format_version": 1, "library_version": "0.1.0"}))
+    with pytest.raises(CheckpointError, match="format 1 .*quantizer changed.*flexlam-pretrain"):
+        FlexLAM.load(saved["lam"])
+    with pytest.raises(CheckpointError, match="format 1 .*flexlam-align"):
+        Translator.load(saved["tr"])

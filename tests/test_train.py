@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from conftest import tiny_lam_config
+
 from flexlam_rl import FlexLAM
 from flexlam_rl.data import load_transitions
 from flexlam_rl.evaluate import reconstruction_by_budget
@@ -67,6 +67,7 @@ def test_vector_lam_trains_on_cartpole(vector_dataset: str, tmp_path) -> None:
     assert torch.allclose(FlexLAM.load(result.lam_dir).obs_std, torch.as_tensor(data.obs_stats()[1], dtype=torch.float32))
 
 
+@pytest.mark.slow
 def test_fixed_lam_is_worse_than_flexlam_on_an_untrained_prefix(pixels, tmp_path) -> None:
     """The point of the method, in miniature: a fixed K-token LAM never learned short prefixes."""
     steps = TrainConfig(steps=150, **FAST)

@@ -7,8 +7,8 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 import pytest
-
 from conftest import FAST_TRAIN, tiny_lam_config
+
 from flexlam_rl import FlexLAM
 from flexlam_rl.data import load_transitions
 from flexlam_rl.envs import TASKS

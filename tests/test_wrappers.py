@@ -15,8 +15,8 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from flexlam_rl import FlexLAM, LatentActionVecEnv, LatentActionVectorWrapper, LatentActionWrapper, Translator, register_latent_env
-from flexlam_rl.envs import TASKS
+from flexlam_rl import LatentActionVectorWrapper, LatentActionWrapper, register_latent_env
+from flexlam_rl.agents import LatentActionVecEnv
 
 
 @pytest.mark.parametrize("k", [1, 2, 4, 8])
@@ -79,7 +79,8 @@ class ThreeActionCartPole(gym.ActionWrapper):
 
 def test_translator_that_does_not_fit_the_env_is_refused(cartpole_models) -> None:
     with pytest.raises(ValueError, match="Discrete\\(2\\).*Discrete\\(3\\)"):
-        LatentActionWrapper(ThreeActionCartPole(gym.make("CartPole-v1")), cartpole_models["lam"], cartpole_models["translator"], prefix_len=1)
+        LatentActionWrapper(ThreeActionCartPole(gym.make("CartPole-v1")), cartpole_models["lam"], cartpole_models["translator"],
+                            prefix_len=1)
 
 
 def test_registered_latent_env_from_checkpoint_paths(cartpole_models, pixel_models) -> None:
@@ -94,47 +95,69 @@ def test_registered_latent_env_from_checkpoint_paths(cartpole_models, pixel_mode
     assert env.observation_space.shape == (64, 64, 3) and env.spec.max_episode_steps == 50
 
 
+@pytest.mark.slow
 def test_gym_make_works_from_a_fresh_client_process(cartpole_models) -> None:
     code = (
         "import json, gymnasium as gym; "
-        "env = gym.make('flexlam_rl:flexlam/LatentAction-v0', env_id='CartPole-v1', lam=%r, translator=%r, prefix_len=2); "
+        "env = gym.make('flexlam_rl:flexlam/LatentAction-v0', env_id='CartPole-v1', lam={!r}, translator={!r}, prefix_len=2); "
         "obs, _ = env.reset(seed=0); obs, r, term, trunc, info = env.step(env.action_space.sample()); "
         "print(json.dumps([[int(n) for n in env.action_space.nvec], float(r)]))"
-    ) % (str(cartpole_models["lam_dir"]), str(cartpole_models["translator_dir"]))
+    ).format(str(cartpole_models["lam_dir"]), str(cartpole_models["translator_dir"]))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ)
     assert out.returncode == 0, out.stderr
     nvec, reward = json.loads(out.stdout.strip().splitlines()[-1])
     assert nvec == [8, 8] and reward == 1.0
 
 
-def test_vec_env_translates_the_whole_batch_like_single_envs(cartpole_models) -> None:
-    lam, translator = cartpole_models["lam"], cartpole_models["translator"]
-    venv = LatentActionVecEnv(DummyVecEnv([lambda: gym.make("CartPole-v1")] * 4), lam, translator, prefix_len=2)
-    venv.seed(0)
-    obs = venv.reset()
-    tokens = np.array([[0, 1], [2, 3], [4, 5], [6, 7]])
-    expected = translator.predict(lam.embed(tokens, 2), obs)
-    venv.step_async(tokens)
-    assert np.array_equal(np.array([e.unwrapped.steps_beyond_terminated is None for e in venv.venv.envs]), np.ones(4, bool))
-    venv.step_wait()
-    singles = []
-    for i in range(4):
-        env = LatentActionWrapper(gym.make("CartPole-v1"), lam, translator, prefix_len=2)
-        env.reset()
-        env._last_obs = obs[i]
-        singles.append(env.step(tokens[i])[4]["real_action"])
-    assert np.array_equal(np.array(singles), expected)
+def _single_env_rollout(models, seeds: list[int], tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each sub-env on its own LatentActionWrapper: observations, rewards and real actions per step."""
+    obs, rewards, actions = [], [], []
+    for i, seed in enumerate(seeds):
+        env = LatentActionWrapper(gym.make("CartPole-v1"), models["lam"], models["translator"], prefix_len=2)
+        first, _ = env.reset(seed=seed)
+        steps = [env.step(tokens[t, i]) for t in range(len(tokens))]
+        obs.append([first] + [s[0] for s in steps])
+        rewards.append([s[1] for s in steps])
+        actions.append([s[4]["real_action"] for s in steps])
+    return np.array(obs).swapaxes(0, 1), np.array(rewards).T, np.array(actions).T
+
+
+TOKENS = np.random.default_rng(0).integers(0, 8, size=(6, 4, 2))  # 6 steps x 4 envs x k = 2: no CartPole ends this soon
+
+
+def test_sb3_vec_env_translates_exactly_like_single_env_wrappers(cartpole_models) -> None:
+    want_obs, want_rewards, _ = _single_env_rollout(cartpole_models, [5, 6, 7, 8], TOKENS)
+    venv = LatentActionVecEnv(DummyVecEnv([lambda: gym.make("CartPole-v1")] * 4), cartpole_models["lam"],
+                              cartpole_models["translator"], prefix_len=2)
+    venv.seed(5)  # sub-env i resets with 5 + i
+    got_obs, got_rewards = [venv.reset()], []
+    for t in range(len(TOKENS)):
+        obs, rewards, dones, _ = venv.step(TOKENS[t])
+        assert not dones.any()
+        got_obs.append(obs)
+        got_rewards.append(rewards)
+    assert np.array_equal(np.array(got_obs), want_obs)  # same real actions, so the same trajectories
+    assert np.array_equal(np.array(got_rewards), want_rewards)
     with pytest.raises(ValueError, match=r"shape \(4, 2\)"):
         venv.step_async(np.zeros((3, 2), dtype=int))
 
 
-def test_gymnasium_vector_wrapper(cartpole_models) -> None:
-    envs = gym.make_vec("CartPole-v1", num_envs=3, vectorization_mode="sync")
+def test_gymnasium_vector_wrapper_translates_exactly_like_single_env_wrappers(cartpole_models) -> None:
+    want_obs, want_rewards, want_actions = _single_env_rollout(cartpole_models, [5, 6, 7, 8], TOKENS)
+    envs = gym.make_vec("CartPole-v1", num_envs=4, vectorization_mode="sync")
     env = LatentActionVectorWrapper(envs, cartpole_models["lam"], cartpole_models["translator"], prefix_len=2)
-    obs, _ = env.reset(seed=0)
-    obs, rewards, terminated, truncated, _ = env.step(env.action_space.sample())
-    assert obs.shape == (3, 4) and rewards.shape == (3,)
-    assert env.action_space.shape == (3, 2)
+    assert env.single_action_space == gym.spaces.MultiDiscrete([8, 8])
+    assert env.action_space == gym.vector.utils.batch_space(gym.spaces.MultiDiscrete([8, 8]), 4)
+    obs, _ = env.reset(seed=[5, 6, 7, 8])
+    got_obs, got_rewards = [obs], []
+    for t in range(len(TOKENS)):
+        obs, rewards, terminated, truncated, _ = env.step(TOKENS[t])
+        assert not (terminated | truncated).any()
+        got_obs.append(obs)
+        got_rewards.append(rewards)
+    assert np.array_equal(np.array(got_obs), want_obs)
+    assert np.array_equal(np.array(got_rewards), want_rewards)
+    assert set(np.unique(want_actions)) == {0, 1}  # the token draws exercise both real actions
 
 
 def test_pixel_lam_on_a_vector_env_is_a_clear_error(pixel_models) -> None:

@@ -1,25 +1,21 @@
-"""What every entry point shares: run directory, config conversion, clean errors."""
+"""What every entry point shares: the run directory, config parsing and clean errors."""
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, TypeVar
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from ..checkpoint import CheckpointError
-from ..config import ConfigError
-from ..data import DataError
-from ..train import TrainingDiverged
+from ..config import parse_config, plain
+from ..errors import FlexLAMError
 
 CONFIG_PATH = "pkg://flexlam_rl.configs"
-
-# Errors whose message already says what is wrong and how to fix it: no traceback.
-USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, CheckpointError, ConfigError, DataError, TrainingDiverged)
+T = TypeVar("T")
 
 
 def run_dir() -> Path:
@@ -29,25 +25,23 @@ def run_dir() -> Path:
     return Path(HydraConfig.get().runtime.output_dir)
 
 
-def to_plain(cfg: Any) -> Any:
-    """OmegaConf -> plain Python (SB3 and our dataclasses want plain dicts and lists)."""
-    return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) or OmegaConf.is_config(cfg) else cfg
+def section(cls: type[T], values: Any, name: str, **extra: Any) -> T:
+    """A Hydra config group -> the dataclass ``cls`` (unknown keys and bad values are clear errors)."""
+    return parse_config(cls, {**plain(values), **extra}, name)
 
 
-def dataclass_from(cls: type, values: Any, section: str) -> Any:
-    """Build a config dataclass from a Hydra section, naming unknown keys instead of a TypeError."""
-    values = dict(to_plain(values))
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ConfigError(f"Unknown {section} keys {unknown}; known: {sorted(known)}.")
-    return cls(**values)
+def hydra_entry(config_name: str, task: Callable[[DictConfig], Any]) -> Callable[[], Any]:
+    """A console-script ``main``: Hydra composes ``configs/<config_name>.yaml`` with the command-line
+    overrides and calls ``task``; user errors print as one line (:func:`clean_errors`)."""
+    import hydra
+
+    return hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name=config_name)(clean_errors(task))
 
 
 def clean_errors(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
-    """Print ``error: <message>`` and exit 2 on a user error instead of a stack trace.
+    """Print ``error: <message>`` and exit 2 on a :class:`FlexLAMError` (a user error) instead of a stack trace.
 
-    ``FLEXLAM_DEBUG=1`` re-raises, for the full traceback.
+    Anything else is a bug and keeps its traceback. ``FLEXLAM_DEBUG=1`` re-raises user errors too.
     """
 
     @functools.wraps(task)
@@ -57,7 +51,7 @@ def clean_errors(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], An
         except KeyboardInterrupt:
             print("\ninterrupted; the last checkpoint is kept (rerun with the same run_dir to resume).", file=sys.stderr)
             sys.exit(130)
-        except USER_ERRORS as exc:
+        except FlexLAMError as exc:
             if os.environ.get("FLEXLAM_DEBUG"):
                 raise
             print(f"error: {exc}", file=sys.stderr)

@@ -7,29 +7,27 @@ an SB3 agent in latent space there -> print where every checkpoint is.
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Any
 
-import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from ..collect import collect_dataset, dataset_exists, default_dataset_id
-from ._common import CONFIG_PATH, clean_errors, run_dir, to_plain
+from ..collect import ensure_dataset
+from ..config import plain
+from ._common import hydra_entry, run_dir
 from .align import align_from_config
 from .latent_bc import latent_bc_from_config
 from .pretrain import pretrain_from_config
 from .train_agent import agent_from_config
 
 
-def collect_missing(env: str, specs: list) -> list[str]:
-    """Collect each dataset in ``specs`` unless it already exists; returns their ids."""
+def _collect(env: str, specs: list[dict[str, Any]]) -> list[str]:
     ids = []
     for spec in specs:
-        epsilon = float(spec.get("epsilon", 0.3))
-        dataset_id = spec.get("dataset_id") or default_dataset_id(env, spec["behaviour"], epsilon if spec["behaviour"] == "noisy" else None)
-        if dataset_exists(dataset_id):
+        dataset_id, stats = ensure_dataset(spec.get("dataset_id"), env, spec["behaviour"], int(spec["episodes"]),
+                                           int(spec["seed"]), float(spec.get("epsilon", 0.3)))
+        if stats is None:
             print(f"[collect] reusing {dataset_id}")
         else:
-            stats = collect_dataset(dataset_id, env, spec["behaviour"], int(spec["episodes"]), int(spec["seed"]), epsilon)
             print(f"[collect] {dataset_id}: {stats.episodes} episodes, {stats.steps} steps, mean return {stats.mean_return:.3f}")
         ids.append(dataset_id)
     return ids
@@ -39,14 +37,12 @@ def _stage(title: str) -> None:
     print(f"\n=== {title} ===")
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="quickstart")
-@clean_errors
-def main(cfg: DictConfig) -> None:
+def quickstart(cfg: DictConfig) -> None:
     out = run_dir().resolve()
     _stage("collect")
-    ids = collect_missing(cfg.env, list(cfg.collect))
-    expert_id = collect_missing(cfg.env, [{"behaviour": "expert", **cfg.expert}])[0]
-    act_expert_id = collect_missing(cfg.act_env, [{"behaviour": "expert", **cfg.expert}])[0]
+    ids = _collect(cfg.env, plain(cfg.collect))
+    expert_id = _collect(cfg.env, [{"behaviour": "expert", **plain(cfg.expert)}])[0]
+    act_expert_id = _collect(cfg.act_env, [{"behaviour": "expert", **plain(cfg.expert)}])[0]
 
     _stage("pretrain")
     with open_dict(cfg):  # the collected ids become the pretraining data
@@ -56,24 +52,26 @@ def main(cfg: DictConfig) -> None:
 
     _stage("align")
     align_from_config(OmegaConf.create({
-        "lam_dir": str(lam_dir), "out": None, "labels": to_plain(cfg.labels), "translator": to_plain(cfg.translator),
+        "lam_dir": str(lam_dir), "out": None, "overwrite": True, "labels": plain(cfg.labels),
+        "translator": plain(cfg.translator),
         "eval": {"datasets": [expert_id], "budgets": cfg.eval.budgets, "supervised_idm": cfg.eval.supervised_idm},
     }))
 
     _stage("latent BC")
     latent_bc_from_config(OmegaConf.create({
         "lam_dir": str(lam_dir), "translator_dir": None, "env": cfg.act_env, "expert_datasets": [act_expert_id], "out": None,
-        "gif": True, "bc": to_plain(cfg.bc), **to_plain(cfg.latent_bc),
+        "gif": True, "bc": plain(cfg.bc), **plain(cfg.latent_bc),
     }))
 
     _stage("agent in latent space")
-    agent_cfg = {**to_plain(cfg.agent), "lam_dir": str(lam_dir)}  # resolves ${act_env}
-    agent_from_config(OmegaConf.create({"agent": agent_cfg}), out / "agent")
+    agent_from_config(OmegaConf.create({"agent": {**plain(cfg.agent), "lam_dir": str(lam_dir)}}), out / "agent")
 
     print(f"\nquickstart done. Checkpoints in {out}:")
     for name in ("lam", "translator", "latent_bc", "agent/model.zip", "checkpoints"):
         print(f"  {out / name}")
 
+
+main = hydra_entry("quickstart", quickstart)
 
 if __name__ == "__main__":
     main()

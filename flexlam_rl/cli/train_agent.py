@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
 
-import hydra
 from omegaconf import DictConfig
 
-from ..agents.train import AgentConfig, train_agent
-from ._common import CONFIG_PATH, clean_errors, dataclass_from, run_dir
+from ..agents.train import AgentConfig, AgentResult, train_agent
+from ._common import hydra_entry, run_dir, section
 
 
-def agent_from_config(cfg: DictConfig, out_dir) -> Any:
-    agent_cfg = dataclass_from(AgentConfig, cfg.agent, "agent")
+def agent_from_config(cfg: DictConfig, out_dir: Path) -> AgentResult:
+    agent_cfg = section(AgentConfig, cfg.agent, "agent")
     where = f"latent space (k={agent_cfg.prefix_len})" if agent_cfg.space == "latent" else "the raw action space"
     print(f"training {agent_cfg.algo.upper()} on {agent_cfg.env} in {where} for {agent_cfg.total_timesteps} steps -> {out_dir}")
     result = train_agent(agent_cfg, out_dir)
@@ -23,11 +22,7 @@ def agent_from_config(cfg: DictConfig, out_dir) -> Any:
     return result
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="agent")
-@clean_errors
-def main(cfg: DictConfig) -> None:
-    agent_from_config(cfg, run_dir())
-
+main = hydra_entry("agent", lambda cfg: agent_from_config(cfg, run_dir()))
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,48 @@
+"""The SB3 ``VecEnv`` form of the latent-action wrapper (Stable-Baselines3 lives in ``agents/``, not in ``wrappers``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
+
+from flexlam_rl.align import Translator
+from flexlam_rl.errors import FlexLAMError
+from flexlam_rl.model import FlexLAM
+from flexlam_rl.wrappers import LatentTranslation
+
+
+class LatentActionVecEnv(VecEnvWrapper):
+    """All sub-envs' tokens ``[n_envs, k]`` go through the translator in one batch.
+
+    The sub-envs must already give the LAM's observations (build them from the task, or with
+    :func:`flexlam_rl.wrappers.match_lam_observations`).
+    """
+
+    def __init__(self, venv: VecEnv, lam: FlexLAM | str | Path, translator: Translator | str | Path,
+                 prefix_len: int, device: str = "cpu"):
+        self.translation = LatentTranslation(lam, translator, prefix_len, device)
+        expected = self.translation.lam.config.obs_shape
+        if getattr(venv.observation_space, "shape", None) != tuple(expected):
+            raise FlexLAMError(
+                f"Sub-env observations {venv.observation_space} do not match the LAM's {expected}; "
+                f"build the sub-envs with flexlam_rl.wrappers.match_lam_observations (or the task's pixel env)."
+            )
+        self.translation.check_env_action_space(venv.action_space)
+        super().__init__(venv, action_space=self.translation.action_space())
+        self._last_obs: np.ndarray | None = None
+
+    def reset(self) -> np.ndarray:
+        obs = self.venv.reset()
+        self._last_obs = obs
+        return obs
+
+    def step_async(self, actions: np.ndarray) -> None:
+        tokens = self.translation.validate(actions, self.num_envs)
+        self.venv.step_async(self.translation(tokens, self._last_obs))
+
+    def step_wait(self):
+        obs, rewards, dones, infos = self.venv.step_wait()
+        self._last_obs = obs
+        return obs, rewards, dones, infos

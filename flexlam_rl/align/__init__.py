@@ -1,0 +1,46 @@
+"""Align latent actions to real actions with a few labels.
+
+``actions`` (what a translator outputs), ``translator`` (the model), ``labels`` (which
+transitions are labeled, which are scored), ``training`` (fit and score, :func:`run_alignment`),
+``idm`` (the supervised reference) and ``pipeline`` (:func:`align_lam`: saved LAM in, saved translator out).
+"""
+
+from .actions import action_score, action_spec, box_from_unit, box_to_unit, check_action_space_fits
+from .idm import SupervisedIDM, supervised_idm_score, train_supervised_idm
+from .labels import PROTOCOLS, LabelConfig, label_and_eval_sets, select_labels
+from .pipeline import align_lam
+from .training import (
+    AlignConfig,
+    AlignmentResult,
+    LabeledSet,
+    alignment_by_budget,
+    embed_transitions,
+    run_alignment,
+    train_translator,
+)
+from .translator import Translator, TranslatorConfig
+
+__all__ = [
+    "PROTOCOLS",
+    "AlignConfig",
+    "AlignmentResult",
+    "LabelConfig",
+    "LabeledSet",
+    "SupervisedIDM",
+    "Translator",
+    "TranslatorConfig",
+    "action_score",
+    "action_spec",
+    "align_lam",
+    "alignment_by_budget",
+    "box_from_unit",
+    "box_to_unit",
+    "check_action_space_fits",
+    "embed_transitions",
+    "label_and_eval_sets",
+    "run_alignment",
+    "select_labels",
+    "supervised_idm_score",
+    "train_supervised_idm",
+    "train_translator",
+]

@@ -1,0 +1,55 @@
+"""The supervised inverse-dynamics model: (o_t, o_t+1) -> action on the labels alone, the translator's reference."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from ..fit import fit, seeded
+from ..model import FlexLAM, ImageIDM, VectorIDM
+from ..nets import ObservationInput
+from .actions import action_loss, action_score, output_to_action
+
+if TYPE_CHECKING:
+    from .training import AlignConfig, LabeledSet
+
+IDM_MAX_BATCH = 64  # the LAM's own pretraining batch size: the reference trains like the encoder it stands in for
+
+
+class SupervisedIDM(ObservationInput):
+    """(o_t, o_t+1) -> action heads (logits, or [-1, 1] for Box), with the LAM's encoder architecture."""
+
+    def __init__(self, obs_shape: Sequence[int], spec: dict[str, Any], channels: Sequence[int], hidden: int):
+        super().__init__()
+        self.spec = spec
+        out = spec["n"] if spec["type"] == "discrete" else spec["shape"][0]
+        self.net = (ImageIDM(obs_shape[2], list(channels), hidden, out) if len(obs_shape) == 3
+                    else VectorIDM(obs_shape[0], hidden, out))
+        self._init_obs_input(obs_shape)
+
+    def forward(self, obs: np.ndarray, next_obs: np.ndarray) -> torch.Tensor:
+        out = self.net(self.obs_input(obs), self.obs_input(next_obs))
+        return out if self.spec["type"] == "discrete" else torch.tanh(out)
+
+
+def train_supervised_idm(lam: FlexLAM, labeled: LabeledSet, spec: dict[str, Any], cfg: AlignConfig) -> SupervisedIDM:
+    """Same labels, same number of updates, the LAM's encoder architecture, no LAM pretraining."""
+    with seeded(cfg.seed):
+        model = SupervisedIDM(lam.config.obs_shape, spec, lam.config.channels, lam.config.hidden_dim)
+    model.copy_obs_stats(lam)
+
+    def batch_loss(idx: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        rows = idx.numpy()
+        return action_loss(spec, model(labeled.obs[rows], labeled.next_obs[rows]), labeled.actions[idx])
+
+    return fit(model, batch_loss, len(labeled.actions), cfg, batch_size=min(cfg.batch_size, IDM_MAX_BATCH))
+
+
+@torch.no_grad()
+def supervised_idm_score(model: SupervisedIDM, evaluation: LabeledSet, batch_size: int = 256) -> float:
+    preds = [output_to_action(model.spec, model(evaluation.obs[i : i + batch_size], evaluation.next_obs[i : i + batch_size]))
+             for i in range(0, len(evaluation.actions), batch_size)]
+    return action_score(np.concatenate(preds), evaluation.actions.numpy(), model.spec["type"] == "discrete")

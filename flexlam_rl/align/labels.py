@@ -1,0 +1,100 @@
+"""Which transitions get action labels (the protocols), and which are held out to score alignment."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..config import is_int
+from ..data import TransitionSet, load_transitions
+from ..errors import ConfigError, DataError
+
+PROTOCOLS = ("standard", "low_return")
+
+
+@dataclass
+class LabelConfig:
+    """Which transitions get action labels.
+
+    ``standard``: a random ``fraction`` (or ``count``) of the label pool's transitions.
+    ``low_return``: the pool is first cut to episodes whose return is at most the
+    ``quantile``-th quantile of episode returns, or at most ``max_return`` when that is set
+    (a low-return, single-task stress test).
+    """
+
+    protocol: str = "standard"
+    fraction: float | None = 0.02
+    count: int | None = None
+    quantile: float = 0.25
+    max_return: float | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.protocol not in PROTOCOLS:
+            raise ConfigError(f"labels.protocol must be one of {PROTOCOLS}, got {self.protocol!r}.")
+        if self.count is not None:
+            if not is_int(self.count) or self.count < 1:
+                raise ConfigError(f"labels.count must be a positive integer, got {self.count!r}.")
+        elif self.fraction is None or not isinstance(self.fraction, (int, float)) or not 0.0 < self.fraction <= 1.0:
+            raise ConfigError(
+                f"labels.fraction must be in (0, 1] (e.g. 0.02 for 2% of transitions), got {self.fraction!r}; "
+                f"or set labels.count to a number of labeled transitions."
+            )
+        if not 0.0 < self.quantile <= 1.0:
+            raise ConfigError(f"labels.quantile must be in (0, 1], got {self.quantile!r}.")
+
+
+def select_labels(pool: TransitionSet, cfg: LabelConfig) -> np.ndarray:
+    """Indices into ``pool`` of the labeled transitions (sorted)."""
+    if not pool.has_actions:
+        raise DataError(
+            f"The label datasets {[s.source_id for s in pool.sources]} store no usable actions; labels need "
+            f"a dataset with Discrete or Box actions."
+        )
+    candidates = np.arange(len(pool))
+    if cfg.protocol == "low_return":
+        returns = np.array([pool.sources[s].episode_returns[e] for s, e in pool.episodes])
+        if cfg.max_return is not None:
+            cutoff, what = cfg.max_return, f"return <= labels.max_return={cfg.max_return}"
+        else:
+            cutoff = np.quantile(returns, cfg.quantile) if len(returns) else math.nan
+            what = f"return at or below the {cfg.quantile} quantile"
+        low = {ep for ep, r in zip(pool.episodes, returns) if r <= cutoff}
+        if not low:
+            lowest = f"; the lowest episode return is {returns.min():.3f}" if len(returns) else " (the pool has no episodes)"
+            raise DataError(f"No label episodes with {what}{lowest}. Raise the threshold or use other label datasets.")
+        keep = np.array([(int(s), int(e)) in low for s, e in zip(pool.source_index, pool.episode_index)], dtype=bool)
+        candidates = candidates[keep]
+    if len(candidates) == 0:
+        raise DataError("The label pool holds no transitions.")
+    wanted = cfg.count if cfg.count is not None else max(1, int(round(cfg.fraction * len(pool))))
+    if wanted > len(candidates):
+        where = "low-return episodes" if cfg.protocol == "low_return" else "the label datasets"
+        raise DataError(
+            f"{wanted} labeled transitions requested, but {where} hold only {len(candidates)}. Lower labels.count/"
+            f"labels.fraction{' or raise labels.quantile' if cfg.protocol == 'low_return' else ''}."
+        )
+    rng = np.random.default_rng(cfg.seed)
+    return np.sort(rng.choice(candidates, size=wanted, replace=False))
+
+
+def label_and_eval_sets(
+    label_ids: Sequence[str], eval_ids: Sequence[str], heldout_fraction: float, seed: int
+) -> tuple[TransitionSet, TransitionSet]:
+    """The label pool and the evaluation set, never sharing an episode.
+
+    The pool is the training episodes of ``label_ids``. The evaluation set is every episode of
+    each dataset in ``eval_ids`` that is not a label dataset, and only the held-out episodes of
+    those that are (the same split the pool was cut from).
+    """
+    label_ids, eval_ids = list(label_ids), list(eval_ids)
+    data = load_transitions(list(dict.fromkeys(label_ids + eval_ids)), heldout_fraction, seed)
+    pool = data.train.subset_sources(label_ids)
+    labeled = set(label_ids)
+    held = [(s, e) for s, e in data.heldout.episodes if data.heldout.sources[s].source_id in eval_ids]
+    unlabeled = [(s, e) for s, e in data.train.episodes
+                 if data.train.sources[s].source_id in eval_ids and data.train.sources[s].source_id not in labeled]
+    return pool, data.train.subset_episodes(sorted(held + unlabeled))

@@ -1,0 +1,55 @@
+"""``flexlam-align`` as a library call: a saved LAM + label datasets -> a saved translator and its scores."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..checkpoint import atomic_write_json
+from ..errors import ConfigError, DataError
+from ..model import FlexLAM
+from .labels import LabelConfig, label_and_eval_sets
+from .training import AlignConfig, AlignmentResult, run_alignment
+
+
+def align_lam(
+    lam_dir: str | Path, label_cfg: LabelConfig, align_cfg: AlignConfig, label_ids: Sequence[str] | None = None,
+    eval_ids: Sequence[str] | None = None, heldout_fraction: float = 0.1, budgets: Sequence[int] | None = None,
+    supervised_idm: bool = True, out: str | Path | None = None, overwrite: bool = False,
+) -> tuple[AlignmentResult, dict[str, Any]]:
+    """Align the LAM saved at ``lam_dir`` and save the translator to ``out`` (default ``<lam_dir>/../translator``).
+
+    Labels come from ``label_ids`` and scores from ``eval_ids``; both default to the LAM's own
+    pretraining datasets (recorded in its checkpoint). A dataset that is both is split by episode
+    (``heldout_fraction``): labels from its training episodes, scores on its held-out ones. Also
+    writes ``align_metrics.json`` beside the translator; returns the result and those metrics.
+    """
+    lam_dir = Path(lam_dir)
+    out = Path(out) if out else lam_dir.parent / "translator"
+    if (out / "model.safetensors").exists() and not overwrite:
+        raise ConfigError(f"{out} already holds a translator; pass out=<another dir>, or overwrite=true to replace it.")
+    lam = FlexLAM.load(lam_dir)
+    own = list(getattr(lam, "extra", {}).get("datasets", []))
+    label_ids = list(label_ids or own)
+    if not label_ids:
+        raise DataError(f"No label datasets: set labels.datasets (the LAM at {lam_dir} does not record its own).")
+    eval_ids = list(eval_ids or own or label_ids)
+    pool, evaluation = label_and_eval_sets(label_ids, eval_ids, heldout_fraction, label_cfg.seed)
+    if tuple(pool.obs_shape) != tuple(lam.config.obs_shape):
+        raise DataError(f"Datasets {label_ids + eval_ids} have observations {list(pool.obs_shape)}, but the LAM at "
+                        f"{lam_dir} expects {lam.config.obs_shape}.")
+    result = run_alignment(lam, pool, evaluation, label_cfg, align_cfg, budgets, supervised_idm)
+    result.translator.save(out, extra={"lam": str(lam_dir.resolve()), "labels": dataclasses.asdict(label_cfg),
+                                       "label_datasets": label_ids, "align": dataclasses.asdict(align_cfg),
+                                       "scores": result.scores})
+    metrics: dict[str, Any] = {
+        "metric": result.metric, "by_budget": result.scores, "labels": len(result.labels), "label_pool": result.pool_size,
+        "protocol": label_cfg.protocol, "label_datasets": label_ids, "eval_datasets": eval_ids,
+        "eval_transitions": result.eval_transitions, "lam": str(lam_dir.resolve()), "translator": str(out.resolve()),
+    }
+    if result.supervised_idm is not None:
+        metrics["supervised_idm"] = result.supervised_idm
+    atomic_write_json(out.parent / "align_metrics.json", metrics)
+    return result, metrics

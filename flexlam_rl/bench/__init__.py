@@ -1,0 +1,22 @@
+"""The token-budget benchmark: ``spec`` (what a run is), ``run`` (training and scoring per suite
+and seed), ``cache`` (reusing trained models and runs), ``report`` (results.json/.md and plots)."""
+
+from .report import aggregate, mean_se, write_reports
+from .run import collect_suite, lam_variants, model_at, run_benchmark, run_seed, suite_key
+from .spec import METRICS, BenchConfig, SuiteSpec, load_scale
+
+__all__ = [
+    "METRICS",
+    "BenchConfig",
+    "SuiteSpec",
+    "aggregate",
+    "collect_suite",
+    "lam_variants",
+    "load_scale",
+    "mean_se",
+    "model_at",
+    "run_benchmark",
+    "run_seed",
+    "suite_key",
+    "write_reports",
+]

@@ -1,0 +1,104 @@
+"""What a benchmark run is: its suites (tasks + action-free data), seeds, budgets and settings."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..align import PROTOCOLS
+from ..config import parse_config
+from ..errors import ConfigError
+
+METRICS = {  # name -> (higher is better, label)
+    "recon": (False, "held-out next-frame MSE"),
+    "align": (True, "translator accuracy / R^2"),
+    "bc_return": (True, "latent BC return"),
+    "ppo_return": (True, "PPO return (latent space)"),
+}
+
+# Episode i of a dataset resets with seed + i. Datasets get disjoint seed ranges (at most 1000 episodes
+# each, 10 behaviours per task, 100 tasks per data seed), so no two datasets share a start state.
+EPISODE_SEED_STRIDE = {"data_seed": 1_000_000, "task": 10_000, "behaviour": 1_000}
+
+
+@dataclass
+class SuiteSpec:
+    """Tasks whose action-free data pretrain one LAM; ``stress_task`` gives low-return labels and PPO."""
+
+    name: str
+    tasks: list[str]
+    frame_size: int
+    data: dict[str, dict[str, Any]]  # behaviour -> {episodes, epsilon?}
+    stress_task: str
+    ppo: bool = True
+
+    def dataset_id(self, task: str, behaviour: str) -> str:
+        """Names carry what was collected (frame size, episodes, epsilon), so a changed scale never reuses stale data."""
+        spec = self.data[behaviour]
+        detail = f"{int(spec['episodes'])}ep" + (f"-eps{round(100 * float(spec['epsilon']))}" if "epsilon" in spec else "")
+        return f"flexlam-bench/{self.name}-{self.frame_size}px/{task}/{behaviour}-{detail}-v0"
+
+    def collection_seed(self, data_seed: int, task: str, behaviour: str) -> int:
+        """The first episode seed of one dataset (see ``EPISODE_SEED_STRIDE``)."""
+        return (data_seed * EPISODE_SEED_STRIDE["data_seed"] + self.tasks.index(task) * EPISODE_SEED_STRIDE["task"]
+                + list(self.data).index(behaviour) * EPISODE_SEED_STRIDE["behaviour"])
+
+
+@dataclass
+class BenchConfig:
+    """Everything that defines a benchmark run (recorded in results.json)."""
+
+    name: str
+    suites: list[SuiteSpec]
+    seeds: list[int]
+    budgets: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
+    num_tokens: int = 8
+    protocols: list[str] = field(default_factory=lambda: list(PROTOCOLS))
+
+    # the LAMs: LAMConfig fields besides shape/tokens/dropout, and TrainConfig fields
+    lam: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+    heldout_fraction: float = 0.1
+    data_seed: int = 0
+
+    # alignment (AlignConfig fields) and latent BC (LatentBCTrainConfig fields)
+    label_fraction: float = 0.02
+    low_return_quantile: float = 0.25
+    translator: dict[str, Any] = field(default_factory=dict)
+    bc: dict[str, Any] = field(default_factory=dict)
+    eval_episodes: int = 10
+
+    # PPO in latent space
+    ppo_steps: int = 5000
+    ppo_n_envs: int = 4
+    ppo_eval_episodes: int = 10
+
+    gif_budget: int = 2
+    gif_seed: int = 0  # the seed whose runs write the GIFs (parallel jobs must not race on them)
+
+    def __post_init__(self) -> None:
+        self.suites = [s if isinstance(s, SuiteSpec) else parse_config(SuiteSpec, s, "scale.suites[]") for s in self.suites]
+        if any(k < 1 or k > self.num_tokens for k in self.budgets):
+            raise ConfigError(f"budgets {self.budgets} must lie in 1..num_tokens={self.num_tokens}.")
+        if len(self.seeds) < 1:
+            raise ConfigError("Give at least one seed (>= 3 for standard errors worth reading).")
+        unknown = set(self.protocols) - set(PROTOCOLS)
+        if unknown:
+            raise ConfigError(f"Unknown protocols {sorted(unknown)}; expected {PROTOCOLS}.")
+
+    @classmethod
+    def from_scale(cls, scale: Any, name: str) -> BenchConfig:
+        """The Hydra ``scale`` group (plus the run name) -> a validated config."""
+        from ..config import plain
+
+        return parse_config(cls, {**plain(scale), "name": name}, "scale")
+
+
+def load_scale(scale: str = "default", overrides: Sequence[str] = ()) -> BenchConfig:
+    """Compose ``configs/bench.yaml`` with ``scale=<scale>`` and Hydra ``overrides``, as ``flexlam-bench`` would."""
+    from hydra import compose, initialize_config_module
+
+    with initialize_config_module("flexlam_rl.configs", version_base="1.3"):
+        cfg = compose("bench", overrides=[f"scale={scale}", *overrides])
+    return BenchConfig.from_scale(cfg.scale, cfg.name)

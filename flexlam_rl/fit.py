@@ -1,0 +1,74 @@
+"""The one fit loop for the small supervised models (translator, supervised IDM, latent BC policy).
+
+They all train for a fixed number of AdamW updates on random minibatches of a small in-memory
+set, so budgets and label counts compare at equal compute. Randomness comes from a generator
+seeded with ``seed`` (minibatches) and from :func:`seeded` (initial weights); neither touches
+the caller's global torch RNG state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TypeVar
+
+import torch
+from torch import nn
+
+from .config import check_positive_ints
+from .errors import ConfigError
+
+M = TypeVar("M", bound=nn.Module)
+
+
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Build modules with weights that depend only on ``seed``; the global RNG state is restored afterwards."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+@dataclass
+class FitConfig:
+    """Optimization of a small model: ``steps`` AdamW updates on minibatches of ``batch_size``."""
+
+    steps: int = 2000
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_positive_ints("fit", self, ("steps", "batch_size"))
+        if not self.lr > 0:
+            raise ConfigError(f"lr must be > 0, got {self.lr}.")
+
+
+def fit(
+    model: M,
+    batch_loss: Callable[[torch.Tensor, torch.Generator], torch.Tensor],
+    num_items: int,
+    cfg: FitConfig,
+    batch_size: int | None = None,
+) -> M:
+    """Train ``model`` for exactly ``cfg.steps`` updates and return it in eval mode.
+
+    Each update draws ``batch_size`` (default ``cfg.batch_size``) indices into ``0..num_items-1``
+    (with replacement) from a generator seeded with ``cfg.seed`` and minimizes
+    ``batch_loss(indices, generator)``; the loss may draw more randomness (e.g. prefix lengths)
+    from the same generator.
+    """
+    if num_items < 1:
+        raise ConfigError("Nothing to fit: the training set is empty.")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    model.train()
+    for _ in range(cfg.steps):
+        idx = torch.randint(0, num_items, (batch_size or cfg.batch_size,), generator=generator)
+        loss = batch_loss(idx, generator)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return model.eval()
