@@ -21,8 +21,8 @@ class LatentActionVecEnv(VecEnvWrapper):
     """
 
     def __init__(self, venv: VecEnv, lam: FlexLAM | str | Path, translator: Translator | str | Path,
-                 prefix_len: int, device: str = "cpu"):
-        self.translation = LatentTranslation(lam, translator, prefix_len, device)
+                 prefix_len: int, device: str = "cpu", memoize: bool = True):
+        self.translation = LatentTranslation(lam, translator, prefix_len, device, memoize)
         expected = self.translation.lam.config.obs_shape
         if getattr(venv.observation_space, "shape", None) != tuple(expected):
             raise FlexLAMError(

@@ -1,25 +1,15 @@
 """Pretrain a (Flex)LAM on action-free transitions, with checkpoints and exact resume.
 
-Run directory::
-
-    run_dir/
-      run.json                 data ids, LAM and training config (a restart must match)
-      lam/                     the latest LAM: model.safetensors + config.json (FlexLAM.load)
-      checkpoints/latest       name of the newest complete checkpoint
-      checkpoints/step_000500/ model + optimizer (safetensors) + state.json
-      tb/                      TensorBoard: loss, per-slot code usage, held-out error per budget
-
-Everything random in step ``s`` (batch, prefix lengths) derives from ``(seed, s)``,
-so a restarted run resumes from its last checkpoint and ends with the same weights
-as an uninterrupted one.
+Everything random in step ``s`` (batch, prefix lengths) derives from ``(seed, s)``, so a
+restarted run resumes from its last checkpoint and ends with the same weights as an
+uninterrupted one. The run directory's layout is :mod:`flexlam_rl.runs`.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import shutil
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,16 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .checkpoint import (
-    atomic_save_tensors,
-    atomic_write_bytes,
-    atomic_write_json,
-    load_state_strict,
-    optimizer_from_tensors,
-    optimizer_to_tensors,
-    read_json,
-    read_tensors,
-)
+from .checkpoint import atomic_write_json
 from .config import LAMConfig, check_positive_ints, plain
 from .data import TransitionData, step_loader
 from .errors import ConfigError, TrainingDiverged
@@ -45,6 +26,9 @@ from .evaluate import reconstruction_by_budget
 from .fit import seeded
 from .model import FlexLAM
 from .quantize import code_usage
+from .runs import check_same_run, latest_checkpoint, load_checkpoint, remove_stale_temps, save_checkpoint
+
+USAGE_WINDOW = 20  # code usage (perplexity) is measured over the tokens of the last this many batches
 
 
 @dataclass
@@ -67,6 +51,7 @@ class TrainConfig:
     num_workers: int = 0
     device: str = "auto"
     progress: bool = True
+    fused_optimizer: bool = True  # one fused AdamW kernel instead of a loop over parameters (same update rule)
 
     def __post_init__(self) -> None:
         check_positive_ints("train", self, ("steps", "batch_size", "checkpoint_every", "log_every", "eval_every",
@@ -107,51 +92,6 @@ def step_generator(seed: int, step: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, step]).generate_state(1)[0]))
 
 
-# ----------------------------------------------------------------- checkpoints
-def _checkpoint_dirs(run_dir: Path) -> list[Path]:
-    root = run_dir / "checkpoints"
-    return sorted(p for p in root.glob("step_*") if (p / "state.json").is_file()) if root.is_dir() else []
-
-
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    """The newest complete checkpoint (via ``checkpoints/latest``, else the highest step)."""
-    pointer = run_dir / "checkpoints" / "latest"
-    if pointer.is_file():
-        candidate = run_dir / "checkpoints" / pointer.read_text().strip()
-        if (candidate / "state.json").is_file():
-            return candidate
-    dirs = _checkpoint_dirs(run_dir)
-    return dirs[-1] if dirs else None
-
-
-def save_checkpoint(run_dir: Path, lam: FlexLAM, optimizer: torch.optim.Optimizer, step: int, state: dict, keep: int) -> Path:
-    """Write a step folder (temp name, then rename), repoint ``latest``, refresh ``lam/``, prune."""
-    root = run_dir / "checkpoints"
-    root.mkdir(parents=True, exist_ok=True)
-    name = f"step_{step:08d}"
-    tmp = root / f".tmp-{name}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    opt_tensors, opt_meta = optimizer_to_tensors(optimizer)
-    atomic_save_tensors(tmp / "model.safetensors", lam.state_dict())
-    atomic_save_tensors(tmp / "optimizer.safetensors", opt_tensors)
-    atomic_write_json(tmp / "state.json", {**state, "step": step, "optimizer": opt_meta})
-    final = root / name
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
-    atomic_write_bytes(root / "latest", name.encode())
-    lam.save(run_dir / "lam", extra={"step": step, "run_dir": str(run_dir), **state.get("lam_extra", {})})
-    for old in _checkpoint_dirs(run_dir)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
-    return final
-
-
-def load_checkpoint(ckpt: Path, lam: FlexLAM, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
-    state = read_json(ckpt / "state.json", "checkpoint state")
-    load_state_strict(lam, read_tensors(ckpt / "model.safetensors"), str(ckpt))
-    optimizer_from_tensors(optimizer, read_tensors(ckpt / "optimizer.safetensors"), state["optimizer"])
-    return state
-
-
 # --------------------------------------------------------------------- training
 def build_lam(lam_cfg: LAMConfig, data: TransitionData, seed: int) -> FlexLAM:
     """A freshly initialized LAM (weights a function of ``seed``) with the data's vector statistics."""
@@ -184,6 +124,16 @@ def check_data_matches(lam_cfg: LAMConfig, data: TransitionData) -> None:
         )
 
 
+def make_optimizer(lam: FlexLAM, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW, fused into one kernel where this torch and device support it (``fused_optimizer``)."""
+    if cfg.fused_optimizer:
+        try:
+            return torch.optim.AdamW(lam.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+        except (RuntimeError, TypeError, ValueError):  # older torch or an unsupported device: the foreach kernel
+            pass
+    return torch.optim.AdamW(lam.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
 def pretrain(
     run_dir: str | Path,
     data: TransitionData,
@@ -192,18 +142,22 @@ def pretrain(
     run_info: dict[str, Any] | None = None,
     on_step: Callable[[int, float], None] | None = None,
 ) -> PretrainResult:
-    """Train (or resume) a LAM in ``run_dir``; see the module docstring for the layout."""
+    """Train (or resume) a LAM in ``run_dir`` (layout: :mod:`flexlam_rl.runs`).
+
+    ``on_step(step, loss)`` is called after every update with the mean training loss of the
+    current logging window, as last read from the device.
+    """
     run_dir = Path(run_dir)
     check_data_matches(lam_cfg, data)
     device = resolve_device(cfg.device)
     record = {"lam": lam_cfg.to_dict(), "train": _resume_relevant(cfg), "datasets": data.dataset_ids, **(run_info or {})}
-    _check_same_run(run_dir, record)
+    check_same_run(run_dir, record)
     run_dir.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temps(run_dir)
+    remove_stale_temps(run_dir)
     atomic_write_json(run_dir / "run.json", record)
 
     lam = build_lam(lam_cfg, data, cfg.seed).to(device)
-    optimizer = torch.optim.AdamW(lam.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = make_optimizer(lam, cfg)
     start, history, elapsed_before = 0, [], 0.0
     ckpt = latest_checkpoint(run_dir)
     if ckpt is not None:
@@ -218,35 +172,44 @@ def pretrain(
     loader = step_loader(data.train, cfg.batch_size, cfg.seed, start, max(0, cfg.steps - start), cfg.num_workers)
     progress = _progress(cfg, start)
     t0, loss_value, usage = time.time(), float("nan"), torch.full((lam.num_tokens,), float("nan"))
-    recent_tokens: list[torch.Tensor] = []
+    # Host syncs: reading the loss is free on the CPU but stalls a GPU, so there it happens every log_every steps.
+    sync_every = 1 if device.type == "cpu" else cfg.log_every
+    recent_tokens: deque[torch.Tensor] = deque(maxlen=USAGE_WINDOW)
+    window_loss, window_steps = torch.zeros((), device=device), 0
     lam.train()
     step = start
     try:
         for batch in loader:
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, cfg)
-            out = lam(batch["obs"].to(device), batch["next_obs"].to(device), generator=step_generator(cfg.seed, step))
-            if not torch.isfinite(out.loss):
-                good = latest_checkpoint(run_dir)
-                raise TrainingDiverged(
-                    f"Loss became {out.loss.item()} at step {step}; stopped without saving. The last good checkpoint "
-                    f"is {good or 'none (nothing saved yet)'}. Lower train.lr (now {cfg.lr}) or check the data for NaN/inf."
-                )
+            out = lam(batch["obs"].to(device, non_blocking=True), batch["next_obs"].to(device, non_blocking=True),
+                      generator=step_generator(cfg.seed, step))
             optimizer.zero_grad(set_to_none=True)
             out.loss.backward()
-            torch.nn.utils.clip_grad_norm_(lam.parameters(), cfg.grad_clip)
+            torch.nn.utils.clip_grad_norm_(lam.parameters(), cfg.grad_clip, foreach=True)
             optimizer.step()
             step += 1
-            loss_value = out.loss.item()
-            recent_tokens.append(out.tokens.detach().cpu())
-            if step % cfg.log_every == 0 or step == cfg.steps:
-                usage = code_usage(torch.cat(recent_tokens[-20:]), lam.codebook_size)
-                recent_tokens = recent_tokens[-20:]
+            window_loss += out.loss.detach()
+            window_steps += 1
+            recent_tokens.append(out.tokens.detach())
+            log_now = step % cfg.log_every == 0 or step == cfg.steps
+            save_now = step % cfg.checkpoint_every == 0 or step == cfg.steps
+            if log_now or save_now or step % sync_every == 0:
+                loss_value = window_loss.item() / window_steps
+                if not math.isfinite(loss_value):  # NaN/inf weights are never saved: the last checkpoint stays good
+                    good = latest_checkpoint(run_dir)
+                    raise TrainingDiverged(
+                        f"Loss became {loss_value} by step {step}; stopped without saving. The last good checkpoint "
+                        f"is {good or 'none (nothing saved yet)'}. Lower train.lr (now {cfg.lr}) or check the data for NaN/inf."
+                    )
+            if log_now:
+                usage = code_usage(torch.cat(list(recent_tokens)).cpu(), lam.codebook_size)
                 writer.add_scalar("train/loss", loss_value, step)
                 writer.add_scalar("train/lr", lr_at(step - 1, cfg), step)
                 for slot, value in enumerate(usage.tolist()):
                     writer.add_scalar(f"code_usage/slot_{slot + 1}", value, step)
-                history.append({"step": step, "loss": loss_value})
+                history.append({"step": step, "loss": loss_value})  # mean over the steps since the last entry
+                window_loss, window_steps = torch.zeros((), device=device), 0
             if step % cfg.eval_every == 0 and len(data.heldout) > 0:
                 errors = reconstruction_by_budget(lam, data.heldout, limit=cfg.eval_transitions)
                 for k, err in errors["mse"].items():
@@ -257,7 +220,7 @@ def pretrain(
                 progress.set_postfix(loss=f"{loss_value:.5f}", min_code_usage=f"{float(usage.min()):.2f}", refresh=False)
             if on_step is not None:
                 on_step(step, loss_value)
-            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+            if save_now:
                 state = {"seed": cfg.seed, "history": history, "wall_time_s": elapsed_before + time.time() - t0,
                          "code_usage": usage.tolist(), "lam_extra": lam_extra}
                 save_checkpoint(run_dir, lam, optimizer, step, state, cfg.keep_checkpoints)
@@ -293,39 +256,10 @@ def run_pretraining(
     return metrics
 
 
-def _remove_stale_temps(run_dir: Path) -> None:
-    """Temp files a killed run left mid-write (never the real files, which are only renamed into place)."""
-    for pattern in ("checkpoints/.tmp-step_*", "**/.*.tmp", "**/.*.tmp.*"):
-        for path in run_dir.glob(pattern):
-            if path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                path.unlink(missing_ok=True)
-
-
 def _resume_relevant(cfg: TrainConfig) -> dict[str, Any]:
     """Settings that change the trajectory; a restart with different ones is a different run."""
     keep = ("batch_size", "lr", "weight_decay", "warmup_steps", "min_lr_ratio", "grad_clip", "seed", "steps")
     return {k: v for k, v in asdict(cfg).items() if k in keep}
-
-
-def _check_same_run(run_dir: Path, record: dict[str, Any]) -> None:
-    path = run_dir / "run.json"
-    if not path.is_file() or latest_checkpoint(run_dir) is None:
-        return
-    previous = read_json(path, "run record")
-    for key in ("lam", "train", "datasets"):
-        old, new = previous.get(key), json.loads(json.dumps(record[key]))
-        if old != new:
-            if isinstance(old, dict) and isinstance(new, dict):
-                changed = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new))
-                                    if old.get(k) != new.get(k))
-            else:
-                changed = f"{old!r} -> {new!r}"
-            raise ConfigError(
-                f"{run_dir} already holds a run with a different '{key}' config ({changed}), so it cannot resume it. "
-                f"Use a new run_dir, or delete {run_dir} to start over."
-            )
 
 
 def _progress(cfg: TrainConfig, start: int):

@@ -12,6 +12,7 @@ Gymnasium client can create it.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, SupportsFloat
 
@@ -67,14 +68,50 @@ def validate_tokens(tokens: Any, prefix_len: int, codebook_size: int, batch: int
     return arr.astype(np.int64)
 
 
+class BatchMemo:
+    """An LRU memo of a pure, batched function of array rows (keyed by each row's bytes).
+
+    ``memo(rows)`` returns ``fn(rows)`` stacked from cached rows; only the rows never seen (or
+    evicted) are computed, in one batch. ``hits`` and ``misses`` count rows.
+    """
+
+    def __init__(self, fn: Any, size: int):
+        self.fn, self.size = fn, size
+        self.store: OrderedDict[bytes, torch.Tensor] = OrderedDict()
+        self.hits = self.misses = 0
+
+    def __call__(self, rows: np.ndarray) -> torch.Tensor:
+        keys = [row.tobytes() for row in rows]
+        missing = [i for i, key in enumerate(keys) if key not in self.store]
+        if missing:
+            for i, value in zip(missing, self.fn(rows[missing])):
+                self.store[keys[i]] = value
+        self.misses += len(missing)
+        self.hits += len(keys) - len(missing)
+        for key in keys:
+            self.store.move_to_end(key)
+        values = [self.store[key] for key in keys]
+        while len(self.store) > self.size:
+            self.store.popitem(last=False)
+        return values[0][None] if len(values) == 1 else torch.stack(values)
+
+    def clear(self) -> None:
+        self.store.clear()
+
+
 class LatentTranslation:
     """Tokens ``[n, k]`` (+ o_t) -> env actions, batched: shared by the single and every vector wrapper.
 
-    ``lam`` and ``translator`` are models or the directories they were saved to.
+    ``lam`` and ``translator`` are models or the directories they were saved to. Both are frozen
+    (eval mode) while acting, so the two pure functions of the step are memoized (:class:`BatchMemo`):
+    the null-filled latent of each token tuple, and the translator's o_t feature of each image frame
+    (MiniGrid-like envs revisit frames constantly; hashing a frame takes microseconds, the CNN
+    hundreds). The actions are those of ``translator.predict(lam.embed(tokens, k), obs)``, which is
+    what ``memoize=False`` computes on every call.
     """
 
     def __init__(self, lam: FlexLAM | str | Path, translator: Translator | str | Path, prefix_len: int,
-                 device: str = "cpu"):
+                 device: str = "cpu", memoize: bool = True, memo_size: int = 4096):
         lam = lam if isinstance(lam, FlexLAM) else FlexLAM.load(lam, device=device)
         translator = translator if isinstance(translator, Translator) else Translator.load(translator, device=device)
         self.prefix_len = check_prefix_len(prefix_len, lam.num_tokens)
@@ -84,6 +121,11 @@ class LatentTranslation:
                 f"LAM gives [K={lam.num_tokens}, D={lam.latent_dim}]; use the translator aligned on this LAM."
             )
         self.lam, self.translator = lam.eval(), translator.eval()
+        self.memoize = memoize
+        self.latents = BatchMemo(self._embed, memo_size)
+        config = translator.config
+        images = config.use_obs and len(config.obs_shape or []) == 3
+        self.features = BatchMemo(translator.obs_features, memo_size) if images else None
 
     def action_space(self) -> gym.spaces.MultiDiscrete:
         return gym.spaces.MultiDiscrete([self.lam.codebook_size] * self.prefix_len)
@@ -95,10 +137,20 @@ class LatentTranslation:
         """Latent actions as int64 ``[k]`` (or ``[batch, k]``), or a clear error."""
         return validate_tokens(tokens, self.prefix_len, self.lam.codebook_size, batch)
 
-    @torch.no_grad()
+    def _embed(self, tokens: np.ndarray) -> torch.Tensor:
+        return self.lam.embed(torch.as_tensor(tokens, dtype=torch.long, device=self.lam.device), self.prefix_len)
+
+    @torch.inference_mode()
     def __call__(self, tokens: np.ndarray, obs: np.ndarray | None) -> np.ndarray:
-        latent = self.lam.embed(torch.as_tensor(tokens, dtype=torch.long), self.prefix_len)
-        return self.translator.predict(latent, obs if self.translator.config.use_obs else None)
+        """Validated tokens ``[n, k]`` (see :meth:`validate`) and o_t ``[n, ...]`` -> env actions ``[n, ...]``."""
+        if not self.memoize:
+            return self.translator.predict(self._embed(tokens), obs if self.translator.config.use_obs else None)
+        latent = self.latents(np.asarray(tokens))
+        if not self.translator.config.use_obs:
+            return self.translator.predict(latent)
+        if self.features is None:  # vector o_t: a small MLP, cheaper than hashing
+            return self.translator.predict(latent, obs)
+        return self.translator.predict(latent, features=self.features(np.asarray(obs)))
 
 
 class LatentActionWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
@@ -112,11 +164,11 @@ class LatentActionWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """
 
     def __init__(self, env: gym.Env, lam: FlexLAM | str | Path, translator: Translator | str | Path,
-                 prefix_len: int, device: str = "cpu"):
+                 prefix_len: int, device: str = "cpu", memoize: bool = True):
         gym.utils.RecordConstructorArgs.__init__(
-            self, lam=_spec_arg(lam), translator=_spec_arg(translator), prefix_len=prefix_len, device=device
+            self, lam=_spec_arg(lam), translator=_spec_arg(translator), prefix_len=prefix_len, device=device, memoize=memoize
         )
-        self.translation = LatentTranslation(lam, translator, prefix_len, device)
+        self.translation = LatentTranslation(lam, translator, prefix_len, device, memoize)
         env = match_lam_observations(env, self.translation.lam)
         self.translation.check_env_action_space(env.action_space)
         gym.Wrapper.__init__(self, env)
@@ -146,9 +198,9 @@ class LatentActionVectorWrapper(gym.vector.VectorWrapper):
     """Gymnasium ``VectorEnv`` form of :class:`LatentActionWrapper` (batched translation)."""
 
     def __init__(self, env: gym.vector.VectorEnv, lam: FlexLAM | str | Path, translator: Translator | str | Path,
-                 prefix_len: int, device: str = "cpu"):
+                 prefix_len: int, device: str = "cpu", memoize: bool = True):
         super().__init__(env)
-        self.translation = LatentTranslation(lam, translator, prefix_len, device)
+        self.translation = LatentTranslation(lam, translator, prefix_len, device, memoize)
         self.translation.check_env_action_space(env.single_action_space)
         self.single_action_space = self.translation.action_space()
         self.action_space = gym.vector.utils.batch_space(self.single_action_space, env.num_envs)

@@ -9,7 +9,8 @@ from conftest import tiny_lam_config
 from flexlam_rl import FlexLAM
 from flexlam_rl.data import load_transitions
 from flexlam_rl.evaluate import reconstruction_by_budget
-from flexlam_rl.train import TrainConfig, latest_checkpoint, pretrain
+from flexlam_rl.runs import latest_checkpoint
+from flexlam_rl.train import TrainConfig, pretrain
 
 FAST = dict(batch_size=16, lr=3e-3, warmup_steps=5, progress=False, eval_every=10_000, log_every=5)
 

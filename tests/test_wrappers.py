@@ -11,11 +11,12 @@ import gymnasium as gym
 import minigrid  # noqa: F401  (registers MiniGrid ids)
 import numpy as np
 import pytest
+import torch
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from flexlam_rl import LatentActionVectorWrapper, LatentActionWrapper, register_latent_env
+from flexlam_rl import FlexLAM, LatentActionVectorWrapper, LatentActionWrapper, Translator, register_latent_env
 from flexlam_rl.agents import LatentActionVecEnv
 
 
@@ -158,6 +159,30 @@ def test_gymnasium_vector_wrapper_translates_exactly_like_single_env_wrappers(ca
     assert np.array_equal(np.array(got_obs), want_obs)
     assert np.array_equal(np.array(got_rewards), want_rewards)
     assert set(np.unique(want_actions)) == {0, 1}  # the token draws exercise both real actions
+
+
+@pytest.mark.parametrize("k", [1, 3, 8])
+def test_memoized_translation_acts_exactly_like_computing_everything_fresh(pixel_models, k: int) -> None:
+    """The wrapper memoizes the code latents and the o_t features of frames it has seen; the actions must not change."""
+    lam, translator = FlexLAM.load(pixel_models["lam_dir"]), Translator.load(pixel_models["translator_dir"])
+    with torch.no_grad():  # an untrained translator's argmax hardly moves: sharpen it so that tokens and frames matter
+        for param in translator.parameters():
+            param.mul_(8)
+    envs = [LatentActionWrapper(gym.make("MiniGrid-Empty-8x8-v0"), lam, translator, prefix_len=k, memoize=memoize)
+            for memoize in (False, True)]
+    for env in envs:
+        env.reset(seed=0)
+    tokens = np.random.default_rng(k).integers(0, 8, size=(150, k))
+    actions = [[], []]
+    for t in range(len(tokens)):
+        for env, acted in zip(envs, actions):
+            _, _, terminated, truncated, info = env.step(tokens[t])
+            acted.append(int(info["real_action"]))
+            if terminated or truncated:
+                env.reset(seed=t)
+    assert actions[0] == actions[1] and len(set(actions[0])) > 1
+    features = envs[1].translation.features
+    assert features.hits > features.misses > 0  # MiniGrid revisits frames: most o_t features come from the memo
 
 
 def test_pixel_lam_on_a_vector_env_is_a_clear_error(pixel_models) -> None:

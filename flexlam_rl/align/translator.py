@@ -94,22 +94,30 @@ class Translator(ObservationInput):
     def device(self) -> torch.device:
         return self.obs_mean.device
 
-    def forward(self, latent: torch.Tensor, obs: ArrayLike | None = None) -> torch.Tensor:
+    def obs_features(self, obs: ArrayLike) -> torch.Tensor:
+        """The o_t feature ``[B, hidden_dim]`` (only for translators with ``use_obs``): a pure function of o_t,
+        so callers that see the same frames again (the wrappers) may cache it."""
+        if self.obs_encoder is None:
+            raise FlexLAMError("This translator reads no o_t (use_obs=false); it has no o_t features.")
+        return self.obs_encoder(self.obs_input(obs))
+
+    def forward(self, latent: torch.Tensor, obs: ArrayLike | None = None, features: torch.Tensor | None = None) -> torch.Tensor:
+        """Head outputs for a latent ``[B, K, D]`` and, with ``use_obs``, o_t (or its precomputed ``features``)."""
         expected = (self.config.num_tokens, self.config.latent_dim)
         if latent.ndim != 3 or tuple(latent.shape[1:]) != expected:
             raise FlexLAMError(f"latent must be [B, {expected[0]}, {expected[1]}] (from lam.embed), got {tuple(latent.shape)}.")
         h = latent.flatten(1).to(self.device, torch.float32)
         if self.obs_encoder is not None:
-            if obs is None:
+            if features is None and obs is None:
                 raise FlexLAMError("This translator was trained with o_t features (use_obs=true); pass obs.")
-            h = torch.cat([h, self.obs_encoder(self.obs_input(obs))], dim=-1)
+            h = torch.cat([h, self.obs_features(obs) if features is None else features], dim=-1)
         out = self.net(h)
         return out if self.is_discrete else torch.tanh(out)
 
     @torch.no_grad()
-    def predict(self, latent: torch.Tensor, obs: ArrayLike | None = None) -> np.ndarray:
+    def predict(self, latent: torch.Tensor, obs: ArrayLike | None = None, features: torch.Tensor | None = None) -> np.ndarray:
         """Env actions for a batch: ``[B]`` ints (Discrete) or ``[B, A]`` floats within the bounds (Box)."""
-        return output_to_action(self.config.action, self(latent, obs))
+        return output_to_action(self.config.action, self(latent, obs, features))
 
     def loss(self, latent: torch.Tensor, actions: torch.Tensor, obs: ArrayLike | None = None) -> torch.Tensor:
         return action_loss(self.config.action, self(latent, obs), actions)

@@ -1,0 +1,309 @@
+"""Throughput: LAM training against the machine's fp32 matmul ceiling, and what latent actions cost per env step.
+
+    python benchmarks/throughput.py [--rounds 3] [--out benchmarks/results/throughput]
+
+In one run:
+
+- ``matmul_gflops``: torch fp32 matmul at n = 1024, the ceiling the training rows are compared with.
+- ``train``: one full training step of the real loop (:func:`flexlam_rl.train.pretrain`: batches
+  from a memory-mapped dataset cache, forward, backward, clipping, AdamW), for the benchmark-size
+  (32 px, channels [8, 16, 32]) and quickstart-size (64 px, [16, 32, 64]) LAMs, FlexLAM and fixed,
+  with the old setting (``fused_optimizer=False``) and the new default side by side. FLOPs are
+  counted by ``torch.utils.flop_counter.FlopCounterMode`` over one forward + backward.
+- ``wrapper``: microseconds per env step, raw vs latent actions (k = 2), for a single env and for
+  vector envs of 8 (SB3 ``DummyVecEnv`` and Gymnasium ``SyncVectorEnv``), on pixel
+  MiniGrid-Empty-8x8 (64 px, the quickstart's LAM and translator sizes) and CartPole, with the old
+  translation (``memoize=False``: everything recomputed each step) and the new default.
+
+The machine is shared and noisy, so every configuration is timed ``--rounds`` times, interleaved,
+and the median is reported. Untrained weights are used: they cost the same as trained ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from flexlam_rl import FlexLAM, LAMConfig, LatentActionVectorWrapper, LatentActionWrapper, Translator, __version__
+from flexlam_rl.agents import LatentActionVecEnv
+from flexlam_rl.align import TranslatorConfig, action_spec
+from flexlam_rl.checkpoint import atomic_write_bytes, atomic_write_json
+from flexlam_rl.envs import get_task
+from flexlam_rl.tables import markdown_table
+from flexlam_rl.train import TrainConfig, pretrain
+
+MODELS = {"benchmark": (32, [8, 16, 32]), "quickstart": (64, [16, 32, 64])}
+SETTINGS = {"old": {"fused_optimizer": False}, "new": {}}
+MINIGRID_ID = "MiniGrid-Empty-8x8-v0"
+PIXELS = {"kind": "minigrid_rgb", "frame_size": 64, "tile_size": 8}
+CONV_BATCH = 64
+
+
+def matmul_gflops(n: int = 1024, reps: int = 30) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(3):
+        a @ b
+    start = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    return 2 * n**3 * reps / (time.perf_counter() - start) / 1e9
+
+
+# --------------------------------------------------------------------------- training
+def training_data(root: Path, size: int):
+    """A small pixel MiniGrid dataset (DoorKey, epsilon-noised expert) in a private Minari root."""
+    os.environ["MINARI_DATASETS_PATH"] = str(root / "minari")
+    os.environ["FLEXLAM_RL_CACHE"] = str(root / "cache")
+    from flexlam_rl.collect import ensure_dataset
+    from flexlam_rl.data import load_transitions
+
+    dataset_id, _ = ensure_dataset(f"throughput/doorkey{size}/noisy-v0", "minigrid-doorkey", "noisy", num_episodes=40, seed=0,
+                                   epsilon=0.5, preprocess={"kind": "minigrid_rgb", "frame_size": size})
+    return load_transitions(dataset_id, heldout_fraction=0.1)
+
+
+def step_flops(lam_cfg: LAMConfig, data: Any, batch: int) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    lam = FlexLAM(lam_cfg)
+    items = data.train.__getitems__(np.arange(batch) % len(data.train))
+    with FlopCounterMode(display=False) as counter:
+        lam(torch.from_numpy(items["obs"]), torch.from_numpy(items["next_obs"])).loss.backward()
+    return float(counter.get_total_flops())
+
+
+def time_training(run_dir: Path, data: Any, lam_cfg: LAMConfig, batch: int, settings: dict, steps: int, warmup: int) -> float:
+    """Seconds per update of the real loop, after ``warmup`` updates (no checkpoint or eval inside the window)."""
+    stamps: dict[int, float] = {}
+    cfg = TrainConfig(steps=warmup + steps, batch_size=batch, progress=False, checkpoint_every=10**6, eval_every=10**6,
+                      log_every=25, **settings)
+    pretrain(run_dir, data, lam_cfg, cfg, on_step=lambda step, loss: stamps.__setitem__(step, time.perf_counter()))
+    return (stamps[warmup + steps] - stamps[warmup]) / steps
+
+
+def training_rows(root: Path, rounds: int, ceiling: float) -> list[dict[str, Any]]:
+    cases = []
+    for model, (size, channels) in MODELS.items():
+        data = training_data(root, size)
+        base = dict(obs_shape=list(data.obs_shape), preprocess=data.preprocess, channels=channels)
+        for variant, lam_cfg in (("flexlam", LAMConfig(**base)), ("fixed", LAMConfig(**base, nested_dropout=False))):
+            batches = [64, 256] if model == "benchmark" else [64]
+            for batch in batches:
+                flops = step_flops(lam_cfg, data, batch)
+                steps = 30 if model == "benchmark" else 8
+                for setting in SETTINGS:
+                    cases.append({"model": f"{model}-{variant}", "batch": batch, "setting": setting, "flops": flops,
+                                  "data": data, "lam_cfg": lam_cfg, "steps": steps, "times": []})
+    for r in range(rounds):
+        for i, case in enumerate(cases):
+            run = root / "runs" / f"{r}_{i}"
+            case["times"].append(time_training(run, case["data"], case["lam_cfg"], case["batch"], SETTINGS[case["setting"]],
+                                               case["steps"], warmup=3))
+            print(f"  train {case['model']} b={case['batch']} {case['setting']}: {case['times'][-1] * 1000:.1f} ms", flush=True)
+    rows = []
+    for case in cases:
+        step_s = statistics.median(case["times"])
+        gflops = case["flops"] / step_s / 1e9
+        rows.append({"model": case["model"], "batch": case["batch"], "setting": case["setting"], "ms_per_step": step_s * 1000,
+                     "samples_per_s": case["batch"] / step_s, "gflops": gflops, "fraction_of_matmul": gflops / ceiling,
+                     "gflop_per_step": case["flops"] / 1e9})
+    return rows
+
+
+def conv_rows(lam_cfg: LAMConfig, batch: int, rounds: int, ceiling: float) -> list[dict[str, Any]]:
+    """Every conv of one LAM timed alone (forward + both backward passes, channels-last as in training):
+    what mkldnn gives for this layer shape, and so a floor under the step time."""
+    lam = FlexLAM(lam_cfg)
+    shapes: list[tuple[str, torch.nn.Conv2d, tuple[int, ...]]] = []
+    hooks = [m.register_forward_hook(lambda m, inp, out, n=n: shapes.append((n, m, tuple(inp[0].shape))))
+             for n, m in lam.named_modules() if isinstance(m, torch.nn.Conv2d)]
+    frames = torch.zeros((batch, *lam_cfg.obs_shape), dtype=torch.uint8)
+    lam(frames, frames)
+    for hook in hooks:
+        hook.remove()
+    rows = []
+    for name, conv, shape in shapes:
+        x = torch.randn(shape).contiguous(memory_format=torch.channels_last).requires_grad_()
+        out_hw = conv(x).shape[-2:]
+        flops = 3 * 2 * shape[0] * out_hw[0] * out_hw[1] * conv.out_channels * conv.in_channels * conv.kernel_size[0] ** 2
+        times = []
+        for _ in range(rounds):
+            for _ in range(3):
+                conv(x).sum().backward()
+            start = time.perf_counter()
+            for _ in range(10):
+                conv(x).sum().backward()
+            times.append((time.perf_counter() - start) / 10)
+        step_s = statistics.median(times)
+        rows.append({"layer": name, "in_shape": list(shape), "out_channels": conv.out_channels, "kernel": conv.kernel_size[0],
+                     "ms": step_s * 1000, "gflops": flops / step_s / 1e9, "fraction_of_matmul": flops / step_s / 1e9 / ceiling})
+    return rows
+
+
+# --------------------------------------------------------------------------- wrappers
+def latent_models(env: str) -> tuple[FlexLAM, Translator]:
+    """Quickstart-size models (untrained: the cost is the same) for pixel MiniGrid or CartPole."""
+    torch.manual_seed(0)
+    if env == "minigrid":
+        lam = FlexLAM(LAMConfig(obs_shape=[64, 64, 3], preprocess=PIXELS))
+        spec = action_spec(gym.spaces.Discrete(7))
+    else:
+        lam = FlexLAM(LAMConfig(obs_shape=[4], obs_dtype="float32"))
+        spec = action_spec(gym.spaces.Discrete(2))
+    translator = Translator(TranslatorConfig(num_tokens=lam.num_tokens, latent_dim=lam.latent_dim, action=spec, use_obs=True,
+                                             obs_shape=list(lam.config.obs_shape)))
+    return lam, translator
+
+
+def make_raw(env: str) -> gym.Env:
+    return get_task(MINIGRID_ID, PIXELS).make() if env == "minigrid" else gym.make("CartPole-v1")
+
+
+def build(env: str, form: str, n_envs: int, latent: str | None, models: tuple[FlexLAM, Translator]) -> Any:
+    """A raw (``latent=None``) or latent (``"old"``/``"new"`` translation) env of the given form."""
+    lam, translator = models
+    memoize = latent == "new"
+    if form == "single":
+        raw = make_raw(env)
+        return raw if latent is None else LatentActionWrapper(raw, lam, translator, 2, memoize=memoize)
+    if form == "sb3":
+        from stable_baselines3.common.vec_env import DummyVecEnv
+
+        venv = DummyVecEnv([lambda: make_raw(env)] * n_envs)
+        return venv if latent is None else LatentActionVecEnv(venv, lam, translator, 2, memoize=memoize)
+    venv = gym.vector.SyncVectorEnv([lambda: make_raw(env)] * n_envs)
+    return venv if latent is None else LatentActionVectorWrapper(venv, lam, translator, 2, memoize=memoize)
+
+
+def time_env(env: Any, form: str, n_envs: int, latent: bool, steps: int, warm: bool = False) -> float:
+    """Microseconds per env step (per sub-env step for vector forms), random actions, after a warm-up.
+
+    A latent env starts with empty memos, as a freshly built wrapper would (what it reuses, it saw
+    in this run: MiniGrid-Empty-8x8 shows about 150 distinct frames), unless ``warm``: then the same
+    steps run once untimed first, as in the steady state of a long training run.
+    """
+    rng = np.random.default_rng(0)
+    space = env.action_space
+    translation = getattr(env, "translation", None)
+    for memo in (translation.latents, translation.features) if translation is not None else ():
+        if memo is not None:
+            memo.clear()
+
+    def action() -> Any:
+        if latent:
+            return rng.integers(0, 8, size=(2,) if form == "single" else (n_envs, 2))
+        if form == "single":
+            return space.sample()
+        return np.array([space.sample() for _ in range(n_envs)]) if form == "sb3" else space.sample()
+
+    if form == "sb3":
+        env.seed(0)
+        env.reset()
+    else:
+        env.reset(seed=0)
+    actions = [action() for _ in range(steps + 20)]
+
+    def run(batch: list) -> None:
+        for a in batch:
+            if form == "single":
+                _, _, terminated, truncated, _ = env.step(a)
+                if terminated or truncated:
+                    env.reset()
+            else:
+                env.step(a)  # vector envs reset their finished sub-envs themselves
+
+    run(actions[:20] if not warm else actions)
+    start = time.perf_counter()
+    run(actions[20:])
+    return (time.perf_counter() - start) / steps / (1 if form == "single" else n_envs) * 1e6
+
+
+def wrapper_rows(rounds: int) -> list[dict[str, Any]]:
+    cases = []
+    for env in ("minigrid", "cartpole"):
+        models = latent_models(env)
+        for form, n_envs in (("single", 1), ("sb3", 8), ("gym", 8)):
+            steps = 300 if form == "single" else 60
+            new = build(env, form, n_envs, "new", models)
+            variants = {"raw": build(env, form, n_envs, None, models), "old": build(env, form, n_envs, "old", models),
+                        "new": new, "new-warm": new}
+            cases.append({"env": env, "form": form, "n_envs": n_envs, "steps": steps, "envs": variants,
+                          "times": {name: [] for name in variants}})
+    for _ in range(rounds):
+        for case in cases:
+            for name, built in case["envs"].items():
+                case["times"][name].append(time_env(built, case["form"], case["n_envs"], name != "raw", case["steps"],
+                                                    warm=name == "new-warm"))
+            print(f"  wrapper {case['env']} {case['form']} x{case['n_envs']}: "
+                  + ", ".join(f"{n} {t[-1]:.0f} us" for n, t in case["times"].items()), flush=True)
+    rows = []
+    for case in cases:
+        med = {name: statistics.median(times) for name, times in case["times"].items()}
+        for setting in ("old", "new", "new-warm"):
+            rows.append({"env": case["env"], "form": case["form"], "n_envs": case["n_envs"], "setting": setting,
+                         "raw_us": med["raw"], "latent_us": med[setting], "ratio": med[setting] / med["raw"]})
+    return rows
+
+
+# --------------------------------------------------------------------------- report
+def report(result: dict[str, Any]) -> str:
+    lines = [f"# Throughput ({result['threads']} torch threads, torch {result['versions']['torch']})", "",
+             f"Command: `{result['command']}`", "",
+             f"fp32 matmul ceiling (n = 1024): **{result['matmul_gflops']:.0f} GFLOP/s**", "",
+             "## Training step (real loop, memory-mapped batches)", "",
+             markdown_table(["model", "batch", "setting", "ms/step", "samples/s", "GFLOP/step", "GFLOP/s", "fraction of matmul"],
+                            [[r["model"], r["batch"], r["setting"], f"{r['ms_per_step']:.1f}", f"{r['samples_per_s']:.0f}",
+                              f"{r['gflop_per_step']:.2f}", f"{r['gflops']:.1f}", f"{r['fraction_of_matmul']:.2f}"]
+                             for r in result["train"]]), "",
+             f"## Each conv of the benchmark-size LAM alone (batch {CONV_BATCH}, forward + backward)", "",
+             markdown_table(["layer", "input", "out channels", "kernel", "ms", "GFLOP/s", "fraction of matmul"],
+                            [[r["layer"], "x".join(map(str, r["in_shape"])), r["out_channels"], r["kernel"], f"{r['ms']:.2f}",
+                              f"{r['gflops']:.0f}", f"{r['fraction_of_matmul']:.2f}"] for r in result["conv_layers"]]), "",
+             f"Sum over the convs: {sum(r['ms'] for r in result['conv_layers']):.1f} ms per step.", "",
+             "## Latent-action wrappers (k = 2), microseconds per env step", "",
+             markdown_table(["env", "form", "n_envs", "setting", "raw us", "latent us", "ratio"],
+                            [[r["env"], r["form"], r["n_envs"], r["setting"], f"{r['raw_us']:.0f}", f"{r['latent_us']:.0f}",
+                              f"{r['ratio']:.2f}x"] for r in result["wrapper"]]), "",
+             "`old`: translation recomputed every step (`memoize=False`, the previous code path); `new`: the default, "
+             "from a freshly built wrapper (empty memos, 20 warm-up steps); `new-warm`: the same steps seen once before, "
+             "as in the steady state of a long run.", ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/throughput"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    ceiling = statistics.median(matmul_gflops() for _ in range(5))
+    print(f"matmul ceiling {ceiling:.1f} GFLOP/s", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        train = training_rows(Path(tmp), args.rounds, ceiling)
+    size, channels = MODELS["benchmark"]
+    convs = conv_rows(LAMConfig(obs_shape=[size, size, 3], channels=channels, preprocess={"kind": "minigrid_rgb", "frame_size": size}),
+                      CONV_BATCH, args.rounds, ceiling)
+    wrapper = wrapper_rows(args.rounds)
+    result = {"command": f"python benchmarks/throughput.py --rounds {args.rounds} --threads {args.threads}",
+              "threads": args.threads, "matmul_gflops": ceiling, "train": train, "conv_layers": convs, "wrapper": wrapper,
+              "versions": {"flexlam_rl": __version__, "torch": torch.__version__, "python": platform.python_version(),
+                           "machine": platform.processor() or platform.machine()}}
+    text = report(result)
+    print(text)
+    atomic_write_json(args.out / "results.json", result)
+    atomic_write_bytes(args.out / "results.md", text.encode())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""A pretraining run directory: checkpoints, the run record, resume checks, cleanup after a crash.
+
+::
+
+    run_dir/
+      run.json                 data ids, LAM and training config (a restart must match)
+      lam/                     the latest LAM: model.safetensors + config.json (FlexLAM.load)
+      checkpoints/latest       name of the newest complete checkpoint
+      checkpoints/step_000500/ model + optimizer (safetensors) + state.json
+      tb/                      TensorBoard: loss, per-slot code usage, held-out error per budget
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .checkpoint import (
+    atomic_save_tensors,
+    atomic_write_bytes,
+    atomic_write_json,
+    load_state_strict,
+    optimizer_from_tensors,
+    optimizer_to_tensors,
+    read_json,
+    read_tensors,
+)
+from .errors import ConfigError
+from .model import FlexLAM
+
+
+def _checkpoint_dirs(run_dir: Path) -> list[Path]:
+    root = run_dir / "checkpoints"
+    return sorted(p for p in root.glob("step_*") if (p / "state.json").is_file()) if root.is_dir() else []
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The newest complete checkpoint (via ``checkpoints/latest``, else the highest step)."""
+    pointer = run_dir / "checkpoints" / "latest"
+    if pointer.is_file():
+        candidate = run_dir / "checkpoints" / pointer.read_text().strip()
+        if (candidate / "state.json").is_file():
+            return candidate
+    dirs = _checkpoint_dirs(run_dir)
+    return dirs[-1] if dirs else None
+
+
+def save_checkpoint(run_dir: Path, lam: FlexLAM, optimizer: torch.optim.Optimizer, step: int, state: dict, keep: int) -> Path:
+    """Write a step folder (temp name, then rename), repoint ``latest``, refresh ``lam/``, prune."""
+    root = run_dir / "checkpoints"
+    root.mkdir(parents=True, exist_ok=True)
+    name = f"step_{step:08d}"
+    tmp = root / f".tmp-{name}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    opt_tensors, opt_meta = optimizer_to_tensors(optimizer)
+    atomic_save_tensors(tmp / "model.safetensors", lam.state_dict())
+    atomic_save_tensors(tmp / "optimizer.safetensors", opt_tensors)
+    atomic_write_json(tmp / "state.json", {**state, "step": step, "optimizer": opt_meta})
+    final = root / name
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    atomic_write_bytes(root / "latest", name.encode())
+    lam.save(run_dir / "lam", extra={"step": step, "run_dir": str(run_dir), **state.get("lam_extra", {})})
+    for old in _checkpoint_dirs(run_dir)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def load_checkpoint(ckpt: Path, lam: FlexLAM, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    state = read_json(ckpt / "state.json", "checkpoint state")
+    load_state_strict(lam, read_tensors(ckpt / "model.safetensors"), str(ckpt))
+    optimizer_from_tensors(optimizer, read_tensors(ckpt / "optimizer.safetensors"), state["optimizer"])
+    return state
+
+
+def remove_stale_temps(run_dir: Path) -> None:
+    """Temp files a killed run left mid-write (never the real files, which are only renamed into place)."""
+    for pattern in ("checkpoints/.tmp-step_*", "**/.*.tmp", "**/.*.tmp.*"):
+        for path in run_dir.glob(pattern):
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+
+
+def check_same_run(run_dir: Path, record: dict[str, Any]) -> None:
+    """A restart must train the same model on the same data with the same trajectory settings."""
+    path = run_dir / "run.json"
+    if not path.is_file() or latest_checkpoint(run_dir) is None:
+        return
+    previous = read_json(path, "run record")
+    for key in ("lam", "train", "datasets"):
+        old, new = previous.get(key), json.loads(json.dumps(record[key]))
+        if old != new:
+            if isinstance(old, dict) and isinstance(new, dict):
+                changed = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new))
+                                    if old.get(k) != new.get(k))
+            else:
+                changed = f"{old!r} -> {new!r}"
+            raise ConfigError(
+                f"{run_dir} already holds a run with a different '{key}' config ({changed}), so it cannot resume it. "
+                f"Use a new run_dir, or delete {run_dir} to start over."
+            )
