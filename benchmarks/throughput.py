@@ -40,7 +40,7 @@ from flexlam_rl.align import TranslatorConfig, action_spec
 from flexlam_rl.checkpoint import atomic_write_bytes, atomic_write_json
 from flexlam_rl.envs import get_task
 from flexlam_rl.tables import markdown_table
-from flexlam_rl.train import TrainConfig, pretrain
+from flexlam_rl.train import TrainConfig, pretrain, update_flops
 
 MODELS = {"benchmark": (32, [8, 16, 32]), "quickstart": (64, [16, 32, 64])}
 SETTINGS = {"old": {"fused_optimizer": False}, "new": {}}
@@ -72,16 +72,6 @@ def training_data(root: Path, size: int):
     return load_transitions(dataset_id, heldout_fraction=0.1)
 
 
-def step_flops(lam_cfg: LAMConfig, data: Any, batch: int) -> float:
-    from torch.utils.flop_counter import FlopCounterMode
-
-    lam = FlexLAM(lam_cfg)
-    items = data.train.__getitems__(np.arange(batch) % len(data.train))
-    with FlopCounterMode(display=False) as counter:
-        lam(torch.from_numpy(items["obs"]), torch.from_numpy(items["next_obs"])).loss.backward()
-    return float(counter.get_total_flops())
-
-
 def time_training(run_dir: Path, data: Any, lam_cfg: LAMConfig, batch: int, settings: dict, steps: int, warmup: int) -> float:
     """Seconds per update of the real loop, after ``warmup`` updates (no checkpoint or eval inside the window)."""
     stamps: dict[int, float] = {}
@@ -99,7 +89,7 @@ def training_rows(root: Path, rounds: int, ceiling: float) -> list[dict[str, Any
         for variant, lam_cfg in (("flexlam", LAMConfig(**base)), ("fixed", LAMConfig(**base, nested_dropout=False))):
             batches = [64, 256] if model == "benchmark" else [64]
             for batch in batches:
-                flops = step_flops(lam_cfg, data, batch)
+                flops = update_flops(lam_cfg, data, TrainConfig(batch_size=batch))
                 steps = 30 if model == "benchmark" else 8
                 for setting in SETTINGS:
                     cases.append({"model": f"{model}-{variant}", "batch": batch, "setting": setting, "flops": flops,

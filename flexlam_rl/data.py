@@ -252,8 +252,9 @@ def step_loader(
     )
 
 
-def eval_batches(data: TransitionSet, batch_size: int = 256, limit: int | None = None) -> Iterator[dict[str, torch.Tensor]]:
-    """Sequential batches for evaluation (optionally the first ``limit`` transitions)."""
-    n = len(data) if limit is None else min(limit, len(data))
-    for start in range(0, n, batch_size):
-        yield _passthrough(data.__getitems__(range(start, min(start + batch_size, n))))
+def eval_batches(data: TransitionSet, batch_size: int = 256, limit: int | None = None,
+                 indices: Sequence[int] | None = None) -> Iterator[dict[str, torch.Tensor]]:
+    """Batches for evaluation, in order: every transition, the first ``limit``, or the ``indices`` given."""
+    order = np.arange(len(data) if limit is None else min(limit, len(data))) if indices is None else np.asarray(indices)
+    for start in range(0, len(order), batch_size):
+        yield _passthrough(data.__getitems__(order[start : start + batch_size]))

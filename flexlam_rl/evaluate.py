@@ -27,10 +27,13 @@ def reconstruction_by_budget(
     budgets: Sequence[int] | None = None,
     batch_size: int = 256,
     limit: int | None = None,
+    indices: Sequence[int] | None = None,
 ) -> dict[str, Any]:
     """Held-out next-frame MSE per prefix length k (plus the all-null and copy references).
 
-    Returns ``{"mse": {k: err}, "null": err, "copy": err, "code_usage": [K], "transitions": n}``.
+    On every transition of ``data``, its first ``limit``, or the ``indices`` given. Each frame is
+    encoded once and decoded at every budget in one batch. Returns ``{"mse": {k: err}, "null": err,
+    "copy": err, "code_usage": [K], "transitions": n}``.
     """
     budgets = list(budgets) if budgets is not None else list(range(1, lam.num_tokens + 1))
     for k in budgets:
@@ -40,22 +43,24 @@ def reconstruction_by_budget(
         raise DataError("No held-out transitions to evaluate on; lower data.heldout_fraction's floor or add episodes.")
     was_training = lam.training
     lam.eval()
-    sums = {k: 0.0 for k in [0, *budgets]}
+    lengths = torch.tensor([0, *budgets], device=lam.device)  # 0: the all-null reference
+    sums = torch.zeros(len(lengths), dtype=torch.float64)
     copy_sum, count, all_tokens = 0.0, 0, []
-    for batch in eval_batches(data, batch_size, limit):
+    for batch in eval_batches(data, max(1, batch_size // len(lengths)), limit, indices):
         x, x_next = lam.normalize(batch["obs"]), lam.normalize(batch["next_obs"])
         slots, tokens = lam._tokenize(x, x_next)
         all_tokens.append(tokens.cpu())
         n = x.shape[0]
-        for k in sums:
-            pred = lam.fdm(x, null_fill(slots, k, lam.null_latent))
-            sums[k] += F.mse_loss(pred, x_next, reduction="sum").item() / x_next[0].numel()
+        latent = null_fill(slots.repeat_interleave(len(lengths), 0), lengths.repeat(n), lam.null_latent)
+        pred = lam.fdm(x, latent).view(n, len(lengths), *x.shape[1:])
+        sums += ((pred - x_next[:, None]) ** 2).flatten(2).mean(-1).sum(0).double().cpu()
         copy_sum += F.mse_loss(x, x_next, reduction="sum").item() / x_next[0].numel()
         count += n
+    sums = dict(zip([0, *budgets], (sums / count).tolist()))
     lam.train(was_training)
     return {
-        "mse": {int(k): sums[k] / count for k in budgets},
-        "null": sums[0] / count,
+        "mse": {int(k): sums[k] for k in budgets},
+        "null": sums[0],
         "copy": copy_sum / count,
         "code_usage": code_usage(torch.cat(all_tokens), lam.codebook_size).tolist(),
         "transitions": count,

@@ -54,6 +54,15 @@ def prefix_weights(num_tokens: int, dist: str, geometric_p: float = 0.35) -> tor
     return (weights / weights.sum()).float()
 
 
+def stratified_prefix_lens(weights: torch.Tensor, batch: int, samples: int,
+                           generator: torch.Generator | None = None) -> torch.Tensor:
+    """``[B, samples]`` prefix lengths in 1..K: per example, one draw from each of ``samples`` strata of
+    equal probability under ``weights [K]`` (with ``samples = K`` and uniform weights, every length once)."""
+    cdf = weights.double().cumsum(0)
+    u = (torch.arange(samples, dtype=torch.float64) + torch.rand(batch, samples, generator=generator, dtype=torch.float64)) / samples
+    return torch.searchsorted(cdf, u, right=True).clamp_max(len(weights) - 1) + 1
+
+
 class ImageIDM(ConvEncoder):
     """(o_t, o_t+1) pixels -> ``[B, K, L]`` pre-quantization slot values (input: o_t, o_t+1 and their difference)."""
 
@@ -104,11 +113,17 @@ class ImageFDM(nn.Module):
         nn.init.zeros_(self.out.bias)
 
     def forward(self, x: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
+        """``x [B, C, H, W]`` and ``latent [B * m, K, D]``: the latent-free down path runs once per frame
+        and is shared by the frame's m latents (multi-prefix updates)."""
         cond = self.cond(latent.flatten(1))
         skips, h = [], x
         for block in self.down:
             skips.append(h)
             h = block(h)
+        repeats = latent.shape[0] // x.shape[0]
+        if repeats > 1:
+            x, h = x.repeat_interleave(repeats, 0), h.repeat_interleave(repeats, 0)
+            skips = [skip.repeat_interleave(repeats, 0) for skip in skips]
         for block in self.mid:
             h = block(h, cond)
         for block, skip in zip(self.up, reversed(skips)):
@@ -134,6 +149,8 @@ class VectorFDM(nn.Module):
         nn.init.zeros_(self.net[-1].bias)
 
     def forward(self, x: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
+        """``x [B, D]`` and ``latent [B * m, K, D']`` (m latents per observation)."""
+        x = x.repeat_interleave(latent.shape[0] // x.shape[0], 0)
         return x + self.net(torch.cat([x, latent.flatten(1)], dim=-1))
 
 
@@ -235,12 +252,22 @@ class FlexLAM(ObservationInput):
 
     def forward(
         self, obs: ArrayLike, next_obs: ArrayLike, prefix_len: torch.Tensor | int | None = None,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | None = None, prefix_samples: int = 1,
     ) -> LAMOutput:
-        """Training pass. ``prefix_len=None`` samples it (nested dropout) or uses K (fixed LAM)."""
+        """Training pass. ``prefix_len=None`` samples it (nested dropout) or uses K (fixed LAM).
+
+        ``prefix_samples=m > 1`` (nested dropout only) decodes every example at m prefix lengths,
+        one from each of m equal-probability strata of the prefix distribution, from one encoder
+        pass: the same loss, averaged over more prefixes per update (``prefix_len`` is then ``[B * m]``).
+        """
         x, x_next = self.normalize(obs), self.normalize(next_obs, "next_obs")
         slots, tokens = self._tokenize(x, x_next)
-        if prefix_len is None:
+        samples = prefix_samples if prefix_len is None and self.config.nested_dropout else 1
+        if samples > 1:
+            weights = prefix_weights(self.num_tokens, self.config.prefix_dist, self.config.geometric_p)
+            prefix_len = stratified_prefix_lens(weights, x.shape[0], samples, generator).flatten().to(self.device)
+            slots, x_next = slots.repeat_interleave(samples, 0), x_next.repeat_interleave(samples, 0)
+        elif prefix_len is None:
             prefix_len = self.sample_prefix_len(x.shape[0], generator)
         elif not torch.is_tensor(prefix_len):
             prefix_len = torch.full((x.shape[0],), int(prefix_len), device=x.device)

@@ -24,7 +24,7 @@ from .data import TransitionData, step_loader
 from .errors import ConfigError, TrainingDiverged
 from .evaluate import reconstruction_by_budget
 from .fit import seeded
-from .model import FlexLAM
+from .model import FlexLAM, prefix_weights
 from .quantize import code_usage
 from .runs import check_same_run, latest_checkpoint, load_checkpoint, remove_stale_temps, save_checkpoint
 
@@ -52,12 +52,29 @@ class TrainConfig:
     device: str = "auto"
     progress: bool = True
     fused_optimizer: bool = True  # one fused AdamW kernel instead of a loop over parameters (same update rule)
+    prefix_samples: int = 1  # FlexLAM: decode each example at this many stratified prefix lengths per update
+    # Train to a plateau instead of for `steps` (see Plateau): held-out checks every eval_every updates
+    # on eval_transitions transitions; the LR drops plateau_decays times, the next plateau stops training.
+    until_plateau: bool = False
+    max_steps: int = 20_000  # the cap when until_plateau
+    plateau_window: int = 4  # checks
+    plateau_tol: float = 0.02  # relative improvement of the window's mean held-out loss over the window before
+    plateau_decays: int = 1
+    plateau_lr_factor: float = 0.1
 
     def __post_init__(self) -> None:
         check_positive_ints("train", self, ("steps", "batch_size", "checkpoint_every", "log_every", "eval_every",
-                                            "keep_checkpoints"))
+                                            "keep_checkpoints", "prefix_samples", "max_steps", "plateau_window"))
         if not self.lr > 0:
             raise ConfigError(f"train.lr must be > 0, got {self.lr}.")
+        if not 0 <= self.plateau_tol < 1 or not 0 < self.plateau_lr_factor <= 1 or self.plateau_decays < 0:
+            raise ConfigError("train.plateau_tol must be in [0, 1), train.plateau_lr_factor in (0, 1] and "
+                              f"train.plateau_decays >= 0; got {self.plateau_tol}, {self.plateau_lr_factor}, {self.plateau_decays}.")
+
+    @property
+    def total_steps(self) -> int:
+        """The most updates this run makes: ``steps``, or the ``max_steps`` cap when training to a plateau."""
+        return self.max_steps if self.until_plateau else self.steps
 
 
 @dataclass
@@ -70,6 +87,47 @@ class PretrainResult:
     code_usage: list[float]
     wall_time_s: float
     history: list[dict[str, float]] = field(default_factory=list)
+    curve: list[dict[str, Any]] = field(default_factory=list)  # held-out checks: {updates, wall_s, loss, mse: {k: v}}
+    plateaued: bool | None = None  # until_plateau: stopped on a plateau (True) or at max_steps (False)
+
+
+class Plateau:
+    """When a held-out loss has stopped improving (the rule is fixed before any result is seen).
+
+    After each check: a *plateau* is when the mean loss of the last ``window`` checks of the
+    current LR phase is not ``tol`` (relative) below the mean of the ``window`` checks before them.
+    Means, not minima: with discrete tokens the held-out loss of one check jumps by 10-20% as codes
+    flip, and a minimum-based rule stops on the first lucky dip. The first ``decays`` plateaus
+    multiply the LR by ``lr_factor`` and start a new phase; the next one stops training. Everything
+    here is a function of the checks, so resuming replays it.
+    """
+
+    def __init__(self, cfg: TrainConfig, state: dict[str, Any] | None = None):
+        self.window, self.tol, self.decays, self.lr_factor = cfg.plateau_window, cfg.plateau_tol, cfg.plateau_decays, cfg.plateau_lr_factor
+        state = state or {}
+        self.phase_losses: list[float] = list(state.get("phase_losses", []))
+        self.decays_done: int = int(state.get("decays_done", 0))
+        self.stopped: bool = bool(state.get("stopped", False))
+
+    @property
+    def lr_scale(self) -> float:
+        return self.lr_factor ** self.decays_done
+
+    def update(self, loss: float) -> None:
+        self.phase_losses.append(loss)
+        if len(self.phase_losses) < 2 * self.window:
+            return
+        recent = sum(self.phase_losses[-self.window :]) / self.window
+        before = sum(self.phase_losses[-2 * self.window : -self.window]) / self.window
+        if recent > before * (1 - self.tol):
+            if self.decays_done < self.decays:
+                self.decays_done += 1
+                self.phase_losses = []
+            else:
+                self.stopped = True
+
+    def state(self) -> dict[str, Any]:
+        return {"phase_losses": self.phase_losses, "decays_done": self.decays_done, "stopped": self.stopped}
 
 
 def resolve_device(device: str) -> torch.device:
@@ -80,10 +138,13 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Linear warmup then cosine decay to ``min_lr_ratio * lr``."""
+def lr_at(step: int, cfg: TrainConfig, scale: float = 1.0) -> float:
+    """Linear warmup, then cosine decay to ``min_lr_ratio * lr`` over ``steps``; or, when training to a
+    plateau (whose length is not known in advance), constant ``lr * scale`` (``scale`` from :class:`Plateau`)."""
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
+    if cfg.until_plateau:
+        return cfg.lr * scale
     progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
@@ -158,18 +219,23 @@ def pretrain(
 
     lam = build_lam(lam_cfg, data, cfg.seed).to(device)
     optimizer = make_optimizer(lam, cfg)
-    start, history, elapsed_before = 0, [], 0.0
+    start, history, curve, elapsed_before, plateau_state = 0, [], [], 0.0, None
     ckpt = latest_checkpoint(run_dir)
     if ckpt is not None:
         state = load_checkpoint(ckpt, lam, optimizer)
         start, history, elapsed_before = int(state["step"]), list(state.get("history", [])), float(state.get("wall_time_s", 0.0))
+        curve, plateau_state = list(state.get("curve", [])), state.get("plateau")
+    plateau = Plateau(cfg, plateau_state)
+    checks = heldout_subset(data, cfg.eval_transitions)
+    check_budgets = None if lam_cfg.nested_dropout else [lam_cfg.num_tokens]  # a fixed LAM is defined at its K alone
     resumed_from = start
     lam_extra = {"datasets": data.dataset_ids, "seed": cfg.seed}
 
     from torch.utils.tensorboard import SummaryWriter
 
     writer = SummaryWriter(str(run_dir / "tb"), purge_step=start if start else None)
-    loader = step_loader(data.train, cfg.batch_size, cfg.seed, start, max(0, cfg.steps - start), cfg.num_workers)
+    total = start if plateau.stopped else cfg.total_steps
+    loader = step_loader(data.train, cfg.batch_size, cfg.seed, start, max(0, total - start), cfg.num_workers)
     progress = _progress(cfg, start)
     t0, loss_value, usage = time.time(), float("nan"), torch.full((lam.num_tokens,), float("nan"))
     # Host syncs: reading the loss is free on the CPU but stalls a GPU, so there it happens every log_every steps.
@@ -181,9 +247,9 @@ def pretrain(
     try:
         for batch in loader:
             for group in optimizer.param_groups:
-                group["lr"] = lr_at(step, cfg)
+                group["lr"] = lr_at(step, cfg, plateau.lr_scale)
             out = lam(batch["obs"].to(device, non_blocking=True), batch["next_obs"].to(device, non_blocking=True),
-                      generator=step_generator(cfg.seed, step))
+                      generator=step_generator(cfg.seed, step), prefix_samples=cfg.prefix_samples)
             optimizer.zero_grad(set_to_none=True)
             out.loss.backward()
             torch.nn.utils.clip_grad_norm_(lam.parameters(), cfg.grad_clip, foreach=True)
@@ -192,8 +258,8 @@ def pretrain(
             window_loss += out.loss.detach()
             window_steps += 1
             recent_tokens.append(out.tokens.detach())
-            log_now = step % cfg.log_every == 0 or step == cfg.steps
-            save_now = step % cfg.checkpoint_every == 0 or step == cfg.steps
+            log_now = step % cfg.log_every == 0 or step == total
+            save_now = step % cfg.checkpoint_every == 0 or step == total
             if log_now or save_now or step % sync_every == 0:
                 loss_value = window_loss.item() / window_steps
                 if not math.isfinite(loss_value):  # NaN/inf weights are never saved: the last checkpoint stays good
@@ -205,16 +271,21 @@ def pretrain(
             if log_now:
                 usage = code_usage(torch.cat(list(recent_tokens)).cpu(), lam.codebook_size)
                 writer.add_scalar("train/loss", loss_value, step)
-                writer.add_scalar("train/lr", lr_at(step - 1, cfg), step)
+                writer.add_scalar("train/lr", lr_at(step - 1, cfg, plateau.lr_scale), step)
                 for slot, value in enumerate(usage.tolist()):
                     writer.add_scalar(f"code_usage/slot_{slot + 1}", value, step)
                 history.append({"step": step, "loss": loss_value})  # mean over the steps since the last entry
                 window_loss, window_steps = torch.zeros((), device=device), 0
-            if step % cfg.eval_every == 0 and len(data.heldout) > 0:
-                errors = reconstruction_by_budget(lam, data.heldout, limit=cfg.eval_transitions)
+            if step % cfg.eval_every == 0 and len(checks) > 0:
+                errors = reconstruction_by_budget(lam, data.heldout, check_budgets, indices=checks)
+                loss = heldout_objective(lam, errors["mse"])
+                curve.append({"updates": step, "wall_s": elapsed_before + time.time() - t0, "loss": loss, "mse": errors["mse"]})
                 for k, err in errors["mse"].items():
                     writer.add_scalar(f"heldout_mse/k_{k}", err, step)
                 lam.train()
+                if cfg.until_plateau:
+                    plateau.update(loss)
+                    save_now = save_now or plateau.stopped
             if progress is not None:
                 progress.update(1)
                 progress.set_postfix(loss=f"{loss_value:.5f}", min_code_usage=f"{float(usage.min()):.2f}", refresh=False)
@@ -222,20 +293,56 @@ def pretrain(
                 on_step(step, loss_value)
             if save_now:
                 state = {"seed": cfg.seed, "history": history, "wall_time_s": elapsed_before + time.time() - t0,
-                         "code_usage": usage.tolist(), "lam_extra": lam_extra}
+                         "code_usage": usage.tolist(), "lam_extra": lam_extra, "curve": curve, "plateau": plateau.state()}
                 save_checkpoint(run_dir, lam, optimizer, step, state, cfg.keep_checkpoints)
+            if plateau.stopped:
+                break
     finally:
         writer.close()
         if progress is not None:
             progress.close()
     if step == start and start > 0 and not (run_dir / "lam" / "model.safetensors").is_file():
-        save_checkpoint(run_dir, lam, optimizer, step, {"seed": cfg.seed, "history": history, "lam_extra": lam_extra},
-                        cfg.keep_checkpoints)
+        save_checkpoint(run_dir, lam, optimizer, step, {"seed": cfg.seed, "history": history, "lam_extra": lam_extra,
+                                                        "curve": curve, "plateau": plateau.state()}, cfg.keep_checkpoints)
     lam.eval()
     return PretrainResult(
         run_dir=run_dir, lam_dir=run_dir / "lam", step=step, resumed_from=resumed_from, final_loss=loss_value,
         code_usage=[float(u) for u in usage], wall_time_s=elapsed_before + time.time() - t0, history=history,
+        curve=curve, plateaued=plateau.stopped if cfg.until_plateau else None,
     )
+
+
+def update_flops(lam_cfg: LAMConfig, data: TransitionData, cfg: TrainConfig) -> float:
+    """FLOPs of one update (forward + backward on a batch of ``cfg.batch_size`` real transitions, with
+    ``cfg.prefix_samples``), counted by ``torch.utils.flop_counter``; the optimizer step is not counted."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    lam = FlexLAM(lam_cfg)
+    if not lam_cfg.is_image:
+        lam.set_obs_stats(*data.obs_stats())
+    batch = data.train.__getitems__(np.arange(cfg.batch_size) % len(data.train))
+    with FlopCounterMode(display=False) as counter:
+        lam(torch.from_numpy(batch["obs"]), torch.from_numpy(batch["next_obs"]), prefix_samples=cfg.prefix_samples).loss.backward()
+    return float(counter.get_total_flops())
+
+
+def heldout_subset(data: TransitionData, size: int) -> np.ndarray:
+    """The held-out transitions every check scores: a fixed random ``size`` of them (all datasets represented)."""
+    n = len(data.heldout)
+    return np.sort(np.random.default_rng(0).permutation(n)[: min(size, n)])
+
+
+def heldout_objective(lam: FlexLAM, mse: dict[int, float]) -> float:
+    """The held-out loss that decides a plateau: the training objective itself.
+
+    A fixed LAM's error at its K; a FlexLAM's per-budget errors weighted by its prefix distribution
+    (uniform: the plain mean over k = 1..K), which is what nested dropout minimizes in expectation.
+    The worst budget (k = 1) would stop training while longer prefixes still improve.
+    """
+    if not lam.config.nested_dropout:
+        return float(mse[lam.num_tokens])
+    weights = prefix_weights(lam.num_tokens, lam.config.prefix_dist, lam.config.geometric_p).tolist()
+    return float(sum(w * mse[k] for k, w in zip(range(1, lam.num_tokens + 1), weights)))
 
 
 def run_pretraining(
@@ -257,8 +364,16 @@ def run_pretraining(
 
 
 def _resume_relevant(cfg: TrainConfig) -> dict[str, Any]:
-    """Settings that change the trajectory; a restart with different ones is a different run."""
-    keep = ("batch_size", "lr", "weight_decay", "warmup_steps", "min_lr_ratio", "grad_clip", "seed", "steps")
+    """Settings that change the trajectory; a restart with different ones is a different run.
+
+    A plateau run's ``max_steps`` is only a cap (its LR does not depend on it), so a capped run can
+    be extended by raising it; a fixed-length run's ``steps`` sets its cosine schedule.
+    """
+    keep = ["batch_size", "lr", "weight_decay", "warmup_steps", "grad_clip", "seed", "prefix_samples", "until_plateau"]
+    if cfg.until_plateau:
+        keep += ["eval_every", "eval_transitions", "plateau_window", "plateau_tol", "plateau_decays", "plateau_lr_factor"]
+    else:
+        keep += ["steps", "min_lr_ratio"]
     return {k: v for k, v in asdict(cfg).items() if k in keep}
 
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from flexlam_rl.bench import BenchConfig, SuiteSpec, aggregate, mean_se
@@ -26,25 +27,36 @@ def test_smoke_scale_writes_every_report(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stderr
     result = json.loads((out / "results.json").read_text())
     assert result["seeds_done"] == {"minigrid": [0, 1], "reach": [0, 1]}
-    assert set(result["summary"]["minigrid"]) == {"recon", "align", "bc_return", "ppo_return"}
-    assert set(result["summary"]["reach"]) == {"recon", "align", "bc_return"}  # no PPO on reach
-    assert set(result["summary"]["minigrid"]["align"]) == {"standard", "low_return"}
-    cells = result["summary"]["minigrid"]["recon"]["any"]
-    assert set(cells) == {"flexlam", "fixed"} and set(cells["flexlam"]) == {"1", "2", "4", "8"}
-    assert all(isinstance(c["holds"], bool) for c in result["claims"]) and result["claims"]
-    assert result["compute"]["minigrid"]["models_replaced"] == 4 and result["compute"]["minigrid"]["fixed_total_train_s"] > 0
+    assert set(result["summary"]["equal_updates"]["minigrid"]) == {"recon", "align", "bc_return", "ppo_return"}
+    assert set(result["summary"]["equal_compute"]["minigrid"]) == {"recon", "align", "bc_return"}  # PPO: secondary, one view
+    for view in ("equal_updates", "equal_compute"):
+        assert set(result["summary"][view]["reach"]) == {"recon", "align", "bc_return"}  # no PPO on reach
+    claims = result["claims"]
+    assert {(c["view"], c["suite"], c["metric"], c["protocol"]) for c in claims} >= {("equal_updates", "minigrid", "align", "standard")}
+    for claim in claims:  # the contract, cell by cell
+        assert {"suite", "metric", "protocol", "k", "diff", "ci95", "verdict", "n_seeds"} <= set(claim)
+        assert claim["verdict"] in ("better", "tie", "worse") and claim["n_seeds"] == 2
+        assert claim["ci95"][0] <= claim["diff"] <= claim["ci95"][1]
+    assert sum(result["counts"]["equal_updates"].values()) == sum(1 for c in claims if c["view"] == "equal_updates" and not c["secondary"])
+    models = result["models"]["minigrid"]["0"]
+    assert set(models) == {"flexlam", "fixed_1", "fixed_2", "fixed_4", "fixed_8"}
+    assert all({"updates", "wall_s", "plateaued"} <= set(m) for m in models.values())
+    curves = result["learning_curves"]["minigrid"]
+    assert set(curves["flexlam"][0]["mse"]) == {"1", "2", "3", "4", "5", "6", "7", "8"} and set(curves["fixed_2"][0]["mse"]) == {"2"}
+    assert all({"updates", "wall_s", "mse"} <= set(p) for p in curves["flexlam"])
+    assert result["compute"]["minigrid"]["models_replaced"] == 4 and result["compute"]["minigrid"]["fixed_flops"] > 0
     assert len(result["code_usage"]["minigrid"]["flexlam"]) == 8 and len(result["code_usage"]["minigrid"]["fixed_2"]) == 2
     assert result["versions"]["torch"] and result["command"].startswith("flexlam-bench")
     md = (out / "results.md").read_text()
-    assert "| flexlam |" in md and "claim holds" in md and "Training compute" in md
-    assert "| minigrid | latent BC return (higher is better) | standard |" in md  # the one-table summary
-    assert (out / "budget_curves.png").stat().st_size > 10_000
+    assert "View `equal_updates`" in md and "View `equal_compute`" in md and "plateaued" in md
+    for plot in ("budget_curves.png", "learning_curves.png"):
+        assert (out / plot).stat().st_size > 10_000
     assert {p.name for p in (out / "gifs").iterdir()} >= {"minigrid_flexlam_k2.gif", "minigrid_fixed_k2.gif"}
 
     again = _bench("scale=smoke", f"out_dir={out}", cwd=tmp_path)  # cached: only re-aggregates
     assert again.returncode == 0 and again.stdout.count("already done") == 4
     report = _bench("scale=smoke", f"out_dir={out}", "report_only=true", cwd=tmp_path)
-    assert report.returncode == 0 and "claim holds in" in report.stdout
+    assert report.returncode == 0 and "equal_updates: FlexLAM better in" in report.stdout
 
 
 @pytest.mark.slow
@@ -55,23 +67,34 @@ def test_unknown_suite_and_missing_results_are_clear_errors(tmp_path: Path) -> N
     assert run.returncode == 2 and "No finished seeds" in run.stderr
 
 
-def _run(recon_flex: float, recon_fixed: float) -> dict:
+def _seed_run(flex: float, fixed: float, bc_flex: list[float], bc_fixed: list[float]) -> dict:
+    """One seed's saved metrics for a 2-budget suite, the same in both views."""
     per_k = lambda v: {"1": v, "2": v}  # noqa: E731
-    return {"recon": {"any": {"flexlam": per_k(recon_flex), "fixed": per_k(recon_fixed)}},
-            "code_usage": {"flexlam": [2.0, 3.0]}, "compute": {"flexlam": {"wall_time_s": 10.0},
-                                                              "fixed_1": {"wall_time_s": 9.0}, "fixed_2": {"wall_time_s": 9.5}}}
+    values = {"recon": {"any": {"flexlam": per_k(flex), "fixed": per_k(fixed)}},
+              "bc_return": {"standard": {"flexlam": per_k(bc_flex), "fixed": per_k(bc_fixed)}}}
+    model = {"updates": 100, "wall_s": 1.0, "plateaued": True, "flops": 1e9, "samples": 6400,
+             "curve": [{"updates": 50, "wall_s": 0.5, "mse": {"1": flex}}]}
+    return {"values": {"equal_updates": values, "equal_compute": values},
+            "models": {"flexlam": model, "fixed_1": {**model, "plateaued": False}, "fixed_2": model},
+            "code_usage": {"flexlam": [2.0, 3.0]}}
 
 
-def test_aggregation_and_claim_check() -> None:
-    cfg = BenchConfig(name="t", suites=[SuiteSpec("s", ["cartpole"], 32, {}, "cartpole")], seeds=[0, 1, 2],
+def test_aggregation_pairs_seeds_and_decides_each_cell() -> None:
+    cfg = BenchConfig(name="t", suites=[SuiteSpec("s", ["cartpole"], 32, {}, "cartpole")], seeds=[0, 1, 2, 3, 4],
                       budgets=[1, 2], num_tokens=2)
     stats = mean_se([1.0, 2.0, 3.0])
     assert stats["mean"] == 2.0 and stats["se"] == pytest.approx(1 / math.sqrt(3))
-    within_se = aggregate({"s": {0: _run(1.0, 1.1), 1: _run(1.05, 0.9), 2: _run(1.0, 1.0)}}, cfg)
-    assert all(c["holds"] for c in within_se["claims"])  # flex 1.017 <= fixed 1.0 + SE 0.058
-    worse = aggregate({"s": {0: _run(2.0, 1.0), 1: _run(2.1, 1.1), 2: _run(2.2, 0.9)}}, cfg)
-    assert not any(c["holds"] for c in worse["claims"])  # lower is better for recon: FlexLAM clearly worse
-    assert worse["compute"]["s"]["fixed_over_flexlam"] == pytest.approx(1.85)
+    runs = {seed: _seed_run(1.0 + 0.01 * seed, 2.0 + 0.01 * seed, [0.5, 0.9], [0.5, 0.5]) for seed in range(5)}
+    result = aggregate({"s": runs}, cfg)
+    recon = [c for c in result["claims"] if c["metric"] == "recon" and c["view"] == "equal_updates"]
+    assert [c["verdict"] for c in recon] == ["better", "better"]  # lower error is better: FlexLAM wins every seed
+    assert all(c["diff"] == pytest.approx(-1.0) and c["n_seeds"] == 5 for c in recon)
+    bc = [c for c in result["claims"] if c["metric"] == "bc_return" and c["k"] == 1 and c["view"] == "equal_updates"][0]
+    assert bc["diff"] == pytest.approx(0.2) and bc["verdict"] == "better"  # per-task pairs: 0 on one task, +0.4 on the other
+    assert bc["capped"]  # fixed_1 hit its update cap: the cell says so
+    assert result["counts"]["equal_updates"] == {"better": 4, "tie": 0, "worse": 0}
+    assert result["learning_curves"]["s"]["flexlam"][0]["n_seeds"] == 5
+    assert result["compute"]["s"]["fixed_over_flexlam_flops"] == pytest.approx(2.0)
 
 
 def test_dataset_ids_change_with_what_is_collected() -> None:
@@ -82,3 +105,19 @@ def test_dataset_ids_change_with_what_is_collected() -> None:
     big = SuiteSpec("s", ["minigrid-empty"], 32, {"noisy": {"episodes": 30, "epsilon": 0.5}}, "minigrid-empty")
     ids = {small.dataset_id("minigrid-empty", "noisy"), big.dataset_id("minigrid-empty", "noisy")}
     assert len(ids) == 2 and all(validate_dataset_id(i) for i in ids)
+
+
+def test_paired_bootstrap_verdicts() -> None:
+    from flexlam_rl.bench.stats import paired_difference_ci, verdict
+
+    rng = np.random.default_rng(0)
+    clearly_up = 0.1 + 0.01 * rng.normal(size=5)  # FlexLAM higher on every seed
+    mean, ci = paired_difference_ci(clearly_up)
+    assert mean == pytest.approx(clearly_up.mean()) and 0 < ci[0] < mean < ci[1]
+    assert verdict(ci, higher_is_better=True) == "better" and verdict(ci, higher_is_better=False) == "worse"
+    mixed = np.array([0.3, -0.2, 0.1, -0.3, 0.05])
+    assert verdict(paired_difference_ci(mixed)[1], True) == "tie"
+    per_task = np.stack([clearly_up, -clearly_up], axis=1)  # two tasks that cancel: stratified by task
+    mean, ci = paired_difference_ci(per_task)
+    assert abs(mean) < 1e-12 and verdict(ci, True) == "tie" and ci[1] - ci[0] < 0.05
+    assert paired_difference_ci(clearly_up) == paired_difference_ci(clearly_up)  # seeded: reproducible

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from conftest import tiny_lam_config
@@ -77,3 +78,66 @@ def test_fixed_lam_is_worse_than_flexlam_on_an_untrained_prefix(pixels, tmp_path
     flex_k1 = reconstruction_by_budget(FlexLAM.load(flex.lam_dir), pixels.heldout, [1])["mse"][1]
     fixed_k1 = reconstruction_by_budget(FlexLAM.load(fixed.lam_dir), pixels.heldout, [1])["mse"][1]
     assert flex_k1 < fixed_k1
+
+
+def test_plateau_rule_decays_the_lr_then_stops() -> None:
+    from flexlam_rl.train import Plateau
+
+    rule = Plateau(TrainConfig(until_plateau=True, plateau_window=2, plateau_tol=0.1, plateau_decays=1))
+    for loss in (1.0, 0.8, 0.5, 0.4, 0.42):  # window means 0.9 -> 0.45 -> 0.41 (vs 0.65): still learning
+        rule.update(loss)
+    assert rule.lr_scale == 1.0 and not rule.stopped
+    rule.update(0.41)  # mean of the last two, 0.415, is not 10% below the two before (0.45): first plateau
+    assert rule.lr_scale == pytest.approx(0.1) and not rule.stopped
+    for loss in (0.3, 0.2, 0.1, 0.05, 0.05, 0.049):  # a new phase at the lower LR keeps improving
+        rule.update(loss)
+    assert not rule.stopped
+    for loss in (0.048, 0.049):
+        rule.update(loss)
+    assert rule.stopped
+    replayed = Plateau(TrainConfig(until_plateau=True, plateau_window=2, plateau_tol=0.1), rule.state())
+    assert replayed.stopped and replayed.lr_scale == rule.lr_scale
+
+
+def test_training_to_a_plateau_stops_records_its_curve_and_resumes_exactly(pixels, tmp_path) -> None:
+    cfg = TrainConfig(**{**FAST, "eval_every": 10}, until_plateau=True, max_steps=400, eval_transitions=64, plateau_window=2,
+                      plateau_tol=0.05, checkpoint_every=20)
+    straight = pretrain(tmp_path / "straight", pixels, tiny_lam_config(pixels), cfg)
+    assert straight.plateaued is True and straight.step < 400
+    assert [c["updates"] for c in straight.curve] == list(range(10, straight.step + 1, 10))
+    assert set(straight.curve[0]["mse"]) == {1, 2, 3, 4} and straight.curve[-1]["wall_s"] > straight.curve[0]["wall_s"]
+
+    class Crash(Exception):
+        pass
+
+    def crash(step: int, loss: float) -> None:
+        if step == straight.step - 15:
+            raise Crash
+
+    with pytest.raises(Crash):
+        pretrain(tmp_path / "resumed", pixels, tiny_lam_config(pixels), cfg, on_step=crash)
+    resumed = pretrain(tmp_path / "resumed", pixels, tiny_lam_config(pixels), cfg)
+    assert resumed.resumed_from > 0 and resumed.step == straight.step and resumed.plateaued
+    assert [c["loss"] for c in resumed.curve] == [c["loss"] for c in straight.curve]
+    a, b = FlexLAM.load(straight.lam_dir).state_dict(), FlexLAM.load(resumed.lam_dir).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_capped_plateau_run_can_be_extended(pixels, tmp_path) -> None:
+    cfg = dict(FAST, until_plateau=True, eval_every=10, eval_transitions=64, plateau_window=50, checkpoint_every=10)
+    capped = pretrain(tmp_path / "run", pixels, tiny_lam_config(pixels), TrainConfig(max_steps=20, **cfg))
+    assert capped.plateaued is False and capped.step == 20
+    longer = pretrain(tmp_path / "run", pixels, tiny_lam_config(pixels), TrainConfig(max_steps=30, **cfg))
+    assert longer.resumed_from == 20 and longer.step == 30 and len(longer.curve) == 3
+
+
+def test_multi_prefix_updates_average_the_loss_over_stratified_prefixes(pixels) -> None:
+    lam = FlexLAM(tiny_lam_config(pixels))
+    batch = pixels.train.__getitems__(np.arange(8))
+    obs, nxt = torch.from_numpy(batch["obs"]), torch.from_numpy(batch["next_obs"])
+    out = lam(obs, nxt, prefix_samples=4, generator=torch.Generator().manual_seed(0))
+    assert out.prefix_len.tolist() == [1, 2, 3, 4] * 8  # K = 4 strata of the uniform distribution: every k once
+    per_k = [lam(obs, nxt, prefix_len=k).loss for k in (1, 2, 3, 4)]
+    assert out.loss.item() == pytest.approx(torch.stack(per_k).mean().item(), rel=1e-5)
+    fixed = FlexLAM(tiny_lam_config(pixels, nested_dropout=False))
+    assert fixed(obs, nxt, prefix_samples=4).prefix_len.tolist() == [4] * 8  # nothing to sample without nested dropout

@@ -3,10 +3,11 @@ and seed), ``cache`` (reusing trained models and runs), ``report`` (results.json
 
 from .report import aggregate, mean_se, write_reports
 from .run import collect_suite, lam_variants, model_at, run_benchmark, run_seed, suite_key
-from .spec import METRICS, BenchConfig, SuiteSpec, load_scale
+from .spec import METRICS, VIEWS, BenchConfig, SuiteSpec, load_scale
 
 __all__ = [
     "METRICS",
+    "VIEWS",
     "BenchConfig",
     "SuiteSpec",
     "aggregate",

@@ -1,6 +1,7 @@
 """Benchmark work that is expensive and deterministic is cached by a hash of everything it depends on.
 
-Trained LAMs live under ``<cache>/<hash>/`` (a normal pretraining run dir plus ``done.json``);
+Trained LAMs live under ``<cache>/<hash>/`` (a normal pretraining run dir plus ``done.json`` and
+any ``lam_at_<updates>/`` snapshots);
 translators beside the LAM they were aligned on; PPO runs beside their translator, keyed by the
 whole agent config, so changed settings never reuse a stale result.
 """
@@ -9,14 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict
+import shutil
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from ..checkpoint import atomic_write_json, read_json
 from ..config import LAMConfig
 from ..data import TransitionData
+from ..errors import ConfigError
 from ..model import FlexLAM
+from ..runs import latest_checkpoint
 from ..train import TrainConfig, pretrain
 
 
@@ -25,18 +29,55 @@ def config_hash(obj: Any) -> str:
     return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def train_cached(data: TransitionData, lam_cfg: LAMConfig, train_cfg: TrainConfig, cache_root: Path) -> tuple[FlexLAM, dict]:
-    """Train a LAM, or reuse the one trained with exactly this data/config/seed: ``(lam, info)``."""
-    key = config_hash({"datasets": data.dataset_ids, "lam": lam_cfg.to_dict(), "train": asdict(train_cfg),
+@dataclass
+class TrainedLAM:
+    """A trained LAM, what its training cost, and (optionally) its snapshot after its first ``snapshot_updates`` updates."""
+
+    lam: FlexLAM
+    info: dict[str, Any]  # updates, samples, wall_s, plateaued, curve, run_dir
+    snapshot: FlexLAM | None = None  # None: no snapshot asked for, or the run ended before it (the final model stands in)
+    snapshot_info: dict[str, Any] | None = None
+
+
+def train_cached(data: TransitionData, lam_cfg: LAMConfig, train_cfg: TrainConfig, cache_root: Path,
+                 snapshot_updates: int | None = None) -> TrainedLAM:
+    """Train a LAM, or reuse the run trained with exactly this data/config/seed.
+
+    ``snapshot_updates=n`` also keeps the model after n updates (the equal-compute view): a plateau
+    run's LR does not depend on its cap, so training to a cap of n and then on is the same trajectory.
+    A run's ``max_steps`` is not part of its key: raising the cap extends a capped run.
+    """
+    train_record = {k: v for k, v in asdict(train_cfg).items() if k not in ("max_steps", "progress")}
+    key = config_hash({"datasets": data.dataset_ids, "lam": lam_cfg.to_dict(), "train": train_record,
                        "heldout": [len(data.train), len(data.heldout)]})
     run_dir = cache_root / key
-    done = run_dir / "done.json"
-    if done.is_file():
-        return FlexLAM.load(run_dir / "lam"), {**read_json(done), "cached": True}
-    result = pretrain(run_dir, data, lam_cfg, train_cfg)
-    info = {"wall_time_s": result.wall_time_s, "steps": result.step, "run_dir": str(run_dir)}
-    atomic_write_json(done, info)
-    return FlexLAM.load(result.lam_dir), {**info, "cached": False}
+    done, snap_dir = run_dir / "done.json", run_dir / f"lam_at_{snapshot_updates}"
+    record = read_json(done, "run summary") if done.is_file() else None
+    finished = record is not None and (record["plateaued"] or record["max_steps"] >= train_cfg.total_steps)
+    need_snapshot = snapshot_updates is not None and not (snap_dir / "model.safetensors").is_file() and not (
+        finished and record["updates"] <= snapshot_updates)
+    if need_snapshot:
+        if not train_cfg.until_plateau:
+            raise ConfigError("A snapshot at a number of updates needs train.until_plateau=true (a cosine schedule depends on its length).")
+        last = latest_checkpoint(run_dir)
+        if last is not None and int(json.loads((last / "state.json").read_text())["step"]) > snapshot_updates:
+            shutil.rmtree(run_dir)  # trained past the snapshot before it was asked for: the only way back is again
+        result = pretrain(run_dir, data, lam_cfg, replace(train_cfg, until_plateau=True, max_steps=snapshot_updates))
+        if result.step >= snapshot_updates:  # it did not plateau first
+            FlexLAM.load(result.lam_dir).save(snap_dir, extra={"updates": result.step, "wall_s": result.wall_time_s})
+        finished = False
+    if not finished:
+        result = pretrain(run_dir, data, lam_cfg, train_cfg)
+        record = {"updates": result.step, "samples": result.step * train_cfg.batch_size, "wall_s": result.wall_time_s,
+                  "plateaued": bool(result.plateaued), "max_steps": train_cfg.total_steps, "curve": result.curve,
+                  "run_dir": str(run_dir)}
+        atomic_write_json(done, record)
+    trained = TrainedLAM(FlexLAM.load(run_dir / "lam"), record)
+    if snapshot_updates is not None and (snap_dir / "model.safetensors").is_file():
+        trained.snapshot = FlexLAM.load(snap_dir)
+        trained.snapshot_info = {"updates": int(trained.snapshot.extra["updates"]), "wall_s": float(trained.snapshot.extra["wall_s"]),
+                                 "plateaued": False}
+    return trained
 
 
 def translator_dir(lam: FlexLAM, description: dict[str, Any]) -> Path:

@@ -1,11 +1,15 @@
-"""Benchmark reports: aggregate the saved seeds into results.json, results.md and budget_curves.png."""
+"""Benchmark reports: aggregate the saved seeds into results.json, results.md and the plots.
+
+Each cell (view, suite, metric, protocol, k) gets the FlexLAM minus fixed difference paired by seed,
+its bootstrap 95% interval and a verdict (:mod:`flexlam_rl.bench.stats`). PPO returns are a
+secondary metric: reported, never counted in the headline.
+"""
 
 from __future__ import annotations
 
 import json
 import math
 import platform
-from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -16,114 +20,173 @@ import torch
 from ..checkpoint import atomic_path, atomic_write_bytes, atomic_write_json, read_json
 from ..errors import DataError
 from ..tables import markdown_table
-from .spec import METRICS, BenchConfig
+from .spec import METRICS, SECONDARY_METRICS, VIEWS, BenchConfig
+from .stats import VERDICTS, paired_difference_ci, verdict
+
+CAPPED = "†"  # marks a cell where some model stopped at the update cap instead of a plateau
 
 
-# -------------------------------------------------------------------- aggregation
-def mean_se(values: Sequence[float]) -> dict[str, float]:
-    arr = np.asarray(values, dtype=np.float64)
+def mean_se(values: Any) -> dict[str, float]:
+    """Mean and standard error over seeds (a seed's value may itself be a per-task list: its mean counts)."""
+    arr = np.asarray([np.mean(v) for v in values], dtype=np.float64)
     se = float(arr.std(ddof=1) / math.sqrt(len(arr))) if len(arr) > 1 else float("nan")
     return {"mean": float(arr.mean()), "se": se, "n": int(len(arr))}
 
 
+def _at(table: dict, k: int) -> Any:
+    return table[str(k)] if str(k) in table else table[k]  # int keys come back from JSON as strings
+
+
 def aggregate(per_seed: dict[str, dict[int, dict[str, Any]]], cfg: BenchConfig) -> dict[str, Any]:
-    """Mean +- standard error over seeds, and the claim check per suite/metric/protocol/budget."""
-    summary, claims, compute, usage = {}, [], {}, {}
-    for suite, seeds in per_seed.items():
-        runs = list(seeds.values())
-        summary[suite] = {}
-        for metric, (higher, _) in METRICS.items():
-            protocols = [p for p in ("any", *cfg.protocols) if runs and all(p in r.get(metric, {}) for r in runs)]
-            for protocol in protocols:
-                cell = {}
-                for method in ("flexlam", "fixed"):
-                    cell[method] = {k: mean_se([r[metric][protocol][method][str(k)] if str(k) in r[metric][protocol][method]
-                                                else r[metric][protocol][method][k] for r in runs]) for k in cfg.budgets}
-                summary[suite].setdefault(metric, {})[protocol] = cell
-                for k in cfg.budgets:
-                    flex, fixed = cell["flexlam"][k], cell["fixed"][k]
-                    se = 0.0 if math.isnan(fixed["se"]) else fixed["se"]
-                    holds = flex["mean"] >= fixed["mean"] - se if higher else flex["mean"] <= fixed["mean"] + se
-                    claims.append({"suite": suite, "metric": metric, "protocol": protocol, "k": k,
-                                   "flexlam": flex["mean"], "fixed": fixed["mean"], "fixed_se": fixed["se"], "holds": bool(holds)})
-        flex_s = [r["compute"]["flexlam"]["wall_time_s"] for r in runs]
-        fixed_s = [sum(v["wall_time_s"] for n, v in r["compute"].items() if n.startswith("fixed_")) for r in runs]
-        compute[suite] = {"flexlam_train_s": float(np.mean(flex_s)), "fixed_total_train_s": float(np.mean(fixed_s)),
-                          "fixed_over_flexlam": float(np.mean(fixed_s) / max(np.mean(flex_s), 1e-9)),
-                          "models_replaced": len(cfg.budgets)}
-        usage[suite] = {name: np.mean([r["code_usage"][name] for r in runs], axis=0).round(3).tolist()
-                        for name in runs[0]["code_usage"]}
-    return {"summary": summary, "claims": claims, "compute": compute, "code_usage": usage}
+    """Claims with paired CIs, means per method, per-model training records and learning curves."""
+    claims, summary = [], {}
+    for view in VIEWS:
+        for suite, seeds in per_seed.items():
+            runs = [seeds[s] for s in sorted(seeds)]
+            capped = _capped(runs)
+            for metric, (higher, _) in METRICS.items():
+                protocols = [p for p in ("any", *cfg.protocols) if all(p in r["values"][view].get(metric, {}) for r in runs)]
+                for protocol in protocols:
+                    cells = {m: [r["values"][view][metric][protocol][m] for r in runs] for m in ("flexlam", "fixed")}
+                    summary.setdefault(view, {}).setdefault(suite, {}).setdefault(metric, {})[protocol] = {
+                        m: {k: mean_se([_at(c, k) for c in cells[m]]) for k in cfg.budgets} for m in cells}
+                    for k in cfg.budgets:
+                        flex, fixed = (np.asarray([_at(f, k) for f in cells[m]], float) for m in ("flexlam", "fixed"))
+                        diffs = flex - fixed
+                        diff, ci = paired_difference_ci(diffs)
+                        claims.append({"view": view, "suite": suite, "metric": metric, "protocol": protocol, "k": k,
+                                       "diff": diff, "ci95": list(ci), "verdict": verdict(ci, higher), "n_seeds": len(runs),
+                                       "flexlam": float(flex.mean()), "fixed": float(fixed.mean()),
+                                       "higher_is_better": higher, "secondary": metric in SECONDARY_METRICS,
+                                       "capped": capped["flexlam"] or capped[f"fixed_{k}"]})
+    models = {suite: {seed: {name: {key: value for key, value in record.items() if key != "curve"}
+                             for name, record in run["models"].items()} for seed, run in seeds.items()}
+              for suite, seeds in per_seed.items()}
+    counts = {view: {v: sum(1 for c in claims if c["view"] == view and not c["secondary"] and c["verdict"] == v) for v in VERDICTS}
+              for view in VIEWS}
+    return {"claims": claims, "counts": counts, "summary": summary, "models": models,
+            "learning_curves": {suite: _mean_curves(seeds) for suite, seeds in per_seed.items()},
+            "compute": {suite: _compute(seeds, cfg) for suite, seeds in per_seed.items()},
+            "code_usage": {suite: {name: np.mean([r["code_usage"][name] for r in seeds.values()], axis=0).round(3).tolist()
+                                   for name in next(iter(seeds.values()))["code_usage"]} for suite, seeds in per_seed.items()}}
+
+
+def _capped(runs: list[dict[str, Any]]) -> dict[str, bool]:
+    """Per model: did any seed stop at the update cap rather than a plateau? (An equal-compute share is not a cap.)"""
+    names = runs[0]["models"]
+    return {name: any(not r["models"][name]["plateaued"] for r in runs) for name in names}
+
+
+def _mean_curves(seeds: dict[int, dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Each model's held-out curve, averaged over the seeds that reached each point (``n_seeds``)."""
+    out = {}
+    for name in next(iter(seeds.values()))["models"]:
+        points: dict[int, list[dict[str, Any]]] = {}
+        for run in seeds.values():
+            for point in run["models"][name].get("curve", []):
+                points.setdefault(int(point["updates"]), []).append(point)
+        out[name] = [{"updates": updates, "n_seeds": len(group), "wall_s": float(np.mean([p["wall_s"] for p in group])),
+                      "mse": {k: float(np.mean([p["mse"][k] for p in group])) for k in group[0]["mse"]}}
+                     for updates, group in sorted(points.items())]
+    return out
+
+
+def _compute(seeds: dict[int, dict[str, Any]], cfg: BenchConfig) -> dict[str, float]:
+    """Training cost of one FlexLAM against the fixed LAMs it replaces (means over seeds)."""
+    runs = list(seeds.values())
+    fixed = [f"fixed_{k}" for k in cfg.budgets]
+
+    def mean(key: str, names: list[str]) -> float:
+        return float(np.mean([sum(r["models"][n][key] for n in names) for r in runs]))
+
+    out = {"flexlam_updates": mean("updates", ["flexlam"]), "flexlam_wall_s": mean("wall_s", ["flexlam"]),
+           "flexlam_flops": mean("flops", ["flexlam"]), "fixed_updates": mean("updates", fixed),
+           "fixed_wall_s": mean("wall_s", fixed), "fixed_flops": mean("flops", fixed), "models_replaced": len(fixed)}
+    out["fixed_over_flexlam_flops"] = out["fixed_flops"] / max(out["flexlam_flops"], 1e-9)
+    out["fixed_over_flexlam_wall"] = out["fixed_wall_s"] / max(out["flexlam_wall_s"], 1e-9)
+    return out
 
 
 # ------------------------------------------------------------------------ reports
+def _fmt(metric: str) -> str:
+    return "{:+.5f}" if metric == "recon" else "{:+.3f}"
+
+
+def claims_table(result: dict[str, Any], cfg: BenchConfig, view: str) -> str:
+    """One row per (suite, metric, protocol): FlexLAM minus fixed [95% CI] and the verdict, per budget."""
+    rows, grouped = [], {}
+    for c in result["claims"]:
+        if c["view"] == view:
+            grouped.setdefault((c["suite"], c["metric"], c["protocol"]), {})[c["k"]] = c
+    for (suite, metric, protocol), cells in grouped.items():
+        fmt = _fmt(metric)
+        label = f"{METRICS[metric][1]} ({'higher' if METRICS[metric][0] else 'lower'} is better)" + (
+            ", secondary" if metric in SECONDARY_METRICS else "")
+        rows.append([suite, label, "-" if protocol == "any" else protocol, *(
+            f"{fmt.format(cells[k]['diff'])} [{fmt.format(cells[k]['ci95'][0])}, {fmt.format(cells[k]['ci95'][1])}] "
+            f"**{cells[k]['verdict']}**{CAPPED if cells[k]['capped'] else ''}" for k in cfg.budgets)])
+    return markdown_table(["suite", "metric", "labels", *(f"k={k}: FlexLAM - fixed [95% CI]" for k in cfg.budgets)], rows)
+
+
+def models_table(result: dict[str, Any]) -> str:
+    rows = []
+    for suite, seeds in result["models"].items():
+        names = next(iter(seeds.values()))
+        for name in names:
+            recs = [seeds[s][name] for s in seeds]
+            plateaued = sum(bool(r["plateaued"]) for r in recs)
+            shares = [r["equal_compute"]["updates"] for r in recs if "equal_compute" in r]
+            rows.append([suite, name, f"{np.mean([r['updates'] for r in recs]):.0f} ({min(r['updates'] for r in recs)}-"
+                                      f"{max(r['updates'] for r in recs)})", f"{np.mean([r['wall_s'] for r in recs]):.0f}",
+                         f"{np.mean([r['flops'] for r in recs]) / 1e12:.2f}", f"{plateaued}/{len(recs)}",
+                         f"{np.mean(shares):.0f}" if shares else "-"])
+    return markdown_table(["suite", "model", "updates, mean (range)", "wall s", "training TFLOP", "plateaued",
+                           "equal-compute updates"], rows)
+
+
 def results_markdown(result: dict[str, Any], cfg: BenchConfig) -> str:
+    counts = result["counts"]
     lines = [f"# Benchmark `{cfg.name}`", "", f"Command: `{result['command']}`", "",
-             f"Seeds per suite: {result['seeds_done']}; budgets k in {cfg.budgets} (K = {cfg.num_tokens}); mean +- standard "
-             f"error over seeds. FlexLAM is one model truncated to k tokens; fixed is a separate LAM trained with K = k. "
-             f"Compute: {result['wall_time_s'] / 60:.1f} min summed over (suite, seed) jobs.", "",
-             summary_table(result, cfg), ""]
-    for suite, metrics in result["summary"].items():
-        lines += [f"## {suite}", ""]
-        for metric, protocols in metrics.items():
-            higher, label = METRICS[metric]
-            fmt = "{:.5f}" if metric == "recon" else "{:.3f}"
-            for protocol, cell in protocols.items():
-                where = "" if protocol == "any" else f", protocol `{protocol}`"
-                holds = _holds(result, suite, metric, protocol)
-                rows = [[method, *(f"{fmt.format(cell[method][k]['mean'])} +- {fmt.format(cell[method][k]['se'])}"
-                                   for k in cfg.budgets)] for method in ("flexlam", "fixed")]
-                rows.append(["claim holds", *("yes" if holds[k] else "**no**" for k in cfg.budgets)])
-                lines += [f"**{label}** ({'higher' if higher else 'lower'} is better){where}", "",
-                          markdown_table(["method", *(f"k={k}" for k in cfg.budgets)], rows), ""]
-        comp = result["compute"][suite]
-        lines += [f"Training compute: one FlexLAM {comp['flexlam_train_s']:.0f} s vs the {comp['models_replaced']} fixed LAMs "
-                  f"it replaces {comp['fixed_total_train_s']:.0f} s ({comp['fixed_over_flexlam']:.1f}x).", "",
-                  "Code usage (held-out perplexity per slot, mean over seeds):", ""]
-        for name, usage in result["code_usage"][suite].items():
-            lines.append(f"- {name}: " + " ".join(f"{u:.2f}" for u in usage))
-        lines.append("")
-    n_hold = sum(c["holds"] for c in result["claims"])
-    lines += [f"Claim (FlexLAM mean >= fixed mean - 1 SE, error metrics mirrored) holds in {n_hold} of "
-              f"{len(result['claims'])} (suite, metric, protocol, budget) cells.", ""]
+             f"Seeds per suite: {result['seeds_done']}; budgets k in {cfg.budgets} (K = {cfg.num_tokens}). FlexLAM is one "
+             f"model truncated to k tokens; fixed is a separate LAM trained with K = k. Every LAM trains until its held-out "
+             f"loss plateaus (`train` settings in results.json). Each cell: the FlexLAM minus fixed difference paired by "
+             f"seed, a stratified bootstrap 95% interval, and the verdict (`better` / `tie` / `worse` for FlexLAM; the sign "
+             f"of error metrics is flipped in the verdict). {CAPPED}: some model in the cell hit the update cap. "
+             f"Compute: {result['wall_time_s'] / 60:.1f} min summed over (suite, seed) jobs.", ""]
+    for view in VIEWS:
+        c = counts[view]
+        lines += [f"## View `{view}`: better {c['better']}, tie {c['tie']}, worse {c['worse']} (headline cells, PPO excluded)",
+                  "", claims_table(result, cfg, view), ""]
+    lines += ["## Models: training to a plateau", "", models_table(result), ""]
+    for suite, comp in result["compute"].items():
+        lines += [f"{suite}: one FlexLAM {comp['flexlam_updates']:.0f} updates, {comp['flexlam_wall_s']:.0f} s, "
+                  f"{comp['flexlam_flops'] / 1e12:.2f} TFLOP vs the {comp['models_replaced']} fixed LAMs it replaces "
+                  f"{comp['fixed_updates']:.0f} updates, {comp['fixed_wall_s']:.0f} s, {comp['fixed_flops'] / 1e12:.2f} TFLOP "
+                  f"({comp['fixed_over_flexlam_flops']:.1f}x the FLOPs).", ""]
+    lines += ["Code usage (held-out perplexity per slot, mean over seeds):", ""]
+    for suite, usage in result["code_usage"].items():
+        lines += [f"- {suite} {name}: " + " ".join(f"{u:.2f}" for u in values) for name, values in usage.items()]
+    lines.append("")
     return "\n".join(lines)
 
 
-def _holds(result: dict[str, Any], suite: str, metric: str, protocol: str) -> dict[int, bool]:
-    return {int(c["k"]): c["holds"] for c in result["claims"]
-            if c["suite"] == suite and c["metric"] == metric and c["protocol"] == protocol}
-
-
-def summary_table(result: dict[str, Any], cfg: BenchConfig) -> str:
-    """One row per (suite, metric, protocol): FlexLAM vs fixed means per budget; misses in bold."""
-    rows = []
-    for suite, metrics in result["summary"].items():
-        for metric, protocols in metrics.items():
-            fmt = "{:.5f}" if metric == "recon" else "{:.3f}"
-            for protocol, cell in protocols.items():
-                holds = _holds(result, suite, metric, protocol)
-                texts = {k: f"{fmt.format(cell['flexlam'][k]['mean'])} vs {fmt.format(cell['fixed'][k]['mean'])}" for k in cfg.budgets}
-                name = f"{METRICS[metric][1]} ({'higher' if METRICS[metric][0] else 'lower'} is better)"
-                rows.append([suite, name, "-" if protocol == "any" else protocol,
-                             *(texts[k] if holds[k] else f"**{texts[k]}**" for k in cfg.budgets)])
-    return markdown_table(["suite", "metric", "labels", *(f"k={k}: FlexLAM vs fixed" for k in cfg.budgets)], rows)
-
-
-def plot_budget_curves(result: dict[str, Any], cfg: BenchConfig, path: Path) -> Path:
+def plot_budget_curves(result: dict[str, Any], cfg: BenchConfig, path: Path, view: str = "equal_updates") -> Path:
+    """Mean +- standard error per budget, FlexLAM vs fixed, one panel per (suite, metric, protocol)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [(s, m, p) for s, ms in result["summary"].items() for m, ps in ms.items() for p in ps]
+    summary = result["summary"][view]
+    panels = [(s, m, p) for s, ms in summary.items() for m, ps in ms.items() for p in ps]
     cols = 4
     rows = max(1, math.ceil(len(panels) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.2 * rows), squeeze=False)
     for ax, (suite, metric, protocol) in zip(axes.flat, panels):
-        cell = result["summary"][suite][metric][protocol]
+        cell = summary[suite][metric][protocol]
         for method, style in (("flexlam", "o-"), ("fixed", "s--")):
-            means = [cell[method][k]["mean"] for k in cfg.budgets]
-            ses = [0 if math.isnan(cell[method][k]["se"]) else cell[method][k]["se"] for k in cfg.budgets]
+            means = [_at(cell[method], k)["mean"] for k in cfg.budgets]
+            ses = [0 if math.isnan(_at(cell[method], k)["se"]) else _at(cell[method], k)["se"] for k in cfg.budgets]
             ax.errorbar(cfg.budgets, means, yerr=ses, fmt=style, capsize=3, label=method)
         ax.set_xscale("log", base=2)
         ax.set_xticks(cfg.budgets, [str(k) for k in cfg.budgets])
@@ -139,8 +202,40 @@ def plot_budget_curves(result: dict[str, Any], cfg: BenchConfig, path: Path) -> 
     return path
 
 
+def plot_learning_curves(result: dict[str, Any], cfg: BenchConfig, path: Path) -> Path:
+    """Held-out MSE per budget against updates and against wall seconds: FlexLAM at every k (solid) and each
+    fixed LAM at its K (dashed, same colour), means over seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    suites = list(result["learning_curves"])
+    fig, axes = plt.subplots(len(suites), 2, figsize=(11, 3.6 * len(suites)), squeeze=False)
+    colours = plt.get_cmap("viridis")(np.linspace(0, 0.9, len(cfg.budgets)))
+    for row, suite in zip(axes, suites):
+        curves = result["learning_curves"][suite]
+        for x_key, ax in zip(("updates", "wall_s"), row):
+            for colour, k in zip(colours, cfg.budgets):
+                for name, style in (("flexlam", "-"), (f"fixed_{k}", "--")):
+                    points = [p for p in curves.get(name, []) if str(k) in p["mse"] or k in p["mse"]]
+                    if points:
+                        ax.plot([p[x_key] for p in points], [_at(p["mse"], k) for p in points], style, color=colour,
+                                label=f"{'FlexLAM' if name == 'flexlam' else 'fixed'} k={k}")
+            ax.set_yscale("log")
+            ax.set_xlabel("updates" if x_key == "updates" else "wall seconds (2 CPU cores, shared)")
+            ax.set_ylabel("held-out next-frame MSE")
+            ax.set_title(f"{suite}")
+            ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    with atomic_path(path, suffix=".tmp.png") as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def write_reports(cfg: BenchConfig, out_dir: Path, command: str, keys: dict[str, str]) -> dict[str, Any]:
-    """Aggregate every saved seed of this config (``keys``: suite -> config key) into the three reports."""
+    """Aggregate every saved seed of this config (``keys``: suite -> config key) into the reports."""
     per_seed: dict[str, dict[int, dict[str, Any]]] = {}
     wall = 0.0
     for path in sorted((out_dir / "seeds").glob("*.json")) if (out_dir / "seeds").is_dir() else []:
@@ -155,12 +250,12 @@ def write_reports(cfg: BenchConfig, out_dir: Path, command: str, keys: dict[str,
     result = {
         "name": cfg.name, "command": command, "config": jsonable(asdict(cfg)), "suite_keys": keys,
         "wall_time_s": wall, "versions": _versions(), "seeds_done": {s: sorted(v) for s, v in per_seed.items()},
-        **agg, "per_seed": per_seed,
+        **agg, "per_seed": {suite: {seed: run["values"] for seed, run in seeds.items()} for suite, seeds in per_seed.items()},
     }
     atomic_write_json(out_dir / "results.json", jsonable(result))
-
     atomic_write_bytes(out_dir / "results.md", results_markdown(result, cfg).encode())
     plot_budget_curves(result, cfg, out_dir / "budget_curves.png")
+    plot_learning_curves(result, cfg, out_dir / "learning_curves.png")
     return result
 
 

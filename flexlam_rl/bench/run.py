@@ -1,13 +1,20 @@
 """Run the token-budget benchmark: per suite and seed, one FlexLAM vs a fixed LAM per budget.
 
-For each suite (a set of tasks with action-free Minari data) and seed: train one FlexLAM with
-K tokens and, for every budget k, a fixed LAM with K = k (same data, same updates, same seed).
-Then, per budget:
+For each suite (a set of tasks with action-free Minari data) and seed, every LAM trains on the
+same data with the same rule (``train``: to a plateau of its held-out loss, see
+:class:`~flexlam_rl.train.Plateau`): one FlexLAM with K tokens and, for every budget k, a fixed LAM
+with K = k. Two views of fairness are scored:
 
-1. ``recon``: held-out next-frame MSE (FlexLAM truncated to k vs the fixed LAM with K = k);
+- ``equal_updates``: every model as trained to its own plateau (same rule, same cap);
+- ``equal_compute``: the FlexLAM's training FLOPs are split evenly over the fixed LAMs it replaces;
+  each fixed LAM stops at its plateau or when its share is spent, whichever comes first.
+
+Per budget k, with FlexLAM truncated to k tokens and the fixed LAM with K = k:
+
+1. ``recon``: held-out next-frame MSE;
 2. ``align``: translator accuracy (Discrete) or R^2 (Box) on held-out expert transitions;
-3. ``bc_return``: latent BC + translator mean return over the suite's tasks;
-4. ``ppo_return``: SB3 PPO in latent space on the stress task after a fixed step budget;
+3. ``bc_return``: latent BC + translator mean return, per task;
+4. ``ppo_return`` (secondary, when the suite runs PPO): SB3 PPO in latent space on the stress task;
 
 2-4 under both label protocols (``standard``: random labels from every task; ``low_return``:
 labels only from the lowest-return episodes of the stress task). Each seed's results are saved on
@@ -18,7 +25,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +41,8 @@ from ..errors import ConfigError
 from ..evaluate import reconstruction_by_budget
 from ..latent_bc import LatentBCTrainConfig, evaluate_latent_bc, train_latent_bc
 from ..media import write_gif
-from ..train import TrainConfig
+from ..model import FlexLAM
+from ..train import TrainConfig, update_flops
 from .cache import config_hash, ppo_cached, train_cached, translator_dir
 from .report import jsonable, write_reports
 from .spec import METRICS, BenchConfig, SuiteSpec
@@ -74,9 +82,44 @@ def model_at(method: str, k: int) -> str:
     return "flexlam" if method == "flexlam" else f"fixed_{k}"
 
 
+def train_models(cfg: BenchConfig, data: Any, train_cfg: TrainConfig, cache_root: Path,
+                 log: Callable[[str], None]) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Train (or reuse) every LAM of one seed: ``({view: {model_name: FlexLAM}}, {model_name: cost record})``."""
+    variants = lam_variants(cfg, data.obs_shape, data.is_image, data.preprocess)
+    configs = {name: train_cfg if name == "flexlam" else replace(train_cfg, prefix_samples=1) for name in variants}
+    flops = {name: update_flops(lam_cfg, data, configs[name]) for name, lam_cfg in variants.items()}
+    log("LAM flexlam")
+    flexlam = train_cached(data, variants["flexlam"], configs["flexlam"], cache_root)
+    budget = flexlam.info["updates"] * flops["flexlam"]  # the equal-compute view splits this over the fixed LAMs
+    models = {"equal_updates": {"flexlam": flexlam.lam}, "equal_compute": {"flexlam": flexlam.lam}}
+    records = {"flexlam": _cost(flexlam.info, flops["flexlam"])}
+    for k in cfg.budgets:
+        name = f"fixed_{k}"
+        share = max(1, int(budget / len(cfg.budgets) / flops[name]))
+        log(f"LAM {name} (equal-compute share: {share} updates)")
+        trained = train_cached(data, variants[name], configs[name], cache_root, snapshot_updates=share)
+        models["equal_updates"][name] = trained.lam
+        models["equal_compute"][name] = trained.snapshot or trained.lam
+        records[name] = _cost(trained.info, flops[name])
+        records[name]["equal_compute"] = _cost(trained.snapshot_info or trained.info, flops[name])
+    return models, records
+
+
+def _cost(info: dict[str, Any], flops_per_update: float) -> dict[str, Any]:
+    out = {key: info[key] for key in ("updates", "wall_s", "plateaued") if key in info}
+    out.update(samples=info.get("samples", 0), flops=info["updates"] * flops_per_update, flops_per_update=flops_per_update)
+    if "curve" in info:
+        out["curve"] = [{"updates": c["updates"], "wall_s": c["wall_s"], "mse": c["mse"]} for c in info["curve"]]
+    return out
+
+
 def run_seed(cfg: BenchConfig, suite: SuiteSpec, seed: int, cache_root: Path, gif_dir: Path | None,
              log: Callable[[str], None] = print) -> dict[str, Any]:
-    """All metrics of one suite and seed: ``{metric: {protocol: {method: {k: value}}}}`` plus extras."""
+    """All metrics of one suite and seed: ``{"values": {view: {metric: {protocol: {method: {k: value}}}}}, ...}``.
+
+    A value is a number, or for ``bc_return`` a list with one return per task (its stratum).
+    """
+    say = lambda msg: log(f"  [{suite.name} seed {seed}] {msg}")  # noqa: E731
     ids = collect_suite(suite, cfg.data_seed)
     all_ids = [i for task in suite.tasks for i in ids[task].values()]
     expert_ids = [ids[t]["expert"] for t in suite.tasks]
@@ -84,73 +127,85 @@ def run_seed(cfg: BenchConfig, suite: SuiteSpec, seed: int, cache_root: Path, gi
     pool, eval_set = label_and_eval_sets(all_ids, expert_ids, cfg.heldout_fraction, cfg.data_seed)
     bc_set = data.train.subset_sources(expert_ids)
     label_count = max(1, int(round(cfg.label_fraction * len(data.train))))
-
     train_cfg = TrainConfig(**{**cfg.train, "seed": seed, "progress": False})
-    models, compute = {}, {}
-    for name, lam_cfg in lam_variants(cfg, data.obs_shape, data.is_image, data.preprocess).items():
-        log(f"  [{suite.name} seed {seed}] LAM {name}")
-        models[name], compute[name] = train_cached(data, lam_cfg, train_cfg, cache_root)
+    models, records = train_models(cfg, data, train_cfg, cache_root, say)
 
-    out: dict[str, Any] = {m: {} for m in METRICS}
-    recon = {name: reconstruction_by_budget(lam, data.heldout) for name, lam in models.items()}
-    # reconstruction does not depend on labels: one entry, under the pseudo-protocol "any"
-    out["recon"] = {"any": {m: {k: recon[model_at(m, k)]["mse"][k] for k in cfg.budgets} for m in ("flexlam", "fixed")}}
-    out["code_usage"] = {name: r["code_usage"] for name, r in recon.items()}
-    out["copy_baseline"] = recon["flexlam"]["copy"]
+    distinct = {id(lam): lam for view in models.values() for lam in view.values()}  # a fixed LAM may stand in both views
+    with_ppo = {id(lam) for lam in models["equal_updates"].values()} if suite.ppo else set()  # secondary: one view only
+    scores = {key: score_model(cfg, suite, seed, lam, data, pool, eval_set, bc_set, label_count, ids, say, key in with_ppo)
+              for key, lam in distinct.items()}
+    values: dict[str, Any] = {}
+    for view, named in models.items():
+        values[view] = {metric: {} for metric in METRICS}
+        for metric in METRICS:
+            if not all(metric in scores[id(lam)] for lam in named.values()):
+                continue
+            for protocol in scores[id(named["flexlam"])].get(metric, {}):
+                values[view][metric][protocol] = {
+                    method: {k: scores[id(named[model_at(method, k)])][metric][protocol][k] for k in cfg.budgets}
+                    for method in ("flexlam", "fixed")}
+    if gif_dir is not None and cfg.gif_budget in cfg.budgets:
+        for method in ("flexlam", "fixed"):
+            _write_gif(cfg, suite, models["equal_updates"][model_at(method, cfg.gif_budget)], data, pool, bc_set, label_count,
+                       seed, gif_dir / f"{suite.name}_{method}_k{cfg.gif_budget}.gif")
+    flex_scores = scores[id(models["equal_updates"]["flexlam"])]
+    return {"values": values, "models": records, "code_usage": {name: scores[id(lam)]["code_usage"]
+                                                                 for name, lam in models["equal_updates"].items()},
+            "copy_baseline": flex_scores["copy_baseline"], "labels": {"count": label_count, "pool": len(data.train)}}
 
-    bc_policies = {}
-    for name, lam in models.items():
-        log(f"  [{suite.name} seed {seed}] latent BC {name}")
-        bc_policies[name] = train_latent_bc(lam, bc_set, LatentBCTrainConfig(**{**cfg.bc, "seed": seed}))
 
+def score_model(cfg: BenchConfig, suite: SuiteSpec, seed: int, lam: FlexLAM, data: Any, pool: Any, eval_set: Any,
+                bc_set: Any, label_count: int, ids: dict[str, dict[str, str]], say: Callable[[str], None],
+                ppo: bool = False) -> dict[str, Any]:
+    """Every metric of one LAM at the budgets it stands for (all of them for FlexLAM, its K for a fixed LAM)."""
+    budgets = cfg.budgets if lam.config.nested_dropout else [lam.num_tokens]
+    recon = reconstruction_by_budget(lam, data.heldout, budgets)
+    out: dict[str, Any] = {"recon": {"any": recon["mse"]}, "align": {}, "bc_return": {}, "code_usage": recon["code_usage"],
+                           "copy_baseline": recon["copy"]}
+    name = "flexlam" if lam.config.nested_dropout else f"fixed_{lam.num_tokens}"
+    policy = train_latent_bc(lam, bc_set, LatentBCTrainConfig(**{**cfg.bc, "seed": seed}))
     align_cfg = AlignConfig(**{**cfg.translator, "seed": seed})
     for protocol in cfg.protocols:
-        protocol_pool = pool if protocol == "standard" else pool.subset_sources(list(ids[suite.stress_task].values()))
-        label_cfg = LabelConfig(protocol=protocol, count=min(label_count, len(protocol_pool)),
-                                quantile=cfg.low_return_quantile, seed=seed)
-        translators, translator_dirs, align = {}, {}, {"flexlam": {}, "fixed": {}}
-        for name, lam in models.items():
-            budgets = cfg.budgets if name == "flexlam" else [lam.num_tokens]
-            result = run_alignment(lam, protocol_pool, eval_set, label_cfg, align_cfg, budgets)
-            where = translator_dir(lam, {"protocol": protocol, "labels": result.labels.tolist(), "align": asdict(align_cfg)})
-            result.translator.save(where, extra={"protocol": protocol, "labels": len(result.labels), "seed": seed,
-                                                 "align": asdict(align_cfg)})
-            translators[name], translator_dirs[name] = result.translator, where
-            if name == "flexlam":
-                align["flexlam"] = result.scores
-            else:
-                align["fixed"][lam.num_tokens] = result.scores[lam.num_tokens]
-        out["align"][protocol] = align
-        log(f"  [{suite.name} seed {seed}] {protocol}: align flexlam {_fmt(align['flexlam'])} fixed {_fmt(align['fixed'])}")
-
-        bc = {"flexlam": {}, "fixed": {}}
-        for method in ("flexlam", "fixed"):
-            for k in cfg.budgets:
-                name = model_at(method, k)
-                returns = [evaluate_latent_bc(bc_policies[name], models[name], translators[name], task, [k], cfg.eval_episodes,
-                                              EVAL_SEED_BASE + seed * 1000, suite.frame_size)[k]["mean"] for task in suite.tasks]
-                bc[method][k] = float(np.mean(returns))
-        out["bc_return"][protocol] = bc
-        if gif_dir is not None and protocol == "standard" and cfg.gif_budget in cfg.budgets:
-            for method in ("flexlam", "fixed"):
-                name, k = model_at(method, cfg.gif_budget), cfg.gif_budget
-                frames: dict[int, list[np.ndarray]] = {}
-                evaluate_latent_bc(bc_policies[name], models[name], translators[name], suite.tasks[0], [k], 1,
-                                   GIF_EPISODE_SEED, suite.frame_size, gif_frames=frames)
-                write_gif(frames[k], gif_dir / f"{suite.name}_{method}_k{k}.gif", scale=max(1, 128 // suite.frame_size))
-
-        if suite.ppo:
-            ppo = {"flexlam": {}, "fixed": {}}
-            for method in ("flexlam", "fixed"):
-                for k in cfg.budgets:
-                    name = model_at(method, k)
-                    ppo[method][k] = ppo_cached(_ppo_config(cfg, suite, models[name].source_path, translator_dirs[name], k, seed),
-                                                translator_dirs[name])
-            out["ppo_return"][protocol] = ppo
-            log(f"  [{suite.name} seed {seed}] {protocol}: ppo flexlam {_fmt(ppo['flexlam'])} fixed {_fmt(ppo['fixed'])}")
-    out["compute"] = compute
-    out["labels"] = {"count": label_count, "pool": len(data.train)}
+        result = run_alignment(lam, _label_pool(pool, protocol, ids, suite), eval_set,
+                               _label_config(cfg, protocol, label_count, pool, ids, suite, seed), align_cfg, budgets)
+        out["align"][protocol] = result.scores
+        out["bc_return"][protocol] = {k: [evaluate_latent_bc(policy, lam, result.translator, task, [k], cfg.eval_episodes,
+                                                             EVAL_SEED_BASE + seed * 1000, suite.frame_size)[k]["mean"]
+                                          for task in suite.tasks] for k in budgets}
+        if ppo:
+            out.setdefault("ppo_return", {})[protocol] = _ppo_returns(cfg, suite, lam, result, protocol, align_cfg, budgets, seed)
+        say(f"{name} {protocol}: align {_fmt(result.scores)}")
     return out
+
+
+def _label_pool(pool: Any, protocol: str, ids: dict[str, dict[str, str]], suite: SuiteSpec) -> Any:
+    return pool if protocol == "standard" else pool.subset_sources(list(ids[suite.stress_task].values()))
+
+
+def _label_config(cfg: BenchConfig, protocol: str, label_count: int, pool: Any, ids: dict[str, dict[str, str]],
+                  suite: SuiteSpec, seed: int) -> LabelConfig:
+    size = len(_label_pool(pool, protocol, ids, suite))
+    return LabelConfig(protocol=protocol, count=min(label_count, size), quantile=cfg.low_return_quantile, seed=seed)
+
+
+def _ppo_returns(cfg: BenchConfig, suite: SuiteSpec, lam: FlexLAM, result: Any, protocol: str, align_cfg: AlignConfig,
+                 budgets: list[int], seed: int) -> dict[int, float]:
+    where = translator_dir(lam, {"protocol": protocol, "labels": result.labels.tolist(), "align": asdict(align_cfg)})
+    result.translator.save(where, extra={"protocol": protocol, "labels": len(result.labels), "seed": seed})
+    return {k: ppo_cached(_ppo_config(cfg, suite, lam.source_path, where, k, seed), where) for k in budgets}
+
+
+def _write_gif(cfg: BenchConfig, suite: SuiteSpec, lam: FlexLAM, data: Any, pool: Any, bc_set: Any, label_count: int,
+               seed: int, path: Path) -> None:
+    """One latent BC episode at the GIF budget (standard labels), for a look at what the numbers mean."""
+    policy = train_latent_bc(lam, bc_set, LatentBCTrainConfig(**{**cfg.bc, "seed": seed}))
+    labels = LabelConfig(count=min(label_count, len(pool)), seed=seed)
+    translator = run_alignment(lam, pool, pool, labels, AlignConfig(**{**cfg.translator, "seed": seed}),
+                               [cfg.gif_budget if lam.config.nested_dropout else lam.num_tokens]).translator
+    k = cfg.gif_budget
+    frames: dict[int, list[np.ndarray]] = {}
+    evaluate_latent_bc(policy, lam, translator, suite.tasks[0], [k], 1, GIF_EPISODE_SEED, suite.frame_size, gif_frames=frames)
+    write_gif(frames[k], path, scale=max(1, 128 // suite.frame_size))
 
 
 def _ppo_config(cfg: BenchConfig, suite: SuiteSpec, lam_dir: str, translator: Path, k: int, seed: int) -> Any:

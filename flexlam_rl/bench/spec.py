@@ -16,6 +16,8 @@ METRICS = {  # name -> (higher is better, label)
     "bc_return": (True, "latent BC return"),
     "ppo_return": (True, "PPO return (latent space)"),
 }
+SECONDARY_METRICS = ("ppo_return",)  # reported, never in the headline counts: short PPO runs cannot rank methods
+VIEWS = ("equal_updates", "equal_compute")
 
 # Episode i of a dataset resets with seed + i. Datasets get disjoint seed ranges (at most 1000 episodes
 # each, 10 behaviours per task, 100 tasks per data seed), so no two datasets share a start state.

@@ -24,9 +24,10 @@ def bench(cfg: DictConfig) -> None:
         result = write_reports(bench, out_dir, command, {s.name: suite_key(bench, s) for s in bench.suites})
     else:
         result = run_benchmark(bench, out_dir, cache, command, only=list(cfg.only) if cfg.only else None)
-    holds = sum(c["holds"] for c in result["claims"])
-    print(f"\nclaim holds in {holds}/{len(result['claims'])} cells; "
-          f"seeds done: {result['seeds_done']}; reports in {out_dir.resolve()} (results.md, results.json, budget_curves.png)")
+    for view, counts in result["counts"].items():
+        print(f"\n{view}: FlexLAM better in {counts['better']}, tie in {counts['tie']}, worse in {counts['worse']} cells "
+              f"(paired 95% CIs over seeds {result['seeds_done']})")
+    print(f"reports in {out_dir.resolve()} (results.md, results.json, budget_curves.png, learning_curves.png)")
 
 
 main = hydra_entry("bench", bench)
