@@ -36,14 +36,23 @@ M = TypeVar("M", bound=nn.Module)
 
 
 # ------------------------------------------------------------------ atomic writes
-def _file_mode() -> int:
-    """What a plain open() would give under the umask (mkstemp's own mode is 0600)."""
+def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
-    return 0o666 & ~mask
+    return mask
 
 
-_FILE_MODE = _file_mode()  # read once: os.umask is process-wide, so toggling it per write would race threads
+_UMASK = _umask()  # read once: os.umask is process-wide, so toggling it per write would race threads
+_FILE_MODE = 0o666 & ~_UMASK  # what a plain open() gives (mkstemp's own mode is 0600)
+_DIR_MODE = 0o777 & ~_UMASK  # what a plain mkdir() gives (mkdtemp's own mode is 0700)
+
+
+def normal_permissions(root: str | Path) -> None:
+    """Give a folder built in a temp dir (``mkdtemp``: 0700, files 0600) the modes plain files and folders get."""
+    root = Path(root)
+    os.chmod(root, _DIR_MODE)
+    for path in root.rglob("*"):
+        os.chmod(path, _DIR_MODE if path.is_dir() else _FILE_MODE)
 
 
 @contextlib.contextmanager

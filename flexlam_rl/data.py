@@ -166,7 +166,12 @@ def load_transitions(
     ids = [dataset_ids] if isinstance(dataset_ids, str) else list(dataset_ids)
     if not ids:
         raise DataError("No dataset ids given; set data.datasets=[<minari id>, ...].")
-    sources = [load_source(i, obs_key, video_frame_size) for i in ids]
+    return split_sources([load_source(i, obs_key, video_frame_size) for i in ids], heldout_fraction, seed)
+
+
+def split_sources(sources: Sequence[SourceArrays], heldout_fraction: float = 0.1, seed: int = 0) -> TransitionData:
+    """Already opened sources -> train / held-out transitions (see :func:`split_episodes`)."""
+    ids = [s.source_id for s in sources]
     train_eps, held_eps = split_episodes(sources, heldout_fraction, seed)
     train = TransitionSet(sources, train_eps)
     if len(train) == 0:

@@ -195,6 +195,12 @@ def run_latent_bc(
     lam = FlexLAM.load(lam_dir)
     translator = Translator.load(Path(translator_dir) if translator_dir else lam_dir.parent / "translator")
     expert = load_transitions(list(expert_datasets), 0.0, 0).train
+    for source in expert.sources:  # everything is checked before anything trains
+        if tuple(source.obs_shape) != tuple(lam.config.obs_shape):
+            raise DataError(f"Expert dataset {source.describe()} does not fit the LAM at {lam_dir}, which reads observations "
+                            f"{lam.config.obs_shape} (preprocessing {lam.config.preprocess}); collect expert data with the "
+                            f"LAM's preprocessing.")
+    latent_env(env, lam, translator, 1).close()  # the env must fit the LAM's observations and the translator's actions
     policy = train_latent_bc(lam, expert, train_cfg)
     budgets = list(budgets) if budgets else list(range(1, lam.num_tokens + 1))
     by_budget = evaluate_latent_bc(policy, lam, translator, env, budgets, episodes, seed)

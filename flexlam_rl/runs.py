@@ -29,7 +29,7 @@ from .checkpoint import (
     read_json,
     read_tensors,
 )
-from .errors import ConfigError
+from .errors import CheckpointError, ConfigError
 from .model import FlexLAM
 
 
@@ -57,9 +57,13 @@ def save_checkpoint(run_dir: Path, lam: FlexLAM, optimizer: torch.optim.Optimize
     tmp = root / f".tmp-{name}"
     shutil.rmtree(tmp, ignore_errors=True)
     opt_tensors, opt_meta = optimizer_to_tensors(optimizer)
-    atomic_save_tensors(tmp / "model.safetensors", lam.state_dict())
-    atomic_save_tensors(tmp / "optimizer.safetensors", opt_tensors)
-    atomic_write_json(tmp / "state.json", {**state, "step": step, "optimizer": opt_meta})
+    try:
+        atomic_save_tensors(tmp / "model.safetensors", lam.state_dict())
+        atomic_save_tensors(tmp / "optimizer.safetensors", opt_tensors)
+        atomic_write_json(tmp / "state.json", {**state, "step": step, "optimizer": opt_meta})
+    except BaseException:  # a full disk, a kill: the previous checkpoint stays the latest, no half folder stays
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     final = root / name
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
@@ -68,6 +72,14 @@ def save_checkpoint(run_dir: Path, lam: FlexLAM, optimizer: torch.optim.Optimize
     for old in _checkpoint_dirs(run_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def lam_step(run_dir: Path) -> int | None:
+    """The step of the model in ``run_dir/lam`` (None when there is none, or it cannot be read)."""
+    try:
+        return int(read_json(run_dir / "lam" / "config.json")["extra"]["step"])
+    except (CheckpointError, KeyError, TypeError, ValueError):
+        return None
 
 
 def load_checkpoint(ckpt: Path, lam: FlexLAM, optimizer: torch.optim.Optimizer) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -28,8 +29,13 @@ from safetensors.numpy import load_file, save_file
 from .config import check_int
 from .errors import DataError
 
-CACHE_FORMAT = 3
+CACHE_FORMAT = 4  # 4: info.json records the frame file's size and a checksum, verified on every open
 VIDEO_FRAME_SIZE = 64
+CHECKSUM_BLOCK = 1 << 20  # bytes hashed at each end of frames.bin (with all of arrays.safetensors)
+
+
+class CacheDamaged(Exception):
+    """A frame cache failed its checks on open; it is rebuilt from its source (internal, never shown to users)."""
 
 
 def cache_root() -> Path:
@@ -124,6 +130,11 @@ class SourceArrays:
     def is_image(self) -> bool:
         return len(self.obs_shape) == 3
 
+    def describe(self) -> str:
+        """One line for error messages: the id, the observation layout and the actions."""
+        return (f"{self.source_id!r} (observations {list(self.obs_shape)} {self.obs_dtype}, "
+                f"actions {self.action_space if self.action_space is not None else 'none'})")
+
 
 def load_source(source: str, obs_key: str | None = None, video_frame_size: int = VIDEO_FRAME_SIZE) -> SourceArrays:
     """Open a local Minari dataset id or a ``video:`` source, decoding it into the cache on first use."""
@@ -140,9 +151,7 @@ def load_source(source: str, obs_key: str | None = None, video_frame_size: int =
             f"with `minari download {source}` and copy it there, or point MINARI_DATASETS_PATH at the folder that "
             f"holds it (`minari list local` shows what is there)."
         )
-    import minari
-
-    dataset = minari.load_dataset(source)
+    dataset = _open_minari(source)
     main_file = next((p for p in sorted(data_path.iterdir()) if p.name.startswith("main_data")), None)
     stat = main_file.stat() if main_file else None
     fingerprint = {
@@ -151,9 +160,40 @@ def load_source(source: str, obs_key: str | None = None, video_frame_size: int =
         "file_size": stat.st_size if stat else None, "file_mtime_ns": stat.st_mtime_ns if stat else None,
     }
     cache_dir = _cache_dir(source, fingerprint)
-    if not (cache_dir / "info.json").is_file():
-        _build_cache(dataset, obs_key, cache_dir, fingerprint)
-    return _open_cache(source, cache_dir, dataset.action_space)
+    return _cached(source, cache_dir, dataset.action_space, lambda: _build_cache(dataset, obs_key, cache_dir, fingerprint))
+
+
+def _cached(source: str, cache_dir: Path, action_space: gym.Space | None, build: Any) -> SourceArrays:
+    """Open the cache at ``cache_dir``, building it first if it is missing and rebuilding it if it is damaged."""
+    if (cache_dir / "info.json").is_file():
+        try:
+            return _open_cache(source, cache_dir, action_space)
+        except CacheDamaged as damage:
+            import sys
+
+            print(f"flexlam-rl: the frame cache of {source} at {cache_dir} is damaged ({damage}); rebuilding it from the "
+                  f"source.", file=sys.stderr)
+            shutil.rmtree(cache_dir, ignore_errors=True)
+    build()
+    return _open_cache(source, cache_dir, action_space)
+
+
+def _open_minari(source: str) -> Any:
+    """``minari.load_dataset``, with a clear error for a truncated, corrupt or half-copied dataset."""
+    import minari
+
+    try:
+        dataset = minari.load_dataset(source)
+        _ = dataset.total_steps, dataset.total_episodes, dataset.observation_space, dataset.action_space
+        return dataset
+    except Exception as exc:  # h5py, pyarrow, JSON and Minari's own errors all mean the same thing here
+        raise DataError(_broken_dataset(source, exc)) from None
+
+
+def _broken_dataset(source: str, exc: Exception) -> str:
+    return (f"Minari dataset {source!r} at {minari_root() / source} cannot be read ({type(exc).__name__}: {exc}); its files "
+            f"are truncated, corrupt or incomplete. Re-collect it (`flexlam-collect ... dataset_id={source} "
+            f"if_exists=overwrite`) or download it again (`minari download {source}`).")
 
 
 def _cache_dir(source: str, fingerprint: dict[str, Any]) -> Path:
@@ -170,7 +210,8 @@ def _load_video_source(source: str, frame_size: int) -> SourceArrays:
     fingerprint = {"cache_format": CACHE_FORMAT, "video": [[str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns] for f in files],
                    "frame_size": frame_size}
     cache_dir = _cache_dir(source, fingerprint)
-    if not (cache_dir / "info.json").is_file():
+
+    def build() -> None:
         with _building(cache_dir) as tmp:
             lengths, total = [], 0
             with open(tmp / "frames.bin", "wb") as out:
@@ -185,17 +226,21 @@ def _load_video_source(source: str, frame_size: int) -> SourceArrays:
                       str(tmp / "arrays.safetensors"))
             info = dict(fingerprint, obs_shape=[frame_size, frame_size, 3], obs_dtype="uint8", num_frames=total,
                         preprocess={"kind": "identity"}, env_spec_id=None)
-            (tmp / "info.json").write_text(json.dumps(info, indent=2))
-    return _open_cache(source, cache_dir, None)
+            _write_info(tmp, info)
+
+    return _cached(source, cache_dir, None, build)
 
 
 @contextlib.contextmanager
 def _building(cache_dir: Path) -> Iterator[Path]:
     """Build a cache in a temporary folder, then rename it into place (or keep a parallel job's)."""
+    from .checkpoint import normal_permissions
+
     cache_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=cache_dir.parent))
     try:
         yield tmp
+        normal_permissions(tmp)  # mkdtemp and safetensors write 0700 / 0600
         try:
             os.rename(tmp, cache_dir)
         except OSError:
@@ -246,7 +291,7 @@ def _build_cache(dataset: Any, obs_key: str | None, cache_dir: Path, fingerprint
     with _building(cache_dir) as tmp:
         frames = np.memmap(tmp / "frames.bin", mode="w+", dtype=dtype, shape=(total_frames, *obs_shape))
         lengths, returns, actions, cursor = [], [], [], 0
-        for episode in dataset.iterate_episodes():
+        for episode in _episodes(dataset, dataset_id):
             obs = episode.observations[obs_key] if obs_key is not None else episode.observations
             obs = np.asarray(obs).reshape(len(obs), *obs_shape)
             if len(obs) != len(episode.rewards) + 1:
@@ -279,12 +324,55 @@ def _build_cache(dataset: Any, obs_key: str | None, cache_dir: Path, fingerprint
             preprocess=spec_kwargs.get("preprocess") or {"kind": "identity"},
             env_spec_id=spec.id if spec is not None else None,
         )
-        (tmp / "info.json").write_text(json.dumps(info, indent=2))
+        _write_info(tmp, info)
+
+
+def _episodes(dataset: Any, dataset_id: str) -> Iterator[Any]:
+    """The dataset's episodes; a read error mid-way (a truncated file) becomes a clear error."""
+    iterator = iter(dataset.iterate_episodes())
+    while True:
+        try:
+            episode = next(iterator)
+        except StopIteration:
+            return
+        except Exception as exc:
+            raise DataError(_broken_dataset(dataset_id, exc)) from None
+        yield episode
+
+
+def _checksum(cache_dir: Path) -> str:
+    """blake2b of the first and last ``CHECKSUM_BLOCK`` bytes of frames.bin and all of arrays.safetensors."""
+    digest = hashlib.blake2b(digest_size=16)
+    frames = cache_dir / "frames.bin"
+    size = frames.stat().st_size
+    with open(frames, "rb") as handle:
+        digest.update(handle.read(CHECKSUM_BLOCK))
+        handle.seek(max(0, size - CHECKSUM_BLOCK))
+        digest.update(handle.read(CHECKSUM_BLOCK))
+    digest.update((cache_dir / "arrays.safetensors").read_bytes())
+    return digest.hexdigest()
+
+
+def _write_info(tmp: Path, info: dict[str, Any]) -> None:
+    info = dict(info, frames_bytes=(tmp / "frames.bin").stat().st_size, checksum=_checksum(tmp))
+    (tmp / "info.json").write_text(json.dumps(info, indent=2))
 
 
 def _open_cache(source_id: str, cache_dir: Path, action_space: gym.Space | None) -> SourceArrays:
-    info = json.loads((cache_dir / "info.json").read_text())
-    arrays = load_file(str(cache_dir / "arrays.safetensors"))
+    """Open a built cache after checking it: the frame file's size against the header, then the checksum."""
+    try:
+        info = json.loads((cache_dir / "info.json").read_text())
+        expected = int(info["num_frames"]) * math.prod(info["obs_shape"]) * np.dtype(info["obs_dtype"]).itemsize
+        size = (cache_dir / "frames.bin").stat().st_size
+        if size != expected or size != info["frames_bytes"]:
+            raise CacheDamaged(f"frames.bin holds {size} bytes, its header says {expected}")
+        if _checksum(cache_dir) != info["checksum"]:
+            raise CacheDamaged("its checksum does not match")
+        arrays = load_file(str(cache_dir / "arrays.safetensors"))
+    except CacheDamaged:
+        raise
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # missing files, bad JSON, unreadable safetensors
+        raise CacheDamaged(f"{type(exc).__name__}: {exc}") from None
     return SourceArrays(
         source_id=source_id,
         frames_path=cache_dir / "frames.bin",

@@ -26,7 +26,7 @@ from .evaluate import reconstruction_by_budget
 from .fit import seeded
 from .model import FlexLAM, prefix_weights
 from .quantize import code_usage
-from .runs import check_same_run, latest_checkpoint, load_checkpoint, remove_stale_temps, save_checkpoint
+from .runs import check_same_run, lam_step, latest_checkpoint, load_checkpoint, remove_stale_temps, save_checkpoint
 
 USAGE_WINDOW = 20  # code usage (perplexity) is measured over the tokens of the last this many batches
 
@@ -301,7 +301,7 @@ def pretrain(
         writer.close()
         if progress is not None:
             progress.close()
-    if step == start and start > 0 and not (run_dir / "lam" / "model.safetensors").is_file():
+    if step == start and start > 0 and lam_step(run_dir) != step:  # lam/ lost or stale (its refresh failed): redo it
         save_checkpoint(run_dir, lam, optimizer, step, {"seed": cfg.seed, "history": history, "lam_extra": lam_extra,
                                                         "curve": curve, "plateau": plateau.state()}, cfg.keep_checkpoints)
     lam.eval()

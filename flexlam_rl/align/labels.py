@@ -9,8 +9,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import is_int
-from ..data import TransitionSet, load_transitions
+from ..data import TransitionSet, split_sources
 from ..errors import ConfigError, DataError
+from ..sources import SourceArrays, load_source
 
 PROTOCOLS = ("standard", "low_return")
 
@@ -81,6 +82,20 @@ def select_labels(pool: TransitionSet, cfg: LabelConfig) -> np.ndarray:
     return np.sort(rng.choice(candidates, size=wanted, replace=False))
 
 
+def check_actions_agree(label_sources: Sequence[SourceArrays], eval_sources: Sequence[SourceArrays]) -> None:
+    """A translator outputs one action space: every label and eval dataset must have it, or nothing is trained."""
+    reference = label_sources[0]
+    for role, group in (("label", label_sources), ("eval", eval_sources)):
+        for source in group:
+            if source.action_space is None or source.action_space != reference.action_space:
+                raise DataError(
+                    f"Labels from {reference.describe()} and {role} dataset {source.describe()} have different actions: a "
+                    f"translator outputs one action space, so it is trained and scored on data with the same actions. "
+                    f"Pick {role} datasets of the label datasets' env (labels.datasets / eval.datasets), or align a "
+                    f"translator on this env's own labels."
+                )
+
+
 def label_and_eval_sets(
     label_ids: Sequence[str], eval_ids: Sequence[str], heldout_fraction: float, seed: int
 ) -> tuple[TransitionSet, TransitionSet]:
@@ -91,7 +106,9 @@ def label_and_eval_sets(
     those that are (the same split the pool was cut from).
     """
     label_ids, eval_ids = list(label_ids), list(eval_ids)
-    data = load_transitions(list(dict.fromkeys(label_ids + eval_ids)), heldout_fraction, seed)
+    sources = {i: load_source(i) for i in dict.fromkeys(label_ids + eval_ids)}
+    check_actions_agree([sources[i] for i in label_ids], [sources[i] for i in eval_ids])
+    data = split_sources(list(sources.values()), heldout_fraction, seed)
     pool = data.train.subset_sources(label_ids)
     labeled = set(label_ids)
     held = [(s, e) for s, e in data.heldout.episodes if data.heldout.sources[s].source_id in eval_ids]
