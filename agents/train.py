@@ -40,7 +40,7 @@ class AgentConfig:
     seed: int = 0
     eval_freq: int = 2_000  # env steps between evaluations (summed over sub-envs)
     eval_episodes: int = 10
-    frame_size: int | None = None  # override the task's pixel frame size (match the LAM's data)
+    frame_size: int | None = None  # raw space only: the task's pixel frame size (latent space uses the LAM's preprocessing)
     policy: str = "auto"  # auto: CnnPolicy for pixels (a small CNN below 36 px), MlpPolicy for vectors
     device: str = "auto"
     progress_bar: bool = True
@@ -69,20 +69,26 @@ class AgentResult:
 
 
 def make_vec_env(cfg: AgentConfig, n_envs: int, seed: int):
-    """Sub-envs of the task (preprocessed like the LAM's data), wrapped for latent actions."""
+    """Sub-envs of the task: in latent space seen as the LAM sees them (its recorded preprocessing) and
+    wrapped for latent actions; in the raw action space, the task's own preprocessed env."""
     from stable_baselines3.common.env_util import make_vec_env as sb3_make_vec_env
     from stable_baselines3.common.preprocessing import is_image_space
     from stable_baselines3.common.vec_env import VecTransposeImage
 
     from flexlam_rl.envs import task_at_frame_size
+    from flexlam_rl.model import FlexLAM
+    from flexlam_rl.wrappers import lam_env
 
     from .vec_env import LatentActionVecEnv
 
-    task = task_at_frame_size(cfg.env, cfg.frame_size)
-    venv = sb3_make_vec_env(lambda: task.make(), n_envs=n_envs, seed=seed)
     if cfg.space == "latent":
+        lam = FlexLAM.load(cfg.lam_dir)
         translator_dir = cfg.translator_dir or str(Path(cfg.lam_dir).parent / "translator")
-        venv = LatentActionVecEnv(venv, cfg.lam_dir, translator_dir, cfg.prefix_len)
+        venv = LatentActionVecEnv(sb3_make_vec_env(lambda: lam_env(cfg.env, lam), n_envs=n_envs, seed=seed), lam,
+                                  translator_dir, cfg.prefix_len)
+    else:
+        task = task_at_frame_size(cfg.env, cfg.frame_size)
+        venv = sb3_make_vec_env(lambda: task.make(), n_envs=n_envs, seed=seed)
     if is_image_space(venv.observation_space):
         venv = VecTransposeImage(venv)  # channel-first for SB3's CNN (done here so eval env matches)
     return venv

@@ -1,14 +1,22 @@
-"""Pixel observations at one fixed frame size, so one LAM can read every task.
+"""Observation preprocessing: what a LAM sees of an env, recorded as a plain dict and re-applied anywhere.
 
-A LAM's config records the preprocessing it was trained with as a plain dict
-(``{"kind": "minigrid_rgb", "frame_size": 64}``); :func:`apply_preprocess` rebuilds the
-same observation pipeline on a raw env, which is how wrappers and agents see what the
-LAM saw during pretraining.
+A preprocessing spec (``{"kind": "minigrid_rgb", "frame_size": 64, ...}``, validated by
+:func:`validate_preprocess`) is stored with every dataset (in its env spec) and every LAM (in its
+config); :func:`apply_preprocess` rebuilds the same observation pipeline on a raw env, which is how
+wrappers, agents and ``gym.make`` of a latent id see what the LAM saw during pretraining.
+
+Kinds: ``identity`` (the env's own observations), ``minigrid_rgb`` (MiniGrid's full-grid render),
+``render_rgb`` (the env's ``rgb_array`` render: pixels for state-based envs), ``image`` (the env's own
+image observations) and ``atari`` (Gymnasium's ``AtariPreprocessing``; ``pip install "flexlam-rl[atari]"``).
+Pixel kinds take ``frame_size`` (square frames), ``grayscale``, ``fit`` (``stretch`` the whole frame,
+or ``crop`` the centre square first, keeping the aspect), ``frame_skip`` (actions repeated, the last
+two frames max-pooled) and ``frame_stack`` (the last n frames as channels).
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,7 +27,11 @@ from PIL import Image
 
 from flexlam_rl.errors import FlexLAMError
 
-PREPROCESS_KINDS = ("identity", "minigrid_rgb", "render_rgb")
+PREPROCESS_KINDS = ("identity", "minigrid_rgb", "render_rgb", "image", "atari")
+FITS = ("stretch", "crop")
+LARGE_FRAME = 96  # above this, a LAM's training step gets expensive on a CPU: warn
+_PIXEL_DEFAULTS = {"frame_size": 64, "grayscale": False, "fit": "stretch", "frame_skip": 1, "frame_stack": 1}
+_KIND_DEFAULTS = {"minigrid_rgb": {"tile_size": 8}, "atari": {"frame_skip": 4}}
 
 # Packages that register Gymnasium ids on import, by id prefix.
 _REGISTERING_PACKAGES = {"MiniGrid-": "minigrid", "BabyAI-": "minigrid", "ALE/": "ale_py"}
@@ -32,105 +44,233 @@ def ensure_env_registered(env_id: str) -> bool:
     for prefix, module in _REGISTERING_PACKAGES.items():
         if env_id.startswith(prefix):
             try:
-                importlib.import_module(module)
+                gym.register_envs(importlib.import_module(module))
             except ImportError:
                 return False
     return env_id in gym.registry
 
 
-def resize_frame(frame: np.ndarray, frame_size: int) -> np.ndarray:
-    """[H, W, 3] uint8 -> [S, S, 3] uint8 (antialiased; a no-op when already S x S)."""
+def fit_frame(frame: np.ndarray, frame_size: int, fit: str = "stretch") -> np.ndarray:
+    """Any ``[H, W, C]`` uint8 frame -> ``[S, S, C]``: ``stretch`` resizes it whole, ``crop`` first cuts the
+    centre square (the aspect is kept). Bilinear, antialiased; a square frame of size S is returned as is."""
+    frame = np.asarray(frame, dtype=np.uint8)
+    if fit == "crop" and frame.shape[0] != frame.shape[1]:
+        side = min(frame.shape[:2])
+        top, left = (frame.shape[0] - side) // 2, (frame.shape[1] - side) // 2
+        frame = frame[top : top + side, left : left + side]
     if frame.shape[0] == frame_size and frame.shape[1] == frame_size:
-        return np.array(frame, dtype=np.uint8)
-    image = Image.fromarray(np.asarray(frame, dtype=np.uint8))
-    return np.array(image.resize((frame_size, frame_size), Image.Resampling.BILINEAR), dtype=np.uint8)
+        return np.array(frame)
+    image = Image.fromarray(frame[..., 0] if frame.shape[-1] == 1 else frame)
+    out = np.array(image.resize((frame_size, frame_size), Image.Resampling.BILINEAR), dtype=np.uint8)
+    return out[..., None] if out.ndim == 2 else out
 
 
-def _frame_space(frame_size: int) -> spaces.Box:
-    return spaces.Box(low=0, high=255, shape=(frame_size, frame_size, 3), dtype=np.uint8)
+resize_frame = fit_frame  # the name older code and notebooks use
 
 
-class MiniGridPixels(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
-    """Full-grid RGB render of a MiniGrid env, resized to ``frame_size``.
+class PixelObservation(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
+    """Observation = a frame (see :meth:`raw_frame`) fitted into ``frame_size`` x ``frame_size`` RGB.
 
-    Grids of different sizes all map to the same frame size, so one LAM can be
-    pretrained across tasks. The mission string and direction are dropped: a LAM only
-    sees pixels.
+    Only ``rgb_array`` rendering is advertised: the frames are the observations, and Gymnasium's env
+    checker re-makes an env in every advertised render mode.
     """
 
-    def __init__(self, env: gym.Env, frame_size: int = 64, tile_size: int = 8):
-        gym.utils.RecordConstructorArgs.__init__(self, frame_size=frame_size, tile_size=tile_size)
+    def __init__(self, env: gym.Env, frame_size: int = 64, fit: str = "stretch", **record: Any):
+        gym.utils.RecordConstructorArgs.__init__(self, frame_size=frame_size, fit=fit, **record)
         gym.ObservationWrapper.__init__(self, env)
+        _check_frame_size(frame_size)
+        if fit not in FITS:
+            raise FlexLAMError(f"preprocess fit must be one of {FITS}, got {fit!r}.")
+        self.frame_size, self.fit = int(frame_size), fit
+        self.observation_space = spaces.Box(0, 255, (self.frame_size, self.frame_size, 3), np.uint8)
+        self.metadata = {**env.metadata, "render_modes": ["rgb_array"]}
+
+    def raw_frame(self, observation: Any) -> np.ndarray:
+        raise NotImplementedError
+
+    def observation(self, observation: Any) -> np.ndarray:
+        return fit_frame(self.raw_frame(observation), self.frame_size, self.fit)
+
+
+class MiniGridPixels(PixelObservation):
+    """Full-grid RGB render of a MiniGrid env: grids of every size map to one frame size, so one LAM
+    can be pretrained across tasks. The mission string and direction are dropped: a LAM only sees pixels."""
+
+    def __init__(self, env: gym.Env, frame_size: int = 64, tile_size: int = 8, fit: str = "stretch"):
         if not hasattr(env.unwrapped, "get_frame"):
             raise FlexLAMError(
                 f"MiniGridPixels needs a MiniGrid env (one with get_frame()), got "
-                f"{type(env.unwrapped).__name__}; use preprocess kind 'render_rgb' for other envs."
+                f"{type(env.unwrapped).__name__}; use preprocess kind 'render_rgb' or 'image' for other envs."
             )
-        _check_frame_size(frame_size)
-        self.frame_size = frame_size
+        super().__init__(env, frame_size, fit, tile_size=tile_size)
         self.tile_size = tile_size
-        self.observation_space = _frame_space(frame_size)
 
-    def observation(self, observation: Any) -> np.ndarray:
+    def raw_frame(self, observation: Any) -> np.ndarray:
         base = self.env.unwrapped
-        frame = base.get_frame(highlight=base.highlight, tile_size=self.tile_size)
-        return resize_frame(frame, self.frame_size)
+        return base.get_frame(highlight=base.highlight, tile_size=self.tile_size)
 
 
-class RenderedPixels(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
-    """Observation = the env's own ``rgb_array`` render, resized: pixels for state-based envs."""
+class RenderedPixels(PixelObservation):
+    """Observation = the env's own ``rgb_array`` render: pixels for state-based envs."""
 
-    def __init__(self, env: gym.Env, frame_size: int = 64):
-        gym.utils.RecordConstructorArgs.__init__(self, frame_size=frame_size)
-        gym.ObservationWrapper.__init__(self, env)
+    def __init__(self, env: gym.Env, frame_size: int = 64, fit: str = "stretch"):
         if env.render_mode != "rgb_array":
             raise FlexLAMError(
                 f"RenderedPixels needs render_mode='rgb_array', got {env.render_mode!r}; "
                 f"create the env with gym.make(..., render_mode='rgb_array')."
             )
-        _check_frame_size(frame_size)
-        self.frame_size = frame_size
-        self.observation_space = _frame_space(frame_size)
+        if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+            os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # headless: no "XDG_RUNTIME_DIR is invalid" from SDL
+        super().__init__(env, frame_size, fit)
+
+    def raw_frame(self, observation: Any) -> np.ndarray:
+        return self.env.render()
+
+
+class ImagePixels(PixelObservation):
+    """Observation = the env's own image observation (``[H, W]`` or ``[H, W, C]`` uint8), fitted."""
+
+    def __init__(self, env: gym.Env, frame_size: int = 64, fit: str = "stretch"):
+        space = env.observation_space
+        if not (isinstance(space, spaces.Box) and space.dtype == np.uint8 and len(space.shape) in (2, 3)):
+            raise FlexLAMError(f"preprocess kind 'image' needs uint8 image observations, got {space}; "
+                               f"use 'render_rgb' to see a state-based env as pixels.")
+        super().__init__(env, frame_size, fit)
+
+    def raw_frame(self, observation: Any) -> np.ndarray:
+        frame = np.asarray(observation)
+        frame = frame[..., None] if frame.ndim == 2 else frame
+        return np.repeat(frame, 3, axis=-1) if frame.shape[-1] == 1 else frame[..., :3]
+
+
+class StackAsChannels(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
+    """``FrameStackObservation``'s ``[n, H, W, C]`` -> ``[H, W, n * C]``: a stack is a LAM frame with more channels."""
+
+    def __init__(self, env: gym.Env):
+        gym.utils.RecordConstructorArgs.__init__(self)
+        gym.ObservationWrapper.__init__(self, env)
+        n, h, w, c = env.observation_space.shape
+        self.observation_space = spaces.Box(0, 255, (h, w, n * c), np.uint8)
 
     def observation(self, observation: Any) -> np.ndarray:
-        return resize_frame(self.env.render(), self.frame_size)
+        return np.concatenate(list(np.asarray(observation)), axis=-1)
 
 
 def _check_frame_size(frame_size: int) -> None:
-    if not isinstance(frame_size, (int, np.integer)) or not 16 <= frame_size <= 512:
-        raise FlexLAMError(f"frame_size must be an integer in 16..512, got {frame_size!r}.")
+    if not isinstance(frame_size, (int, np.integer)) or isinstance(frame_size, bool) or not 8 <= frame_size <= 512:
+        raise FlexLAMError(f"frame_size must be an integer in 8..512, got {frame_size!r}.")
 
 
-def validate_preprocess(preprocess: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Normalize a preprocessing spec to ``{"kind", "frame_size", ...}`` or raise a clear error."""
-    spec = dict(preprocess or {"kind": "identity"})
+def validate_preprocess(preprocess: Mapping[str, Any] | str | None) -> dict[str, Any]:
+    """A preprocessing spec (a mapping, a kind name, or None for identity), normalized with every default
+    filled in, or a clear error naming the key and what it takes."""
+    if preprocess is None:
+        preprocess = {"kind": "identity"}
+    elif isinstance(preprocess, str):
+        preprocess = {"kind": preprocess}
+    if not isinstance(preprocess, Mapping):
+        raise FlexLAMError(f"preprocess must be a kind name ({', '.join(PREPROCESS_KINDS)}) or a mapping such as "
+                           f"{{kind: render_rgb, frame_size: 64}}, got {preprocess!r}.")
+    spec = dict(preprocess)
     kind = spec.get("kind", "identity")
     if kind not in PREPROCESS_KINDS:
-        raise FlexLAMError(f"Unknown preprocess kind {kind!r}; expected one of {PREPROCESS_KINDS}.")
-    unknown = set(spec) - {"kind", "frame_size", "tile_size"}
-    if unknown:
-        raise FlexLAMError(f"Unknown preprocess keys {sorted(unknown)}; allowed: kind, frame_size, tile_size.")
+        raise FlexLAMError(f"Unknown preprocess kind {kind!r}; expected one of {PREPROCESS_KINDS}, e.g. preprocess=render_rgb "
+                           f"or preprocess={{kind: image, frame_size: 64, grayscale: true}}.")
     if kind == "identity":
+        if set(spec) - {"kind"}:
+            raise FlexLAMError(f"preprocess kind 'identity' takes no options, got {sorted(set(spec) - {'kind'})}.")
         return {"kind": "identity"}
-    frame_size = int(spec.get("frame_size", 64))
-    _check_frame_size(frame_size)
-    out: dict[str, Any] = {"kind": kind, "frame_size": frame_size}
-    if kind == "minigrid_rgb":
-        out["tile_size"] = int(spec.get("tile_size", 8))
+    allowed = {"kind", *_PIXEL_DEFAULTS, *_KIND_DEFAULTS.get(kind, {})}
+    unknown = set(spec) - allowed
+    if unknown:
+        raise FlexLAMError(f"Unknown preprocess keys {sorted(unknown)} for kind {kind!r}; allowed: {sorted(allowed)}.")
+    out = {"kind": kind, **_PIXEL_DEFAULTS, **_KIND_DEFAULTS.get(kind, {}), **{k: v for k, v in spec.items() if k != "kind"}}
+    _check_frame_size(out["frame_size"])
+    for key in ("frame_skip", "frame_stack", "tile_size"):
+        if key in out and (not isinstance(out[key], int) or isinstance(out[key], bool) or not 1 <= out[key] <= 64):
+            raise FlexLAMError(f"preprocess {key} must be an integer in 1..64, got {out[key]!r}.")
+    if not isinstance(out["grayscale"], bool):
+        raise FlexLAMError(f"preprocess grayscale must be true or false, got {out['grayscale']!r}.")
+    if out["fit"] not in FITS:
+        raise FlexLAMError(f"preprocess fit must be one of {FITS}, got {out['fit']!r}.")
+    if out["frame_stack"] * (1 if out["grayscale"] else 3) > 16:
+        raise FlexLAMError(f"frame_stack={out['frame_stack']} of {'grayscale' if out['grayscale'] else 'RGB'} frames makes "
+                           f"more than 16 channels; stack fewer frames or use grayscale: true.")
     return out
 
 
-def apply_preprocess(env: gym.Env, preprocess: Mapping[str, Any] | None) -> gym.Env:
-    """Wrap a raw env so its observations match what a LAM with this preprocessing saw."""
+def preprocessed_shape(preprocess: Mapping[str, Any] | str | None) -> tuple[int, int, int] | None:
+    """The ``[H, W, C]`` a pixel spec produces (None for identity)."""
     spec = validate_preprocess(preprocess)
-    if spec["kind"] == "minigrid_rgb":
-        return MiniGridPixels(env, frame_size=spec["frame_size"], tile_size=spec["tile_size"])
-    if spec["kind"] == "render_rgb":
-        return RenderedPixels(env, frame_size=spec["frame_size"])
+    if spec["kind"] == "identity":
+        return None
+    return spec["frame_size"], spec["frame_size"], spec["frame_stack"] * (1 if spec["grayscale"] else 3)
+
+
+def apply_preprocess(env: gym.Env, preprocess: Mapping[str, Any] | str | None) -> gym.Env:
+    """Wrap a raw env so its observations match what a LAM with this preprocessing saw.
+
+    Gymnasium's own wrappers do what they can (``AtariPreprocessing``, ``GrayscaleObservation``,
+    ``MaxAndSkipObservation``, ``FrameStackObservation``); resizing is ours (PIL), since Gymnasium's
+    ``ResizeObservation`` needs OpenCV, which only the ``atari`` extra installs.
+    """
+    spec = validate_preprocess(preprocess)
+    kind = spec["kind"]
+    if kind == "identity":
+        return env
+    if kind == "atari":
+        env = _atari(env, spec)
+    else:
+        if kind == "minigrid_rgb":
+            env = MiniGridPixels(env, spec["frame_size"], spec["tile_size"], spec["fit"])
+        elif kind == "render_rgb":
+            env = RenderedPixels(env, spec["frame_size"], spec["fit"])
+        else:
+            env = ImagePixels(env, spec["frame_size"], spec["fit"])
+        if spec["frame_skip"] > 1:  # on the frames: the last two of each skip are max-pooled
+            env = gym.wrappers.MaxAndSkipObservation(env, skip=spec["frame_skip"])
+        if spec["grayscale"]:
+            env = gym.wrappers.GrayscaleObservation(env, keep_dim=True)
+    if spec["frame_stack"] > 1:
+        env = StackAsChannels(gym.wrappers.FrameStackObservation(env, spec["frame_stack"]))
     return env
 
 
-def needs_rgb_render(preprocess: Mapping[str, Any] | None) -> bool:
+def _atari(env: gym.Env, spec: dict[str, Any]) -> gym.Env:
+    try:
+        import cv2  # noqa: F401  (AtariPreprocessing resizes with OpenCV)
+    except ImportError:
+        raise FlexLAMError('preprocess kind "atari" needs OpenCV and ale-py: pip install "flexlam-rl[atari]".') from None
+    if spec["fit"] == "crop":
+        raise FlexLAMError('preprocess kind "atari" stretches the whole screen (AtariPreprocessing); for a centre crop use '
+                           'kind "image" with fit: crop and frame_skip.')
+    env = gym.wrappers.AtariPreprocessing(env, noop_max=0, frame_skip=spec["frame_skip"], screen_size=spec["frame_size"],
+                                          terminal_on_life_loss=False, grayscale_obs=spec["grayscale"],
+                                          grayscale_newaxis=True, scale_obs=False)
+    env.metadata = {**env.metadata, "render_modes": ["rgb_array"]}
+    return env
+
+
+def preprocess_for_env(env: gym.Env, preprocess: Mapping[str, Any] | str | None) -> dict[str, Any]:
+    """The same frames from whatever this env offers: MiniGrid's full render, an ALE screen, an image
+    observation, or an ``rgb_array`` render (a LAM pretrained on one kind of env can act in another)."""
+    spec = validate_preprocess(preprocess)
+    if spec["kind"] == "identity":
+        return spec
+    space = env.observation_space
+    if hasattr(env.unwrapped, "get_frame"):
+        kind = "minigrid_rgb"
+    elif spec["kind"] == "atari" and type(env.unwrapped).__name__ == "AtariEnv":
+        kind = "atari"
+    elif isinstance(space, spaces.Box) and space.dtype == np.uint8 and len(space.shape) in (2, 3):
+        kind = "image"
+    else:
+        kind = "render_rgb"
+    common = {key: spec[key] for key in _PIXEL_DEFAULTS}
+    return validate_preprocess({**common, "kind": kind, **({"tile_size": spec.get("tile_size", 8)} if kind == "minigrid_rgb" else {})})
+
+
+def needs_rgb_render(preprocess: Mapping[str, Any] | str | None) -> bool:
     """Whether the raw env must be created with ``render_mode='rgb_array'``."""
     return validate_preprocess(preprocess)["kind"] == "render_rgb"
 
@@ -147,9 +287,14 @@ def make_pixel_env(
     ``MinariDataset.recover_environment()`` can rebuild it in another process.
     """
     kwargs = dict(env_kwargs or {})
-    ensure_env_registered(env_id)
-    if needs_rgb_render(preprocess):
+    spec = validate_preprocess(preprocess)
+    if not ensure_env_registered(env_id):
+        hint = ' (pip install "flexlam-rl[atari]")' if env_id.startswith("ALE/") else ""
+        raise FlexLAMError(f"Env {env_id!r} is not registered{hint}.")
+    if spec["kind"] == "render_rgb":
         kwargs["render_mode"] = "rgb_array"
     elif render_mode is not None:
         kwargs["render_mode"] = render_mode
-    return apply_preprocess(gym.make(env_id, **kwargs), preprocess)
+    if spec["kind"] == "atari":
+        kwargs.setdefault("frameskip", 1)  # AtariPreprocessing skips frames itself
+    return apply_preprocess(gym.make(env_id, **kwargs), spec)

@@ -19,6 +19,7 @@ from .pixels import ensure_env_registered, validate_preprocess
 
 _PIXELS_64 = {"kind": "minigrid_rgb", "frame_size": 64}
 _RENDER_64 = {"kind": "render_rgb", "frame_size": 64}
+_ATARI_64 = {"kind": "atari", "frame_size": 64, "grayscale": True, "frame_skip": 4}  # pip install "flexlam-rl[atari]"
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ TASKS: dict[str, Task] = {
         Task("mountaincar", "MountainCar-v0", {"kind": "identity"}, 200, "mountaincar_momentum"),
         Task("point-reach", "flexlam/PointReach-v0", {"kind": "identity"}, 50, "point_reach"),
         Task("point-reach-pixels", "flexlam/PointReach-v0", _RENDER_64, 50, "point_reach"),
+        Task("breakout", "ALE/Breakout-v5", _ATARI_64, 2000, "breakout_tracker"),
     ]
 }
 

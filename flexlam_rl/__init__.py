@@ -15,9 +15,21 @@ with Gymnasium (``gym.make("flexlam_rl:flexlam/LatentAction-v0", ...)`` works fr
 The SB3 ``VecEnv`` form of the wrapper is ``flexlam_rl.agents.LatentActionVecEnv``.
 """
 
+from pathlib import Path as _Path
+
 import gymnasium as _gym
 
-from . import envs as _envs  # noqa: F401  (registers flexlam/<task>-v0)
+if not (_Path(__file__).parent / "envs").is_dir() and (_Path(__file__).parent.parent / "envs" / "__init__.py").is_file():
+    import importlib.util as _util
+
+    if _util.find_spec("flexlam_rl.envs") is None:  # the bare source folder shadows the installed package
+        raise ImportError(
+            f"flexlam_rl was imported from its source folder {_Path(__file__).parent}, where envs/, agents/ and configs/ "
+            f"are not subpackages (an install maps them in). Run from outside the repository, or install it in "
+            f"editable mode: pip install -e ."
+        )
+
+from . import envs as _envs  # noqa: E402,F401  (registers flexlam/<task>-v0)
 from ._version import __version__
 from .align import Translator
 from .config import LAMConfig

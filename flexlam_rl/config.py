@@ -117,8 +117,8 @@ class LAMConfig:
             raise ConfigError(f"obs_shape must be [H, W, C] (images) or [D] (vectors), got {shape!r}.")
         if not all(is_int(s) and 1 <= s <= 4096 for s in shape):
             raise ConfigError(f"obs_shape entries must be integers in 1..4096, got {shape!r}.")
-        if len(shape) == 3 and (shape[2] not in (1, 3, 4) or min(shape[:2]) < 8):
-            raise ConfigError(f"image obs_shape must be [H>=8, W>=8, C in 1/3/4], got {shape!r}.")
+        if len(shape) == 3 and (not 1 <= shape[2] <= 16 or min(shape[:2]) < 8):
+            raise ConfigError(f"image obs_shape must be [H>=8, W>=8, C in 1..16], got {shape!r}.")
         if self.obs_dtype not in OBS_DTYPES:
             raise ConfigError(f"obs_dtype must be one of {OBS_DTYPES}, got {self.obs_dtype!r}.")
         if len(shape) == 3 and self.obs_dtype != "uint8":

@@ -144,17 +144,16 @@ def rollout_returns(env: gym.Env, act: Callable[[np.ndarray], Any], episodes: in
     return returns
 
 
-def latent_env(env: str, lam: FlexLAM, translator: Translator, prefix_len: int, frame_size: int | None = None) -> gym.Env:
-    """A task (at ``frame_size``, when given) acting through ``lam`` + ``translator`` at budget k."""
-    from .envs import task_at_frame_size
-    from .wrappers import LatentActionWrapper
+def latent_env(env: str, lam: FlexLAM, translator: Translator, prefix_len: int) -> gym.Env:
+    """A task or Gymnasium id, seen as ``lam`` sees it, acting through ``lam`` + ``translator`` at budget k."""
+    from .wrappers import LatentActionWrapper, lam_env
 
-    return LatentActionWrapper(task_at_frame_size(env, frame_size).make(), lam, translator, prefix_len)
+    return LatentActionWrapper(lam_env(env, lam), lam, translator, prefix_len)
 
 
 def evaluate_latent_bc(
     policy: LatentBCPolicy, lam: FlexLAM, translator: Translator, env: str, budgets: Sequence[int],
-    episodes: int, seed: int, frame_size: int | None = None, gif_frames: dict[int, list[np.ndarray]] | None = None,
+    episodes: int, seed: int, gif_frames: dict[int, list[np.ndarray]] | None = None,
 ) -> dict[int, dict[str, float]]:
     """Mean and standard error of the return at each budget on task ``env`` (episode i resets with ``seed + i``).
 
@@ -164,7 +163,7 @@ def evaluate_latent_bc(
     for k in budgets:
         k = check_prefix_len(k, policy.config.num_tokens)
         frames = None if gif_frames is None else gif_frames.setdefault(k, [])
-        with latent_env(env, lam, translator, k, frame_size) as wrapped:
+        with latent_env(env, lam, translator, k) as wrapped:
             returns = rollout_returns(wrapped, lambda o, k=k: policy.act(np.asarray(o)[None], k)[0], episodes, seed, frames)
         out[k] = {"mean": float(np.mean(returns)), "stderr": float(np.std(returns) / np.sqrt(len(returns)))}
     return out

@@ -10,8 +10,15 @@ import numpy as np
 from .checkpoint import atomic_path
 
 
+def _rgb(frame: np.ndarray) -> np.ndarray:
+    """``[H, W, C]`` -> RGB: grayscale frames are repeated, stacked frames show their newest channel."""
+    if frame.shape[-1] == 3:
+        return frame
+    return np.repeat(frame[..., -1:], 3, axis=-1)
+
+
 def write_gif(frames: Sequence[np.ndarray], path: str | Path, scale: int = 4, duration_ms: int = 120) -> Path | None:
-    """RGB frames ``[H, W, 3]`` -> looping GIF, upscaled (nearest) and written atomically.
+    """Frames ``[H, W, C]`` -> looping RGB GIF (see :func:`_rgb`), upscaled (nearest) and written atomically.
 
     Returns ``None`` when there is nothing to draw (no frames, or vector observations).
     """
@@ -19,7 +26,7 @@ def write_gif(frames: Sequence[np.ndarray], path: str | Path, scale: int = 4, du
 
     if not frames or np.asarray(frames[0]).ndim != 3:
         return None
-    big = [np.repeat(np.repeat(np.asarray(f, dtype=np.uint8), scale, axis=0), scale, axis=1) for f in frames]
+    big = [np.repeat(np.repeat(_rgb(np.asarray(f, dtype=np.uint8)), scale, axis=0), scale, axis=1) for f in frames]
     with atomic_path(path, suffix=".tmp.gif") as tmp:  # imageio picks the format from the suffix
         iio.imwrite(tmp, big, duration=duration_ms, loop=0)
     return path

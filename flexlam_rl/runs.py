@@ -12,8 +12,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
+import socket
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +35,7 @@ from .checkpoint import (
     read_json,
     read_tensors,
 )
-from .errors import CheckpointError, ConfigError
+from .errors import CheckpointError, ConfigError, FlexLAMError
 from .model import FlexLAM
 
 
@@ -99,11 +105,43 @@ def remove_stale_temps(run_dir: Path) -> None:
                 path.unlink(missing_ok=True)
 
 
-def check_same_run(run_dir: Path, record: dict[str, Any]) -> None:
-    """A restart must train the same model on the same data with the same trajectory settings."""
+@contextlib.contextmanager
+def writer_lock(run_dir: Path) -> Iterator[None]:
+    """One training process per run directory: a second one is refused at once, with the first one named.
+
+    The lock is an OS file lock (``filelock``), so it dies with its process: a killed run never leaves
+    its directory locked.
+    """
+    from filelock import FileLock, Timeout
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock, owner = FileLock(str(run_dir / ".writer.lock")), run_dir / ".writer.json"
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        try:
+            who = read_json(owner, "run owner")
+            holder = f"pid {who.get('pid')} on {who.get('host')}, since {who.get('since')}: {who.get('command')}"
+        except CheckpointError:
+            holder = "its owner record is not written yet"
+        raise FlexLAMError(f"{run_dir} is being trained by another process ({holder}). Wait for it to finish, stop it, "
+                           f"or train into another run_dir.") from None
+    try:
+        atomic_write_json(owner, {"pid": os.getpid(), "host": socket.gethostname(), "command": " ".join(sys.argv),
+                                  "since": time.strftime("%Y-%m-%d %H:%M:%S")})
+        yield
+    finally:
+        owner.unlink(missing_ok=True)
+        lock.release()
+
+
+def check_same_run(run_dir: Path, record: dict[str, Any]) -> int | None:
+    """A restart must train the same model on the same data with the same trajectory settings.
+
+    Returns the length the run had before (None for a new run)."""
     path = run_dir / "run.json"
     if not path.is_file() or latest_checkpoint(run_dir) is None:
-        return
+        return None
     previous = read_json(path, "run record")
     for key in ("lam", "train", "datasets"):
         old, new = previous.get(key), json.loads(json.dumps(record[key]))
@@ -117,3 +155,4 @@ def check_same_run(run_dir: Path, record: dict[str, Any]) -> None:
                 f"{run_dir} already holds a run with a different '{key}' config ({changed}), so it cannot resume it. "
                 f"Use a new run_dir, or delete {run_dir} to start over."
             )
+    return previous.get("steps")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -24,11 +25,22 @@ from .data import TransitionData, step_loader
 from .errors import ConfigError, TrainingDiverged
 from .evaluate import reconstruction_by_budget
 from .fit import seeded
-from .model import FlexLAM, prefix_weights
+from .inspect import collapse_warning
+from .model import FlexLAM
+from .plateau import Plateau, heldout_objective, heldout_subset
 from .quantize import code_usage
-from .runs import check_same_run, lam_step, latest_checkpoint, load_checkpoint, remove_stale_temps, save_checkpoint
+from .runs import (
+    check_same_run,
+    lam_step,
+    latest_checkpoint,
+    load_checkpoint,
+    remove_stale_temps,
+    save_checkpoint,
+    writer_lock,
+)
 
 USAGE_WINDOW = 20  # code usage (perplexity) is measured over the tokens of the last this many batches
+COLLAPSE_CHECK_AFTER = 500  # updates before a slot emitting a single code counts as collapsed, not as still warming up
 
 
 @dataclass
@@ -89,45 +101,6 @@ class PretrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
     curve: list[dict[str, Any]] = field(default_factory=list)  # held-out checks: {updates, wall_s, loss, mse: {k: v}}
     plateaued: bool | None = None  # until_plateau: stopped on a plateau (True) or at max_steps (False)
-
-
-class Plateau:
-    """When a held-out loss has stopped improving (the rule is fixed before any result is seen).
-
-    After each check: a *plateau* is when the mean loss of the last ``window`` checks of the
-    current LR phase is not ``tol`` (relative) below the mean of the ``window`` checks before them.
-    Means, not minima: with discrete tokens the held-out loss of one check jumps by 10-20% as codes
-    flip, and a minimum-based rule stops on the first lucky dip. The first ``decays`` plateaus
-    multiply the LR by ``lr_factor`` and start a new phase; the next one stops training. Everything
-    here is a function of the checks, so resuming replays it.
-    """
-
-    def __init__(self, cfg: TrainConfig, state: dict[str, Any] | None = None):
-        self.window, self.tol, self.decays, self.lr_factor = cfg.plateau_window, cfg.plateau_tol, cfg.plateau_decays, cfg.plateau_lr_factor
-        state = state or {}
-        self.phase_losses: list[float] = list(state.get("phase_losses", []))
-        self.decays_done: int = int(state.get("decays_done", 0))
-        self.stopped: bool = bool(state.get("stopped", False))
-
-    @property
-    def lr_scale(self) -> float:
-        return self.lr_factor ** self.decays_done
-
-    def update(self, loss: float) -> None:
-        self.phase_losses.append(loss)
-        if len(self.phase_losses) < 2 * self.window:
-            return
-        recent = sum(self.phase_losses[-self.window :]) / self.window
-        before = sum(self.phase_losses[-2 * self.window : -self.window]) / self.window
-        if recent > before * (1 - self.tol):
-            if self.decays_done < self.decays:
-                self.decays_done += 1
-                self.phase_losses = []
-            else:
-                self.stopped = True
-
-    def state(self) -> dict[str, Any]:
-        return {"phase_losses": self.phase_losses, "decays_done": self.decays_done, "stopped": self.stopped}
 
 
 def resolve_device(device: str) -> torch.device:
@@ -203,20 +176,31 @@ def pretrain(
     run_info: dict[str, Any] | None = None,
     on_step: Callable[[int, float], None] | None = None,
 ) -> PretrainResult:
-    """Train (or resume) a LAM in ``run_dir`` (layout: :mod:`flexlam_rl.runs`).
+    """Train (or resume, or extend) a LAM in ``run_dir`` (layout: :mod:`flexlam_rl.runs`).
 
     ``on_step(step, loss)`` is called after every update with the mean training loss of the
-    current logging window, as last read from the device.
+    current logging window, as last read from the device. A second process training into the same
+    ``run_dir`` is refused. Raising ``steps`` (or a plateau run's ``max_steps``) extends a run: a plateau
+    run's LR does not depend on its cap, so that is exact; a fixed-length run continues its cosine
+    schedule over the new length from where it stopped (not bit-identical to a fresh run of that length).
     """
     run_dir = Path(run_dir)
     check_data_matches(lam_cfg, data)
     device = resolve_device(cfg.device)
-    record = {"lam": lam_cfg.to_dict(), "train": _resume_relevant(cfg), "datasets": data.dataset_ids, **(run_info or {})}
-    check_same_run(run_dir, record)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(run_dir)
-    atomic_write_json(run_dir / "run.json", record)
+    record = {"lam": lam_cfg.to_dict(), "train": _resume_relevant(cfg), "datasets": data.dataset_ids,
+              "steps": cfg.total_steps, **(run_info or {})}
+    with writer_lock(run_dir):
+        previous_steps = check_same_run(run_dir, record)
+        if previous_steps is not None and previous_steps != cfg.total_steps and not cfg.until_plateau:
+            warnings.warn(f"{run_dir}: continuing a {previous_steps}-step run as a {cfg.total_steps}-step one; its cosine "
+                          f"schedule now spans {cfg.total_steps} steps.", stacklevel=2)
+        remove_stale_temps(run_dir)
+        atomic_write_json(run_dir / "run.json", record)
+        return _train(run_dir, data, lam_cfg, cfg, device, on_step)
 
+
+def _train(run_dir: Path, data: TransitionData, lam_cfg: LAMConfig, cfg: TrainConfig, device: torch.device,
+           on_step: Callable[[int, float], None] | None) -> PretrainResult:
     lam = build_lam(lam_cfg, data, cfg.seed).to(device)
     optimizer = make_optimizer(lam, cfg)
     start, history, curve, elapsed_before, plateau_state = 0, [], [], 0.0, None
@@ -242,6 +226,7 @@ def pretrain(
     sync_every = 1 if device.type == "cpu" else cfg.log_every
     recent_tokens: deque[torch.Tensor] = deque(maxlen=USAGE_WINDOW)
     window_loss, window_steps = torch.zeros((), device=device), 0
+    warned = False
     lam.train()
     step = start
     try:
@@ -270,6 +255,9 @@ def pretrain(
                     )
             if log_now:
                 usage = code_usage(torch.cat(list(recent_tokens)).cpu(), lam.codebook_size)
+                if not warned and step >= COLLAPSE_CHECK_AFTER and collapse_warning(usage.tolist()):
+                    warnings.warn(f"step {step}: {collapse_warning(usage.tolist())}", stacklevel=2)
+                    warned = True
                 writer.add_scalar("train/loss", loss_value, step)
                 writer.add_scalar("train/lr", lr_at(step - 1, cfg, plateau.lr_scale), step)
                 for slot, value in enumerate(usage.tolist()):
@@ -326,54 +314,16 @@ def update_flops(lam_cfg: LAMConfig, data: TransitionData, cfg: TrainConfig) -> 
     return float(counter.get_total_flops())
 
 
-def heldout_subset(data: TransitionData, size: int) -> np.ndarray:
-    """The held-out transitions every check scores: a fixed random ``size`` of them (all datasets represented)."""
-    n = len(data.heldout)
-    return np.sort(np.random.default_rng(0).permutation(n)[: min(size, n)])
-
-
-def heldout_objective(lam: FlexLAM, mse: dict[int, float]) -> float:
-    """The held-out loss that decides a plateau: the training objective itself.
-
-    A fixed LAM's error at its K; a FlexLAM's per-budget errors weighted by its prefix distribution
-    (uniform: the plain mean over k = 1..K), which is what nested dropout minimizes in expectation.
-    The worst budget (k = 1) would stop training while longer prefixes still improve.
-    """
-    if not lam.config.nested_dropout:
-        return float(mse[lam.num_tokens])
-    weights = prefix_weights(lam.num_tokens, lam.config.prefix_dist, lam.config.geometric_p).tolist()
-    return float(sum(w * mse[k] for k, w in zip(range(1, lam.num_tokens + 1), weights)))
-
-
-def run_pretraining(
-    run_dir: str | Path, data: TransitionData, lam_cfg: LAMConfig, cfg: TrainConfig,
-    budgets: list[int] | None = None, run_info: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Train (or resume) in ``run_dir``, score every budget on the held-out split, write ``metrics.json``.
-
-    Returns the metrics: ``step``, ``resumed_from``, ``wall_time_s``, ``heldout`` (see
-    :func:`~flexlam_rl.evaluate.reconstruction_by_budget`), ``datasets``, ``lam`` and ``lam_dir``.
-    """
-    run_dir = Path(run_dir)
-    result = pretrain(run_dir, data, lam_cfg, cfg, run_info=run_info)
-    evaluation = reconstruction_by_budget(FlexLAM.load(result.lam_dir), data.heldout, budgets)
-    metrics = {"step": result.step, "resumed_from": result.resumed_from, "wall_time_s": result.wall_time_s,
-               "heldout": evaluation, "datasets": data.dataset_ids, "lam": lam_cfg.to_dict(), "lam_dir": str(result.lam_dir)}
-    atomic_write_json(run_dir / "metrics.json", metrics)
-    return metrics
-
-
 def _resume_relevant(cfg: TrainConfig) -> dict[str, Any]:
     """Settings that change the trajectory; a restart with different ones is a different run.
 
-    A plateau run's ``max_steps`` is only a cap (its LR does not depend on it), so a capped run can
-    be extended by raising it; a fixed-length run's ``steps`` sets its cosine schedule.
+    The length (``steps``, ``max_steps``) is not among them: raising it extends a run (see :func:`pretrain`).
     """
     keep = ["batch_size", "lr", "weight_decay", "warmup_steps", "grad_clip", "seed", "prefix_samples", "until_plateau"]
     if cfg.until_plateau:
         keep += ["eval_every", "eval_transitions", "plateau_window", "plateau_tol", "plateau_decays", "plateau_lr_factor"]
     else:
-        keep += ["steps", "min_lr_ratio"]
+        keep += ["min_lr_ratio"]
     return {k: v for k, v in asdict(cfg).items() if k in keep}
 
 

@@ -22,6 +22,7 @@ import torch
 
 from .align import Translator, check_action_space_fits
 from .envs import apply_preprocess, get_task
+from .envs.pixels import ensure_env_registered, preprocess_for_env, validate_preprocess
 from .errors import FlexLAMError
 from .model import FlexLAM, check_prefix_len
 
@@ -34,22 +35,39 @@ def _spec_arg(obj: Any) -> Any:
 
 
 def match_lam_observations(env: gym.Env, lam: FlexLAM) -> gym.Env:
-    """Give a raw env the LAM's observation layout (e.g. MiniGrid -> 64x64 RGB), or fail clearly."""
+    """Give a raw env the LAM's observations, by its recorded preprocessing (frame size, grayscale, crop,
+    frame skip and stack), taken from whatever frames this env offers; or fail clearly."""
     expected = tuple(lam.config.obs_shape)
     if getattr(env.observation_space, "shape", None) == expected:
         return env
-    preprocess = dict(lam.config.preprocess)
-    if preprocess.get("kind") == "minigrid_rgb" and not hasattr(env.unwrapped, "get_frame") and env.render_mode == "rgb_array":
-        preprocess = {"kind": "render_rgb", "frame_size": preprocess["frame_size"]}
-    elif preprocess.get("kind") == "render_rgb" and hasattr(env.unwrapped, "get_frame"):
-        preprocess = {"kind": "minigrid_rgb", "frame_size": preprocess["frame_size"]}
-    wrapped = apply_preprocess(env, preprocess)
-    if getattr(wrapped.observation_space, "shape", None) != expected:
-        raise FlexLAMError(
-            f"This env's observations {env.observation_space} cannot be matched to the LAM's {list(expected)} "
-            f"with its preprocessing {lam.config.preprocess}. Wrap the env to produce {list(expected)} observations."
-        )
-    return wrapped
+    try:
+        wrapped = apply_preprocess(env, preprocess_for_env(env, lam.config.preprocess))
+    except FlexLAMError as exc:
+        reason = f": {exc}"
+    else:
+        if getattr(wrapped.observation_space, "shape", None) == expected:
+            return wrapped
+        reason = f"; that gives {wrapped.observation_space}"
+    raise FlexLAMError(
+        f"This env's observations {env.observation_space} cannot be matched to the LAM's {list(expected)} with its "
+        f"preprocessing {lam.config.preprocess}{reason}. Wrap the env to produce {list(expected)} observations."
+    )
+
+
+def lam_env(env: str, lam: FlexLAM, render_mode: str | None = None, env_kwargs: dict[str, Any] | None = None) -> gym.Env:
+    """A task or Gymnasium id, made raw and given the observations ``lam`` reads (its recorded preprocessing).
+
+    Pixel LAMs get an ``rgb_array`` env unless ``render_mode`` says otherwise (rendered frames need it).
+    """
+    task = get_task(env)
+    kwargs = dict(env_kwargs or {})
+    kind = validate_preprocess(lam.config.preprocess)["kind"]
+    if render_mode is not None or kind != "identity":
+        kwargs["render_mode"] = render_mode or "rgb_array"
+    if kind == "atari" and task.env_id.startswith("ALE/"):
+        kwargs.setdefault("frameskip", 1)  # AtariPreprocessing skips frames itself
+    ensure_env_registered(task.env_id)
+    return match_lam_observations(gym.make(task.env_id, max_episode_steps=task.max_episode_steps, **kwargs), lam)
 
 
 def validate_tokens(tokens: Any, prefix_len: int, codebook_size: int, batch: int | None = None) -> np.ndarray:
@@ -220,16 +238,12 @@ class LatentActionVectorWrapper(gym.vector.VectorWrapper):
 
 def make_latent_env(
     env_id: str, lam: str, translator: str, prefix_len: int, device: str = "cpu",
-    env_kwargs: dict[str, Any] | None = None,
+    env_kwargs: dict[str, Any] | None = None, render_mode: str | None = None,
 ) -> gym.Env:
     """Entry point of ``flexlam/LatentAction-v0``: a task name or Gymnasium id + checkpoint paths."""
-    task = get_task(env_id)
     lam_model = FlexLAM.load(lam, device=device)
-    kwargs = dict(env_kwargs or {})
-    if lam_model.config.preprocess.get("kind") == "render_rgb":
-        kwargs.setdefault("render_mode", "rgb_array")  # the LAM saw rendered frames
-    raw = gym.make(task.env_id, max_episode_steps=task.max_episode_steps, **kwargs)
-    return LatentActionWrapper(raw, lam_model, translator, prefix_len, device=device)
+    return LatentActionWrapper(lam_env(env_id, lam_model, render_mode, env_kwargs), lam_model, translator, prefix_len,
+                               device=device)
 
 
 def register_latent_env(env_id: str, base_env: str, lam: str | Path, translator: str | Path, prefix_len: int,

@@ -38,9 +38,10 @@ CASES = {
     # data
     "dataset id not local": (lambda ctx: load_transitions("nobody/nothing/here-v0"), DataError, "minari download"),
     "invalid dataset id": (lambda ctx: collect_dataset("no version", "cartpole", "random", 1), ValueError, "ending in a version"),
-    "existing dataset id": (lambda ctx: collect_dataset(ctx["vector_id"], "cartpole", "random", 1), FileExistsError, "overwrite"),
+    "existing dataset id": (lambda ctx: collect_dataset(ctx["vector_id"], "cartpole", "random", 1), FileExistsError, "if_exists=overwrite"),
     "image LAM on vector data": (lambda ctx: pretrain(ctx["tmp"] / "r", ctx["vector"], IMG, TrainConfig(steps=1, progress=False)), ValueError, "does not match the data"),
     "datasets of different shapes": (lambda ctx: load_transitions([ctx["pixel_id"], ctx["vector_id"]]), DataError, "same preprocessing"),
+    "image datasets of different sizes": (lambda ctx: load_transitions([ctx["pixel_id"], ctx["small_pixel_id"]]), DataError, r"\(32, 32, 3\).*\(16, 16, 3\)"),
     "held-out fraction of 1": (lambda ctx: load_transitions(ctx["vector_id"], heldout_fraction=1.0), DataError, r"heldout_fraction must be in \[0, 1\)"),
     # labels
     "label fraction <= 0": (lambda ctx: LabelConfig(fraction=0.0), ValueError, r"\(0, 1\]"),
@@ -69,7 +70,10 @@ def _step(ctx, action):
 def ctx(pixel_dataset, vector_dataset, cartpole_models, tmp_path_factory):
     vector = load_transitions(vector_dataset, heldout_fraction=0.2)
     no_actions = TransitionSet([dataclasses.replace(s, actions=None) for s in vector.train.sources], vector.train.episodes)
+    small = collect_dataset("bad/empty16/random-v0", "minigrid-empty", "random", 2, max_episode_steps=5,
+                            preprocess={"kind": "minigrid_rgb", "frame_size": 16}).dataset_id
     return {"pixels": load_transitions(pixel_dataset, heldout_fraction=0.25), "vector": vector, "no_actions": no_actions,
+            "small_pixel_id": small,
             "pixel_id": pixel_dataset, "vector_id": vector_dataset, "models": cartpole_models,
             "tmp": tmp_path_factory.mktemp("bad")}
 

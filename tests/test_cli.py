@@ -125,6 +125,7 @@ def test_align_and_agent_entry_points(quickstart: dict, tmp_path: Path) -> None:
         ("pretrain", ["data.datasets=nobody/nothing/here-v0"], "Minari dataset 'nobody/nothing/here-v0' is not"),  # one id, no brackets
         ("collect", ["env=NoSuchEnv-v0"], "Unknown env"),
         ("collect", ["dataset_id=bad id"], "Invalid Minari dataset id"),
+        ("collect", ["preprocess=foo"], "Unknown preprocess kind 'foo'"),
         ("align", ["lam_dir=/nonexistent/lam"], "No saved lam at /nonexistent/lam"),
         ("align", ["labels.fraction=0"], "fraction must be in (0, 1]"),
         ("train_agent", ["agent.algo=dqn"], "agent.algo must be one of"),
@@ -154,3 +155,10 @@ def test_only_user_errors_become_one_line_messages(capsys) -> None:
     assert stop.value.code == 2 and capsys.readouterr().err.strip() == "error: dataset x is missing; collect it first"
     with pytest.raises(ValueError, match="internal invariant"):  # a bug keeps its traceback
         clean_errors(bug)(None)
+
+
+@pytest.mark.slow
+def test_a_failed_run_leaves_no_empty_run_folder(tmp_path: Path) -> None:
+    out = run_cli("pretrain", "data.datasets=[nobody/nothing/here-v0]", f"run_dir={tmp_path / 'never'}", cwd=tmp_path)
+    assert out.returncode == 2 and "flexlam-collect" in out.stderr
+    assert not (tmp_path / "never").exists()

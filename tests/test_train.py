@@ -81,7 +81,7 @@ def test_fixed_lam_is_worse_than_flexlam_on_an_untrained_prefix(pixels, tmp_path
 
 
 def test_plateau_rule_decays_the_lr_then_stops() -> None:
-    from flexlam_rl.train import Plateau
+    from flexlam_rl.plateau import Plateau
 
     rule = Plateau(TrainConfig(until_plateau=True, plateau_window=2, plateau_tol=0.1, plateau_decays=1))
     for loss in (1.0, 0.8, 0.5, 0.4, 0.42):  # window means 0.9 -> 0.45 -> 0.41 (vs 0.65): still learning

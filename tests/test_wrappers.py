@@ -16,7 +16,7 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from flexlam_rl import FlexLAM, LatentActionVectorWrapper, LatentActionWrapper, Translator, register_latent_env
+from flexlam_rl import FlexLAM, LAMConfig, LatentActionVectorWrapper, LatentActionWrapper, Translator, register_latent_env
 from flexlam_rl.agents import LatentActionVecEnv
 
 
@@ -188,3 +188,41 @@ def test_memoized_translation_acts_exactly_like_computing_everything_fresh(pixel
 def test_pixel_lam_on_a_vector_env_is_a_clear_error(pixel_models) -> None:
     with pytest.raises(ValueError, match="MiniGrid env|cannot be matched"):
         LatentActionWrapper(gym.make("CartPole-v1"), pixel_models["lam_dir"], pixel_models["translator_dir"], prefix_len=1)
+
+
+@pytest.fixture(scope="module")
+def rendered_models(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """An untrained LAM on rendered 32 px frames and a Box(1) translator: a Pendulum pixel pipeline."""
+    from flexlam_rl.align import TranslatorConfig, action_spec
+
+    root = tmp_path_factory.mktemp("rendered")
+    torch.manual_seed(0)
+    FlexLAM(LAMConfig(obs_shape=[32, 32, 3], num_tokens=4, channels=[8], hidden_dim=32, latent_dim=8,
+                      preprocess={"kind": "render_rgb", "frame_size": 32})).save(root / "lam")
+    Translator(TranslatorConfig(num_tokens=4, latent_dim=8, action=action_spec(gym.make("Pendulum-v1").action_space),
+                                hidden_dim=16, use_obs=True, obs_shape=[32, 32, 3], obs_channels=[8])).save(root / "translator")
+    return {"lam": str(root / "lam"), "translator": str(root / "translator")}
+
+
+def test_rendered_pixel_envs_pass_both_checkers_with_their_render_check(rendered_models) -> None:
+    """Both cases that failed the checker's re-make: gym.make of the latent id, and a wrapped rgb_array env."""
+    made = gym.make("flexlam_rl:flexlam/LatentAction-v0", env_id="pendulum-pixels", prefix_len=2, **rendered_models)
+    gym_check_env(made)  # no skip_render_check: the checker re-makes it per render mode
+    assert made.metadata["render_modes"] == ["rgb_array"] and made.observation_space.shape == (32, 32, 3)
+    wrapped = LatentActionWrapper(gym.make("Pendulum-v1", render_mode="rgb_array"), rendered_models["lam"],
+                                  rendered_models["translator"], prefix_len=1)
+    gym_check_env(wrapped)
+    sb3_check_env(wrapped, warn=True)
+    rendered = gym.make("flexlam_rl:flexlam/LatentAction-v0", env_id="pendulum-pixels", prefix_len=1, render_mode="rgb_array",
+                        **rendered_models)
+    rendered.reset(seed=0)
+    assert rendered.render().ndim == 3
+
+
+def test_minigrid_latent_env_passes_the_render_check(pixel_models) -> None:
+    env = LatentActionWrapper(gym.make("MiniGrid-DoorKey-5x5-v0", render_mode="rgb_array"), pixel_models["lam_dir"],
+                              pixel_models["translator_dir"], prefix_len=2)
+    gym_check_env(env)
+    made = gym.make("flexlam_rl:flexlam/LatentAction-v0", env_id="minigrid-empty", lam=str(pixel_models["lam_dir"]),
+                    translator=str(pixel_models["translator_dir"]), prefix_len=3)
+    gym_check_env(made)

@@ -137,10 +137,10 @@ def models_table(result: dict[str, Any]) -> str:
             plateaued = sum(bool(r["plateaued"]) for r in recs)
             shares = [r["equal_compute"]["updates"] for r in recs if "equal_compute" in r]
             rows.append([suite, name, f"{np.mean([r['updates'] for r in recs]):.0f} ({min(r['updates'] for r in recs)}-"
-                                      f"{max(r['updates'] for r in recs)})", f"{np.mean([r['wall_s'] for r in recs]):.0f}",
-                         f"{np.mean([r['flops'] for r in recs]) / 1e12:.2f}", f"{plateaued}/{len(recs)}",
+                                      f"{max(r['updates'] for r in recs)})", _seconds(float(np.mean([r['wall_s'] for r in recs]))),
+                         _flop(float(np.mean([r['flops'] for r in recs]))), f"{plateaued}/{len(recs)}",
                          f"{np.mean(shares):.0f}" if shares else "-"])
-    return markdown_table(["suite", "model", "updates, mean (range)", "wall s", "training TFLOP", "plateaued",
+    return markdown_table(["suite", "model", "updates, mean (range)", "wall time", "training compute", "plateaued",
                            "equal-compute updates"], rows)
 
 
@@ -159,15 +159,23 @@ def results_markdown(result: dict[str, Any], cfg: BenchConfig) -> str:
                   "", claims_table(result, cfg, view), ""]
     lines += ["## Models: training to a plateau", "", models_table(result), ""]
     for suite, comp in result["compute"].items():
-        lines += [f"{suite}: one FlexLAM {comp['flexlam_updates']:.0f} updates, {comp['flexlam_wall_s']:.0f} s, "
-                  f"{comp['flexlam_flops'] / 1e12:.2f} TFLOP vs the {comp['models_replaced']} fixed LAMs it replaces "
-                  f"{comp['fixed_updates']:.0f} updates, {comp['fixed_wall_s']:.0f} s, {comp['fixed_flops'] / 1e12:.2f} TFLOP "
-                  f"({comp['fixed_over_flexlam_flops']:.1f}x the FLOPs).", ""]
+        lines += [f"{suite}: one FlexLAM {comp['flexlam_updates']:.0f} updates, {_seconds(comp['flexlam_wall_s'])}, "
+                  f"{_flop(comp['flexlam_flops'])} vs the {comp['models_replaced']} fixed LAMs it replaces "
+                  f"{comp['fixed_updates']:.0f} updates, {_seconds(comp['fixed_wall_s'])}, {_flop(comp['fixed_flops'])} "
+                  f"({comp['fixed_over_flexlam_flops']:.1f}x the FLOPs, {comp['fixed_over_flexlam_wall']:.1f}x the wall time).", ""]
     lines += ["Code usage (held-out perplexity per slot, mean over seeds):", ""]
     for suite, usage in result["code_usage"].items():
         lines += [f"- {suite} {name}: " + " ".join(f"{u:.2f}" for u in values) for name, values in usage.items()]
     lines.append("")
     return "\n".join(lines)
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.0f} s" if value >= 10 else f"{value:.2f} s"
+
+
+def _flop(value: float) -> str:
+    return f"{value / 1e12:.2f} TFLOP" if value >= 1e12 else f"{value / 1e9:.2f} GFLOP"
 
 
 def plot_budget_curves(result: dict[str, Any], cfg: BenchConfig, path: Path, view: str = "equal_updates") -> Path:

@@ -170,7 +170,7 @@ def score_model(cfg: BenchConfig, suite: SuiteSpec, seed: int, lam: FlexLAM, dat
                                _label_config(cfg, protocol, label_count, pool, ids, suite, seed), align_cfg, budgets)
         out["align"][protocol] = result.scores
         out["bc_return"][protocol] = {k: [evaluate_latent_bc(policy, lam, result.translator, task, [k], cfg.eval_episodes,
-                                                             EVAL_SEED_BASE + seed * 1000, suite.frame_size)[k]["mean"]
+                                                             EVAL_SEED_BASE + seed * 1000)[k]["mean"]
                                           for task in suite.tasks] for k in budgets}
         if ppo:
             out.setdefault("ppo_return", {})[protocol] = _ppo_returns(cfg, suite, lam, result, protocol, align_cfg, budgets, seed)
@@ -204,7 +204,7 @@ def _write_gif(cfg: BenchConfig, suite: SuiteSpec, lam: FlexLAM, data: Any, pool
                                [cfg.gif_budget if lam.config.nested_dropout else lam.num_tokens]).translator
     k = cfg.gif_budget
     frames: dict[int, list[np.ndarray]] = {}
-    evaluate_latent_bc(policy, lam, translator, suite.tasks[0], [k], 1, GIF_EPISODE_SEED, suite.frame_size, gif_frames=frames)
+    evaluate_latent_bc(policy, lam, translator, suite.tasks[0], [k], 1, GIF_EPISODE_SEED, gif_frames=frames)
     write_gif(frames[k], path, scale=max(1, 128 // suite.frame_size))
 
 

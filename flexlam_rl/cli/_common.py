@@ -52,9 +52,27 @@ def clean_errors(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], An
             print("\ninterrupted; the last checkpoint is kept (rerun with the same run_dir to resume).", file=sys.stderr)
             sys.exit(130)
         except FlexLAMError as exc:
+            _drop_empty_run_dir()
             if os.environ.get("FLEXLAM_DEBUG"):
                 raise
             print(f"error: {exc}", file=sys.stderr)
             sys.exit(2)
+        except BaseException:
+            _drop_empty_run_dir()
+            raise
 
     return wrapper
+
+
+def _drop_empty_run_dir() -> None:
+    """A job that failed before writing anything leaves no run folder behind (Hydra makes it before the job runs)."""
+    import shutil
+
+    try:
+        out = run_dir()
+    except ValueError:  # not under Hydra
+        return
+    if not out.is_dir() or out.resolve() == Path.cwd().resolve():
+        return
+    if all(entry.name == ".hydra" or entry.suffix == ".log" for entry in out.iterdir()):
+        shutil.rmtree(out, ignore_errors=True)

@@ -8,8 +8,9 @@ from typing import Any
 from omegaconf import DictConfig
 
 from ..data import DataConfig
+from ..pretraining import run_pretraining
 from ..tables import budget_table
-from ..train import TrainConfig, lam_config_for, run_pretraining
+from ..train import TrainConfig, lam_config_for
 from ._common import hydra_entry, run_dir, section
 
 
@@ -24,7 +25,8 @@ def pretrain_from_config(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     print(f"pretraining {'FlexLAM' if lam_cfg.nested_dropout else 'fixed-capacity LAM'} (K={lam_cfg.num_tokens}, "
           f"V={lam_cfg.codebook_size}) on {len(data.train)} transitions from {data.dataset_ids} -> {out_dir}")
     budgets = list(cfg.eval.budgets) if cfg.eval.budgets else None
-    metrics = run_pretraining(out_dir, data, lam_cfg, train_cfg, budgets, run_info={"lam_name": name})
+    metrics = run_pretraining(out_dir, data, lam_cfg, train_cfg, budgets,
+                              run_info={"lam_name": name, "data": {k: v for k, v in vars(data_cfg).items() if k != "datasets"}})
     if metrics["resumed_from"]:
         print(f"resumed from step {metrics['resumed_from']}")
     evaluation = metrics["heldout"]

@@ -1,0 +1,83 @@
+"""What a LAM learned: real vs predicted next frames per budget, collapse warnings, a run's summary."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .checkpoint import atomic_path, read_json
+from .data import TransitionSet
+from .model import FlexLAM
+
+COLLAPSED_PERPLEXITY = 1.1  # a slot whose codes have perplexity below this emits one code: it carries nothing
+NO_BETTER_THAN_NULL = 0.98  # a budget whose error is within 2% of the all-null error ignores its tokens
+
+
+def collapse_warning(usage: Sequence[float], mse: dict[int, float] | None = None, null: float | None = None) -> str | None:
+    """A warning that names the likely causes, when the code has collapsed; None when it has not.
+
+    Collapsed: a slot's perplexity stays near 1, or (with ``mse``/``null``) the error at every budget
+    is no better than decoding with every slot nulled.
+    """
+    dead = [i + 1 for i, u in enumerate(usage) if u < COLLAPSED_PERPLEXITY]
+    useless = mse is not None and null is not None and all(err >= NO_BETTER_THAN_NULL * null for err in mse.values())
+    if not dead and not useless:
+        return None
+    what = f"slots {dead} emit a single code" if dead else "no budget predicts the next frame better than the all-null code"
+    return (f"The LAM's code has collapsed: {what}. Likely causes: frames too large (a 210x160 Atari screen: set "
+            f"preprocess frame_size, e.g. 64, and grayscale) or too small for the encoder to see what moved, too few updates "
+            f"(raise train.steps or use train.until_plateau=true), or a learning rate off by 10x (train.lr=3e-4 or 3e-3).")
+
+
+@torch.no_grad()
+def prediction_figure(lam: FlexLAM, data: TransitionSet, path: str | Path, budgets: Sequence[int] | None = None,
+                      count: int = 4, seed: int = 0) -> Path | None:
+    """A grid of held-out transitions: o_t, the real o_t+1, and the prediction at each budget (image LAMs only)."""
+    if not lam.config.is_image or len(data) == 0:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    budgets = list(budgets) if budgets is not None else sorted({1, 2, 4, lam.num_tokens} & set(range(1, lam.num_tokens + 1)))
+    picks = np.sort(np.random.default_rng(seed).permutation(len(data))[: min(count, len(data))])
+    batch = data.__getitems__(picks)
+    tokens = lam.encode(batch["obs"], batch["next_obs"])
+    preds = {k: lam.decode(batch["obs"], lam.embed(tokens, k)).cpu().numpy() for k in budgets}
+    columns = [("o_t", batch["obs"]), ("real o_t+1", batch["next_obs"])] + [(f"k={k}", preds[k]) for k in budgets]
+    fig, axes = plt.subplots(len(picks), len(columns), figsize=(1.6 * len(columns), 1.6 * len(picks)), squeeze=False)
+    for row in range(len(picks)):
+        for col, (title, frames) in enumerate(columns):
+            frame = frames[row]
+            ax = axes[row][col]
+            ax.imshow(frame[..., 0] if frame.shape[-1] == 1 else frame[..., :3], cmap="gray" if frame.shape[-1] == 1 else None)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row == 0:
+                ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path, suffix=".tmp.png") as tmp:
+        fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
+def run_summary(run_dir: str | Path) -> dict[str, Any]:
+    """A run directory at a glance: its config, how far it got, its data, and its code usage."""
+    from .runs import latest_checkpoint
+
+    run_dir = Path(run_dir)
+    record = read_json(run_dir / "run.json", "run record")
+    ckpt = latest_checkpoint(run_dir)
+    state = read_json(ckpt / "state.json", "checkpoint state") if ckpt is not None else {}
+    summary = {"run_dir": str(run_dir), "lam": record.get("lam"), "train": record.get("train"), "datasets": record.get("datasets"),
+               "step": state.get("step"), "steps": record.get("steps"), "code_usage": state.get("code_usage"),
+               "plateau": state.get("plateau"), "wall_time_s": state.get("wall_time_s"), "data": record.get("data")}
+    if (run_dir / "metrics.json").is_file():
+        summary["heldout"] = read_json(run_dir / "metrics.json", "metrics").get("heldout")
+    return summary

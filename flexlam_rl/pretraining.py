@@ -1,0 +1,55 @@
+"""``flexlam-pretrain`` as a library call: train a LAM, score every budget, look at what it learned."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+from .checkpoint import atomic_write_json
+from .config import LAMConfig
+from .data import TransitionData
+from .evaluate import reconstruction_by_budget
+from .inspect import collapse_warning, prediction_figure
+from .model import FlexLAM
+from .train import TrainConfig, pretrain
+
+
+def run_pretraining(
+    run_dir: str | Path, data: TransitionData, lam_cfg: LAMConfig, cfg: TrainConfig,
+    budgets: list[int] | None = None, run_info: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Train (or resume) in ``run_dir``, score every budget on the held-out split, write ``metrics.json``.
+
+    Returns the metrics: ``step``, ``resumed_from``, ``wall_time_s``, ``heldout`` (see
+    :func:`~flexlam_rl.evaluate.reconstruction_by_budget`), ``datasets``, ``lam`` and ``lam_dir``.
+    """
+    run_dir = Path(run_dir)
+    notes = [large_frame_warning(lam_cfg)] if large_frame_warning(lam_cfg) else []
+    for note in notes:
+        warnings.warn(note, stacklevel=2)
+    result = pretrain(run_dir, data, lam_cfg, cfg, run_info=run_info)
+    lam = FlexLAM.load(result.lam_dir)
+    evaluation = reconstruction_by_budget(lam, data.heldout, budgets)
+    collapsed = collapse_warning(evaluation["code_usage"], evaluation["mse"], evaluation["null"])
+    if collapsed:
+        warnings.warn(collapsed, stacklevel=2)
+        notes.append(collapsed)
+    figure = prediction_figure(lam, data.heldout if len(data.heldout) else data.train, run_dir / "predictions.png")
+    metrics = {"step": result.step, "resumed_from": result.resumed_from, "wall_time_s": result.wall_time_s,
+               "heldout": evaluation, "datasets": data.dataset_ids, "lam": lam_cfg.to_dict(), "lam_dir": str(result.lam_dir),
+               "predictions": str(figure) if figure else None, "warnings": notes}
+    atomic_write_json(run_dir / "metrics.json", metrics)
+    return metrics
+
+
+def large_frame_warning(lam_cfg: LAMConfig) -> str | None:
+    """Frames above ``LARGE_FRAME`` px make every update expensive on a CPU: say what it costs and the fix."""
+    from .envs.pixels import LARGE_FRAME
+
+    if not lam_cfg.is_image or max(lam_cfg.obs_shape[:2]) <= LARGE_FRAME:
+        return None
+    h, w = lam_cfg.obs_shape[:2]
+    return (f"{h}x{w} frames: each training update costs about {h * w / 64**2:.0f}x a 64x64 one, and small objects "
+            f"(a ball, an agent) become a few pixels of a large frame the encoder has to find. Collect with a smaller "
+            f"frame, e.g. preprocess={{kind: image, frame_size: 64, grayscale: true}} or preprocess=atari.")

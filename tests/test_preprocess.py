@@ -1,0 +1,169 @@
+"""Preprocessing as part of the data spec: recorded with data and LAMs, re-applied wherever a LAM meets an env."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from conftest import FAST_TRAIN, tiny_lam_config
+
+from flexlam_rl import FlexLAM, LatentActionWrapper
+from flexlam_rl.envs import apply_preprocess, get_task, preprocessed_shape, validate_preprocess
+from flexlam_rl.errors import FlexLAMError
+from flexlam_rl.inspect import collapse_warning
+
+STACKED = {"kind": "render_rgb", "frame_size": 24, "grayscale": True, "fit": "crop", "frame_stack": 2}
+
+
+def test_spec_defaults_kind_names_and_clear_errors() -> None:
+    assert validate_preprocess("render_rgb") == {"kind": "render_rgb", "frame_size": 64, "grayscale": False, "fit": "stretch",
+                                                 "frame_skip": 1, "frame_stack": 1}
+    assert validate_preprocess({"kind": "atari"})["frame_skip"] == 4 and validate_preprocess(None) == {"kind": "identity"}
+    assert preprocessed_shape(STACKED) == (24, 24, 2) and preprocessed_shape("minigrid_rgb") == (64, 64, 3)
+    for bad, message in [("foo", "Unknown preprocess kind 'foo'"), ({"kind": "render_rgb", "fit": "zoom"}, "fit must be one of"),
+                         ({"kind": "image", "frame_stack": 0}, "frame_stack must be an integer"),
+                         ({"kind": "render_rgb", "frame_stack": 6}, "more than 16 channels"),
+                         ({"kind": "minigrid_rgb", "colour": "red"}, "Unknown preprocess keys"), (7, "kind name")]:
+        with pytest.raises(FlexLAMError, match=message):
+            validate_preprocess(bad)
+
+
+def test_crop_grayscale_and_stack_give_the_advertised_frames() -> None:
+    env = apply_preprocess(gym.make("CartPole-v1", render_mode="rgb_array"), STACKED)
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == env.observation_space.shape == (24, 24, 2) and obs.dtype == np.uint8
+    nxt, *_ = env.step(1)
+    assert np.array_equal(nxt[..., 0], obs[..., 1])  # the stack shifts: the newest frame is the last channel
+    wide = apply_preprocess(gym.make("CartPole-v1", render_mode="rgb_array"), {"kind": "render_rgb", "frame_size": 24})
+    wide.reset(seed=0)
+    cropped = apply_preprocess(gym.make("CartPole-v1", render_mode="rgb_array"), {"kind": "render_rgb", "frame_size": 24,
+                                                                                  "fit": "crop"})
+    cropped.reset(seed=0)
+    assert not np.array_equal(wide.step(0)[0], cropped.step(0)[0])  # crop keeps the aspect: a different view
+
+
+def test_preprocessing_is_recorded_and_reapplied_on_a_raw_env(isolated_roots, tmp_path) -> None:
+    from flexlam_rl.align import AlignConfig, LabelConfig, action_spec, label_and_eval_sets, run_alignment
+    from flexlam_rl.collect import collect_dataset
+    from flexlam_rl.data import load_transitions
+    from flexlam_rl.train import TrainConfig, pretrain
+
+    dataset_id = collect_dataset("prep/cartpole/random-v0", "cartpole-pixels", "random", num_episodes=3, seed=0,
+                                 max_episode_steps=20, preprocess=STACKED).dataset_id
+    data = load_transitions(dataset_id, heldout_fraction=0.34)
+    assert data.obs_shape == (24, 24, 2) and validate_preprocess(data.preprocess) == validate_preprocess(STACKED)
+    result = pretrain(tmp_path / "run", data, tiny_lam_config(data), TrainConfig(steps=3, **FAST_TRAIN))
+    lam = FlexLAM.load(result.lam_dir)
+    assert validate_preprocess(lam.config.preprocess) == validate_preprocess(STACKED)  # recorded in the LAM's config
+    pool, evaluation = label_and_eval_sets([dataset_id], [dataset_id], 0.34, 0)
+    translator = run_alignment(lam, pool, evaluation, LabelConfig(count=5), AlignConfig(steps=2, use_obs=True)).translator
+    assert translator.config.action == action_spec(gym.make("CartPole-v1").action_space)
+    env = LatentActionWrapper(gym.make("CartPole-v1", render_mode="rgb_array"), lam, translator, prefix_len=2)
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (24, 24, 2)  # the raw env got the LAM's crop, grayscale and stack
+    made = gym.make("flexlam_rl:flexlam/LatentAction-v0", env_id="CartPole-v1", lam=str(result.lam_dir),
+                    translator=str(_saved(translator, tmp_path)), prefix_len=1)
+    assert made.reset(seed=0)[0].shape == (24, 24, 2)
+
+
+def _saved(translator, tmp_path: Path) -> Path:
+    translator.save(tmp_path / "translator")
+    return tmp_path / "translator"
+
+
+def test_large_frames_and_collapsed_codes_get_warnings_that_name_the_fix() -> None:
+    from flexlam_rl import LAMConfig
+    from flexlam_rl.pretraining import large_frame_warning
+
+    big = large_frame_warning(LAMConfig(obs_shape=[210, 160, 3]))
+    assert big and "210x160" in big and "frame_size" in big
+    assert large_frame_warning(LAMConfig(obs_shape=[64, 64, 3])) is None
+    dead = collapse_warning([1.0, 3.5, 1.02])
+    assert dead and "slots [1, 3]" in dead and "train.lr" in dead and "frame_size" in dead
+    assert collapse_warning([3.0, 3.0], {1: 0.995, 2: 0.99}, 1.0) and collapse_warning([3.0], {1: 0.5}, 1.0) is None
+
+
+def test_sdl_prints_nothing_for_headless_rendering(isolated_roots) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SDL_", "XDG_", "DISPLAY", "WAYLAND"))}
+    out = subprocess.run([sys.executable, "-m", "flexlam_rl.cli.collect", "env=pendulum-pixels", "behaviour=random", "episodes=1",
+                          "max_episode_steps=5", "dataset_id=prep/sdl/random-v0"], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "XDG_RUNTIME_DIR" not in out.stderr and "error" not in out.stderr.lower()
+
+
+def test_a_second_writer_is_refused_at_once(vector_dataset: str, tmp_path: Path) -> None:
+    from flexlam_rl.data import load_transitions
+    from flexlam_rl.train import TrainConfig, pretrain
+
+    code = (f"import time; from pathlib import Path; from flexlam_rl.runs import writer_lock\n"
+            f"with writer_lock(Path({str(tmp_path / 'run')!r})):\n    print('locked', flush=True); time.sleep(60)")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=os.environ.copy())
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        data = load_transitions(vector_dataset, heldout_fraction=0.2)
+        start = time.time()
+        with pytest.raises(FlexLAMError, match=rf"being trained by another process \(pid {holder.pid} "):
+            pretrain(tmp_path / "run", data, tiny_lam_config(data), TrainConfig(steps=2, **FAST_TRAIN))
+        assert time.time() - start < 5  # refused at once, not after a wait
+    finally:
+        holder.kill()
+        holder.wait()
+    assert pretrain(tmp_path / "run", data, tiny_lam_config(data), TrainConfig(steps=2, **FAST_TRAIN)).step == 2  # the lock died
+
+
+def test_raising_steps_extends_a_finished_run(vector_dataset: str, tmp_path: Path) -> None:
+    from flexlam_rl.data import load_transitions
+    from flexlam_rl.train import TrainConfig, pretrain
+
+    data = load_transitions(vector_dataset, heldout_fraction=0.2)
+    pretrain(tmp_path / "run", data, tiny_lam_config(data), TrainConfig(steps=10, checkpoint_every=5, **FAST_TRAIN))
+    with pytest.warns(UserWarning, match="continuing a 10-step run as a 20-step one"):
+        longer = pretrain(tmp_path / "run", data, tiny_lam_config(data), TrainConfig(steps=20, checkpoint_every=5, **FAST_TRAIN))
+    assert longer.resumed_from == 10 and longer.step == 20
+
+
+@pytest.mark.slow
+def test_atari_end_to_end_from_the_command_line(tmp_path: Path) -> None:
+    """collect -> pretrain -> align -> latent BC -> PPO in latent space on Breakout, every stage a CLI (tiny)."""
+    pytest.importorskip("ale_py")
+    pytest.importorskip("cv2")
+
+    def cli(module: str, *args: str) -> str:
+        out = subprocess.run([sys.executable, "-m", f"flexlam_rl.cli.{module}", *args], cwd=tmp_path, env=os.environ.copy(),
+                             capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    small = "preprocess={kind: atari, frame_size: 32, grayscale: true, frame_skip: 4}"
+    cli("collect", "env=breakout", "behaviour=random", "episodes=2", small, "dataset_id=atari/breakout/random-v0")
+    cli("collect", "env=breakout", "behaviour=expert", "episodes=1", "max_episode_steps=200", small,
+        "dataset_id=atari/breakout/expert-v0")
+    pretrain = cli("pretrain", "data.datasets=[atari/breakout/random-v0]", "lam.channels=[8,16]", "lam.hidden_dim=32",
+                   "lam.num_tokens=4", "train.steps=4", "train.batch_size=16", "train.progress=false", f"run_dir={tmp_path / 'run'}")
+    assert "k=4" in pretrain
+    lam = FlexLAM.load(tmp_path / "run" / "lam")
+    assert lam.config.obs_shape == [32, 32, 1] and validate_preprocess(lam.config.preprocess)["kind"] == "atari"
+    assert (tmp_path / "run" / "predictions.png").is_file()
+    align = cli("align", f"lam_dir={tmp_path / 'run' / 'lam'}", "labels.count=20", "translator.steps=5", "translator.hidden_dim=16")
+    assert "labels" in align and "accuracy" in align
+    bc = cli("latent_bc", f"lam_dir={tmp_path / 'run' / 'lam'}", "env=breakout", "expert_datasets=[atari/breakout/expert-v0]",
+             "bc.steps=3", "episodes=1", "budgets=[1,4]")
+    assert "| return |" in bc
+    agent = cli("train_agent", "agent.env=breakout", f"agent.lam_dir={tmp_path / 'run' / 'lam'}", "agent.prefix_len=2",
+                "agent.total_timesteps=64", "agent.n_envs=2", "agent.eval_freq=64", "agent.eval_episodes=1",
+                "agent.progress_bar=false", "+agent.algo_kwargs={n_steps: 32, batch_size: 32}", f"run_dir={tmp_path / 'agent'}")
+    assert (tmp_path / "agent" / "model.zip").is_file() and "final eval mean return" in agent
+    inspect = cli("inspect", f"run_dir={tmp_path / 'run'}")
+    assert "step 4 of 4" in inspect and "atari/breakout/random-v0" in inspect and "predictions" in inspect
+
+
+def test_get_task_takes_a_preprocess_variant() -> None:
+    task = get_task("breakout", {"kind": "atari", "frame_size": 32, "grayscale": True})
+    assert task.name != "breakout" and task.preprocess["frame_size"] == 32
