@@ -25,7 +25,7 @@ if not (_HERE / "envs").is_dir() and (_HERE.parent / "envs" / "__init__.py").is_
     # the top-level envs/, agents/ and configs/ folders are this package's subpackages, as an install maps them.
     __path__.append(str(_HERE.parent))
 
-from . import envs as _envs  # noqa: E402,F401  (registers flexlam/<task>-v0)
+from . import envs as _envs  # noqa: F401  (registers flexlam/<task>-v0)
 from ._version import __version__
 from .align import Translator
 from .config import LAMConfig

@@ -213,11 +213,12 @@ class StepBatchSampler(Sampler[list[int]]):
     run rebuilds the sampler at its step and gets the same batches.
     """
 
-    def __init__(self, num_items: int, batch_size: int, seed: int, start_step: int, num_steps: int):
+    def __init__(self, num_items: int, batch_size: int, seed: int, start_step: int, num_steps: int,
+                 shard: slice = slice(None)):
         if num_items <= 0:
             raise DataError("Cannot sample batches from an empty transition set.")
         self.n, self.batch_size, self.seed = num_items, batch_size, seed
-        self.start, self.num_steps = start_step, num_steps
+        self.start, self.num_steps, self.shard = start_step, num_steps, shard
         self._epoch, self._perm = -1, np.zeros(0, np.int64)
 
     def _permutation(self, epoch: int) -> np.ndarray:
@@ -236,7 +237,7 @@ class StepBatchSampler(Sampler[list[int]]):
 
     def __iter__(self) -> Iterator[list[int]]:
         for step in range(self.start, self.start + self.num_steps):
-            yield self.batch_for_step(step)
+            yield self.batch_for_step(step)[self.shard]  # a data-parallel process takes its slice of the global batch
 
     def __len__(self) -> int:
         return self.num_steps
@@ -247,10 +248,12 @@ def _passthrough(batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
 
 
 def step_loader(
-    data: TransitionSet, batch_size: int, seed: int, start_step: int, num_steps: int, num_workers: int = 0
+    data: TransitionSet, batch_size: int, seed: int, start_step: int, num_steps: int, num_workers: int = 0,
+    shard: slice = slice(None),
 ) -> DataLoader:
-    """DataLoader over the deterministic per-step batches (see :class:`StepBatchSampler`)."""
-    sampler = StepBatchSampler(len(data), batch_size, seed, start_step, num_steps)
+    """DataLoader over the deterministic per-step batches (see :class:`StepBatchSampler`); ``shard``: this
+    process's rows of each global batch."""
+    sampler = StepBatchSampler(len(data), batch_size, seed, start_step, num_steps, shard)
     return DataLoader(
         data, batch_sampler=sampler, collate_fn=_passthrough, num_workers=num_workers,
         persistent_workers=False, prefetch_factor=4 if num_workers > 0 else None,

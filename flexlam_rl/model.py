@@ -254,26 +254,34 @@ class FlexLAM(ObservationInput):
         self, obs: ArrayLike, next_obs: ArrayLike, prefix_len: torch.Tensor | int | None = None,
         generator: torch.Generator | None = None, prefix_samples: int = 1,
     ) -> LAMOutput:
-        """Training pass. ``prefix_len=None`` samples it (nested dropout) or uses K (fixed LAM).
+        """Training pass. ``prefix_len=None`` draws it (:meth:`draw_prefix_lens`); an int or ``[B]`` tensor
+        sets one length per example, a ``[B, m]`` tensor m lengths per example.
 
-        ``prefix_samples=m > 1`` (nested dropout only) decodes every example at m prefix lengths,
-        one from each of m equal-probability strata of the prefix distribution, from one encoder
-        pass: the same loss, averaged over more prefixes per update (``prefix_len`` is then ``[B * m]``).
+        With m lengths per example (``prefix_samples=m > 1`` under nested dropout) every example is
+        decoded at each of them from one encoder pass: the same loss, averaged over more prefixes
+        per update (the output's ``prefix_len`` is then ``[B * m]``).
         """
         x, x_next = self.normalize(obs), self.normalize(next_obs, "next_obs")
         slots, tokens = self._tokenize(x, x_next)
-        samples = prefix_samples if prefix_len is None and self.config.nested_dropout else 1
-        if samples > 1:
-            weights = prefix_weights(self.num_tokens, self.config.prefix_dist, self.config.geometric_p)
-            prefix_len = stratified_prefix_lens(weights, x.shape[0], samples, generator).flatten().to(self.device)
-            slots, x_next = slots.repeat_interleave(samples, 0), x_next.repeat_interleave(samples, 0)
-        elif prefix_len is None:
-            prefix_len = self.sample_prefix_len(x.shape[0], generator)
+        if prefix_len is None:
+            prefix_len = self.draw_prefix_lens(x.shape[0], prefix_samples, generator)
         elif not torch.is_tensor(prefix_len):
             prefix_len = torch.full((x.shape[0],), int(prefix_len), device=x.device)
-        latent = null_fill(slots, prefix_len, self.null_latent)
+        if prefix_len.ndim == 2:
+            samples = prefix_len.shape[1]
+            slots, x_next = slots.repeat_interleave(samples, 0), x_next.repeat_interleave(samples, 0)
+            prefix_len = prefix_len.flatten()
+        latent = null_fill(slots, prefix_len.to(self.device), self.null_latent)
         pred = self.fdm(x, latent)
         return LAMOutput(pred, x_next, tokens, prefix_len, F.mse_loss(pred, x_next))
+
+    def draw_prefix_lens(self, batch: int, samples: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The prefix lengths training uses: ``[B]``, or ``[B, samples]`` drawn one from each of ``samples``
+        equal-probability strata of the prefix distribution (nested dropout only; a fixed LAM uses K)."""
+        if samples > 1 and self.config.nested_dropout:
+            weights = prefix_weights(self.num_tokens, self.config.prefix_dist, self.config.geometric_p)
+            return stratified_prefix_lens(weights, batch, samples, generator).to(self.device)
+        return self.sample_prefix_len(batch, generator)
 
     def sample_prefix_len(self, batch: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Nested dropout: ``[B]`` prefix lengths in 1..K (all K when it is off)."""

@@ -9,6 +9,7 @@ from typing import Any
 from .checkpoint import atomic_write_json
 from .config import LAMConfig
 from .data import TransitionData
+from .distributed import is_main_process
 from .evaluate import reconstruction_by_budget
 from .inspect import collapse_warning, prediction_figure
 from .model import FlexLAM
@@ -22,13 +23,16 @@ def run_pretraining(
     """Train (or resume) in ``run_dir``, score every budget on the held-out split, write ``metrics.json``.
 
     Returns the metrics: ``step``, ``resumed_from``, ``wall_time_s``, ``heldout`` (see
-    :func:`~flexlam_rl.evaluate.reconstruction_by_budget`), ``datasets``, ``lam`` and ``lam_dir``.
+    :func:`~flexlam_rl.evaluate.reconstruction_by_budget`), ``datasets``, ``lam`` and ``lam_dir``
+    (a ``torchrun`` worker other than rank 0 gets only ``step``, ``resumed_from`` and ``lam_dir``).
     """
     run_dir = Path(run_dir)
     notes = [large_frame_warning(lam_cfg)] if large_frame_warning(lam_cfg) else []
     for note in notes:
         warnings.warn(note, stacklevel=2)
     result = pretrain(run_dir, data, lam_cfg, cfg, run_info=run_info)
+    if not is_main_process():  # another torchrun worker: rank 0 scores and reports
+        return {"step": result.step, "resumed_from": result.resumed_from, "lam_dir": str(result.lam_dir)}
     lam = FlexLAM.load(result.lam_dir)
     evaluation = reconstruction_by_budget(lam, data.heldout, budgets)
     collapsed = collapse_warning(evaluation["code_usage"], evaluation["mse"], evaluation["null"])

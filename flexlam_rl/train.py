@@ -7,6 +7,7 @@ uninterrupted one. The run directory's layout is :mod:`flexlam_rl.runs`.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 import warnings
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import distributed
 from .checkpoint import atomic_write_json
 from .config import LAMConfig, check_positive_ints, plain
 from .data import TransitionData, step_loader
@@ -183,25 +185,37 @@ def pretrain(
     ``run_dir`` is refused. Raising ``steps`` (or a plateau run's ``max_steps``) extends a run: a plateau
     run's LR does not depend on its cap, so that is exact; a fixed-length run continues its cosine
     schedule over the new length from where it stopped (not bit-identical to a fresh run of that length).
+    Under ``torchrun`` each process trains on its shard of every step's batch and rank 0 alone
+    writes (:mod:`flexlam_rl.distributed`).
     """
     run_dir = Path(run_dir)
     check_data_matches(lam_cfg, data)
-    device = resolve_device(cfg.device)
+    device = distributed.device_for(resolve_device(cfg.device))
+    ctx = distributed.context(device)  # one process, or one of torchrun's (see flexlam_rl.distributed)
+    run_dir = Path(ctx.broadcast(str(run_dir)))  # ranks started a second apart may have named different default dirs
     record = {"lam": lam_cfg.to_dict(), "train": _resume_relevant(cfg), "datasets": data.dataset_ids,
               "steps": cfg.total_steps, **(run_info or {})}
-    with writer_lock(run_dir):
-        previous_steps = check_same_run(run_dir, record)
-        if previous_steps is not None and previous_steps != cfg.total_steps and not cfg.until_plateau:
-            warnings.warn(f"{run_dir}: continuing a {previous_steps}-step run as a {cfg.total_steps}-step one; its cosine "
-                          f"schedule now spans {cfg.total_steps} steps.", stacklevel=2)
-        remove_stale_temps(run_dir)
-        atomic_write_json(run_dir / "run.json", record)
-        return _train(run_dir, data, lam_cfg, cfg, device, on_step)
+    try:
+        with writer_lock(run_dir) if ctx.is_main else contextlib.nullcontext():
+            previous_steps = check_same_run(run_dir, record)
+            if ctx.is_main:
+                if previous_steps is not None and previous_steps != cfg.total_steps and not cfg.until_plateau:
+                    warnings.warn(f"{run_dir}: continuing a {previous_steps}-step run as a {cfg.total_steps}-step one; its "
+                                  f"cosine schedule now spans {cfg.total_steps} steps.", stacklevel=2)
+                remove_stale_temps(run_dir)
+                atomic_write_json(run_dir / "run.json", record)
+            ctx.barrier()  # every rank resumes from the same checkpoint, after rank 0 tidied the run dir
+            return _train(run_dir, data, lam_cfg, cfg, device, on_step, ctx)
+    finally:
+        ctx.close()
 
 
 def _train(run_dir: Path, data: TransitionData, lam_cfg: LAMConfig, cfg: TrainConfig, device: torch.device,
-           on_step: Callable[[int, float], None] | None) -> PretrainResult:
+           on_step: Callable[[int, float], None] | None, ctx: distributed.Context) -> PretrainResult:
     lam = build_lam(lam_cfg, data, cfg.seed).to(device)
+    model = lam if not ctx.active else torch.nn.parallel.DistributedDataParallel(
+        lam, device_ids=[device.index] if device.type == "cuda" else None)
+    shard = ctx.shard(cfg.batch_size)
     optimizer = make_optimizer(lam, cfg)
     start, history, curve, elapsed_before, plateau_state = 0, [], [], 0.0, None
     ckpt = latest_checkpoint(run_dir)
@@ -217,10 +231,10 @@ def _train(run_dir: Path, data: TransitionData, lam_cfg: LAMConfig, cfg: TrainCo
 
     from torch.utils.tensorboard import SummaryWriter
 
-    writer = SummaryWriter(str(run_dir / "tb"), purge_step=start if start else None)
+    writer = SummaryWriter(str(run_dir / "tb"), purge_step=start if start else None) if ctx.is_main else None
     total = start if plateau.stopped else cfg.total_steps
-    loader = step_loader(data.train, cfg.batch_size, cfg.seed, start, max(0, total - start), cfg.num_workers)
-    progress = _progress(cfg, start)
+    loader = step_loader(data.train, cfg.batch_size, cfg.seed, start, max(0, total - start), cfg.num_workers, shard)
+    progress = _progress(cfg, start) if ctx.is_main else None
     t0, loss_value, usage = time.time(), float("nan"), torch.full((lam.num_tokens,), float("nan"))
     # Host syncs: reading the loss is free on the CPU but stalls a GPU, so there it happens every log_every steps.
     sync_every = 1 if device.type == "cpu" else cfg.log_every
@@ -233,14 +247,16 @@ def _train(run_dir: Path, data: TransitionData, lam_cfg: LAMConfig, cfg: TrainCo
         for batch in loader:
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, cfg, plateau.lr_scale)
-            out = lam(batch["obs"].to(device, non_blocking=True), batch["next_obs"].to(device, non_blocking=True),
-                      generator=step_generator(cfg.seed, step), prefix_samples=cfg.prefix_samples)
+            # the global batch's prefix lengths, as one process would draw them; this rank keeps its shard
+            prefix = lam.draw_prefix_lens(cfg.batch_size, cfg.prefix_samples, step_generator(cfg.seed, step))[shard]
+            out = model(batch["obs"].to(device, non_blocking=True), batch["next_obs"].to(device, non_blocking=True),
+                        prefix_len=prefix)
             optimizer.zero_grad(set_to_none=True)
-            out.loss.backward()
+            distributed.backward(out.loss, ctx)
             torch.nn.utils.clip_grad_norm_(lam.parameters(), cfg.grad_clip, foreach=True)
             optimizer.step()
             step += 1
-            window_loss += out.loss.detach()
+            window_loss += ctx.mean(out.loss) if ctx.active else out.loss.detach()
             window_steps += 1
             recent_tokens.append(out.tokens.detach())
             log_now = step % cfg.log_every == 0 or step == total
@@ -255,20 +271,21 @@ def _train(run_dir: Path, data: TransitionData, lam_cfg: LAMConfig, cfg: TrainCo
                     )
             if log_now:
                 usage = code_usage(torch.cat(list(recent_tokens)).cpu(), lam.codebook_size)
-                if not warned and step >= COLLAPSE_CHECK_AFTER and collapse_warning(usage.tolist()):
+                if not warned and ctx.is_main and step >= COLLAPSE_CHECK_AFTER and collapse_warning(usage.tolist()):
                     warnings.warn(f"step {step}: {collapse_warning(usage.tolist())}", stacklevel=2)
                     warned = True
-                writer.add_scalar("train/loss", loss_value, step)
-                writer.add_scalar("train/lr", lr_at(step - 1, cfg, plateau.lr_scale), step)
-                for slot, value in enumerate(usage.tolist()):
-                    writer.add_scalar(f"code_usage/slot_{slot + 1}", value, step)
+                if writer is not None:
+                    writer.add_scalar("train/loss", loss_value, step)
+                    writer.add_scalar("train/lr", lr_at(step - 1, cfg, plateau.lr_scale), step)
+                    for slot, value in enumerate(usage.tolist()):
+                        writer.add_scalar(f"code_usage/slot_{slot + 1}", value, step)
                 history.append({"step": step, "loss": loss_value})  # mean over the steps since the last entry
                 window_loss, window_steps = torch.zeros((), device=device), 0
             if step % cfg.eval_every == 0 and len(checks) > 0:
                 errors = reconstruction_by_budget(lam, data.heldout, check_budgets, indices=checks)
                 loss = heldout_objective(lam, errors["mse"])
                 curve.append({"updates": step, "wall_s": elapsed_before + time.time() - t0, "loss": loss, "mse": errors["mse"]})
-                for k, err in errors["mse"].items():
+                for k, err in errors["mse"].items() if writer is not None else ():
                     writer.add_scalar(f"heldout_mse/k_{k}", err, step)
                 lam.train()
                 if cfg.until_plateau:
@@ -279,17 +296,19 @@ def _train(run_dir: Path, data: TransitionData, lam_cfg: LAMConfig, cfg: TrainCo
                 progress.set_postfix(loss=f"{loss_value:.5f}", min_code_usage=f"{float(usage.min()):.2f}", refresh=False)
             if on_step is not None:
                 on_step(step, loss_value)
-            if save_now:
+            if save_now and ctx.is_main:
                 state = {"seed": cfg.seed, "history": history, "wall_time_s": elapsed_before + time.time() - t0,
                          "code_usage": usage.tolist(), "lam_extra": lam_extra, "curve": curve, "plateau": plateau.state()}
                 save_checkpoint(run_dir, lam, optimizer, step, state, cfg.keep_checkpoints)
             if plateau.stopped:
                 break
     finally:
-        writer.close()
+        if writer is not None:
+            writer.close()
         if progress is not None:
             progress.close()
-    if step == start and start > 0 and lam_step(run_dir) != step:  # lam/ lost or stale (its refresh failed): redo it
+    ctx.barrier()  # rank 0's last checkpoint is on disk before any rank returns
+    if ctx.is_main and step == start and start > 0 and lam_step(run_dir) != step:  # lam/ lost or stale: redo it
         save_checkpoint(run_dir, lam, optimizer, step, {"seed": cfg.seed, "history": history, "lam_extra": lam_extra,
                                                         "curve": curve, "plateau": plateau.state()}, cfg.keep_checkpoints)
     lam.eval()

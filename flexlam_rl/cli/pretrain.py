@@ -8,6 +8,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from ..data import DataConfig
+from ..distributed import is_main_process
 from ..pretraining import run_pretraining
 from ..tables import budget_table
 from ..train import TrainConfig, lam_config_for
@@ -22,11 +23,15 @@ def pretrain_from_config(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     data = data_cfg.load()
     lam_cfg = lam_config_for(cfg.lam, data)
     name = cfg.lam.get("name", "lam")
-    print(f"pretraining {'FlexLAM' if lam_cfg.nested_dropout else 'fixed-capacity LAM'} (K={lam_cfg.num_tokens}, "
-          f"V={lam_cfg.codebook_size}) on {len(data.train)} transitions from {data.dataset_ids} -> {out_dir}")
+    main = is_main_process()  # under torchrun, rank 0 alone prints
+    if main:
+        print(f"pretraining {'FlexLAM' if lam_cfg.nested_dropout else 'fixed-capacity LAM'} (K={lam_cfg.num_tokens}, "
+              f"V={lam_cfg.codebook_size}) on {len(data.train)} transitions from {data.dataset_ids} -> {out_dir}")
     budgets = list(cfg.eval.budgets) if cfg.eval.budgets else None
     metrics = run_pretraining(out_dir, data, lam_cfg, train_cfg, budgets,
                               run_info={"lam_name": name, "data": {k: v for k, v in vars(data_cfg).items() if k != "datasets"}})
+    if not main:
+        return metrics
     if metrics["resumed_from"]:
         print(f"resumed from step {metrics['resumed_from']}")
     evaluation = metrics["heldout"]
