@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from flexlam_rl.checkpoint import atomic_path, atomic_write_json
-from flexlam_rl.config import check_positive_ints
+from flexlam_rl.config import check_positive_ints, is_int
 from flexlam_rl.errors import ConfigError
 from flexlam_rl.media import write_gif
 
@@ -34,7 +34,8 @@ class AgentConfig:
     algo: str = "ppo"  # ppo | a2c
     lam_dir: str | None = None  # LAM directory (latent space only)
     translator_dir: str | None = None  # translator directory (default: <lam_dir>/../translator)
-    prefix_len: int = 2
+    prefix_len: int | str = 2  # 1..K, or "adaptive": the agent chooses each step's length too
+    token_cost: float = 0.0  # adaptive only: reward subtracted per token used
     total_timesteps: int = 20_000
     n_envs: int = 8
     seed: int = 0
@@ -55,6 +56,10 @@ class AgentConfig:
         if self.space == "latent" and not self.lam_dir:
             raise ConfigError("agent.space=latent needs agent.lam_dir=<LAM directory> (and a translator aligned on it).")
         check_positive_ints("agent", self, ("total_timesteps", "n_envs", "eval_freq", "eval_episodes"))
+        if self.prefix_len != "adaptive" and not (is_int(self.prefix_len) and self.prefix_len >= 1):
+            raise ConfigError(f"agent.prefix_len must be a token budget (1..K) or 'adaptive', got {self.prefix_len!r}.")
+        if self.token_cost and self.prefix_len != "adaptive":
+            raise ConfigError("agent.token_cost needs agent.prefix_len=adaptive (a fixed budget uses the same tokens every step).")
 
 
 @dataclass
@@ -66,6 +71,7 @@ class AgentResult:
     eval_returns: list[float]
     train_return: float  # mean return of the last 20 training episodes (stochastic policy)
     curve: list[tuple[int, float]]  # (timesteps, mean eval return)
+    eval_mean_prefix_len: float | None = None  # tokens per step in the evaluation episodes (latent space)
 
 
 def make_vec_env(cfg: AgentConfig, n_envs: int, seed: int):
@@ -85,7 +91,7 @@ def make_vec_env(cfg: AgentConfig, n_envs: int, seed: int):
         lam = FlexLAM.load(cfg.lam_dir)
         translator_dir = cfg.translator_dir or str(Path(cfg.lam_dir).parent / "translator")
         venv = LatentActionVecEnv(sb3_make_vec_env(lambda: lam_env(cfg.env, lam), n_envs=n_envs, seed=seed), lam,
-                                  translator_dir, cfg.prefix_len)
+                                  translator_dir, cfg.prefix_len, token_cost=cfg.token_cost)
     else:
         task = task_at_frame_size(cfg.env, cfg.frame_size)
         venv = sb3_make_vec_env(lambda: task.make(), n_envs=n_envs, seed=seed)
@@ -127,10 +133,13 @@ def train_agent(cfg: AgentConfig, run_dir: str | Path) -> AgentResult:
     train_return = float(np.mean(episodes[-20:])) if episodes else float("nan")
     curve = _eval_curve(run_dir / "eval" / "evaluations.npz")
     frames: list[np.ndarray] = []
-    returns = _evaluate(model, eval_env, cfg.eval_episodes, frames)
+    lengths: list[int] = []
+    returns = _evaluate(model, eval_env, cfg.eval_episodes, frames, lengths)
     gif_path = write_gif(frames, run_dir / "eval_episode.gif") if cfg.gif else None
-    result = AgentResult(run_dir, model_path, gif_path, float(np.mean(returns)), returns, train_return, curve)
+    mean_length = float(np.mean(lengths)) if lengths else None
+    result = AgentResult(run_dir, model_path, gif_path, float(np.mean(returns)), returns, train_return, curve, mean_length)
     summary = {"config": asdict(cfg), "eval_mean_return": result.eval_mean_return, "eval_returns": returns,
+               "eval_mean_prefix_len": mean_length,
                "train_return_last20": train_return,
                "curve": curve, "model": str(model_path), "gif": str(gif_path) if gif_path else None}
     atomic_write_json(run_dir / "agent_metrics.json", json.loads(json.dumps(summary, default=float)))
@@ -139,12 +148,15 @@ def train_agent(cfg: AgentConfig, run_dir: str | Path) -> AgentResult:
     return result
 
 
-def _evaluate(model: Any, env: Any, episodes: int, frames: list[np.ndarray]) -> list[float]:
-    """Deterministic episodes on the (single, Monitor-wrapped) eval env with SB3's ``evaluate_policy``;
-    the first episode's observations go to ``frames``."""
+def _evaluate(model: Any, env: Any, episodes: int, frames: list[np.ndarray], lengths: list[int]) -> list[float]:
+    """Deterministic episodes on the (single, Monitor-wrapped) eval env with SB3's ``evaluate_policy``: the
+    task's returns (Monitor sits below any token cost). The first episode's observations go to ``frames``,
+    every step's token count (latent space) to ``lengths``."""
     from stable_baselines3.common.evaluation import evaluate_policy
 
     def record(local: dict[str, Any], _: dict[str, Any]) -> None:
+        if "prefix_len" in local["info"]:
+            lengths.append(local["info"]["prefix_len"])
         if local["episode_counts"][0] == 0:
             frames.append(_frame(local["observations"]))
             if local["done"] and "terminal_observation" in local["info"]:

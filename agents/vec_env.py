@@ -16,13 +16,17 @@ from flexlam_rl.wrappers import LatentTranslation
 class LatentActionVecEnv(VecEnvWrapper):
     """All sub-envs' tokens ``[n_envs, k]`` go through the translator in one batch.
 
+    ``prefix_len="adaptive"``: each action is K tokens plus a length choice (see
+    :class:`~flexlam_rl.wrappers.AdaptiveLatentActionWrapper`), and ``token_cost`` per token used
+    comes off the reward; ``infos[i]["prefix_len"]`` says how many tokens each sub-env used.
+
     The sub-envs must already give the LAM's observations (build them from the task, or with
     :func:`flexlam_rl.wrappers.match_lam_observations`).
     """
 
     def __init__(self, venv: VecEnv, lam: FlexLAM | str | Path, translator: Translator | str | Path,
-                 prefix_len: int, device: str = "cpu", memoize: bool = True):
-        self.translation = LatentTranslation(lam, translator, prefix_len, device, memoize)
+                 prefix_len: int | str, device: str = "cpu", memoize: bool = True, token_cost: float = 0.0):
+        self.translation = LatentTranslation(lam, translator, prefix_len, device, memoize, token_cost=token_cost)
         expected = self.translation.lam.config.obs_shape
         if getattr(venv.observation_space, "shape", None) != tuple(expected):
             raise FlexLAMError(
@@ -32,6 +36,7 @@ class LatentActionVecEnv(VecEnvWrapper):
         self.translation.check_env_action_space(venv.action_space)
         super().__init__(venv, action_space=self.translation.action_space())
         self._last_obs: np.ndarray | None = None
+        self._tokens: np.ndarray | None = None
 
     def reset(self) -> np.ndarray:
         obs = self.venv.reset()
@@ -39,10 +44,12 @@ class LatentActionVecEnv(VecEnvWrapper):
         return obs
 
     def step_async(self, actions: np.ndarray) -> None:
-        tokens = self.translation.validate(actions, self.num_envs)
-        self.venv.step_async(self.translation(tokens, self._last_obs))
+        self._tokens = self.translation.validate(actions, self.num_envs)
+        self.venv.step_async(self.translation(self._tokens, self._last_obs))
 
     def step_wait(self):
         obs, rewards, dones, infos = self.venv.step_wait()
         self._last_obs = obs
-        return obs, rewards, dones, infos
+        for info, length in zip(infos, self.translation.lengths(self._tokens)):
+            info["prefix_len"] = int(length)
+        return obs, rewards - self.translation.costs(self._tokens).astype(rewards.dtype), dones, infos

@@ -31,7 +31,7 @@ from .align import Translator
 from .config import LAMConfig
 from .errors import FlexLAMError
 from .model import FlexLAM, null_fill
-from .wrappers import LatentActionVectorWrapper, LatentActionWrapper, register_latent_env
+from .wrappers import AdaptiveLatentActionWrapper, LatentActionVectorWrapper, LatentActionWrapper, register_latent_env
 
 LATENT_ENV_ID = "flexlam/LatentAction-v0"
 if LATENT_ENV_ID not in _gym.registry:
@@ -39,6 +39,7 @@ if LATENT_ENV_ID not in _gym.registry:
 
 __all__ = [
     "LATENT_ENV_ID",
+    "AdaptiveLatentActionWrapper",
     "FlexLAM",
     "FlexLAMError",
     "LAMConfig",

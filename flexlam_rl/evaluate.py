@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from .data import TransitionSet, eval_batches
 from .errors import DataError, FlexLAMError
-from .model import FlexLAM, null_fill
+from .model import FlexLAM
 from .quantize import code_usage
 
 
@@ -48,14 +48,11 @@ def reconstruction_by_budget(
     copy_sum, count, all_tokens = 0.0, 0, []
     for batch in eval_batches(data, max(1, batch_size // len(lengths)), limit, indices):
         x, x_next = lam.normalize(batch["obs"]), lam.normalize(batch["next_obs"])
-        slots, tokens = lam._tokenize(x, x_next)
+        errors, tokens = lam._errors_by_length(x, x_next, lengths)
         all_tokens.append(tokens.cpu())
-        n = x.shape[0]
-        latent = null_fill(slots.repeat_interleave(len(lengths), 0), lengths.repeat(n), lam.null_latent)
-        pred = lam.fdm(x, latent).view(n, len(lengths), *x.shape[1:])
-        sums += ((pred - x_next[:, None]) ** 2).flatten(2).mean(-1).sum(0).double().cpu()
+        sums += errors.sum(0).double().cpu()
         copy_sum += F.mse_loss(x, x_next, reduction="sum").item() / x_next[0].numel()
-        count += n
+        count += x.shape[0]
     sums = dict(zip([0, *budgets], (sums / count).tolist()))
     lam.train(was_training)
     return {

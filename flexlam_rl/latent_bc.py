@@ -35,6 +35,7 @@ class LatentBCConfig:
     codebook_size: int
     channels: list[int] = field(default_factory=lambda: [16, 32, 64])
     hidden_dim: int = 256
+    adaptive: bool = False  # also predict each step's length (targets cut to adaptive_prefix_len)
 
     def __post_init__(self) -> None:
         if not isinstance(self.obs_shape, list) or len(self.obs_shape) not in (1, 3):
@@ -58,16 +59,33 @@ class LatentBCPolicy(ObservationInput):
         self.config = config
         self.encoder = feature_encoder(config.obs_shape, config.channels, config.hidden_dim)
         self.head = torch.nn.Linear(config.hidden_dim, config.num_tokens * config.codebook_size)
+        self.length_head = torch.nn.Linear(config.hidden_dim, config.num_tokens) if config.adaptive else None
         self._init_obs_input(config.obs_shape)
 
     def forward(self, obs: np.ndarray | torch.Tensor) -> torch.Tensor:
-        return self.head(self.encoder(self.obs_input(obs))).view(-1, self.config.num_tokens, self.config.codebook_size)
+        """Token logits ``[B, K, V]``."""
+        return self.logits(obs)[0]
+
+    def logits(self, obs: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Token logits ``[B, K, V]`` and, for an adaptive policy, length logits ``[B, K]`` (class c: length c + 1)."""
+        h = self.encoder(self.obs_input(obs))
+        tokens = self.head(h).view(-1, self.config.num_tokens, self.config.codebook_size)
+        return tokens, (self.length_head(h) if self.length_head is not None else None)
 
     @torch.no_grad()
     def act(self, obs: np.ndarray, prefix_len: int) -> np.ndarray:
         """Greedy tokens ``[B, k]`` for budget k (the first k slots)."""
         k = check_prefix_len(prefix_len, self.config.num_tokens)
         return self(obs)[:, :k].argmax(-1).cpu().numpy()
+
+    @torch.no_grad()
+    def act_adaptive(self, obs: np.ndarray) -> np.ndarray:
+        """Greedy ``[B, K + 1]``: K tokens, then the length choice (an
+        :class:`~flexlam_rl.wrappers.AdaptiveLatentActionWrapper` action)."""
+        logits, length = self.logits(obs)
+        if length is None:
+            raise ConfigError("This latent BC policy was trained for fixed budgets; train one with an adaptive tol to act adaptively.")
+        return torch.cat([logits.argmax(-1), length.argmax(-1, keepdim=True)], dim=1).cpu().numpy()
 
     def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
         from .checkpoint import save_module
@@ -100,20 +118,40 @@ def token_targets(lam: FlexLAM, data: TransitionSet, batch_size: int = 256) -> t
     return np.concatenate(obs), np.concatenate(tokens)
 
 
-def train_latent_bc(lam: FlexLAM, expert: TransitionSet, cfg: LatentBCTrainConfig) -> LatentBCPolicy:
-    """Clone the IDM's tokens on action-free expert transitions (actions are never read)."""
+@torch.no_grad()
+def adaptive_targets(lam: FlexLAM, data: TransitionSet, tol: float, batch_size: int = 256) -> np.ndarray:
+    """Each transition's adaptive length (:meth:`~flexlam_rl.model.FlexLAM.adaptive_prefix_len`): ``[N]`` in 1..K."""
+    out = []
+    for start in range(0, len(data), batch_size):
+        batch = data.__getitems__(range(start, min(start + batch_size, len(data))))
+        out.append(lam.adaptive_prefix_len(batch["obs"], batch["next_obs"], tol).cpu().numpy())
+    return np.concatenate(out)
+
+
+def train_latent_bc(lam: FlexLAM, expert: TransitionSet, cfg: LatentBCTrainConfig, tol: float | None = None) -> LatentBCPolicy:
+    """Clone the IDM's tokens on action-free expert transitions (actions are never read).
+
+    ``tol``: an adaptive policy instead. Its targets are the tokens cut to each transition's
+    adaptive length (slots past it carry no loss) plus that length, a K-way head.
+    """
     if len(expert) == 0:
         raise DataError("No expert transitions to clone; collect an expert dataset first (flexlam-collect behaviour=expert).")
     obs, tokens = token_targets(lam, expert)
+    lengths = torch.as_tensor(adaptive_targets(lam, expert, tol)) if tol is not None else None
     with seeded(cfg.seed):
         policy = LatentBCPolicy(LatentBCConfig(list(lam.config.obs_shape), lam.num_tokens, lam.codebook_size,
-                                               list(lam.config.channels), lam.config.hidden_dim))
+                                               list(lam.config.channels), lam.config.hidden_dim, adaptive=tol is not None))
     policy.copy_obs_stats(lam)
     targets = torch.as_tensor(tokens)
+    slots = torch.arange(lam.num_tokens)
 
     def batch_loss(idx: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        logits = policy(obs[idx.numpy()])
-        return F.cross_entropy(logits.reshape(-1, lam.codebook_size), targets[idx].reshape(-1))
+        logits, length_logits = policy.logits(obs[idx.numpy()])
+        per_slot = F.cross_entropy(logits.reshape(-1, lam.codebook_size), targets[idx].reshape(-1), reduction="none")
+        if lengths is None:
+            return per_slot.mean()
+        keep = (slots[None, :] < lengths[idx][:, None]).reshape(-1).float()  # only the slots the length keeps
+        return (per_slot * keep).sum() / keep.sum() + F.cross_entropy(length_logits, lengths[idx] - 1)
 
     return fit(policy, batch_loss, len(obs), cfg)
 
@@ -169,6 +207,24 @@ def evaluate_latent_bc(
     return out
 
 
+def evaluate_adaptive_latent_bc(policy: LatentBCPolicy, lam: FlexLAM, translator: Translator, env: str, episodes: int,
+                                seed: int) -> dict[str, float]:
+    """Mean and standard error of the return of an adaptive policy, and the tokens it used per step."""
+    from .wrappers import AdaptiveLatentActionWrapper, lam_env
+
+    used: list[int] = []
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        action = policy.act_adaptive(np.asarray(obs)[None])[0]
+        used.append(int(action[-1]) + 1)
+        return action
+
+    with AdaptiveLatentActionWrapper(lam_env(env, lam), lam, translator) as wrapped:
+        returns = rollout_returns(wrapped, act, episodes, seed)
+    return {"mean": float(np.mean(returns)), "stderr": float(np.std(returns) / np.sqrt(len(returns))),
+            "mean_tokens": float(np.mean(used))}
+
+
 def random_returns(env: str, episodes: int, seed: int, frame_size: int | None = None) -> list[float]:
     """Returns of uniformly random real actions: the floor latent BC is compared with."""
     from .envs import task_at_frame_size
@@ -181,11 +237,12 @@ def random_returns(env: str, episodes: int, seed: int, frame_size: int | None = 
 def run_latent_bc(
     lam_dir: str | Path, env: str, expert_datasets: Sequence[str], train_cfg: LatentBCTrainConfig,
     translator_dir: str | Path | None = None, budgets: Sequence[int] | None = None, episodes: int = 20, seed: int = 10_000,
-    out: str | Path | None = None, gif: bool = True,
+    out: str | Path | None = None, gif: bool = True, adaptive_tol: float | None = None,
 ) -> dict[str, Any]:
     """``flexlam-latent-bc`` as a library call: clone on ``expert_datasets`` (actions never read), score
     every budget on ``env`` against a random policy, save the policy (default ``<lam_dir>/../latent_bc``),
-    a GIF at the best budget and ``latent_bc_metrics.json``; returns those metrics."""
+    a GIF at the best budget and ``latent_bc_metrics.json``; returns those metrics. ``adaptive_tol``: also
+    train and score an adaptive-length policy (:func:`train_latent_bc` with ``tol``), saved to ``<out>_adaptive``."""
     from .checkpoint import atomic_write_json
     from .data import load_transitions
     from .media import write_gif
@@ -216,5 +273,10 @@ def run_latent_bc(
     metrics = {"returns": by_budget, "random": {"mean": float(np.mean(rand)), "stderr": float(np.std(rand) / np.sqrt(len(rand)))},
                "env": env, "episodes": episodes, "expert_transitions": len(expert), "best_budget": best,
                "policy": str(out.resolve()), "gif": str(gif_path) if gif_path else None}
+    if adaptive_tol is not None:
+        adaptive = train_latent_bc(lam, expert, train_cfg, tol=adaptive_tol)
+        metrics["adaptive"] = {"tol": adaptive_tol, **evaluate_adaptive_latent_bc(adaptive, lam, translator, env, episodes, seed)}
+        adaptive.save(out.parent / f"{out.name}_adaptive", extra={"lam": str(lam_dir.resolve()), "tol": adaptive_tol,
+                                                                  "returns": metrics["adaptive"]})
     atomic_write_json(out.parent / "latent_bc_metrics.json", metrics)
     return metrics

@@ -10,6 +10,8 @@ No I/O here: :meth:`FlexLAM.save` / :meth:`FlexLAM.load` delegate to ``checkpoin
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -299,9 +301,53 @@ class FlexLAM(ObservationInput):
         _, tokens = self._tokenize(x, x_next)
         return tokens
 
-    def embed(self, tokens: ArrayLike, prefix_len: int) -> torch.Tensor:
-        """Tokens ``[B, K]`` (or ``[B, k]``) -> null-filled latent ``[B, K, D]``; slots >= k hold the null latent."""
-        k = check_prefix_len(prefix_len, self.num_tokens)
+    @torch.no_grad()
+    def errors_by_length(self, obs: ArrayLike, next_obs: ArrayLike, lengths: Sequence[int] | None = None) -> torch.Tensor:
+        """Per-transition next-frame MSE (normalized space) at each prefix length: ``[B, len(lengths)]``.
+
+        ``lengths`` default to 1..K; 0 is the all-null code. One encoder pass; the decoder runs over
+        every (transition, length) pair in one batch.
+        """
+        lengths = torch.arange(1, self.num_tokens + 1) if lengths is None else torch.as_tensor(list(lengths))
+        if lengths.numel() == 0 or int(lengths.min()) < 0 or int(lengths.max()) > self.num_tokens:
+            raise FlexLAMError(f"lengths must be in 0..{self.num_tokens} (K = num_tokens), got {lengths.tolist()}.")
+        x, x_next = self.normalize(obs), self.normalize(next_obs, "next_obs")
+        return self._errors_by_length(x, x_next, lengths.to(self.device))[0]
+
+    def _errors_by_length(self, x: torch.Tensor, x_next: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalized inputs -> (per-transition MSE ``[n, L]``, tokens ``[n, K]``); the evaluation's inner loop."""
+        slots, tokens = self._tokenize(x, x_next)
+        n = x.shape[0]
+        latent = null_fill(slots.repeat_interleave(len(lengths), 0), lengths.repeat(n), self.null_latent)
+        pred = self.fdm(x, latent).view(n, len(lengths), *x.shape[1:])
+        return ((pred - x_next[:, None]) ** 2).flatten(2).mean(-1), tokens
+
+    @torch.no_grad()
+    def adaptive_prefix_len(self, obs: ArrayLike, next_obs: ArrayLike, tol: float = 0.1) -> torch.Tensor:
+        """The shortest code that is nearly as good as the full one, per transition: int64 ``[B]`` in 1..K.
+
+        Rule: with e_k the transition's next-frame MSE (normalized space) when decoded from its first
+        k tokens, the length is the smallest k with ``e_k <= (1 + tol) * e_K``. k = K always
+        qualifies, and a larger ``tol`` only loosens the test, so it never gives a longer code.
+        ``tol = 0`` asks for the full code's error exactly (ties at shorter k still win).
+        """
+        check_tol(tol)
+        was_training = self.training
+        self.eval()
+        errors = self.errors_by_length(obs, next_obs)  # [B, K]
+        self.train(was_training)
+        return adaptive_lengths(errors, tol)
+
+    def embed(self, tokens: ArrayLike, prefix_len: int | ArrayLike) -> torch.Tensor:
+        """Tokens ``[B, K]`` (or ``[B, k]``) -> null-filled latent ``[B, K, D]``; slots >= k hold the null latent.
+
+        ``prefix_len`` is one k for the batch or one per row (``[B]``, each in 1..K; tokens ``[B, K]``).
+        """
+        if isinstance(prefix_len, (list, np.ndarray)) or (torch.is_tensor(prefix_len) and prefix_len.ndim == 1):
+            lengths = check_prefix_lens(prefix_len, self.num_tokens)
+            k = int(lengths.max()) if len(lengths) else 1  # the tokens must cover the longest row
+        else:
+            lengths, k = None, check_prefix_len(prefix_len, self.num_tokens)
         t = torch.as_tensor(np.asarray(tokens)) if not torch.is_tensor(tokens) else tokens
         if t.ndim != 2 or not k <= t.shape[1] <= self.num_tokens:
             raise FlexLAMError(
@@ -314,8 +360,10 @@ class FlexLAM(ObservationInput):
         t = t.to(self.device).long()
         if t.shape[1] < self.num_tokens:  # pad: those slots are nulled anyway
             t = F.pad(t, (0, self.num_tokens - t.shape[1]))
+        if lengths is not None and len(lengths) != t.shape[0]:
+            raise FlexLAMError(f"prefix_len has {len(lengths)} lengths for {t.shape[0]} rows of tokens; give one per row.")
         slots = self.token_proj(self.quantizer.indices_to_codes(t)) + self.slot_embed
-        return null_fill(slots, k, self.null_latent)
+        return null_fill(slots, k if lengths is None else lengths.to(self.device), self.null_latent)
 
     def decode(self, obs: ArrayLike, latent: torch.Tensor) -> torch.Tensor:
         """Predict the next observation from ``obs`` and a latent ``[B, K, D]``, in ``obs``'s layout."""
@@ -338,6 +386,30 @@ class FlexLAM(ObservationInput):
         from .checkpoint import load_module
 
         return load_module(path, kind="lam", build=lambda cfg: cls(LAMConfig.from_dict(cfg)), device=device)
+
+
+def check_tol(tol: Any) -> float:
+    """An adaptive-length tolerance: a finite number >= 0, else a ``FlexLAMError`` (a ``ValueError``)."""
+    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not math.isfinite(tol) or tol < 0:
+        raise FlexLAMError(f"tol must be a finite number >= 0 (a relative error tolerance, e.g. 0.1), got {tol!r}.")
+    return float(tol)
+
+
+def adaptive_lengths(errors: torch.Tensor, tol: float) -> torch.Tensor:
+    """Per-row errors at k = 1..K ``[B, K]`` -> the smallest k with ``e_k <= (1 + tol) * e_K``: int64 ``[B]``
+    (the rule of :meth:`FlexLAM.adaptive_prefix_len`, for errors already computed)."""
+    ok = errors <= (1.0 + check_tol(tol)) * errors[:, -1:]
+    return (ok.int().argmax(dim=1) + 1).long()  # argmax: the first qualifying k (k = K always does)
+
+
+def check_prefix_lens(prefix_len: Any, num_tokens: int) -> torch.Tensor:
+    """Validate one token budget per row: integers in 1..K -> int64 ``[B]``, else a ``FlexLAMError``."""
+    lengths = torch.as_tensor(np.asarray(prefix_len.cpu() if torch.is_tensor(prefix_len) else prefix_len))
+    if lengths.ndim != 1 or lengths.dtype.is_floating_point or lengths.dtype == torch.bool:
+        raise FlexLAMError(f"per-row prefix_len must be a 1-D integer array, got {tuple(lengths.shape)} {lengths.dtype}.")
+    if lengths.numel() and (int(lengths.min()) < 1 or int(lengths.max()) > num_tokens):
+        raise FlexLAMError(f"prefix_len must be in 1..{num_tokens} (K = num_tokens), got {int(lengths.min())}..{int(lengths.max())}.")
+    return lengths.long()
 
 
 def check_prefix_len(prefix_len: Any, num_tokens: int) -> int:

@@ -3,6 +3,8 @@
 ``LatentActionWrapper(env, lam, translator, prefix_len=k)`` exposes
 ``action_space = MultiDiscrete([V] * k)``; observations pass through unchanged, after the
 same preprocessing the LAM was trained with (applied here when given a raw env).
+``AdaptiveLatentActionWrapper(env, lam, translator, token_cost=c)`` lets the agent choose each
+step's length too (``MultiDiscrete([V] * K + [K])``, a per-token cost off the reward).
 ``LatentActionVectorWrapper`` is the Gymnasium vector form, translating every sub-env's
 tokens in one batch (the SB3 ``VecEnv`` form is ``flexlam_rl.agents.LatentActionVecEnv``).
 This module does not import Stable-Baselines3. ``gym.make("flexlam/LatentAction-v0", env_id=..., lam=<dir>,
@@ -12,6 +14,7 @@ Gymnasium client can create it.
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, SupportsFloat
@@ -25,6 +28,8 @@ from .envs import apply_preprocess, get_task
 from .envs.pixels import ensure_env_registered, preprocess_for_env, validate_preprocess
 from .errors import FlexLAMError
 from .model import FlexLAM, check_prefix_len
+
+ADAPTIVE = "adaptive"  # prefix_len value: the agent chooses each step's length (AdaptiveLatentActionWrapper)
 
 
 def _spec_arg(obj: Any) -> Any:
@@ -76,13 +81,33 @@ def validate_tokens(tokens: Any, prefix_len: int, codebook_size: int, batch: int
     shape = (prefix_len,) if batch is None else (batch, prefix_len)
     if arr.shape != shape:
         raise FlexLAMError(f"latent action must have shape {shape} (k = {prefix_len} tokens), got {arr.shape}.")
-    if not np.issubdtype(arr.dtype, np.integer):
-        if np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
-            arr = arr.astype(np.int64)
-        else:
-            raise FlexLAMError(f"latent action tokens must be integers, got dtype {arr.dtype}.")
+    arr = _integers(arr, "latent action tokens")
     if arr.size and (arr.min() < 0 or arr.max() >= codebook_size):
         raise FlexLAMError(f"latent action tokens must be in 0..{codebook_size - 1}, got {arr.min()}..{arr.max()}.")
+    return arr
+
+
+def validate_adaptive_action(action: Any, num_tokens: int, codebook_size: int, batch: int | None = None) -> np.ndarray:
+    """Check agent-chosen-length actions: K tokens in 0..V-1, then a length choice c in 0..K-1 (length c + 1)."""
+    arr = np.asarray(action)
+    shape = (num_tokens + 1,) if batch is None else (batch, num_tokens + 1)
+    if arr.shape != shape:
+        raise FlexLAMError(f"adaptive latent action must have shape {shape}: K = {num_tokens} tokens, then a length "
+                           f"choice c (the code keeps c + 1 tokens), got {arr.shape}.")
+    arr = _integers(arr, "adaptive latent action entries")
+    validate_tokens(arr[..., :num_tokens], num_tokens, codebook_size, batch)
+    choice = arr[..., num_tokens]
+    if choice.min() < 0 or choice.max() >= num_tokens:
+        raise FlexLAMError(f"length choice (the last entry) must be in 0..{num_tokens - 1}, i.e. a length of 1..{num_tokens} "
+                           f"tokens, got {choice.min()}..{choice.max()}.")
+    return arr
+
+
+def _integers(arr: np.ndarray, what: str) -> np.ndarray:
+    """int64, accepting whole floats (what some agents emit); anything else is a clear error."""
+    if not np.issubdtype(arr.dtype, np.integer):
+        if not (np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr))):
+            raise FlexLAMError(f"{what} must be integers, got dtype {arr.dtype}.")
     return arr.astype(np.int64)
 
 
@@ -128,11 +153,18 @@ class LatentTranslation:
     what ``memoize=False`` computes on every call.
     """
 
-    def __init__(self, lam: FlexLAM | str | Path, translator: Translator | str | Path, prefix_len: int,
-                 device: str = "cpu", memoize: bool = True, memo_size: int = 4096):
+    def __init__(self, lam: FlexLAM | str | Path, translator: Translator | str | Path, prefix_len: int | str,
+                 device: str = "cpu", memoize: bool = True, memo_size: int = 4096, token_cost: float = 0.0):
         lam = lam if isinstance(lam, FlexLAM) else FlexLAM.load(lam, device=device)
         translator = translator if isinstance(translator, Translator) else Translator.load(translator, device=device)
-        self.prefix_len = check_prefix_len(prefix_len, lam.num_tokens)
+        self.adaptive = prefix_len == ADAPTIVE  # the agent picks each step's length: K tokens + a length choice
+        self.prefix_len = lam.num_tokens if self.adaptive else check_prefix_len(prefix_len, lam.num_tokens)
+        if isinstance(token_cost, bool) or not isinstance(token_cost, (int, float)) or not math.isfinite(token_cost):
+            raise FlexLAMError(f"token_cost must be a finite number (reward subtracted per token used), got {token_cost!r}.")
+        if token_cost and not self.adaptive:
+            raise FlexLAMError("token_cost applies when the agent chooses its length (prefix_len='adaptive'); a fixed "
+                               "budget uses the same number of tokens every step.")
+        self.token_cost = float(token_cost)
         if translator.config.num_tokens != lam.num_tokens or translator.config.latent_dim != lam.latent_dim:
             raise FlexLAMError(
                 f"Translator expects latents [K={translator.config.num_tokens}, D={translator.config.latent_dim}] but the "
@@ -146,17 +178,31 @@ class LatentTranslation:
         self.features = BatchMemo(translator.obs_features, memo_size) if images else None
 
     def action_space(self) -> gym.spaces.MultiDiscrete:
-        return gym.spaces.MultiDiscrete([self.lam.codebook_size] * self.prefix_len)
+        """``MultiDiscrete([V] * k)``; adaptive: ``MultiDiscrete([V] * K + [K])``, the last entry c meaning length c + 1."""
+        return gym.spaces.MultiDiscrete([self.lam.codebook_size] * self.prefix_len + ([self.lam.num_tokens] if self.adaptive else []))
 
     def check_env_action_space(self, space: gym.Space) -> None:
         check_action_space_fits(self.translator.config.action, space)
 
     def validate(self, tokens: Any, batch: int | None = None) -> np.ndarray:
-        """Latent actions as int64 ``[k]`` (or ``[batch, k]``), or a clear error."""
+        """Latent actions as int64 ``[k]`` (or ``[batch, k]``; adaptive: ``K + 1`` entries), or a clear error."""
+        if self.adaptive:
+            return validate_adaptive_action(tokens, self.lam.num_tokens, self.lam.codebook_size, batch)
         return validate_tokens(tokens, self.prefix_len, self.lam.codebook_size, batch)
 
+    def lengths(self, actions: np.ndarray) -> np.ndarray:
+        """Tokens each validated action ``[n, ...]`` uses."""
+        return actions[:, -1] + 1 if self.adaptive else np.full(len(actions), self.prefix_len)
+
+    def costs(self, actions: np.ndarray) -> np.ndarray:
+        """The reward each validated action ``[n, ...]`` pays for its tokens: ``token_cost * length``."""
+        return self.token_cost * self.lengths(actions)
+
     def _embed(self, tokens: np.ndarray) -> torch.Tensor:
-        return self.lam.embed(torch.as_tensor(tokens, dtype=torch.long, device=self.lam.device), self.prefix_len)
+        t = torch.as_tensor(tokens, dtype=torch.long, device=self.lam.device)
+        if self.adaptive:  # the same null_fill, at each row's own length
+            return self.lam.embed(t[:, : self.prefix_len], t[:, self.prefix_len] + 1)
+        return self.lam.embed(t, self.prefix_len)
 
     @torch.inference_mode()
     def __call__(self, tokens: np.ndarray, obs: np.ndarray | None) -> np.ndarray:
@@ -186,7 +232,10 @@ class LatentActionWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         gym.utils.RecordConstructorArgs.__init__(
             self, lam=_spec_arg(lam), translator=_spec_arg(translator), prefix_len=prefix_len, device=device, memoize=memoize
         )
-        self.translation = LatentTranslation(lam, translator, prefix_len, device, memoize)
+        self._setup(env, LatentTranslation(lam, translator, prefix_len, device, memoize))
+
+    def _setup(self, env: gym.Env, translation: LatentTranslation) -> None:
+        self.translation = translation
         env = match_lam_observations(env, self.translation.lam)
         self.translation.check_env_action_space(env.action_space)
         gym.Wrapper.__init__(self, env)
@@ -205,20 +254,36 @@ class LatentActionWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         real = self.translation(tokens[None], obs_batch)[0]
         obs, reward, terminated, truncated, info = self.env.step(self._env_action(real))
         self._last_obs = obs
-        info = {**info, "real_action": real}
-        return obs, float(reward), bool(terminated), bool(truncated), info
+        info = {**info, "real_action": real, "prefix_len": int(self.translation.lengths(tokens[None])[0])}
+        return obs, float(reward) - float(self.translation.costs(tokens[None])[0]), bool(terminated), bool(truncated), info
 
     def _env_action(self, real: np.ndarray) -> Any:
         return int(real) if isinstance(self.env.action_space, gym.spaces.Discrete) else real
+
+
+class AdaptiveLatentActionWrapper(LatentActionWrapper):
+    """The agent chooses each step's token budget: ``MultiDiscrete([V] * K + [K])``.
+
+    The first K entries are tokens; the last, c, keeps the first c + 1 of them and fills the rest
+    with the null latent (the same :func:`~flexlam_rl.model.null_fill` as a fixed budget). Each step's
+    reward is reduced by ``token_cost * (c + 1)``; ``info["prefix_len"]`` says what was used.
+    """
+
+    def __init__(self, env: gym.Env, lam: FlexLAM | str | Path, translator: Translator | str | Path,
+                 token_cost: float = 0.0, device: str = "cpu", memoize: bool = True):
+        gym.utils.RecordConstructorArgs.__init__(
+            self, lam=_spec_arg(lam), translator=_spec_arg(translator), token_cost=token_cost, device=device, memoize=memoize
+        )
+        self._setup(env, LatentTranslation(lam, translator, ADAPTIVE, device, memoize, token_cost=token_cost))
 
 
 class LatentActionVectorWrapper(gym.vector.VectorWrapper):
     """Gymnasium ``VectorEnv`` form of :class:`LatentActionWrapper` (batched translation)."""
 
     def __init__(self, env: gym.vector.VectorEnv, lam: FlexLAM | str | Path, translator: Translator | str | Path,
-                 prefix_len: int, device: str = "cpu", memoize: bool = True):
+                 prefix_len: int | str, device: str = "cpu", memoize: bool = True, token_cost: float = 0.0):
         super().__init__(env)
-        self.translation = LatentTranslation(lam, translator, prefix_len, device, memoize)
+        self.translation = LatentTranslation(lam, translator, prefix_len, device, memoize, token_cost=token_cost)
         self.translation.check_env_action_space(env.single_action_space)
         self.single_action_space = self.translation.action_space()
         self.action_space = gym.vector.utils.batch_space(self.single_action_space, env.num_envs)
@@ -233,24 +298,28 @@ class LatentActionVectorWrapper(gym.vector.VectorWrapper):
         tokens = self.translation.validate(actions, self.num_envs)
         obs, rewards, terminated, truncated, info = self.env.step(self.translation(tokens, self._last_obs))
         self._last_obs = obs
-        return obs, rewards, terminated, truncated, info
+        return obs, rewards - self.translation.costs(tokens), terminated, truncated, info
 
 
 def make_latent_env(
-    env_id: str, lam: str, translator: str, prefix_len: int, device: str = "cpu",
-    env_kwargs: dict[str, Any] | None = None, render_mode: str | None = None,
+    env_id: str, lam: str, translator: str, prefix_len: int | str, device: str = "cpu",
+    env_kwargs: dict[str, Any] | None = None, render_mode: str | None = None, token_cost: float = 0.0,
 ) -> gym.Env:
-    """Entry point of ``flexlam/LatentAction-v0``: a task name or Gymnasium id + checkpoint paths."""
+    """Entry point of ``flexlam/LatentAction-v0``: a task name or Gymnasium id + checkpoint paths
+    (``prefix_len="adaptive"``: an :class:`AdaptiveLatentActionWrapper` with ``token_cost``)."""
     lam_model = FlexLAM.load(lam, device=device)
-    return LatentActionWrapper(lam_env(env_id, lam_model, render_mode, env_kwargs), lam_model, translator, prefix_len,
-                               device=device)
+    env = lam_env(env_id, lam_model, render_mode, env_kwargs)
+    if prefix_len == ADAPTIVE:
+        return AdaptiveLatentActionWrapper(env, lam_model, translator, token_cost, device=device)
+    return LatentActionWrapper(env, lam_model, translator, prefix_len, device=device)
 
 
-def register_latent_env(env_id: str, base_env: str, lam: str | Path, translator: str | Path, prefix_len: int,
+def register_latent_env(env_id: str, base_env: str, lam: str | Path, translator: str | Path, prefix_len: int | str,
                         max_episode_steps: int | None = None, **kwargs: Any) -> str:
     """Register a latent-action id with fixed checkpoints and budget: ``gym.make(env_id)`` then works anywhere."""
+    budget = prefix_len if prefix_len == ADAPTIVE else int(prefix_len)
     gym.register(
         env_id, entry_point="flexlam_rl.wrappers:make_latent_env", max_episode_steps=max_episode_steps,
-        kwargs={"env_id": base_env, "lam": str(lam), "translator": str(translator), "prefix_len": int(prefix_len), **kwargs},
+        kwargs={"env_id": base_env, "lam": str(lam), "translator": str(translator), "prefix_len": budget, **kwargs},
     )
     return env_id

@@ -16,13 +16,16 @@ def latent_bc_from_config(cfg: DictConfig) -> dict[str, Any]:
     """Parse the config, run latent BC, print the returns per budget; returns the metrics."""
     metrics = run_latent_bc(
         cfg.lam_dir, cfg.env, plain(cfg.expert_datasets), section(LatentBCTrainConfig, cfg.bc, "bc"), cfg.translator_dir,
-        plain(cfg.budgets), int(cfg.episodes), int(cfg.seed), cfg.out, bool(cfg.gif),
+        plain(cfg.budgets), int(cfg.episodes), int(cfg.seed), cfg.out, bool(cfg.gif), plain(cfg.get("adaptive_tol")),
     )
     returns = metrics["returns"]
     print(f"latent BC on {metrics['expert_transitions']} action-free expert transitions; mean return over "
           f"{cfg.episodes} episodes of {cfg.env}:")
     print(markdown_table(["k", *returns, "random"],
                          [["return", *(f"{v['mean']:.3f}" for v in returns.values()), f"{metrics['random']['mean']:.3f}"]]))
+    if "adaptive" in metrics:
+        a = metrics["adaptive"]
+        print(f"adaptive length (tol {a['tol']:g}): return {a['mean']:.3f} with {a['mean_tokens']:.2f} tokens per step")
     gif = f"  (GIF at k={metrics['best_budget']}: {metrics['gif']})" if metrics["gif"] else ""
     print(f"\nlatent BC policy: {metrics['policy']}{gif}")
     return metrics
