@@ -65,8 +65,21 @@ TASKS: dict[str, Task] = {
         Task("mountaincar", "MountainCar-v0", {"kind": "identity"}, 200, "mountaincar_momentum"),
         Task("point-reach", "flexlam/PointReach-v0", {"kind": "identity"}, 50, "point_reach"),
         Task("point-reach-pixels", "flexlam/PointReach-v0", _RENDER_64, 50, "point_reach"),
+        # action-independent variation (issue: where the bottleneck trade-off bites): distractor dots, flicker
+        Task("point-reach-pixels-d1", "flexlam/PointReachD1-v0", _RENDER_64, 50, "point_reach"),
+        Task("point-reach-pixels-d3", "flexlam/PointReachD3-v0", _RENDER_64, 50, "point_reach"),
+        Task("point-reach-pixels-d3f", "flexlam/PointReachD3F-v0", _RENDER_64, 50, "point_reach"),
+        Task("minigrid-dynamic", "MiniGrid-Dynamic-Obstacles-6x6-v0", _PIXELS_64, 100, "minigrid_planner"),
         Task("breakout", "ALE/Breakout-v5", _ATARI_64, 2000, "breakout_tracker"),
     ]
+}
+
+
+POINT_REACH_VARIANTS = {  # gym id -> PointReachEnv kwargs
+    "flexlam/PointReach-v0": {},
+    "flexlam/PointReachD1-v0": {"distractors": 1},
+    "flexlam/PointReachD3-v0": {"distractors": 3},
+    "flexlam/PointReachD3F-v0": {"distractors": 3, "flicker": 0.15},
 }
 
 
@@ -112,7 +125,8 @@ def _ensure_registered(task: Task) -> None:
 
 def register_tasks() -> None:
     """Register ``flexlam/<task>-v0`` ids for every named task and the PointReach env (idempotent)."""
-    if "flexlam/PointReach-v0" not in gym.registry:
-        gym.register("flexlam/PointReach-v0", entry_point="flexlam_rl.envs.point_reach:PointReachEnv", max_episode_steps=50)
+    for env_id, kwargs in POINT_REACH_VARIANTS.items():
+        if env_id not in gym.registry:
+            gym.register(env_id, entry_point="flexlam_rl.envs.point_reach:PointReachEnv", max_episode_steps=50, kwargs=kwargs)
     for task in TASKS.values():
         _ensure_registered(task)

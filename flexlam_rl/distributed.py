@@ -80,6 +80,8 @@ def context(device: torch.device) -> Context:
     owns = False
     if not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
+        if device.type == "cuda":
+            torch.cuda.set_device(device)  # NCCL's collectives run on the current device: this rank's own GPU
         dist.init_process_group(backend, timeout=datetime.timedelta(minutes=10))
         owns = True
     return Context(rank=rank, world=world, local_rank=local_rank, owns_group=owns)

@@ -21,6 +21,7 @@ def _bench(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # under a minute on an idle 2-core machine; a loaded one can take several
 def test_smoke_scale_writes_every_report(tmp_path: Path) -> None:
     out = tmp_path / "smoke"
     run = _bench("scale=smoke", f"out_dir={out}", cwd=tmp_path)
@@ -121,3 +122,5 @@ def test_paired_bootstrap_verdicts() -> None:
     mean, ci = paired_difference_ci(per_task)
     assert abs(mean) < 1e-12 and verdict(ci, True) == "tie" and ci[1] - ci[0] < 0.05
     assert paired_difference_ci(clearly_up) == paired_difference_ci(clearly_up)  # seeded: reproducible
+    one_seed = paired_difference_ci(np.array([0.4]))  # a single seed: no interval, no verdict
+    assert one_seed[0] == pytest.approx(0.4) and verdict(one_seed[1], True) == "pending"

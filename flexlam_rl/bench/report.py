@@ -45,7 +45,8 @@ def aggregate(per_seed: dict[str, dict[int, dict[str, Any]]], cfg: BenchConfig) 
             runs = [seeds[s] for s in sorted(seeds)]
             capped = _capped(runs)
             for metric, (higher, _) in METRICS.items():
-                protocols = [p for p in ("any", *cfg.protocols) if all(p in r["values"][view].get(metric, {}) for r in runs)]
+                names = ("any", *(run[0] for run in cfg.label_runs()))
+                protocols = [p for p in names if all(p in r["values"][view].get(metric, {}) for r in runs)]
                 for protocol in protocols:
                     cells = {m: [r["values"][view][metric][protocol][m] for r in runs] for m in ("flexlam", "fixed")}
                     summary.setdefault(view, {}).setdefault(suite, {}).setdefault(metric, {})[protocol] = {
@@ -55,7 +56,8 @@ def aggregate(per_seed: dict[str, dict[int, dict[str, Any]]], cfg: BenchConfig) 
                         diffs = flex - fixed
                         diff, ci = paired_difference_ci(diffs)
                         claims.append({"view": view, "suite": suite, "metric": metric, "protocol": protocol, "k": k,
-                                       "diff": diff, "ci95": list(ci), "verdict": verdict(ci, higher), "n_seeds": len(runs),
+                                       "diff": diff, "ci95": list(ci) if np.isfinite(ci).all() else None,
+                                       "verdict": verdict(ci, higher), "n_seeds": len(runs),
                                        "flexlam": float(flex.mean()), "fixed": float(fixed.mean()),
                                        "higher_is_better": higher, "secondary": metric in SECONDARY_METRICS,
                                        "capped": capped["flexlam"] or capped[f"fixed_{k}"]})
@@ -112,6 +114,10 @@ def _fmt(metric: str) -> str:
     return "{:+.5f}" if metric == "recon" else "{:+.3f}"
 
 
+def _interval(ci: list[float] | None, fmt: str) -> str:
+    return "[one seed]" if ci is None else f"[{fmt.format(ci[0])}, {fmt.format(ci[1])}]"
+
+
 def claims_table(result: dict[str, Any], cfg: BenchConfig, view: str) -> str:
     """One row per (suite, metric, protocol): FlexLAM minus fixed [95% CI] and the verdict, per budget."""
     rows, grouped = [], {}
@@ -123,7 +129,7 @@ def claims_table(result: dict[str, Any], cfg: BenchConfig, view: str) -> str:
         label = f"{METRICS[metric][1]} ({'higher' if METRICS[metric][0] else 'lower'} is better)" + (
             ", secondary" if metric in SECONDARY_METRICS else "")
         rows.append([suite, label, "-" if protocol == "any" else protocol, *(
-            f"{fmt.format(cells[k]['diff'])} [{fmt.format(cells[k]['ci95'][0])}, {fmt.format(cells[k]['ci95'][1])}] "
+            f"{fmt.format(cells[k]['diff'])} {_interval(cells[k]['ci95'], fmt)} "
             f"**{cells[k]['verdict']}**{CAPPED if cells[k]['capped'] else ''}" for k in cfg.budgets)])
     return markdown_table(["suite", "metric", "labels", *(f"k={k}: FlexLAM - fixed [95% CI]" for k in cfg.budgets)], rows)
 
@@ -264,7 +270,47 @@ def write_reports(cfg: BenchConfig, out_dir: Path, command: str, keys: dict[str,
     atomic_write_bytes(out_dir / "results.md", results_markdown(result, cfg).encode())
     plot_budget_curves(result, cfg, out_dir / "budget_curves.png")
     plot_learning_curves(result, cfg, out_dir / "learning_curves.png")
+    if cfg.label_fractions or cfg.low_return_quantiles:
+        plot_gap_heatmap(result, cfg, out_dir / "gap_heatmap.png")
     return result
+
+
+def plot_gap_heatmap(result: dict[str, Any], cfg: BenchConfig, path: Path, view: str = "equal_updates") -> Path:
+    """FlexLAM minus fixed (signed so that > 0 means FlexLAM is better) over suites (variation levels) x label
+    runs (the label-scarcity dial), one panel per (metric, budget); ``*`` marks cells whose 95% CI excludes 0."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    suites = [s.name for s in cfg.suites if s.name in result["seeds_done"]]
+    runs = [run[0] for run in cfg.label_runs()]
+    metrics = ["align", "bc_return"]
+    cells = {(c["suite"], c["metric"], c["protocol"], c["k"]): c for c in result["claims"] if c["view"] == view}
+    fig, axes = plt.subplots(len(metrics), len(cfg.budgets), figsize=(3.2 * len(cfg.budgets) + 1, 0.5 * len(suites) * 2 + 2.5),
+                             squeeze=False)
+    for row, metric in enumerate(metrics):
+        for col, k in enumerate(cfg.budgets):
+            ax = axes[row][col]
+            values = np.full((len(suites), len(runs)), np.nan)
+            for i, suite in enumerate(suites):
+                for j, run in enumerate(runs):
+                    c = cells.get((suite, metric, run, k))
+                    if c is not None:
+                        values[i, j] = c["diff"] if c["higher_is_better"] else -c["diff"]
+                        mark = "*" if c["verdict"] in ("better", "worse") else ""
+                        ax.text(j, i, f"{values[i, j]:+.2f}{mark}", ha="center", va="center", fontsize=7)
+            bound = max(float(np.nanmax(np.abs(values))) if np.isfinite(values).any() else 1.0, 1e-6)
+            ax.imshow(values, cmap="RdBu", vmin=-bound, vmax=bound, aspect="auto")
+            ax.set_xticks(range(len(runs)), runs, rotation=45, ha="right", fontsize=7)
+            ax.set_yticks(range(len(suites)), suites if col == 0 else [""] * len(suites), fontsize=8)
+            ax.set_title(f"{METRICS[metric][1]}, k={k}", fontsize=8)
+    fig.suptitle("FlexLAM minus fixed (> 0: FlexLAM better; * 95% CI excludes 0)", fontsize=9)
+    fig.tight_layout()
+    with atomic_path(path, suffix=".tmp.png") as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def _versions() -> dict[str, str]:

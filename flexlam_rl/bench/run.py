@@ -105,6 +105,16 @@ def train_models(cfg: BenchConfig, data: Any, train_cfg: TrainConfig, cache_root
     return models, records
 
 
+def seed_models(cfg: BenchConfig, suite: SuiteSpec, seed: int, cache_root: Path,
+                log: Callable[[str], None] = print) -> tuple[dict[str, FlexLAM], Any]:
+    """One seed's equal-updates models (``{"flexlam": ..., "fixed_k": ...}``) and its data, for analyses
+    after a benchmark run: what the run trained comes from the cache (anything missing is trained)."""
+    ids = collect_suite(suite, cfg.data_seed)
+    data = load_transitions([i for task in suite.tasks for i in ids[task].values()], cfg.heldout_fraction, cfg.data_seed)
+    models, _ = train_models(cfg, data, TrainConfig(**{**cfg.train, "seed": seed, "progress": False}), cache_root, log)
+    return models["equal_updates"], data
+
+
 def _cost(info: dict[str, Any], flops_per_update: float) -> dict[str, Any]:
     out = {key: info[key] for key in ("updates", "wall_s", "plateaued") if key in info}
     out.update(samples=info.get("samples", 0), flops=info["updates"] * flops_per_update, flops_per_update=flops_per_update)
@@ -165,16 +175,17 @@ def score_model(cfg: BenchConfig, suite: SuiteSpec, seed: int, lam: FlexLAM, dat
     name = "flexlam" if lam.config.nested_dropout else f"fixed_{lam.num_tokens}"
     policy = train_latent_bc(lam, bc_set, LatentBCTrainConfig(**{**cfg.bc, "seed": seed}))
     align_cfg = AlignConfig(**{**cfg.translator, "seed": seed})
-    for protocol in cfg.protocols:
+    for run, protocol, fraction, quantile in cfg.label_runs():
+        count = label_count if fraction == cfg.label_fraction else max(1, int(round(fraction * len(data.train))))
         result = run_alignment(lam, _label_pool(pool, protocol, ids, suite), eval_set,
-                               _label_config(cfg, protocol, label_count, pool, ids, suite, seed), align_cfg, budgets)
-        out["align"][protocol] = result.scores
-        out["bc_return"][protocol] = {k: [evaluate_latent_bc(policy, lam, result.translator, task, [k], cfg.eval_episodes,
-                                                             EVAL_SEED_BASE + seed * 1000)[k]["mean"]
-                                          for task in suite.tasks] for k in budgets}
+                               _label_config(protocol, count, quantile, pool, ids, suite, seed), align_cfg, budgets)
+        out["align"][run] = result.scores
+        out["bc_return"][run] = {k: [evaluate_latent_bc(policy, lam, result.translator, task, [k], cfg.eval_episodes,
+                                                        EVAL_SEED_BASE + seed * 1000)[k]["mean"]
+                                     for task in suite.tasks] for k in budgets}
         if ppo:
-            out.setdefault("ppo_return", {})[protocol] = _ppo_returns(cfg, suite, lam, result, protocol, align_cfg, budgets, seed)
-        say(f"{name} {protocol}: align {_fmt(result.scores)}")
+            out.setdefault("ppo_return", {})[run] = _ppo_returns(cfg, suite, lam, result, run, align_cfg, budgets, seed)
+        say(f"{name} {run}: align {_fmt(result.scores)}")
     return out
 
 
@@ -182,10 +193,10 @@ def _label_pool(pool: Any, protocol: str, ids: dict[str, dict[str, str]], suite:
     return pool if protocol == "standard" else pool.subset_sources(list(ids[suite.stress_task].values()))
 
 
-def _label_config(cfg: BenchConfig, protocol: str, label_count: int, pool: Any, ids: dict[str, dict[str, str]],
+def _label_config(protocol: str, label_count: int, quantile: float, pool: Any, ids: dict[str, dict[str, str]],
                   suite: SuiteSpec, seed: int) -> LabelConfig:
     size = len(_label_pool(pool, protocol, ids, suite))
-    return LabelConfig(protocol=protocol, count=min(label_count, size), quantile=cfg.low_return_quantile, seed=seed)
+    return LabelConfig(protocol=protocol, count=min(label_count, size), quantile=quantile, seed=seed)
 
 
 def _ppo_returns(cfg: BenchConfig, suite: SuiteSpec, lam: FlexLAM, result: Any, protocol: str, align_cfg: AlignConfig,
@@ -222,10 +233,14 @@ def _fmt(scores: dict[int, float]) -> str:
     return " ".join(f"k{k}={v:.3f}" for k, v in scores.items())
 
 
+UNSET_DIALS = ("label_fractions", "low_return_quantiles")
+
+
 def suite_key(cfg: BenchConfig, suite: SuiteSpec) -> str:
     """What a suite's saved seeds depend on: every setting but the seed list and the run name."""
     record = jsonable(asdict(cfg))
-    shared = {k: v for k, v in record.items() if k not in ("seeds", "name", "suites", "gif_seed")}
+    shared = {k: v for k, v in record.items() if k not in ("seeds", "name", "suites", "gif_seed")
+              and not (k in UNSET_DIALS and v is None)}  # dials left unset keep earlier runs' keys
     return config_hash({**shared, "suite": jsonable(asdict(suite))})
 
 

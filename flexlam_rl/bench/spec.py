@@ -67,6 +67,9 @@ class BenchConfig:
     # alignment (AlignConfig fields) and latent BC (LatentBCTrainConfig fields)
     label_fraction: float = 0.02
     low_return_quantile: float = 0.25
+    # the label-scarcity dial: sweep these instead (each value is its own protocol, e.g. "standard@0.005")
+    label_fractions: list[float] | None = None
+    low_return_quantiles: list[float] | None = None
     translator: dict[str, Any] = field(default_factory=dict)
     bc: dict[str, Any] = field(default_factory=dict)
     eval_episodes: int = 10
@@ -88,6 +91,31 @@ class BenchConfig:
         unknown = set(self.protocols) - set(PROTOCOLS)
         if unknown:
             raise ConfigError(f"Unknown protocols {sorted(unknown)}; expected {PROTOCOLS}.")
+
+        for value in [self.label_fraction, *(self.label_fractions or [])]:
+            if not 0 < value <= 1:
+                raise ConfigError(f"label fractions must be in (0, 1], got {value}.")
+        for value in [self.low_return_quantile, *(self.low_return_quantiles or [])]:
+            if not 0 < value <= 1:
+                raise ConfigError(f"low-return quantiles must be in (0, 1], got {value}.")
+
+    def label_runs(self) -> list[tuple[str, str, float, float]]:
+        """Each alignment a model gets: ``(name, protocol, label fraction, low-return quantile)``.
+
+        ``name`` is the protocol unless a dial sweeps it: ``standard@0.005`` (fraction of the training
+        transitions labeled), ``low_return@q0.1`` (the return quantile the stress labels come from).
+        """
+        runs = []
+        for protocol in self.protocols:
+            if protocol == "standard":
+                values = self.label_fractions or [self.label_fraction]
+                runs += [(f"standard@{f:g}" if self.label_fractions else protocol, protocol, f, self.low_return_quantile)
+                         for f in values]
+            else:
+                values = self.low_return_quantiles or [self.low_return_quantile]
+                runs += [(f"{protocol}@q{q:g}" if self.low_return_quantiles else protocol, protocol, self.label_fraction, q)
+                         for q in values]
+        return runs
 
     @classmethod
     def from_scale(cls, scale: Any, name: str) -> BenchConfig:

@@ -8,7 +8,8 @@ so the benchmark needs no extra dependency). The verdict is ``better`` when the 
 FlexLAM's side of zero, ``worse`` when it lies on the fixed LAM's side, ``tie`` when it straddles it
 (the sign is flipped for lower-is-better metrics such as reconstruction error). With 5 seeds a
 percentile bootstrap is somewhat narrow (coverage below the nominal 95%); ``ci95`` is reported so a
-reader can judge the margin.
+reader can judge the margin. A cell with one seed has no interval and no verdict (``pending``):
+an interim report of a run still in progress counts only the cells with at least two seeds.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 BOOTSTRAP_REPS = 10_000
 BOOTSTRAP_SEED = 0  # the resampling itself is seeded: the same results give the same intervals
 VERDICTS = ("better", "tie", "worse")
+PENDING = "pending"  # a cell with a single seed: no interval, no verdict, not counted
 
 
 def paired_difference_ci(diffs: np.ndarray, reps: int = BOOTSTRAP_REPS, level: float = 0.95,
@@ -27,9 +29,8 @@ def paired_difference_ci(diffs: np.ndarray, reps: int = BOOTSTRAP_REPS, level: f
     if diffs.ndim == 1:
         diffs = diffs[:, None]
     n_seeds, n_tasks = diffs.shape
-    if n_seeds < 2:
-        mean = float(diffs.mean())
-        return mean, (mean, mean)
+    if n_seeds < 2:  # one seed has no spread to resample: no interval
+        return float(diffs.mean()), (float("nan"), float("nan"))
     rng = np.random.default_rng(seed)
     picks = rng.integers(0, n_seeds, size=(reps, n_seeds, n_tasks))  # seeds resampled within each task (stratum)
     means = np.take_along_axis(np.broadcast_to(diffs, (reps, n_seeds, n_tasks)), picks, axis=1).mean(axis=(1, 2))
@@ -39,8 +40,11 @@ def paired_difference_ci(diffs: np.ndarray, reps: int = BOOTSTRAP_REPS, level: f
 
 
 def verdict(ci: tuple[float, float], higher_is_better: bool) -> str:
-    """``better`` / ``tie`` / ``worse`` for FlexLAM, from the interval of FlexLAM minus fixed."""
+    """``better`` / ``tie`` / ``worse`` for FlexLAM, from the interval of FlexLAM minus fixed (``pending``
+    without an interval, i.e. from a single seed)."""
     low, high = ci
+    if np.isnan(low) or np.isnan(high):
+        return PENDING
     if low > 0:
         return "better" if higher_is_better else "worse"
     if high < 0:

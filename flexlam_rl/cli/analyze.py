@@ -1,4 +1,4 @@
-"""``flexlam-analyze <analysis> key=value ...``: analyses of trained LAMs (``rate-distortion``)."""
+"""``flexlam-analyze <analysis> key=value ...``: analyses of trained LAMs (``rate-distortion``, ``token-probes``)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from omegaconf import DictConfig
 
 from ..analysis import run_rate_distortion
 from ..config import plain
+from ..probes import run_token_probes
 from ..tables import markdown_table
 from ._common import hydra_entry
 
@@ -27,7 +28,23 @@ def rate_distortion_from_config(cfg: DictConfig) -> dict[str, Any]:
     return result
 
 
-ANALYSES = {"rate-distortion": ("rate_distortion", rate_distortion_from_config)}
+def token_probes_from_config(cfg: DictConfig) -> dict[str, Any]:
+    """Probe the first k tokens for the action and the distractors; print one table per task."""
+    results = run_token_probes(cfg.lam_dir, plain(cfg.tasks), cfg.out, plain(cfg.fixed_dirs), int(cfg.episodes), int(cfg.seed),
+                               str(cfg.name))
+    for task, result in results.items():
+        print(f"\n{task}: probes on {result['held_out']} held-out transitions (action: {result['action_metric']}, distractor: R^2)")
+        rows = [[f"FlexLAM k = {k}", f"{v:.3f}", f"{result['flexlam']['distractor'][k]:.3f}"]
+                for k, v in result["flexlam"]["action"].items()]
+        rows += [[name, f"{v:.3f}", f"{r['distractor'][k]:.3f}"] for name, r in result.items() if name.startswith("fixed")
+                 for k, v in r["action"].items()]
+        print(markdown_table(["tokens", "-> action", "-> distractor"], rows))
+    print(f"\nfigure: {cfg.out}/{cfg.name}.png")
+    return results
+
+
+ANALYSES = {"rate-distortion": ("rate_distortion", rate_distortion_from_config),
+            "token-probes": ("token_probes", token_probes_from_config)}
 
 
 def main() -> None:

@@ -1,0 +1,183 @@
+"""What the tokens encode: probes from the first k tokens to the true action and to the distractors.
+
+On tasks with action-independent variation (``point-reach-pixels-d*``, ``minigrid-dynamic``) a
+transition's next frame depends on the action *and* on things the agent does not control. A probe
+is a small MLP trained on the one-hot first k tokens of a transition to predict (a) the action
+(accuracy, or R^2 for Box actions) and (b) the distractors' change over the step (R^2). Scores are
+on held-out episodes. Do FlexLAM's first tokens carry the action, or the distractor?
+
+The probe data are fresh rollouts of the task (an epsilon-noised expert, seen as the LAM sees
+them), because distractor state is not part of the observations a dataset stores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .errors import DataError
+from .fit import seeded
+from .model import FlexLAM
+
+
+def distractor_state(env: gym.Env, info: Mapping[str, Any]) -> np.ndarray | None:
+    """The action-independent state of a task, flat: PointReach's dots and brightness, MiniGrid's
+    moving obstacles; ``None`` on a task without any."""
+    if "distractors" in info:
+        return np.concatenate([np.asarray(info["distractors"], np.float32).ravel(), np.atleast_1d(info.get("flicker", 1.0))])
+    obstacles = getattr(env.unwrapped, "obstacles", None)
+    if obstacles:
+        return np.asarray([p for ball in obstacles for p in ball.cur_pos], np.float32)
+    return None
+
+
+def probe_rollouts(task: str, lam: FlexLAM, episodes: int = 40, seed: int = 50_000, epsilon: float = 0.5) -> dict[str, np.ndarray]:
+    """``episodes`` noisy-expert episodes of ``task`` at ``lam``'s preprocessing: ``obs``, ``next_obs``,
+    ``action``, ``distractor`` (the change of :func:`distractor_state` over the step) and ``episode``."""
+    from .envs import get_task
+    from .envs.experts import make_behaviour
+    from .wrappers import lam_env
+
+    env = lam_env(task, lam)
+    policy = make_behaviour("noisy", env.action_space, get_task(task).expert, seed, epsilon)
+    rows: dict[str, list] = {"obs": [], "next_obs": [], "action": [], "distractor": [], "episode": []}
+    for i in range(episodes):
+        obs, info = env.reset(seed=seed + i)
+        state = distractor_state(env, info)
+        if state is None:
+            raise DataError(f"Task {task!r} has no action-independent state to probe; use point-reach-pixels-d1/-d3/-d3f "
+                            f"or minigrid-dynamic.")
+        done = False
+        while not done:
+            action = policy(env)
+            next_obs, _, terminated, truncated, info = env.step(action)
+            next_state = distractor_state(env, info)
+            for key, value in (("obs", obs), ("next_obs", next_obs), ("action", np.asarray(action)),
+                               ("distractor", next_state - state), ("episode", i)):
+                rows[key].append(value)
+            obs, state, done = next_obs, next_state, terminated or truncated
+    env.close()
+    return {key: np.stack(value) for key, value in rows.items()}
+
+
+def fit_probe(features: np.ndarray, target: np.ndarray, train: np.ndarray, discrete: bool, seed: int = 0,
+              steps: int = 400, hidden: int = 64) -> float:
+    """A 1-hidden-layer MLP probe; its held-out accuracy (``discrete``) or R^2 (targets standardized)."""
+    x = torch.as_tensor(features, dtype=torch.float32)
+    if discrete:
+        y = torch.as_tensor(target, dtype=torch.long).ravel()
+        classes = int(y.max()) + 1
+    else:
+        y = torch.as_tensor(target, dtype=torch.float32).reshape(len(target), -1)
+        y = y[:, y[train].std(0) > 1e-6]  # a constant dimension (no flicker, an obstacle boxed in) says nothing
+        if y.shape[1] == 0:
+            raise DataError("The probe target never varies in the training episodes; collect more or longer episodes.")
+        y = (y - y[train].mean(0)) / y[train].std(0)
+    test = ~train
+    with seeded(seed):
+        net = torch.nn.Sequential(torch.nn.Linear(x.shape[1], hidden), torch.nn.ReLU(),
+                                  torch.nn.Linear(hidden, classes if discrete else y.shape[1]))
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
+    xt, yt = x[train], y[train]
+    for _ in range(steps):
+        out = net(xt)
+        loss = F.cross_entropy(out, yt) if discrete else F.mse_loss(out, yt)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        pred = net(x[test])
+    if discrete:
+        return float((pred.argmax(1) == y[test]).float().mean())
+    residual = ((pred - y[test]) ** 2).sum(0)
+    total = ((y[test] - y[test].mean(0)) ** 2).sum(0).clamp_min(1e-12)
+    return float((1 - residual / total).mean())
+
+
+@torch.no_grad()
+def token_features(lam: FlexLAM, obs: np.ndarray, next_obs: np.ndarray, k: int, batch_size: int = 256) -> np.ndarray:
+    """One-hot first k tokens: ``[N, k * V]``."""
+    tokens = np.concatenate([lam.encode(obs[i : i + batch_size], next_obs[i : i + batch_size]).cpu().numpy()
+                             for i in range(0, len(obs), batch_size)])[:, :k]
+    return np.eye(lam.codebook_size, dtype=np.float32)[tokens].reshape(len(tokens), -1)
+
+
+def token_probes(flexlam: FlexLAM, rollouts: Mapping[str, np.ndarray], fixed: Mapping[str, FlexLAM] | None = None,
+                 budgets: Sequence[int] | None = None, train_fraction: float = 0.7, seed: int = 0) -> dict[str, Any]:
+    """Probe scores per budget: ``{"flexlam": {"action": {k: s}, "distractor": {k: s}}, "<fixed>": {... at its K}}``.
+
+    The first ``train_fraction`` of the episodes train the probes; the rest score them.
+    """
+    episodes = rollouts["episode"]
+    train = episodes < np.quantile(np.unique(episodes), train_fraction)
+    if train.all() or not train.any():
+        raise DataError("Too few probe episodes to hold some out; collect more (episodes >= 4).")
+    action = rollouts["action"]
+    discrete = np.issubdtype(action.dtype, np.integer)
+    budgets = list(budgets or range(1, flexlam.num_tokens + 1))
+
+    def scores(lam: FlexLAM, ks: Sequence[int]) -> dict[str, dict[int, float]]:
+        out: dict[str, dict[int, float]] = {"action": {}, "distractor": {}}
+        for k in ks:
+            x = token_features(lam, rollouts["obs"], rollouts["next_obs"], k)
+            out["action"][k] = fit_probe(x, action, train, discrete, seed)
+            out["distractor"][k] = fit_probe(x, rollouts["distractor"], train, False, seed)
+        return out
+
+    result = {"flexlam": scores(flexlam, budgets), "transitions": len(episodes), "held_out": int((~train).sum()),
+              "action_metric": "accuracy" if discrete else "R^2"}
+    for name, lam in (fixed or {}).items():
+        result[name] = scores(lam, [lam.num_tokens])
+    return result
+
+
+def token_probe_figure(results: Mapping[str, Mapping[str, Any]], path: Any) -> Any:
+    """One row per task: the action probe and the distractor probe against k, FlexLAM as a line, fixed LAMs as points."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .checkpoint import atomic_path
+
+    fig, axes = plt.subplots(len(results), 2, figsize=(9, 3.2 * len(results)), squeeze=False)
+    for row, (task, result) in enumerate(results.items()):
+        for col, target in enumerate(("action", "distractor")):
+            ax = axes[row][col]
+            flex = result["flexlam"][target]
+            ax.plot([int(k) for k in flex], list(flex.values()), "o-", label="FlexLAM, first k tokens")
+            fixed = [(int(k), v) for name, r in result.items() if name.startswith("fixed") for k, v in r[target].items()]
+            if fixed:
+                ax.plot(*zip(*sorted(fixed)), "x", ms=9, mew=2, label="fixed LAM (K = k)")
+            metric = result["action_metric"] if target == "action" else "R^2"
+            ax.set_title(f"{task}: probe -> {'true action' if target == 'action' else 'distractor change'} ({metric})", fontsize=9)
+            ax.set_xlabel("tokens k")
+        axes[row][0].legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_path(path, suffix=".tmp.png") as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def run_token_probes(lam_dir: Any, tasks: Sequence[str], out: Any, fixed_dirs: Sequence[Any] = (), episodes: int = 40,
+                     seed: int = 50_000, name: str = "token_probes") -> dict[str, Any]:
+    """``flexlam-analyze token-probes`` as a library call: probe the LAM at ``lam_dir`` (and fixed LAMs) on
+    fresh rollouts of each task; write ``<name>.json`` and ``<name>.png`` into ``out``."""
+    from pathlib import Path
+
+    from .checkpoint import atomic_write_json
+
+    lam = FlexLAM.load(lam_dir)
+    fixed = {f"fixed K={m.num_tokens} ({Path(p).parent.name})": m for p in fixed_dirs for m in [FlexLAM.load(p)]}
+    results = {task: token_probes(lam, probe_rollouts(task, lam, episodes, seed), fixed) for task in tasks}
+    out = Path(out)
+    atomic_write_json(out / f"{name}.json", {"lam": str(Path(lam_dir).resolve()), "episodes": episodes, "seed": seed,
+                                            "tasks": results})
+    token_probe_figure(results, out / f"{name}.png")
+    return results
