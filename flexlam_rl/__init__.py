@@ -19,13 +19,17 @@ from pathlib import Path as _Path
 
 import gymnasium as _gym
 
-_HERE = _Path(__file__).parent
-if not (_HERE / "envs").is_dir() and (_HERE.parent / "envs" / "__init__.py").is_file():
-    # Imported from the repository itself (``python -m flexlam_rl...`` in its root, with or without an install):
-    # the top-level envs/, agents/ and configs/ folders are this package's subpackages, as an install maps them.
-    __path__.append(str(_HERE.parent))
+if not (_Path(__file__).parent / "envs").is_dir() and (_Path(__file__).parent.parent / "envs" / "__init__.py").is_file():
+    import importlib.util as _util
 
-from . import envs as _envs  # noqa: F401  (registers flexlam/<task>-v0)
+    if _util.find_spec("flexlam_rl.envs") is None:  # the bare source folder shadows a regular install
+        raise ImportError(
+            f"flexlam_rl was imported from its source folder {_Path(__file__).parent}, where envs/, agents/ and configs/ "
+            f"are not subpackages (an install maps them in). Run from outside the repository, or install it in "
+            f"editable mode: pip install -e ."
+        )
+
+from . import envs as _envs  # noqa: E402,F401  (registers flexlam/<task>-v0)
 from ._version import __version__
 from .align import Translator
 from .config import LAMConfig

@@ -93,7 +93,7 @@ def test_sdl_prints_nothing_for_headless_rendering(isolated_roots) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SDL_", "XDG_", "DISPLAY", "WAYLAND"))}
     out = subprocess.run([sys.executable, "-m", "flexlam_rl.cli.collect", "env=pendulum-pixels", "behaviour=random", "episodes=1",
                           "max_episode_steps=5", "dataset_id=prep/sdl/random-v0"], env=env, capture_output=True, text=True,
-                         timeout=120)
+                         timeout=120, cwd=isolated_roots)  # outside the repository: the installed package
     assert out.returncode == 0, out.stderr
     assert "XDG_RUNTIME_DIR" not in out.stderr and "error" not in out.stderr.lower()
 
@@ -104,7 +104,7 @@ def test_a_second_writer_is_refused_at_once(vector_dataset: str, tmp_path: Path)
 
     code = (f"import time; from pathlib import Path; from flexlam_rl.runs import writer_lock\n"
             f"with writer_lock(Path({str(tmp_path / 'run')!r})):\n    print('locked', flush=True); time.sleep(60)")
-    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=os.environ.copy())
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=os.environ.copy(), cwd=tmp_path)
     try:
         assert holder.stdout.readline().strip() == "locked"
         data = load_transitions(vector_dataset, heldout_fraction=0.2)

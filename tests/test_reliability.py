@@ -34,7 +34,7 @@ def _pretrain_cmd(dataset: str, run_dir: Path) -> list[str]:
 @pytest.mark.slow
 def test_sigkill_mid_run_resumes_to_the_same_weights(vector_dataset: str, tmp_path: Path) -> None:
     killed, straight = tmp_path / "killed", tmp_path / "straight"
-    proc = subprocess.Popen(_pretrain_cmd(vector_dataset, killed), env=os.environ.copy(),
+    proc = subprocess.Popen(_pretrain_cmd(vector_dataset, killed), env=os.environ.copy(), cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -50,12 +50,13 @@ def test_sigkill_mid_run_resumes_to_the_same_weights(vector_dataset: str, tmp_pa
     assert last is not None and int(last.name.split("_")[1]) >= 100
     FlexLAM.load(killed / "lam")  # the run directory still loads after SIGKILL
 
-    resumed = subprocess.run(_pretrain_cmd(vector_dataset, killed), env=os.environ.copy(), capture_output=True, text=True)
+    resumed = subprocess.run(_pretrain_cmd(vector_dataset, killed), env=os.environ.copy(), cwd=tmp_path, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     resumed_from = int(resumed.stdout.split("resumed from step ")[1].split()[0])
     assert resumed_from >= int(last.name.split("_")[1])  # lost at most one checkpoint interval
     assert not list(killed.rglob(".*.tmp")) and not list((killed / "checkpoints").glob(".tmp-*"))
-    uninterrupted = subprocess.run(_pretrain_cmd(vector_dataset, straight), env=os.environ.copy(), capture_output=True, text=True)
+    uninterrupted = subprocess.run(_pretrain_cmd(vector_dataset, straight), env=os.environ.copy(), cwd=tmp_path,
+                                   capture_output=True, text=True)
     assert uninterrupted.returncode == 0, uninterrupted.stderr
     for run in (killed, straight):
         assert json.loads((run / "metrics.json").read_text())["step"] == 400

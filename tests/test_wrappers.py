@@ -104,7 +104,8 @@ def test_gym_make_works_from_a_fresh_client_process(cartpole_models) -> None:
         "obs, _ = env.reset(seed=0); obs, r, term, trunc, info = env.step(env.action_space.sample()); "
         "print(json.dumps([[int(n) for n in env.action_space.nvec], float(r)]))"
     ).format(str(cartpole_models["lam_dir"]), str(cartpole_models["translator_dir"]))
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ,
+                         cwd=cartpole_models["lam_dir"].parent)  # a client outside the repository
     assert out.returncode == 0, out.stderr
     nvec, reward = json.loads(out.stdout.strip().splitlines()[-1])
     assert nvec == [8, 8] and reward == 1.0
