@@ -21,10 +21,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from .budgets import adaptive_lengths, check_tol
 from .data import TransitionSet, eval_batches
 from .errors import DataError
 from .evaluate import reconstruction_by_budget
-from .model import FlexLAM, adaptive_lengths, check_tol
+from .model import FlexLAM
 
 DEFAULT_TOLS = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
 MINIGRID_ACTIONS = ("left", "right", "forward", "pickup", "drop", "toggle", "done")

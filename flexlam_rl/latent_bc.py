@@ -20,11 +20,12 @@ import torch
 import torch.nn.functional as F
 
 from .align import Translator
+from .budgets import check_prefix_len
 from .config import check_int, parse_config
 from .data import TransitionSet
 from .errors import ConfigError, DataError
 from .fit import FitConfig, fit, seeded
-from .model import FlexLAM, check_prefix_len
+from .model import FlexLAM
 from .nets import ObservationInput, feature_encoder
 
 

@@ -6,8 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .budgets import prefix_weights
 from .data import TransitionData
-from .model import FlexLAM, prefix_weights
+from .model import FlexLAM
 
 if TYPE_CHECKING:
     from .train import TrainConfig

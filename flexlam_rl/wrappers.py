@@ -24,10 +24,11 @@ import numpy as np
 import torch
 
 from .align import Translator, check_action_space_fits
+from .budgets import check_prefix_len
 from .envs import apply_preprocess, get_task
 from .envs.pixels import ensure_env_registered, preprocess_for_env, validate_preprocess
 from .errors import FlexLAMError
-from .model import FlexLAM, check_prefix_len
+from .model import FlexLAM
 
 ADAPTIVE = "adaptive"  # prefix_len value: the agent chooses each step's length (AdaptiveLatentActionWrapper)
 

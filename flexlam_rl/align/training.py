@@ -16,10 +16,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..budgets import check_prefix_len
 from ..data import TransitionSet
 from ..errors import DataError
 from ..fit import FitConfig, fit, seeded
-from ..model import FlexLAM, check_prefix_len, null_fill
+from ..model import FlexLAM, null_fill
 from .actions import action_score, action_spec
 from .idm import supervised_idm_score, train_supervised_idm
 from .labels import LabelConfig, select_labels
