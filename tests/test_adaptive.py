@@ -227,7 +227,7 @@ def test_flexlam_analyze_cli(cartpole_models, vector_dataset, tmp_path) -> None:
                               capture_output=True, text=True, timeout=300)
 
     usage = run()
-    assert usage.returncode == 2 and "usage: flexlam-analyze {rate-distortion}" in usage.stderr
+    assert usage.returncode == 2 and "usage: flexlam-analyze {rate-distortion,token-probes}" in usage.stderr
     out = run("rate-distortion", f"lam_dir={cartpole_models['lam_dir']}", f"datasets=[{vector_dataset}]", "heldout_fraction=0.2",
               f"out={tmp_path / 'rd'}", "name=cp")
     assert out.returncode == 0, out.stderr[-2000:]
@@ -236,3 +236,5 @@ def test_flexlam_analyze_cli(cartpole_models, vector_dataset, tmp_path) -> None:
               f"out={tmp_path / 'bad'}")
     assert bad.returncode == 2 and "error: tol must be a finite number >= 0" in bad.stderr
     assert not (tmp_path / "bad").exists()
+    probes = run("token-probes", f"lam_dir={cartpole_models['lam_dir']}", "tasks=[cartpole]", "episodes=2", f"out={tmp_path / 'pr'}")
+    assert probes.returncode == 2 and "error: Task 'cartpole' has no action-independent state" in probes.stderr
