@@ -17,7 +17,7 @@ from flexlam_rl.bench import BenchConfig, SuiteSpec, aggregate, mean_se
 
 def _bench(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "flexlam_rl.cli.bench", *args], cwd=cwd, env=os.environ.copy(),
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=850)
 
 
 @pytest.mark.slow

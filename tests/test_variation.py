@@ -120,7 +120,7 @@ def test_token_probes_find_the_distractor_and_the_action(tmp_path: Path) -> None
 def test_variation_smoke_scale_writes_the_gap_heatmap(tmp_path: Path) -> None:
     out = tmp_path / "variation"
     run = subprocess.run([sys.executable, "-m", "flexlam_rl.cli.bench", "scale=variation_smoke", f"out_dir={out}"], cwd=tmp_path,
-                         env=os.environ.copy(), capture_output=True, text=True, timeout=600)
+                         env=os.environ.copy(), capture_output=True, text=True, timeout=850)
     assert run.returncode == 0, run.stderr[-3000:]
     result = json.loads((out / "results.json").read_text())
     assert result["seeds_done"] == {"minigrid_dynamic": [0, 1], "reach_d1": [0, 1]}
