@@ -18,7 +18,7 @@ def agent_from_config(cfg: DictConfig, out_dir: Path) -> AgentResult:
     if result.curve:
         print("eval return curve: " + ", ".join(f"{t}: {r:.3f}" for t, r in result.curve))
     print(f"final eval mean return over {agent_cfg.eval_episodes} episodes: {result.eval_mean_return:.3f}")
-    if result.eval_mean_prefix_len is not None:
+    if agent_cfg.prefix_len == "adaptive" and result.eval_mean_prefix_len is not None:
         print(f"tokens per step in those episodes: {result.eval_mean_prefix_len:.2f}")
     print(f"agent: {result.model_path.resolve()}" + (f"  GIF: {result.gif_path.resolve()}" if result.gif_path else ""))
     return result
