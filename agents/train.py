@@ -169,8 +169,8 @@ def _evaluate(model: Any, env: Any, episodes: int, frames: list[np.ndarray], len
 
 def _frame(obs: np.ndarray) -> np.ndarray:
     frame = np.asarray(obs[0])
-    if frame.ndim == 3 and frame.shape[0] in (1, 3, 4) and frame.shape[-1] not in (1, 3, 4):
-        frame = frame.transpose(1, 2, 0)  # back to HWC after VecTransposeImage
+    if frame.ndim == 3 and frame.shape[0] <= 16 < frame.shape[-1]:  # channels first (VecTransposeImage): back to HWC
+        frame = frame.transpose(1, 2, 0)
     return frame
 
 

@@ -11,6 +11,7 @@ import torch
 
 from .checkpoint import atomic_path, read_json
 from .data import TransitionSet
+from .media import rgb_frame
 from .model import FlexLAM
 
 COLLAPSED_PERPLEXITY = 1.1  # a slot whose codes have perplexity below this emits one code: it carries nothing
@@ -55,7 +56,7 @@ def prediction_figure(lam: FlexLAM, data: TransitionSet, path: str | Path, budge
         for col, (title, frames) in enumerate(columns):
             frame = frames[row]
             ax = axes[row][col]
-            ax.imshow(frame[..., 0] if frame.shape[-1] == 1 else frame[..., :3], cmap="gray" if frame.shape[-1] == 1 else None)
+            ax.imshow(rgb_frame(frame))  # a stack of frames shows its newest one
             ax.set_xticks([])
             ax.set_yticks([])
             if row == 0:

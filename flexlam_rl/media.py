@@ -10,15 +10,16 @@ import numpy as np
 from .checkpoint import atomic_path
 
 
-def _rgb(frame: np.ndarray) -> np.ndarray:
-    """``[H, W, C]`` -> RGB: grayscale frames are repeated, stacked frames show their newest channel."""
-    if frame.shape[-1] == 3:
-        return frame
+def rgb_frame(frame: np.ndarray) -> np.ndarray:
+    """``[H, W, C]`` -> RGB ``[H, W, 3]`` for display: a stack shows its newest frame (the last 3 channels of
+    stacked RGB, the last channel of stacked grayscale, repeated to RGB)."""
+    if frame.shape[-1] % 3 == 0:
+        return frame[..., -3:]
     return np.repeat(frame[..., -1:], 3, axis=-1)
 
 
 def write_gif(frames: Sequence[np.ndarray], path: str | Path, scale: int = 4, duration_ms: int = 120) -> Path | None:
-    """Frames ``[H, W, C]`` -> looping RGB GIF (see :func:`_rgb`), upscaled (nearest) and written atomically.
+    """Frames ``[H, W, C]`` -> looping RGB GIF (see :func:`rgb_frame`), upscaled (nearest) and written atomically.
 
     Returns ``None`` when there is nothing to draw (no frames, or vector observations).
     """
@@ -26,7 +27,7 @@ def write_gif(frames: Sequence[np.ndarray], path: str | Path, scale: int = 4, du
 
     if not frames or np.asarray(frames[0]).ndim != 3:
         return None
-    big = [np.repeat(np.repeat(_rgb(np.asarray(f, dtype=np.uint8)), scale, axis=0), scale, axis=1) for f in frames]
+    big = [np.repeat(np.repeat(rgb_frame(np.asarray(f, dtype=np.uint8)), scale, axis=0), scale, axis=1) for f in frames]
     with atomic_path(path, suffix=".tmp.gif") as tmp:  # imageio picks the format from the suffix
         iio.imwrite(tmp, big, duration=duration_ms, loop=0)
     return path

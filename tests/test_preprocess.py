@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from conftest import FAST_TRAIN, tiny_lam_config
 
-from flexlam_rl import FlexLAM, LatentActionWrapper
+from flexlam_rl import FlexLAM, LAMConfig, LatentActionWrapper
 from flexlam_rl.envs import apply_preprocess, get_task, preprocessed_shape, validate_preprocess
 from flexlam_rl.errors import FlexLAMError
 from flexlam_rl.inspect import collapse_warning
@@ -167,3 +167,27 @@ def test_atari_end_to_end_from_the_command_line(tmp_path: Path) -> None:
 def test_get_task_takes_a_preprocess_variant() -> None:
     task = get_task("breakout", {"kind": "atari", "frame_size": 32, "grayscale": True})
     assert task.name != "breakout" and task.preprocess["frame_size"] == 32
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3, 6])
+def test_prediction_figures_and_gifs_show_any_frame_stack(channels: int, tmp_path: Path) -> None:
+    """Grayscale, stacked grayscale (2 channels), RGB and stacked RGB frames: the newest frame is drawn."""
+    from flexlam_rl.inspect import prediction_figure
+    from flexlam_rl.media import rgb_frame, write_gif
+
+    frames = np.random.default_rng(0).integers(0, 256, size=(6, 16, 16, channels), dtype=np.uint8)
+    assert rgb_frame(frames[0]).shape == (16, 16, 3)
+    assert np.array_equal(rgb_frame(frames[0])[..., 0], frames[0][..., -1] if channels % 3 else frames[0][..., -3])
+    lam = FlexLAM(LAMConfig(obs_shape=[16, 16, channels], channels=[8], num_tokens=2, fsq_levels=[4],
+                            preprocess={"kind": "image", "frame_size": 16, "grayscale": channels in (1, 2),
+                                        "frame_stack": {1: 1, 2: 2, 3: 1, 6: 2}[channels]}))
+
+    class Transitions:  # the two things prediction_figure reads from a TransitionSet
+        def __len__(self) -> int:
+            return 5
+
+        def __getitems__(self, idx):
+            return {"obs": frames[np.asarray(idx)], "next_obs": frames[np.asarray(idx) + 1]}
+
+    assert prediction_figure(lam, Transitions(), tmp_path / "p.png").stat().st_size > 1000
+    assert write_gif(list(frames), tmp_path / "g.gif").stat().st_size > 100
