@@ -100,11 +100,15 @@ def fit_probe(features: np.ndarray, target: np.ndarray, train: np.ndarray, discr
 
 
 @torch.no_grad()
-def token_features(lam: FlexLAM, obs: np.ndarray, next_obs: np.ndarray, k: int, batch_size: int = 256) -> np.ndarray:
-    """One-hot first k tokens: ``[N, k * V]``."""
-    tokens = np.concatenate([lam.encode(obs[i : i + batch_size], next_obs[i : i + batch_size]).cpu().numpy()
-                             for i in range(0, len(obs), batch_size)])[:, :k]
-    return np.eye(lam.codebook_size, dtype=np.float32)[tokens].reshape(len(tokens), -1)
+def encode_all(lam: FlexLAM, obs: np.ndarray, next_obs: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Every transition's tokens ``[N, K]``, encoded once (each probe budget slices them)."""
+    return np.concatenate([lam.encode(obs[i : i + batch_size], next_obs[i : i + batch_size]).cpu().numpy()
+                           for i in range(0, len(obs), batch_size)])
+
+
+def token_features(tokens: np.ndarray, k: int, codebook_size: int) -> np.ndarray:
+    """One-hot first k tokens of ``tokens [N, K]``: ``[N, k * V]``."""
+    return np.eye(codebook_size, dtype=np.float32)[tokens[:, :k]].reshape(len(tokens), -1)
 
 
 def token_probes(flexlam: FlexLAM, rollouts: Mapping[str, np.ndarray], fixed: Mapping[str, FlexLAM] | None = None,
@@ -123,8 +127,9 @@ def token_probes(flexlam: FlexLAM, rollouts: Mapping[str, np.ndarray], fixed: Ma
 
     def scores(lam: FlexLAM, ks: Sequence[int]) -> dict[str, dict[int, float]]:
         out: dict[str, dict[int, float]] = {"action": {}, "distractor": {}}
+        tokens = encode_all(lam, rollouts["obs"], rollouts["next_obs"])
         for k in ks:
-            x = token_features(lam, rollouts["obs"], rollouts["next_obs"], k)
+            x = token_features(tokens, k, lam.codebook_size)
             out["action"][k] = fit_probe(x, action, train, discrete, seed)
             out["distractor"][k] = fit_probe(x, rollouts["distractor"], train, False, seed)
         return out
