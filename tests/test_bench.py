@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from flexlam_rl.bench import BenchConfig, SuiteSpec, aggregate, mean_se
+from flexlam_rl.bench.report import final_change, models_table
 
 
 def _bench(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -96,6 +97,19 @@ def test_aggregation_pairs_seeds_and_decides_each_cell() -> None:
     assert result["counts"]["equal_updates"] == {"better": 4, "tie": 0, "worse": 0}
     assert result["learning_curves"]["s"]["flexlam"][0]["n_seeds"] == 5
     assert result["compute"]["s"]["fixed_over_flexlam_flops"] == pytest.approx(2.0)
+    assert result["models"]["s"][0]["flexlam"]["final_change"] is None  # one check: no slope to read
+
+
+def test_final_change_reads_the_plateau_statistic_from_a_curve() -> None:
+    """A capped model's slope at the cap: last window's mean loss against the one before, over its budgets."""
+    losses = [9, 9, 9, 9, 1.1, 1.0, 1.0, 0.9, 1.0, 0.9, 0.9, 0.8]
+    curve = [{"updates": 250 * (i + 1), "mse": {"1": 2.0 * v, "2": v}} for i, v in enumerate(losses)]
+    change = final_change(curve, window=4)
+    assert change == pytest.approx(3.6 / 4.0 - 1.0)  # mean over k scales both windows alike
+    assert final_change(curve[:7], window=4) is None
+    model = {"updates": 3000, "wall_s": 1.0, "plateaued": False, "flops": 1e9, "samples": 1, "equal_compute": {"updates": 3000}}
+    table = models_table({"models": {"s": {0: {"flexlam": {**model, "final_change": change}}}}})
+    assert "-10.0% (-10.0..-10.0)" in table and "0/1" in table
 
 
 def test_dataset_ids_change_with_what_is_collected() -> None:

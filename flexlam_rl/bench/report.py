@@ -61,7 +61,9 @@ def aggregate(per_seed: dict[str, dict[int, dict[str, Any]]], cfg: BenchConfig) 
                                        "flexlam": float(flex.mean()), "fixed": float(fixed.mean()),
                                        "higher_is_better": higher, "secondary": metric in SECONDARY_METRICS,
                                        "capped": capped["flexlam"] or capped[f"fixed_{k}"]})
-    models = {suite: {seed: {name: {key: value for key, value in record.items() if key != "curve"}
+    window = int(cfg.train.get("plateau_window", 4))
+    models = {suite: {seed: {name: {**{key: value for key, value in record.items() if key != "curve"},
+                                    "final_change": final_change(record.get("curve", []), window)}
                              for name, record in run["models"].items()} for seed, run in seeds.items()}
               for suite, seeds in per_seed.items()}
     counts = {view: {v: sum(1 for c in claims if c["view"] == view and not c["secondary"] and c["verdict"] == v) for v in VERDICTS}
@@ -71,6 +73,22 @@ def aggregate(per_seed: dict[str, dict[int, dict[str, Any]]], cfg: BenchConfig) 
             "compute": {suite: _compute(seeds, cfg) for suite, seeds in per_seed.items()},
             "code_usage": {suite: {name: np.mean([r["code_usage"][name] for r in seeds.values()], axis=0).round(3).tolist()
                                    for name in next(iter(seeds.values()))["code_usage"]} for suite, seeds in per_seed.items()}}
+
+
+def final_change(curve: list[dict[str, Any]], window: int) -> float | None:
+    """How fast a model was still improving when it stopped: the plateau statistic at its last check.
+
+    Relative change of the mean held-out loss of the last ``window`` checks against the ``window``
+    before (negative: still improving; the rule stops at > -tol). The loss is the mean over the
+    recorded budgets: a fixed LAM's error at its K, a FlexLAM's uniform mean over k (its objective
+    under the default uniform prefix distribution). It ignores LR phases, so it reads a capped
+    model's slope, not the stop decision itself. None when the curve is too short.
+    """
+    losses = [float(np.mean(list(point["mse"].values()))) for point in curve]
+    if len(losses) < 2 * window:
+        return None
+    before, recent = np.mean(losses[-2 * window : -window]), np.mean(losses[-window:])
+    return float(recent / before - 1.0)
 
 
 def _capped(runs: list[dict[str, Any]]) -> dict[str, bool]:
@@ -142,12 +160,14 @@ def models_table(result: dict[str, Any]) -> str:
             recs = [seeds[s][name] for s in seeds]
             plateaued = sum(bool(r["plateaued"]) for r in recs)
             shares = [r["equal_compute"]["updates"] for r in recs if "equal_compute" in r]
+            changes = [100 * r["final_change"] for r in recs if r.get("final_change") is not None]
             rows.append([suite, name, f"{np.mean([r['updates'] for r in recs]):.0f} ({min(r['updates'] for r in recs)}-"
                                       f"{max(r['updates'] for r in recs)})", _seconds(float(np.mean([r['wall_s'] for r in recs]))),
                          _flop(float(np.mean([r['flops'] for r in recs]))), f"{plateaued}/{len(recs)}",
+                         f"{np.mean(changes):+.1f}% ({min(changes):+.1f}..{max(changes):+.1f})" if changes else "-",
                          f"{np.mean(shares):.0f}" if shares else "-"])
     return markdown_table(["suite", "model", "updates, mean (range)", "wall time", "training compute", "plateaued",
-                           "equal-compute updates"], rows)
+                           "held-out change at stop, mean (range)", "equal-compute updates"], rows)
 
 
 def results_markdown(result: dict[str, Any], cfg: BenchConfig) -> str:
@@ -163,7 +183,12 @@ def results_markdown(result: dict[str, Any], cfg: BenchConfig) -> str:
         c = counts[view]
         lines += [f"## View `{view}`: better {c['better']}, tie {c['tie']}, worse {c['worse']} (headline cells, PPO excluded)",
                   "", claims_table(result, cfg, view), ""]
-    lines += ["## Models: training to a plateau", "", models_table(result), ""]
+    train = cfg.train
+    lines += ["## Models: training to a plateau", "",
+              f"Held-out change at stop: the mean held-out loss of the last {train.get('plateau_window', 4)} checks "
+              f"against the {train.get('plateau_window', 4)} before ({train.get('eval_every', '?')} updates apart); the rule "
+              f"calls a plateau above -{100 * float(train.get('plateau_tol', 0.02)):.0f}%, so for a capped model it says "
+              f"how fast it was still improving at the cap.", "", models_table(result), ""]
     for suite, comp in result["compute"].items():
         lines += [f"{suite}: one FlexLAM {comp['flexlam_updates']:.0f} updates, {_seconds(comp['flexlam_wall_s'])}, "
                   f"{_flop(comp['flexlam_flops'])} vs the {comp['models_replaced']} fixed LAMs it replaces "
