@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from .align import Translator
 from .budgets import check_prefix_len
 from .config import check_int, parse_config
-from .data import TransitionSet
+from .data import TransitionSet, eval_batches
 from .errors import ConfigError, DataError
 from .fit import FitConfig, fit, seeded
 from .model import FlexLAM
@@ -112,9 +112,8 @@ class LatentBCTrainConfig(FitConfig):
 def token_targets(lam: FlexLAM, data: TransitionSet, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """All transitions' o_t and the IDM's tokens for them: ``([N, ...], [N, K])``."""
     obs, tokens = [], []
-    for start in range(0, len(data), batch_size):
-        batch = data.__getitems__(range(start, min(start + batch_size, len(data))))
-        obs.append(batch["obs"])
+    for batch in eval_batches(data, batch_size):
+        obs.append(batch["obs"].numpy())
         tokens.append(lam.encode(batch["obs"], batch["next_obs"]).cpu().numpy())
     return np.concatenate(obs), np.concatenate(tokens)
 
@@ -122,11 +121,8 @@ def token_targets(lam: FlexLAM, data: TransitionSet, batch_size: int = 256) -> t
 @torch.no_grad()
 def adaptive_targets(lam: FlexLAM, data: TransitionSet, tol: float, batch_size: int = 256) -> np.ndarray:
     """Each transition's adaptive length (:meth:`~flexlam_rl.model.FlexLAM.adaptive_prefix_len`): ``[N]`` in 1..K."""
-    out = []
-    for start in range(0, len(data), batch_size):
-        batch = data.__getitems__(range(start, min(start + batch_size, len(data))))
-        out.append(lam.adaptive_prefix_len(batch["obs"], batch["next_obs"], tol).cpu().numpy())
-    return np.concatenate(out)
+    return np.concatenate([lam.adaptive_prefix_len(batch["obs"], batch["next_obs"], tol).cpu().numpy()
+                           for batch in eval_batches(data, batch_size)])
 
 
 def train_latent_bc(lam: FlexLAM, expert: TransitionSet, cfg: LatentBCTrainConfig, tol: float | None = None) -> LatentBCPolicy:
