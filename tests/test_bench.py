@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from flexlam_rl.bench import BenchConfig, SuiteSpec, aggregate, mean_se
-from flexlam_rl.bench.report import final_change, models_table
+from flexlam_rl.bench.report import _mean_curves, final_change, models_table
 
 
 def _bench(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -138,3 +138,13 @@ def test_paired_bootstrap_verdicts() -> None:
     assert paired_difference_ci(clearly_up) == paired_difference_ci(clearly_up)  # seeded: reproducible
     one_seed = paired_difference_ci(np.array([0.4]))  # a single seed: no interval, no verdict
     assert one_seed[0] == pytest.approx(0.4) and verdict(one_seed[1], True) == "pending"
+
+
+def test_mean_curves_keep_wall_time_monotone_when_seeds_stop_at_different_points() -> None:
+    """A slow seed that stops early must not pull the mean curve's wall time back."""
+    def run(points: list[tuple[int, float, float]]) -> dict:
+        curve = [{"updates": u, "wall_s": w, "mse": {"1": m}} for u, w, m in points]
+        return {"models": {"flexlam": {"curve": curve}}}
+    curves = _mean_curves({0: run([(100, 10.0, 4.0), (200, 20.0, 2.0)]), 1: run([(100, 50.0, 6.0)])})["flexlam"]
+    assert [p["n_seeds"] for p in curves] == [2, 1] and [p["mse"]["1"] for p in curves] == [5.0, 2.0]
+    assert [p["wall_s"] for p in curves] == pytest.approx([30.0, 60.0])  # 0.1 and 0.5 s/update: 0.3 on average
