@@ -14,6 +14,16 @@ if TYPE_CHECKING:
     from .train import TrainConfig
 
 
+def window_change(losses: list[float], window: int) -> float | None:
+    """The plateau statistic: relative change of the mean of the last ``window`` losses against the
+    ``window`` before (negative: still improving). None until there are two windows."""
+    if len(losses) < 2 * window:
+        return None
+    recent = sum(losses[-window:]) / window
+    before = sum(losses[-2 * window : -window]) / window
+    return recent / before - 1.0
+
+
 class Plateau:
     """When a held-out loss has stopped improving (the rule is fixed before any result is seen).
 
@@ -38,11 +48,8 @@ class Plateau:
 
     def update(self, loss: float) -> None:
         self.phase_losses.append(loss)
-        if len(self.phase_losses) < 2 * self.window:
-            return
-        recent = sum(self.phase_losses[-self.window :]) / self.window
-        before = sum(self.phase_losses[-2 * self.window : -self.window]) / self.window
-        if recent > before * (1 - self.tol):
+        change = window_change(self.phase_losses, self.window)
+        if change is not None and change > -self.tol:
             if self.decays_done < self.decays:
                 self.decays_done += 1
                 self.phase_losses = []

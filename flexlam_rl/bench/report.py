@@ -19,6 +19,7 @@ import torch
 
 from ..checkpoint import atomic_path, atomic_write_bytes, atomic_write_json, read_json
 from ..errors import DataError
+from ..plateau import window_change
 from ..tables import markdown_table
 from .spec import METRICS, SECONDARY_METRICS, VIEWS, BenchConfig
 from .stats import VERDICTS, paired_difference_ci, verdict
@@ -84,11 +85,7 @@ def final_change(curve: list[dict[str, Any]], window: int) -> float | None:
     under the default uniform prefix distribution). It ignores LR phases, so it reads a capped
     model's slope, not the stop decision itself. None when the curve is too short.
     """
-    losses = [float(np.mean(list(point["mse"].values()))) for point in curve]
-    if len(losses) < 2 * window:
-        return None
-    before, recent = np.mean(losses[-2 * window : -window]), np.mean(losses[-window:])
-    return float(recent / before - 1.0)
+    return window_change([float(np.mean(list(point["mse"].values()))) for point in curve], window)
 
 
 def _capped(runs: list[dict[str, Any]]) -> dict[str, bool]:
