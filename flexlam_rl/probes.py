@@ -141,8 +141,29 @@ def token_probes(flexlam: FlexLAM, rollouts: Mapping[str, np.ndarray], fixed: Ma
     return result
 
 
+def combine_probes(per_seed: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Probe results of several seeds (one :func:`token_probes` result each) as one: each score the mean
+    over seeds, with ``"sd"`` (same shape, the seeds' standard deviation) and ``"seeds"`` (their count)."""
+    if not per_seed:
+        raise DataError("No probe results to combine; probe at least one seed.")
+    first = per_seed[0]
+    models = [name for name, value in first.items() if isinstance(value, Mapping) and "action" in value]
+    mean: dict[str, Any] = {key: value for key, value in first.items() if key not in models}
+    sd: dict[str, Any] = {}
+    for name in models:
+        mean[name], sd[name] = {}, {}
+        for target, scores in first[name].items():
+            values = np.array([[result[name][target][k] for k in scores] for result in per_seed])
+            mean[name][target] = dict(zip(scores, values.mean(0).tolist()))
+            sd[name][target] = dict(zip(scores, values.std(0).tolist()))
+    mean["transitions"] = [result["transitions"] for result in per_seed]
+    mean["held_out"] = [result["held_out"] for result in per_seed]
+    return {**mean, "sd": sd, "seeds": len(per_seed)}
+
+
 def token_probe_figure(results: Mapping[str, Mapping[str, Any]], path: Any) -> Any:
-    """One row per task: the action probe and the distractor probe against k, FlexLAM as a line, fixed LAMs as points."""
+    """One row per task: the action probe and the distractor probe against k, FlexLAM as a line, fixed LAMs as points
+    (with the seeds' standard deviation as error bars when ``results`` come from :func:`combine_probes`)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -154,13 +175,19 @@ def token_probe_figure(results: Mapping[str, Mapping[str, Any]], path: Any) -> A
     for row, (task, result) in enumerate(results.items()):
         for col, target in enumerate(("action", "distractor")):
             ax = axes[row][col]
+            sd = result.get("sd", {})
             flex = result["flexlam"][target]
-            ax.plot([int(k) for k in flex], list(flex.values()), "o-", label="FlexLAM, first k tokens")
-            fixed = [(int(k), v) for name, r in result.items() if name.startswith("fixed") for k, v in r[target].items()]
+            ax.errorbar([int(k) for k in flex], list(flex.values()), yerr=list(sd["flexlam"][target].values()) if sd else None,
+                        fmt="o-", capsize=3, label="FlexLAM, first k tokens")
+            fixed = sorted((int(k), v, sd[name][target][k] if sd else 0.0) for name, r in result.items()
+                           if name.startswith("fixed") for k, v in r[target].items())
             if fixed:
-                ax.plot(*zip(*sorted(fixed)), "x", ms=9, mew=2, label="fixed LAM (K = k)")
+                ks, values, errors = zip(*fixed)
+                ax.errorbar(ks, values, yerr=errors if sd else None, fmt="x", ms=9, mew=2, capsize=3, label="fixed LAM (K = k)")
             metric = result["action_metric"] if target == "action" else "R^2"
-            ax.set_title(f"{task}: probe -> {'true action' if target == 'action' else 'distractor change'} ({metric})", fontsize=9)
+            seeds = f", mean of {result['seeds']} seeds" if "seeds" in result else ""
+            ax.set_title(f"{task}: probe -> {'true action' if target == 'action' else 'distractor change'} ({metric}{seeds})",
+                         fontsize=9)
             ax.set_xlabel("tokens k")
         axes[row][0].legend(fontsize=7)
     fig.tight_layout()

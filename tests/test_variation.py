@@ -92,7 +92,7 @@ def test_label_runs_name_each_dial_setting() -> None:
 def test_token_probes_find_the_distractor_and_the_action(tmp_path: Path) -> None:
     """A LAM that was never trained still has tokens; the probe machinery must score held-out episodes,
     and a probe on a target that the features fully determine must score near 1."""
-    from flexlam_rl.probes import fit_probe, probe_rollouts, token_probe_figure, token_probes
+    from flexlam_rl.probes import combine_probes, fit_probe, probe_rollouts, token_probe_figure, token_probes
 
     lam = FlexLAM(LAMConfig(obs_shape=[16, 16, 3], channels=[8, 16], num_tokens=4, fsq_levels=[4],
                             preprocess={"kind": "render_rgb", "frame_size": 16}))
@@ -109,6 +109,17 @@ def test_token_probes_find_the_distractor_and_the_action(tmp_path: Path) -> None
     assert fit_probe(features, (np.arange(len(train)) % 5).astype(float), train, discrete=False) > 0.99
     token_probe_figure({"point-reach-pixels-d1": result}, tmp_path / "probes.png")
     assert (tmp_path / "probes.png").stat().st_size > 5000
+    # seeds combine into their mean and spread, and the figure draws them
+    other = token_probes(lam, rollouts, fixed={"fixed K=4": lam}, budgets=[1, 4], seed=1)
+    both = combine_probes([result, other])
+    assert both["seeds"] == 2 and both["action_metric"] == "R^2" and both["transitions"] == [len(rollouts["obs"])] * 2
+    for name, k in (("flexlam", 1), ("flexlam", 4), ("fixed K=4", 4)):
+        pair = [result[name]["distractor"][k], other[name]["distractor"][k]]
+        assert both[name]["distractor"][k] == pytest.approx(np.mean(pair))
+        assert both["sd"][name]["distractor"][k] == pytest.approx(np.std(pair))
+    assert max(both["sd"]["flexlam"]["action"].values()) > 0  # the probe seed matters, so the spread is real
+    token_probe_figure({"point-reach-pixels-d1": both}, tmp_path / "probes_seeds.png")
+    assert (tmp_path / "probes_seeds.png").stat().st_size > 5000
     from flexlam_rl.errors import DataError
 
     with pytest.raises(DataError, match="no action-independent state"):
