@@ -89,6 +89,28 @@ def test_label_runs_name_each_dial_setting() -> None:
         load_scale("variation", ["scale.label_fractions=[0.0,0.1]"])
 
 
+def test_gap_map_counts_label_runs_per_level_metric_and_budget() -> None:
+    from flexlam_rl.bench.report import gap_map, gap_map_table
+
+    cfg = load_scale("variation_smoke")
+    runs = [r[0] for r in cfg.label_runs()]
+    verdicts = ["better", "worse", "tie"]
+    claims = [{"view": "equal_updates", "suite": "reach_d1", "metric": "align", "protocol": run, "k": k,
+               "verdict": verdicts[i] if k == 1 else "tie", "secondary": False} for i, run in enumerate(runs) for k in cfg.budgets]
+    claims += [{"view": "equal_updates", "suite": "reach_d1", "metric": "mse", "protocol": "any", "k": 1, "verdict": "worse",
+                "secondary": False},  # label-free metrics are not on the map
+               {"view": "equal_updates", "suite": "reach_d1", "metric": "ppo_return", "protocol": runs[0], "k": 1,
+                "verdict": "worse", "secondary": True},
+               {"view": "equal_updates", "suite": "minigrid_dynamic", "metric": "align", "protocol": runs[0], "k": 2,
+                "verdict": "pending", "secondary": False}]  # one seed: no verdict yet, nothing counted
+    mapped = gap_map(claims, cfg)
+    assert mapped["equal_updates"]["reach_d1"] == {"align": {1: {"better": 1, "tie": 1, "worse": 1},
+                                                             **{k: {"better": 0, "tie": 3, "worse": 0} for k in cfg.budgets[1:]}}}
+    assert mapped["equal_updates"]["minigrid_dynamic"]["align"][2] == {"better": 0, "tie": 0, "worse": 0}
+    table = gap_map_table({"gap_map": mapped}, cfg, "equal_updates")
+    assert "| reach_d1 | translator accuracy / R^2 | 1 / 1 / 1 | 0 / 3 / 0 |" in table
+
+
 def test_token_probes_find_the_distractor_and_the_action(tmp_path: Path) -> None:
     """A LAM that was never trained still has tokens; the probe machinery must score held-out episodes,
     and a probe on a target that the features fully determine must score near 1."""
@@ -138,6 +160,10 @@ def test_variation_smoke_scale_writes_the_gap_heatmap(tmp_path: Path) -> None:
     protocols = {c["protocol"] for c in result["claims"] if c["metric"] == "align"}
     assert protocols == {"standard@0.02", "standard@0.1", "low_return@q0.5"}
     assert (out / "gap_heatmap.png").stat().st_size > 10_000
+    for suite in ("minigrid_dynamic", "reach_d1"):  # two seeds: every label run of every budget has a verdict on the map
+        for counts in result["gap_map"]["equal_updates"][suite]["align"].values():
+            assert sum(counts.values()) == 3
+    assert "## The gap map" in (out / "results.md").read_text()
 
     # the analyses after a run reuse what it trained (nothing retrained: the cache answers)
     from flexlam_rl.bench.run import seed_models

@@ -69,11 +69,35 @@ def aggregate(per_seed: dict[str, dict[int, dict[str, Any]]], cfg: BenchConfig) 
               for suite, seeds in per_seed.items()}
     counts = {view: {v: sum(1 for c in claims if c["view"] == view and not c["secondary"] and c["verdict"] == v) for v in VERDICTS}
               for view in VIEWS}
-    return {"claims": claims, "counts": counts, "summary": summary, "models": models,
+    dials = {"gap_map": gap_map(claims, cfg)} if cfg.label_fractions or cfg.low_return_quantiles else {}
+    return {"claims": claims, "counts": counts, **dials, "summary": summary, "models": models,
             "learning_curves": {suite: _mean_curves(seeds) for suite, seeds in per_seed.items()},
             "compute": {suite: _compute(seeds, cfg) for suite, seeds in per_seed.items()},
             "code_usage": {suite: {name: np.mean([r["code_usage"][name] for r in seeds.values()], axis=0).round(3).tolist()
                                    for name in next(iter(seeds.values()))["code_usage"]} for suite, seeds in per_seed.items()}}
+
+
+def gap_map(claims: list[dict[str, Any]], cfg: BenchConfig) -> dict[str, Any]:
+    """Where the gap has which sign: ``{view: {suite: {metric: {k: {verdict: n}}}}}``, counting the label
+    runs (the scarcity dial) of each variation level, metric and budget; error metrics are not mapped
+    (they do not depend on labels)."""
+    out: dict[str, Any] = {}
+    for c in claims:
+        if c["protocol"] == "any" or c["secondary"]:
+            continue
+        cell = out.setdefault(c["view"], {}).setdefault(c["suite"], {}).setdefault(c["metric"], {}).setdefault(
+            c["k"], dict.fromkeys(VERDICTS, 0))
+        if c["verdict"] in cell:
+            cell[c["verdict"]] += 1
+    return out
+
+
+def gap_map_table(result: dict[str, Any], cfg: BenchConfig, view: str) -> str:
+    """The gap map as text: per variation level and metric, ``better / tie / worse`` label runs at each budget."""
+    rows = [[suite, METRICS[metric][1], *(" / ".join(str(cells[k][v]) for v in VERDICTS) if k in cells else "-"
+                                         for k in cfg.budgets)]
+            for suite, metrics in result["gap_map"][view].items() for metric, cells in metrics.items()]
+    return markdown_table(["suite", "metric", *(f"k={k}: better / tie / worse" for k in cfg.budgets)], rows)
 
 
 def final_change(curve: list[dict[str, Any]], window: int) -> float | None:
@@ -184,6 +208,12 @@ def results_markdown(result: dict[str, Any], cfg: BenchConfig) -> str:
              f"seed, a stratified bootstrap 95% interval, and the verdict (`better` / `tie` / `worse` for FlexLAM; the sign "
              f"of error metrics is flipped in the verdict). {CAPPED}: some model in the cell hit the update cap. "
              f"Compute: {result['wall_time_s'] / 60:.1f} min summed over (suite, seed) jobs.", ""]
+    if "gap_map" in result:
+        runs = [run[0] for run in cfg.label_runs()]
+        lines += ["## The gap map", "", f"Per variation level (suite), metric and budget: how many of the {len(runs)} label "
+                  f"runs ({', '.join(runs)}) have FlexLAM better / tie / worse than the fixed LAM (paired 95% CI).", ""]
+        for view in VIEWS:
+            lines += [f"View `{view}`:", "", gap_map_table(result, cfg, view), ""]
     for view in VIEWS:
         c = counts[view]
         lines += [f"## View `{view}`: better {c['better']}, tie {c['tie']}, worse {c['worse']} (headline cells, PPO excluded)",
