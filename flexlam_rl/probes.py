@@ -12,6 +12,7 @@ them), because distractor state is not part of the observations a dataset stores
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -66,8 +67,14 @@ def probe_rollouts(task: str, lam: FlexLAM, episodes: int = 40, seed: int = 50_0
 
 
 def fit_probe(features: np.ndarray, target: np.ndarray, train: np.ndarray, discrete: bool, seed: int = 0,
-              steps: int = 400, hidden: int = 64) -> float:
-    """A 1-hidden-layer MLP probe; its held-out accuracy (``discrete``) or R^2 (targets standardized)."""
+              steps: int = 400, hidden: int = 64, valid: np.ndarray | None = None, check_every: int = 10) -> float:
+    """A 1-hidden-layer MLP probe; its accuracy (``discrete``) or R^2 (targets standardized) on the rows in
+    neither ``train`` nor ``valid``.
+
+    With ``valid`` rows the probe keeps the weights of its lowest validation loss (early stopping): one-hot
+    token features of many tokens are easy to memorize, and a memorizing probe scores below what the tokens
+    carry (held-out R^2 far below 0), which would read as "more tokens, less information".
+    """
     x = torch.as_tensor(features, dtype=torch.float32)
     if discrete:
         y = torch.as_tensor(target, dtype=torch.long).ravel()
@@ -78,18 +85,28 @@ def fit_probe(features: np.ndarray, target: np.ndarray, train: np.ndarray, discr
         if y.shape[1] == 0:
             raise DataError("The probe target never varies in the training episodes; collect more or longer episodes.")
         y = (y - y[train].mean(0)) / y[train].std(0)
-    test = ~train
+    test = ~train if valid is None else ~(train | valid)
     with seeded(seed):
         net = torch.nn.Sequential(torch.nn.Linear(x.shape[1], hidden), torch.nn.ReLU(),
                                   torch.nn.Linear(hidden, classes if discrete else y.shape[1]))
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
+    loss_fn = F.cross_entropy if discrete else F.mse_loss
     xt, yt = x[train], y[train]
-    for _ in range(steps):
-        out = net(xt)
-        loss = F.cross_entropy(out, yt) if discrete else F.mse_loss(out, yt)
+    best, best_state = math.inf, None
+    for step in range(steps + 1):
+        if valid is not None and step % check_every == 0:
+            with torch.no_grad():
+                val_loss = float(loss_fn(net(x[valid]), y[valid]))
+            if val_loss < best:
+                best, best_state = val_loss, {k: v.clone() for k, v in net.state_dict().items()}
+        if step == steps:
+            break
+        loss = loss_fn(net(xt), yt)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+    if best_state is not None:
+        net.load_state_dict(best_state)
     with torch.no_grad():
         pred = net(x[test])
     if discrete:
@@ -115,12 +132,17 @@ def token_probes(flexlam: FlexLAM, rollouts: Mapping[str, np.ndarray], fixed: Ma
                  budgets: Sequence[int] | None = None, train_fraction: float = 0.7, seed: int = 0) -> dict[str, Any]:
     """Probe scores per budget: ``{"flexlam": {"action": {k: s}, "distractor": {k: s}}, "<fixed>": {... at its K}}``.
 
-    The first ``train_fraction`` of the episodes train the probes; the rest score them.
+    The first ``train_fraction`` of the episodes train the probes (their last fifth early-stops them); the
+    rest score them.
     """
     episodes = rollouts["episode"]
-    train = episodes < np.quantile(np.unique(episodes), train_fraction)
-    if train.all() or not train.any():
-        raise DataError("Too few probe episodes to hold some out; collect more (episodes >= 4).")
+    ids = np.unique(episodes)
+    train = episodes < np.quantile(ids, train_fraction)
+    valid = train & (episodes >= np.quantile(ids[ids < np.quantile(ids, train_fraction)], 0.8))
+    train &= ~valid
+    if not (train.any() and valid.any()) or (train | valid).all():
+        raise DataError("Too few probe episodes to train, early-stop and score a probe on separate episodes; "
+                        "collect more (episodes >= 6).")
     action = rollouts["action"]
     discrete = np.issubdtype(action.dtype, np.integer)
     budgets = list(budgets or range(1, flexlam.num_tokens + 1))
@@ -130,11 +152,11 @@ def token_probes(flexlam: FlexLAM, rollouts: Mapping[str, np.ndarray], fixed: Ma
         tokens = encode_all(lam, rollouts["obs"], rollouts["next_obs"])
         for k in ks:
             x = token_features(tokens, k, lam.codebook_size)
-            out["action"][k] = fit_probe(x, action, train, discrete, seed)
-            out["distractor"][k] = fit_probe(x, rollouts["distractor"], train, False, seed)
+            out["action"][k] = fit_probe(x, action, train, discrete, seed, valid=valid)
+            out["distractor"][k] = fit_probe(x, rollouts["distractor"], train, False, seed, valid=valid)
         return out
 
-    result = {"flexlam": scores(flexlam, budgets), "transitions": len(episodes), "held_out": int((~train).sum()),
+    result = {"flexlam": scores(flexlam, budgets), "transitions": len(episodes), "held_out": int((~(train | valid)).sum()),
               "action_metric": "accuracy" if discrete else "R^2"}
     for name, lam in (fixed or {}).items():
         result[name] = scores(lam, [lam.num_tokens])

@@ -129,6 +129,13 @@ def test_token_probes_find_the_distractor_and_the_action(tmp_path: Path) -> None
     features = np.eye(5, dtype=np.float32)[np.arange(len(train)) % 5]
     assert fit_probe(features, np.arange(len(train)) % 5, train, discrete=True) == 1.0  # determined targets are found
     assert fit_probe(features, (np.arange(len(train)) % 5).astype(float), train, discrete=False) > 0.99
+    # many categories, few rows each, and a target of pure noise: a memorizing probe scores far below 0;
+    # early stopping on validation rows keeps it near the truth (the features say nothing: R^2 ~ 0)
+    rng = np.random.default_rng(0)
+    unique, noise = np.eye(150, dtype=np.float32)[rng.integers(0, 150, size=600)], rng.normal(size=600)
+    fit, valid = np.arange(600) < 300, (np.arange(600) >= 300) & (np.arange(600) < 400)
+    assert fit_probe(unique, noise, fit, discrete=False, valid=valid) > -0.05
+    assert fit_probe(unique, noise, fit | valid, discrete=False) < -0.1
     token_probe_figure({"point-reach-pixels-d1": result}, tmp_path / "probes.png")
     assert (tmp_path / "probes.png").stat().st_size > 5000
     # seeds combine into their mean and spread, and the figure draws them
