@@ -140,6 +140,23 @@ def test_paired_bootstrap_verdicts() -> None:
     assert one_seed[0] == pytest.approx(0.4) and verdict(one_seed[1], True) == "pending"
 
 
+def test_three_seed_intervals_are_the_seed_range_and_say_their_chance_rate() -> None:
+    from flexlam_rl.bench.stats import chance_verdict_rate, paired_difference_ci, verdict
+
+    rng = np.random.default_rng(3)
+    for n in (2, 3):
+        diffs = rng.normal(size=n)
+        assert paired_difference_ci(diffs)[1] == pytest.approx((diffs.min(), diffs.max()))
+    five = rng.normal(size=5)
+    low, high = paired_difference_ci(five)[1]
+    assert five.min() < low and high < five.max()  # from 4 seeds on, a real interval inside the range
+    assert chance_verdict_rate(3) == 0.25 and chance_verdict_rate(2) == 0.5
+    assert chance_verdict_rate(4) is None and chance_verdict_rate(5) is None and chance_verdict_rate(1) is None
+    # the null rate at 3 seeds, measured through the verdict itself: cells of pure symmetric noise
+    verdicts = [verdict(paired_difference_ci(rng.normal(size=3), reps=2000, seed=i)[1], True) for i in range(600)]
+    assert np.mean([v != "tie" for v in verdicts]) == pytest.approx(chance_verdict_rate(3), abs=0.05)
+
+
 def test_mean_curves_keep_wall_time_monotone_when_seeds_stop_at_different_points() -> None:
     """A slow seed that stops early must not pull the mean curve's wall time back."""
     def run(points: list[tuple[int, float, float]]) -> dict:

@@ -22,7 +22,7 @@ from ..errors import DataError
 from ..plateau import window_change
 from ..tables import markdown_table
 from .spec import METRICS, SECONDARY_METRICS, VIEWS, BenchConfig
-from .stats import VERDICTS, paired_difference_ci, verdict
+from .stats import VERDICTS, chance_verdict_rate, paired_difference_ci, verdict
 
 CAPPED = "†"  # marks a cell where some model stopped at the update cap instead of a plateau
 
@@ -208,6 +208,14 @@ def results_markdown(result: dict[str, Any], cfg: BenchConfig) -> str:
              f"seed, a stratified bootstrap 95% interval, and the verdict (`better` / `tie` / `worse` for FlexLAM; the sign "
              f"of error metrics is flipped in the verdict). {CAPPED}: some model in the cell hit the update cap. "
              f"Compute: {result['wall_time_s'] / 60:.1f} min summed over (suite, seed) jobs.", ""]
+    seeds = min(len(v) for v in result["seeds_done"].values())
+    rate = chance_verdict_rate(seeds)
+    if rate is not None:
+        n_cells = sum(1 for c in result["claims"] if c["view"] == VIEWS[0] and not c["secondary"])
+        lines += [f"**Few seeds.** With {seeds} seeds the 95% interval is the range of the seeds' paired differences: "
+                  f"`better` / `worse` means every seed agrees in sign, which seed noise alone gives in {rate:.0%} of "
+                  f"cells where FlexLAM and fixed do not differ (about {rate * n_cells:.0f} of the {n_cells} headline "
+                  f"cells per view). Read single cells as leads, not findings.", ""]
     if "gap_map" in result:
         runs = [run[0] for run in cfg.label_runs()]
         lines += ["## The gap map", "", f"Per variation level (suite), metric and budget: how many of the {len(runs)} label "

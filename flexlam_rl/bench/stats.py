@@ -39,6 +39,19 @@ def paired_difference_ci(diffs: np.ndarray, reps: int = BOOTSTRAP_REPS, level: f
     return float(diffs.mean()), (float(low), float(high))
 
 
+def chance_verdict_rate(n_seeds: int, level: float = 0.95) -> float | None:
+    """How often a cell gets ``better`` or ``worse`` when FlexLAM and fixed do not differ, where the interval
+    degenerates to the range of the seeds' differences (``None`` where it does not).
+
+    With n seeds, all n resamples picking the lowest seed has probability (1/n)^n; while that is at least the
+    lower tail (n <= 3 at 95%), the interval's ends are the seeds' own minimum and maximum, so a verdict means
+    only that every seed agrees in sign: with symmetric noise, 2 * 0.5^n of null cells (25% at 3 seeds).
+    """
+    if n_seeds < 2 or (1 / n_seeds) ** n_seeds < (1 - level) / 2:
+        return None
+    return 2 * 0.5**n_seeds
+
+
 def verdict(ci: tuple[float, float], higher_is_better: bool) -> str:
     """``better`` / ``tie`` / ``worse`` for FlexLAM, from the interval of FlexLAM minus fixed (``pending``
     without an interval, i.e. from a single seed)."""
