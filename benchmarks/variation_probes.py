@@ -51,5 +51,6 @@ def main() -> None:
                                                        "per_seed": per_seed})
     token_probe_figure(results, args.out / "token_probes.png")
 
+
 if __name__ == "__main__":
     main()

@@ -137,12 +137,13 @@ def token_probes(flexlam: FlexLAM, rollouts: Mapping[str, np.ndarray], fixed: Ma
     """
     episodes = rollouts["episode"]
     ids = np.unique(episodes)
-    train = episodes < np.quantile(ids, train_fraction)
-    valid = train & (episodes >= np.quantile(ids[ids < np.quantile(ids, train_fraction)], 0.8))
+    cut = np.quantile(ids, train_fraction)
+    train = episodes < cut
+    valid = train & (episodes >= np.quantile(ids[ids < cut], 0.8))
     train &= ~valid
     if not (train.any() and valid.any()) or (train | valid).all():
-        raise DataError("Too few probe episodes to train, early-stop and score a probe on separate episodes; "
-                        "collect more (episodes >= 6).")
+        raise DataError(f"{len(ids)} probe episodes are too few to train, early-stop and score a probe on separate "
+                        f"episodes; collect more (at least 3, dozens for a stable score).")
     action = rollouts["action"]
     discrete = np.issubdtype(action.dtype, np.integer)
     budgets = list(budgets or range(1, flexlam.num_tokens + 1))

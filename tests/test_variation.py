@@ -103,7 +103,7 @@ def test_gap_map_counts_label_runs_per_level_metric_and_budget() -> None:
                 "verdict": "worse", "secondary": True},
                {"view": "equal_updates", "suite": "minigrid_dynamic", "metric": "align", "protocol": runs[0], "k": 2,
                 "verdict": "pending", "secondary": False}]  # one seed: no verdict yet, nothing counted
-    mapped = gap_map(claims, cfg)
+    mapped = gap_map(claims)
     assert mapped["equal_updates"]["reach_d1"] == {"align": {1: {"better": 1, "tie": 1, "worse": 1},
                                                              **{k: {"better": 0, "tie": 3, "worse": 0} for k in cfg.budgets[1:]}}}
     assert mapped["equal_updates"]["minigrid_dynamic"]["align"][2] == {"better": 0, "tie": 0, "worse": 0}
@@ -151,6 +151,8 @@ def test_token_probes_find_the_distractor_and_the_action(tmp_path: Path) -> None
     assert (tmp_path / "probes_seeds.png").stat().st_size > 5000
     from flexlam_rl.errors import DataError
 
+    with pytest.raises(DataError, match="2 probe episodes are too few"):
+        token_probes(lam, {key: value[rollouts["episode"] < 2] for key, value in rollouts.items()}, budgets=[1])
     with pytest.raises(DataError, match="no action-independent state"):
         probe_rollouts("point-reach-pixels", lam, episodes=2)
 

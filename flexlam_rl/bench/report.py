@@ -69,7 +69,7 @@ def aggregate(per_seed: dict[str, dict[int, dict[str, Any]]], cfg: BenchConfig) 
               for suite, seeds in per_seed.items()}
     counts = {view: {v: sum(1 for c in claims if c["view"] == view and not c["secondary"] and c["verdict"] == v) for v in VERDICTS}
               for view in VIEWS}
-    dials = {"gap_map": gap_map(claims, cfg)} if cfg.label_fractions or cfg.low_return_quantiles else {}
+    dials = {"gap_map": gap_map(claims)} if cfg.label_fractions or cfg.low_return_quantiles else {}
     return {"claims": claims, "counts": counts, **dials, "summary": summary, "models": models,
             "learning_curves": {suite: _mean_curves(seeds) for suite, seeds in per_seed.items()},
             "compute": {suite: _compute(seeds, cfg) for suite, seeds in per_seed.items()},
@@ -77,7 +77,7 @@ def aggregate(per_seed: dict[str, dict[int, dict[str, Any]]], cfg: BenchConfig) 
                                    for name in next(iter(seeds.values()))["code_usage"]} for suite, seeds in per_seed.items()}}
 
 
-def gap_map(claims: list[dict[str, Any]], cfg: BenchConfig) -> dict[str, Any]:
+def gap_map(claims: list[dict[str, Any]]) -> dict[str, Any]:
     """Where the gap has which sign: ``{view: {suite: {metric: {k: {verdict: n}}}}}``, counting the label
     runs (the scarcity dial) of each variation level, metric and budget; error metrics are not mapped
     (they do not depend on labels)."""
