@@ -23,10 +23,9 @@ import torch
 
 from flexlam_rl import __version__
 from flexlam_rl.bench.cache import train_cached
-from flexlam_rl.bench.run import collect_suite, lam_variants
+from flexlam_rl.bench.run import collect_suite, lam_variants, suite_data
 from flexlam_rl.bench.spec import load_scale
 from flexlam_rl.checkpoint import atomic_write_bytes, atomic_write_json
-from flexlam_rl.data import load_transitions
 from flexlam_rl.evaluate import reconstruction_by_budget
 from flexlam_rl.tables import markdown_table
 from flexlam_rl.train import TrainConfig, update_flops
@@ -41,7 +40,7 @@ def at_wall(curve: list[dict], seconds: float) -> dict[str, float]:
 def train_runs(bench, suite, seed: int, samples: list[int], max_steps: int | None) -> dict[int, dict]:
     """One seed: the FlexLAM trained once per m, in a fresh cache, one after the other (same conditions)."""
     ids = collect_suite(suite, bench.data_seed)
-    data = load_transitions([i for task in suite.tasks for i in ids[task].values()], bench.heldout_fraction, bench.data_seed)
+    data = suite_data(bench, [i for task in suite.tasks for i in ids[task].values()])
     lam_cfg = lam_variants(bench, data.obs_shape, data.is_image, data.preprocess)["flexlam"]
     runs = {}
     with tempfile.TemporaryDirectory() as cache:

@@ -90,13 +90,13 @@ def atomic_save_tensors(path: str | Path, tensors: Mapping[str, torch.Tensor]) -
 
 
 # --------------------------------------------------------------------- reading
-def read_json(path: str | Path, what: str = "config") -> dict[str, Any]:
-    """Read a small JSON object, with errors that name the file."""
+def read_json(path: str | Path, what: str = "config", max_bytes: int = MAX_CONFIG_BYTES) -> dict[str, Any]:
+    """Read a small JSON object (at most ``max_bytes``), with errors that name the file."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"Missing {what} file {path}.")
-    if path.stat().st_size > MAX_CONFIG_BYTES:
-        raise CheckpointError(f"{path} is {path.stat().st_size} bytes; a {what} file is at most {MAX_CONFIG_BYTES}.")
+    if path.stat().st_size > max_bytes:
+        raise CheckpointError(f"{path} is {path.stat().st_size} bytes; a {what} file is at most {max_bytes}.")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

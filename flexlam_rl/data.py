@@ -112,27 +112,43 @@ def split_episodes(
     """
     if not 0.0 <= heldout_fraction < 1.0:
         raise DataError(f"heldout_fraction must be in [0, 1), got {heldout_fraction}.")
-    train, heldout = [], []
+    return _split_off([(s_idx, e) for s_idx, source in enumerate(sources) for e in range(source.num_episodes)],
+                      sources, heldout_fraction, [seed])
+
+
+def _split_off(episodes: Sequence[tuple[int, int]], sources: Sequence[SourceArrays], fraction: float,
+               stream: list[int]) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """Per source, a random ``fraction`` of its ``episodes`` (at least one of two or more, never all), drawn from
+    a stream keyed by the source's id: ``(kept, split off)``."""
+    kept, taken = [], []
     for s_idx, source in enumerate(sources):
+        mine = np.array([e for s, e in episodes if s == s_idx], dtype=np.int64)
         id_key = int.from_bytes(hashlib.sha1(source.source_id.encode()).digest()[:8], "little")
-        order = np.random.default_rng([seed, id_key]).permutation(source.num_episodes)
-        n_held = int(math.ceil(heldout_fraction * source.num_episodes)) if heldout_fraction > 0 else 0
-        if source.num_episodes >= 2:
-            n_held = min(max(n_held, 1 if heldout_fraction > 0 else 0), source.num_episodes - 1)
-        else:
-            n_held = 0
-        heldout += [(s_idx, int(e)) for e in sorted(order[:n_held])]
-        train += [(s_idx, int(e)) for e in sorted(order[n_held:])]
-    return train, heldout
+        order = mine[np.random.default_rng([*stream, id_key]).permutation(len(mine))]
+        n_take = int(math.ceil(fraction * len(mine))) if fraction > 0 else 0
+        n_take = min(max(n_take, 1 if fraction > 0 else 0), len(mine) - 1) if len(mine) >= 2 else 0
+        taken += [(s_idx, int(e)) for e in sorted(order[:n_take])]
+        kept += [(s_idx, int(e)) for e in sorted(order[n_take:])]
+    return kept, taken
 
 
 @dataclass
 class TransitionData:
-    """Train / held-out transitions of the datasets a LAM is trained on."""
+    """Train / held-out transitions of the datasets a LAM is trained on, and optionally a validation split.
+
+    ``validation`` (episodes taken out of training) is what early stopping reads, so the held-out split the
+    final scores read never decided when training stopped. Without one, checks read the held-out split.
+    """
 
     train: TransitionSet
     heldout: TransitionSet
     dataset_ids: list[str]
+    validation: TransitionSet | None = None
+
+    @property
+    def checks(self) -> TransitionSet:
+        """Where held-out checks during training (curves, the plateau rule) are scored."""
+        return self.validation if self.validation is not None and len(self.validation) else self.heldout
 
     @property
     def obs_shape(self) -> tuple[int, ...]:
@@ -161,22 +177,30 @@ def load_transitions(
     seed: int = 0,
     obs_key: str | None = None,
     video_frame_size: int = VIDEO_FRAME_SIZE,
+    validation_fraction: float = 0.0,
 ) -> TransitionData:
-    """Open datasets by id (or ``video:`` sources) and split their episodes into train / held-out transitions."""
+    """Open datasets by id (or ``video:`` sources) and split their episodes into train / held-out transitions
+    (and a validation split of ``validation_fraction`` of the training episodes, see :func:`split_sources`)."""
     ids = [dataset_ids] if isinstance(dataset_ids, str) else list(dataset_ids)
     if not ids:
         raise DataError("No dataset ids given; set data.datasets=[<minari id>, ...].")
-    return split_sources([load_source(i, obs_key, video_frame_size) for i in ids], heldout_fraction, seed)
+    return split_sources([load_source(i, obs_key, video_frame_size) for i in ids], heldout_fraction, seed, validation_fraction)
 
 
-def split_sources(sources: Sequence[SourceArrays], heldout_fraction: float = 0.1, seed: int = 0) -> TransitionData:
-    """Already opened sources -> train / held-out transitions (see :func:`split_episodes`)."""
+def split_sources(sources: Sequence[SourceArrays], heldout_fraction: float = 0.1, seed: int = 0,
+                  validation_fraction: float = 0.0) -> TransitionData:
+    """Already opened sources -> train / held-out transitions (see :func:`split_episodes`); with
+    ``validation_fraction > 0`` that share of each source's training episodes becomes the validation split.
+    The held-out split never depends on ``validation_fraction``."""
     ids = [s.source_id for s in sources]
+    if not 0.0 <= validation_fraction < 1.0:
+        raise DataError(f"validation_fraction must be in [0, 1), got {validation_fraction}.")
     train_eps, held_eps = split_episodes(sources, heldout_fraction, seed)
+    train_eps, val_eps = _split_off(train_eps, sources, validation_fraction, [seed, 1])
     train = TransitionSet(sources, train_eps)
     if len(train) == 0:
         raise DataError(f"Datasets {ids} hold no training transitions (episodes of length 0?).")
-    return TransitionData(train, TransitionSet(sources, held_eps), ids)
+    return TransitionData(train, TransitionSet(sources, held_eps), ids, TransitionSet(sources, val_eps) if val_eps else None)
 
 
 @dataclass
@@ -188,6 +212,7 @@ class DataConfig:
     video_frame_size: int = VIDEO_FRAME_SIZE  # video:<file|folder> sources: square frames of this size
     heldout_fraction: float = 0.1  # fraction of episodes held out, per dataset
     split_seed: int = 0
+    validation_fraction: float = 0.0  # of the training episodes, per dataset: what held-out checks and the plateau read
 
     def __post_init__(self) -> None:
         if isinstance(self.datasets, str):  # data.datasets=one/id-v0 (no brackets) means one dataset
@@ -201,7 +226,8 @@ class DataConfig:
         return parse_config(cls, values, "data")
 
     def load(self) -> TransitionData:
-        return load_transitions(self.datasets, self.heldout_fraction, self.split_seed, self.obs_key, self.video_frame_size)
+        return load_transitions(self.datasets, self.heldout_fraction, self.split_seed, self.obs_key, self.video_frame_size,
+                                self.validation_fraction)
 
 
 # -------------------------------------------------------------------------- batching

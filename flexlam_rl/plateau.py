@@ -1,4 +1,4 @@
-"""When training stops: held-out checks, the objective they score, and the plateau rule (fixed before any verdict)."""
+"""When training stops: checks on the validation split, the objective they log, and the plateau rule (fixed before any verdict)."""
 
 from __future__ import annotations
 
@@ -25,20 +25,23 @@ def window_change(losses: list[float], window: int) -> float | None:
 
 
 class Plateau:
-    """When a held-out loss has stopped improving (the rule is fixed before any result is seen).
+    """When every budget's validation error has stopped improving (the rule is fixed before any result is seen).
 
-    After each check: a *plateau* is when the mean loss of the last ``window`` checks of the
-    current LR phase is not ``tol`` (relative) below the mean of the ``window`` checks before them.
-    Means, not minima: with discrete tokens the held-out loss of one check jumps by 10-20% as codes
-    flip, and a minimum-based rule stops on the first lucky dip. The first ``decays`` plateaus
-    multiply the LR by ``lr_factor`` and start a new phase; the next one stops training. Everything
-    here is a function of the checks, so resuming replays it.
+    After each check (one error per budget the model serves: all of 1..K for a FlexLAM, its K for a fixed
+    LAM): a budget has plateaued when the mean error of its last ``window`` checks of the current LR phase
+    is not ``tol`` (relative) below the mean of the ``window`` checks before them; the model has plateaued
+    when every budget has. So a FlexLAM is judged at each budget by the rule that judges the fixed LAM of
+    that budget: no averaged objective that its k = 1 error dominates can stop it while longer prefixes
+    still improve. Means, not minima: with discrete tokens one check jumps by 10-20% as codes flip, and a
+    minimum-based rule stops on the first lucky dip. The first ``decays`` plateaus multiply the LR by
+    ``lr_factor`` and start a new phase; the next one stops training. Everything here is a function of the
+    checks, so resuming replays it.
     """
 
     def __init__(self, cfg: TrainConfig, state: dict[str, Any] | None = None):
         self.window, self.tol, self.decays, self.lr_factor = cfg.plateau_window, cfg.plateau_tol, cfg.plateau_decays, cfg.plateau_lr_factor
         state = state or {}
-        self.phase_losses: list[float] = list(state.get("phase_losses", []))
+        self.phase_errors: dict[str, list[float]] = {str(k): list(v) for k, v in state.get("phase_errors", {}).items()}
         self.decays_done: int = int(state.get("decays_done", 0))
         self.stopped: bool = bool(state.get("stopped", False))
 
@@ -46,32 +49,38 @@ class Plateau:
     def lr_scale(self) -> float:
         return self.lr_factor ** self.decays_done
 
-    def update(self, loss: float) -> None:
-        self.phase_losses.append(loss)
-        change = window_change(self.phase_losses, self.window)
-        if change is not None and change > -self.tol:
+    def changes(self) -> dict[str, float | None]:
+        """Each budget's plateau statistic in the current phase (None until it has two windows)."""
+        return {k: window_change(v, self.window) for k, v in self.phase_errors.items()}
+
+    def update(self, errors: dict[int, float]) -> None:
+        """Record one check: ``{budget: validation error}``."""
+        for k, err in errors.items():
+            self.phase_errors.setdefault(str(k), []).append(float(err))
+        changes = list(self.changes().values())
+        if changes and all(change is not None and change > -self.tol for change in changes):
             if self.decays_done < self.decays:
                 self.decays_done += 1
-                self.phase_losses = []
+                self.phase_errors = {}
             else:
                 self.stopped = True
 
     def state(self) -> dict[str, Any]:
-        return {"phase_losses": self.phase_losses, "decays_done": self.decays_done, "stopped": self.stopped}
+        return {"phase_errors": self.phase_errors, "decays_done": self.decays_done, "stopped": self.stopped}
 
 
 def heldout_subset(data: TransitionData, size: int) -> np.ndarray:
-    """The held-out transitions every check scores: a fixed random ``size`` of them (all datasets represented)."""
-    n = len(data.heldout)
+    """The transitions every check scores: a fixed random ``size`` of ``data.checks`` (the validation split
+    where there is one, else the held-out split)."""
+    n = len(data.checks)
     return np.sort(np.random.default_rng(0).permutation(n)[: min(size, n)])
 
 
 def heldout_objective(lam: FlexLAM, mse: dict[int, float]) -> float:
-    """The held-out loss that decides a plateau: the training objective itself.
+    """The training objective on the checked transitions (logged with each check; the plateau reads the budgets).
 
     A fixed LAM's error at its K; a FlexLAM's per-budget errors weighted by its prefix distribution
     (uniform: the plain mean over k = 1..K), which is what nested dropout minimizes in expectation.
-    The worst budget (k = 1) would stop training while longer prefixes still improve.
     """
     if not lam.config.nested_dropout:
         return float(mse[lam.num_tokens])

@@ -67,8 +67,8 @@ class TrainConfig:
     progress: bool = True
     fused_optimizer: bool = True  # one fused AdamW kernel instead of a loop over parameters (same update rule)
     prefix_samples: int = 1  # FlexLAM: decode each example at this many stratified prefix lengths per update
-    # Train to a plateau instead of for `steps` (see Plateau): held-out checks every eval_every updates
-    # on eval_transitions transitions; the LR drops plateau_decays times, the next plateau stops training.
+    # Train to a plateau instead of for `steps` (see Plateau): checks every eval_every updates on eval_transitions
+    # validation transitions; once every budget has plateaued the LR drops (plateau_decays times), then training stops.
     until_plateau: bool = False
     max_steps: int = 20_000  # the cap when until_plateau
     plateau_window: int = 4  # checks
@@ -199,6 +199,9 @@ def pretrain(
         with writer_lock(run_dir) if ctx.is_main else contextlib.nullcontext():
             previous_steps = check_same_run(run_dir, record)
             if ctx.is_main:
+                if cfg.until_plateau and data.checks is data.heldout:
+                    warnings.warn("train.until_plateau: the plateau is judged on the held-out split, which the final scores "
+                                  "also read; set data.validation_fraction=0.1 for a validation split of its own.", stacklevel=2)
                 if previous_steps is not None and previous_steps != cfg.total_steps and not cfg.until_plateau:
                     warnings.warn(f"{run_dir}: continuing a {previous_steps}-step run as a {cfg.total_steps}-step one; its "
                                   f"cosine schedule now spans {cfg.total_steps} steps.", stacklevel=2)
@@ -282,14 +285,14 @@ def _train(run_dir: Path, data: TransitionData, lam_cfg: LAMConfig, cfg: TrainCo
                 history.append({"step": step, "loss": loss_value})  # mean over the steps since the last entry
                 window_loss, window_steps = torch.zeros((), device=device), 0
             if step % cfg.eval_every == 0 and len(checks) > 0:
-                errors = reconstruction_by_budget(lam, data.heldout, check_budgets, indices=checks)
+                errors = reconstruction_by_budget(lam, data.checks, check_budgets, indices=checks)
                 loss = heldout_objective(lam, errors["mse"])
                 curve.append({"updates": step, "wall_s": elapsed_before + time.time() - t0, "loss": loss, "mse": errors["mse"]})
                 for k, err in errors["mse"].items() if writer is not None else ():
                     writer.add_scalar(f"heldout_mse/k_{k}", err, step)
                 lam.train()
                 if cfg.until_plateau:
-                    plateau.update(loss)
+                    plateau.update(errors["mse"])
                     save_now = save_now or plateau.stopped
             if progress is not None:
                 progress.update(1)

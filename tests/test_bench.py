@@ -36,9 +36,12 @@ def test_smoke_scale_writes_every_report(tmp_path: Path) -> None:
     claims = result["claims"]
     assert {(c["view"], c["suite"], c["metric"], c["protocol"]) for c in claims} >= {("equal_updates", "minigrid", "align", "standard")}
     for claim in claims:  # the contract, cell by cell
-        assert {"suite", "metric", "protocol", "k", "diff", "ci95", "verdict", "n_seeds"} <= set(claim)
-        assert claim["verdict"] in ("better", "tie", "worse") and claim["n_seeds"] == 2
-        assert claim["ci95"][0] <= claim["diff"] <= claim["ci95"][1]
+        assert {"suite", "metric", "protocol", "k", "diff", "ci95", "verdict", "n_seeds", "verdict_adjusted", "half_width"} <= set(claim)
+        assert claim["n_seeds"] == 2 and claim["verdict"] == claim["verdict_adjusted"] == "tie"  # 2 seeds: no exact verdict
+        assert claim["ci95"] is None and claim["half_width"] is None
+    protocol = result["protocol"]
+    assert protocol["multiplicity"] == "benjamini-hochberg" and "sign-flip" in protocol["interval"]
+    assert protocol["null_verdict_rate"] <= 0.05 and protocol["date_fixed"] == "2026-12-01"
     assert sum(result["counts"]["equal_updates"].values()) == sum(1 for c in claims if c["view"] == "equal_updates" and not c["secondary"])
     models = result["models"]["minigrid"]["0"]
     assert set(models) == {"flexlam", "fixed_1", "fixed_2", "fixed_4", "fixed_8"}
@@ -50,7 +53,7 @@ def test_smoke_scale_writes_every_report(tmp_path: Path) -> None:
     assert len(result["code_usage"]["minigrid"]["flexlam"]) == 8 and len(result["code_usage"]["minigrid"]["fixed_2"]) == 2
     assert result["versions"]["torch"] and result["command"].startswith("flexlam-bench")
     md = (out / "results.md").read_text()
-    assert "View `equal_updates`" in md and "View `equal_compute`" in md and "plateaued" in md
+    assert "View `equal_updates`" in md and "View `equal_compute`" in md and "plateaued" in md and "Too few seeds" in md
     for plot in ("budget_curves.png", "learning_curves.png"):
         assert (out / plot).stat().st_size > 10_000
     assert {p.name for p in (out / "gifs").iterdir()} >= {"minigrid_flexlam_k2.gif", "minigrid_fixed_k2.gif"}
@@ -82,22 +85,46 @@ def _seed_run(flex: float, fixed: float, bc_flex: list[float], bc_fixed: list[fl
 
 
 def test_aggregation_pairs_seeds_and_decides_each_cell() -> None:
-    cfg = BenchConfig(name="t", suites=[SuiteSpec("s", ["cartpole"], 32, {}, "cartpole")], seeds=[0, 1, 2, 3, 4],
-                      budgets=[1, 2], num_tokens=2)
+    seeds = list(range(10))
+    cfg = BenchConfig(name="t", suites=[SuiteSpec("s", ["cartpole"], 32, {}, "cartpole")], seeds=seeds,
+                      budgets=[1, 2], num_tokens=2, date_fixed="2026-12-01")
     stats = mean_se([1.0, 2.0, 3.0])
     assert stats["mean"] == 2.0 and stats["se"] == pytest.approx(1 / math.sqrt(3))
-    runs = {seed: _seed_run(1.0 + 0.01 * seed, 2.0 + 0.01 * seed, [0.5, 0.9], [0.5, 0.5]) for seed in range(5)}
+    runs = {seed: _seed_run(1.0 + 0.01 * seed, 2.0 + 0.01 * seed, [0.5, 0.9 + 0.01 * seed], [0.5, 0.5]) for seed in seeds}
     result = aggregate({"s": runs}, cfg)
     recon = [c for c in result["claims"] if c["metric"] == "recon" and c["view"] == "equal_updates"]
     assert [c["verdict"] for c in recon] == ["better", "better"]  # lower error is better: FlexLAM wins every seed
-    assert all(c["diff"] == pytest.approx(-1.0) and c["n_seeds"] == 5 for c in recon)
+    assert all(c["diff"] == pytest.approx(-1.0) and c["n_seeds"] == 10 for c in recon)
+    assert all(c["p_value"] == pytest.approx(2 / 1024) and c["verdict_adjusted"] == "better" for c in recon)
+    assert all(c["ci95"][0] <= -1.0 <= c["ci95"][1] and c["half_width"] == pytest.approx(0.0, abs=1e-6) for c in recon)
     bc = [c for c in result["claims"] if c["metric"] == "bc_return" and c["k"] == 1 and c["view"] == "equal_updates"][0]
-    assert bc["diff"] == pytest.approx(0.2) and bc["verdict"] == "better"  # per-task pairs: 0 on one task, +0.4 on the other
+    assert bc["diff"] == pytest.approx(0.2225) and bc["verdict"] == "better"  # per-task pairs: 0 on one task, +0.4.. on the other
     assert bc["capped"]  # fixed_1 hit its update cap: the cell says so
-    assert result["counts"]["equal_updates"] == {"better": 4, "tie": 0, "worse": 0}
-    assert result["learning_curves"]["s"]["flexlam"][0]["n_seeds"] == 5
+    assert result["counts"]["equal_updates"] == result["counts_raw"]["equal_updates"] == {"better": 4, "tie": 0, "worse": 0}
+    assert result["protocol"]["date_fixed"] == "2026-12-01" and result["protocol"]["n_seeds"] == 10
+    assert result["protocol"]["null_verdict_rate"] <= 0.05 and result["protocol"]["min_p_value"] == pytest.approx(2 / 1024)
+    assert result["learning_curves"]["s"]["flexlam"][0]["n_seeds"] == 10
     assert result["compute"]["s"]["fixed_over_flexlam_flops"] == pytest.approx(2.0)
     assert result["models"]["s"][0]["flexlam"]["final_change"] is None  # one check: no slope to read
+
+
+def test_adjusted_verdicts_and_confirmatory_cells() -> None:
+    """BH across a view's cells turns weak raw verdicts into ties; named cells are adjusted among themselves."""
+    from flexlam_rl.bench.report import adjust_verdicts, confirmatory
+
+    def cell(view: str, k: int, p: float, diff: float = 0.1, secondary: bool = False) -> dict:
+        return {"view": view, "suite": "s", "metric": "align", "protocol": "standard", "k": k, "diff": diff, "p_value": p,
+                "higher_is_better": True, "secondary": secondary, "verdict": "better" if p <= 0.05 else "tie"}
+
+    claims = [cell("a", 1, 0.002), cell("a", 2, 0.04), *(cell("a", k, 0.5) for k in range(3, 11)), cell("a", 11, 0.01, secondary=True),
+              cell("b", 1, 0.04)]
+    adjust_verdicts(claims)
+    assert [c["verdict_adjusted"] for c in claims[:2]] == ["better", "tie"]  # 0.04 > 2/10 * 0.05 after BH over 10 cells
+    assert claims[10]["verdict_adjusted"] == "better" and claims[11]["verdict_adjusted"] == "better"  # families of one
+    named = confirmatory(claims, [{"suite": "s", "metric": "align", "protocol": "standard", "k": 2, "view": "a"},
+                                  {"suite": "s", "metric": "align", "protocol": "standard", "k": 99, "view": "a"}])
+    assert named[0]["verdict_adjusted"] == "better" and named[1]["missing"]  # alone, p = 0.04 stands
+    assert claims[1]["verdict_adjusted"] == "tie"  # the view's own adjustment is untouched
 
 
 def test_final_change_reads_the_plateau_statistic_from_a_curve() -> None:
@@ -122,39 +149,57 @@ def test_dataset_ids_change_with_what_is_collected() -> None:
     assert len(ids) == 2 and all(validate_dataset_id(i) for i in ids)
 
 
-def test_paired_bootstrap_verdicts() -> None:
-    from flexlam_rl.bench.stats import paired_difference_ci, verdict
+def test_sign_flip_test_is_exact_and_its_interval_is_the_unrejected_shifts() -> None:
+    from scipy import stats as scipy_stats
+
+    from flexlam_rl.bench.stats import exact_null_rate, min_p_value, paired_test, verdict
 
     rng = np.random.default_rng(0)
-    clearly_up = 0.1 + 0.01 * rng.normal(size=5)  # FlexLAM higher on every seed
-    mean, ci = paired_difference_ci(clearly_up)
-    assert mean == pytest.approx(clearly_up.mean()) and 0 < ci[0] < mean < ci[1]
-    assert verdict(ci, higher_is_better=True) == "better" and verdict(ci, higher_is_better=False) == "worse"
-    mixed = np.array([0.3, -0.2, 0.1, -0.3, 0.05])
-    assert verdict(paired_difference_ci(mixed)[1], True) == "tie"
-    per_task = np.stack([clearly_up, -clearly_up], axis=1)  # two tasks that cancel: stratified by task
-    mean, ci = paired_difference_ci(per_task)
-    assert abs(mean) < 1e-12 and verdict(ci, True) == "tie" and ci[1] - ci[0] < 0.05
-    assert paired_difference_ci(clearly_up) == paired_difference_ci(clearly_up)  # seeded: reproducible
-    one_seed = paired_difference_ci(np.array([0.4]))  # a single seed: no interval, no verdict
-    assert one_seed[0] == pytest.approx(0.4) and verdict(one_seed[1], True) == "pending"
+    for n in (6, 8, 10):
+        diffs = rng.normal(0.4, 1.0, size=n)
+        test = paired_test(diffs)
+        exact = scipy_stats.permutation_test((diffs,), np.mean, permutation_type="samples", n_resamples=np.inf).pvalue
+        assert test.p_value == pytest.approx(exact)
+        low, high = test.ci
+        for edge, outward in ((low, -1e-6), (high, 1e-6)):  # just inside: not rejected; just outside: rejected
+            assert paired_test(diffs - (edge - outward)).p_value > 0.05 and paired_test(diffs - (edge + outward)).p_value <= 0.05
+        assert test.half_width == pytest.approx((high - low) / 2)
+    per_task = rng.normal(size=(10, 3))
+    assert paired_test(per_task).p_value == pytest.approx(paired_test(per_task.mean(axis=1)).p_value)  # a seed is the unit
+    up = 0.1 + 0.01 * rng.normal(size=10)
+    test = paired_test(up)
+    assert test.p_value == pytest.approx(min_p_value(10)) and verdict(test, True) == "better" and verdict(test, False) == "worse"
+    five = paired_test(up[:5])  # below 6 seeds the exact test cannot reach 5%: a tie with no interval
+    assert five.p_value == pytest.approx(1 / 16) and five.ci is None and verdict(five, True) == "tie"
+    assert verdict(paired_test(np.array([0.4])), True) == "pending" and verdict(paired_test(np.zeros(10)), True) == "tie"
+    assert exact_null_rate(10) == pytest.approx(50 / 1024) and exact_null_rate(5) == 0.0
 
 
-def test_three_seed_intervals_are_the_seed_range_and_say_their_chance_rate() -> None:
-    from flexlam_rl.bench.stats import chance_verdict_rate, paired_difference_ci, verdict
+@pytest.mark.parametrize("noise", ["normal", "t3"])
+def test_null_cells_get_at_most_five_percent_verdicts_with_tasks_correlated_through_the_seed(noise: str) -> None:
+    """2000 cells with no true difference (10 seeds x 3 tasks sharing each seed's noise) through the benchmark's
+    test: at most 5% verdicts. A test that treats the 30 (seed, task) pairs as independent, measured the same way,
+    gives far more: the simulation can tell a miscalibrated procedure."""
+    from scipy import stats as scipy_stats
 
-    rng = np.random.default_rng(3)
-    for n in (2, 3):
-        diffs = rng.normal(size=n)
-        assert paired_difference_ci(diffs)[1] == pytest.approx((diffs.min(), diffs.max()))
-    five = rng.normal(size=5)
-    low, high = paired_difference_ci(five)[1]
-    assert five.min() < low and high < five.max()  # from 4 seeds on, a real interval inside the range
-    assert chance_verdict_rate(3) == 0.25 and chance_verdict_rate(2) == 0.5
-    assert chance_verdict_rate(4) is None and chance_verdict_rate(5) is None and chance_verdict_rate(1) is None
-    # the null rate at 3 seeds, measured through the verdict itself: cells of pure symmetric noise
-    verdicts = [verdict(paired_difference_ci(rng.normal(size=3), reps=2000, seed=i)[1], True) for i in range(600)]
-    assert np.mean([v != "tie" for v in verdicts]) == pytest.approx(chance_verdict_rate(3), abs=0.05)
+    from flexlam_rl.bench.stats import paired_test, simulate_null_cells, verdict
+
+    cells = simulate_null_cells(10, n_tasks=3, cells=2000, task_correlation=0.5, noise=noise, seed=11)
+    rate = np.mean([verdict(paired_test(c), True) != "tie" for c in cells])
+    assert rate <= 0.05 + 2 * math.sqrt(0.05 * 0.95 / len(cells))
+    naive = np.mean([scipy_stats.ttest_1samp(c.ravel(), 0.0).pvalue <= 0.05 for c in cells])
+    assert naive > 0.12
+
+
+def test_benjamini_hochberg_and_the_simulated_null_rate() -> None:
+    from flexlam_rl.bench.stats import benjamini_hochberg, exact_null_rate, null_verdict_rate
+
+    p = [0.001, 0.008, 0.039, 0.041, 0.042, 0.06, 0.074, 0.205, float("nan")]
+    assert benjamini_hochberg(p).tolist() == [True, True, False, False, False, False, False, False, False]
+    assert benjamini_hochberg([0.01, 0.02, 0.03]).all()  # all below their step: all rejected
+    assert not benjamini_hochberg([]).any()
+    rate = null_verdict_rate(10, cells=20_000)
+    assert abs(rate - exact_null_rate(10)) < 0.006 and null_verdict_rate(5, cells=2000) == 0.0
 
 
 def test_mean_curves_keep_wall_time_monotone_when_seeds_stop_at_different_points() -> None:

@@ -33,6 +33,19 @@ def test_split_is_by_episode_and_disjoint(pixel_dataset: str) -> None:
     assert split_episodes(data.train.sources, 0.25, 3) == (sorted(train_eps), sorted(held_eps))
 
 
+def test_validation_split_comes_out_of_training_episodes_and_leaves_the_heldout_split_alone(pixel_dataset: str) -> None:
+    plain = load_transitions(pixel_dataset, heldout_fraction=0.25, seed=3)
+    data = load_transitions(pixel_dataset, heldout_fraction=0.25, seed=3, validation_fraction=0.2)
+    train, held, val = set(data.train.episodes), set(data.heldout.episodes), set(data.validation.episodes)
+    assert held == set(plain.heldout.episodes)  # the scored split does not move
+    assert val and not val & train and not val & held and train | val == set(plain.train.episodes)
+    assert data.checks is data.validation and plain.checks is plain.heldout and plain.validation is None
+    again = load_transitions(pixel_dataset, heldout_fraction=0.25, seed=3, validation_fraction=0.2)
+    assert again.validation.episodes == data.validation.episodes  # a function of the ids, fractions and seed
+    with pytest.raises(DataError, match=r"validation_fraction must be in \[0, 1\)"):
+        load_transitions(pixel_dataset, validation_fraction=1.0)
+
+
 def test_image_frames_are_memory_mapped(pixel_dataset: str) -> None:
     data = load_transitions(pixel_dataset)
     frames = data.train.sources[0].frames

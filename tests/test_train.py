@@ -85,18 +85,51 @@ def test_plateau_rule_decays_the_lr_then_stops() -> None:
 
     rule = Plateau(TrainConfig(until_plateau=True, plateau_window=2, plateau_tol=0.1, plateau_decays=1))
     for loss in (1.0, 0.8, 0.5, 0.4, 0.42):  # window means 0.9 -> 0.45 -> 0.41 (vs 0.65): still learning
-        rule.update(loss)
+        rule.update({4: loss})
     assert rule.lr_scale == 1.0 and not rule.stopped
-    rule.update(0.41)  # mean of the last two, 0.415, is not 10% below the two before (0.45): first plateau
+    rule.update({4: 0.41})  # mean of the last two, 0.415, is not 10% below the two before (0.45): first plateau
     assert rule.lr_scale == pytest.approx(0.1) and not rule.stopped
     for loss in (0.3, 0.2, 0.1, 0.05, 0.05, 0.049):  # a new phase at the lower LR keeps improving
-        rule.update(loss)
+        rule.update({4: loss})
     assert not rule.stopped
     for loss in (0.048, 0.049):
-        rule.update(loss)
+        rule.update({4: loss})
     assert rule.stopped
     replayed = Plateau(TrainConfig(until_plateau=True, plateau_window=2, plateau_tol=0.1), rule.state())
     assert replayed.stopped and replayed.lr_scale == rule.lr_scale
+
+
+def test_a_flexlam_plateaus_only_when_every_budget_has() -> None:
+    """k = 1 dominates the mean error and is flat; k = 8 still improves 5% a window: no plateau until it stops too."""
+    from flexlam_rl.plateau import Plateau
+
+    rule = Plateau(TrainConfig(until_plateau=True, plateau_window=2, plateau_tol=0.02, plateau_decays=0))
+    k8 = 1.0
+    for _ in range(8):
+        k8 *= 0.95
+        rule.update({1: 10.0, 8: k8})
+        assert not rule.stopped  # the plain mean (10 + k8) / 2 changes < 1% a window: the old objective would stop
+    assert rule.changes()["1"] == pytest.approx(0.0) and rule.changes()["8"] < -0.02
+    for _ in range(4):
+        rule.update({1: 10.0, 8: k8})
+    assert rule.stopped
+
+
+def test_plateau_checks_read_the_validation_split_and_warn_without_one(pixel_dataset, pixels, tmp_path) -> None:
+    cfg = TrainConfig(**{**FAST, "eval_every": 5}, until_plateau=True, max_steps=10, eval_transitions=16)
+    with pytest.warns(UserWarning, match="set data.validation_fraction=0.1"):
+        pretrain(tmp_path / "a", pixels, tiny_lam_config(pixels), cfg)
+    split = load_transitions(pixel_dataset, heldout_fraction=0.25, seed=0, validation_fraction=0.2)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a validation split of its own: nothing to warn about
+        run = pretrain(tmp_path / "b", split, tiny_lam_config(split), cfg)
+    lam = FlexLAM.load(run.lam_dir)
+    from flexlam_rl.plateau import heldout_subset
+
+    expected = reconstruction_by_budget(lam, split.validation, [1, 2, 3, 4], indices=heldout_subset(split, 16))
+    assert run.curve[-1]["mse"] == pytest.approx(expected["mse"])  # the last check scored the validation transitions
 
 
 def test_training_to_a_plateau_stops_records_its_curve_and_resumes_exactly(pixels, tmp_path) -> None:

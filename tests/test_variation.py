@@ -96,13 +96,13 @@ def test_gap_map_counts_label_runs_per_level_metric_and_budget() -> None:
     runs = [r[0] for r in cfg.label_runs()]
     verdicts = ["better", "worse", "tie"]
     claims = [{"view": "equal_updates", "suite": "reach_d1", "metric": "align", "protocol": run, "k": k,
-               "verdict": verdicts[i] if k == 1 else "tie", "secondary": False} for i, run in enumerate(runs) for k in cfg.budgets]
-    claims += [{"view": "equal_updates", "suite": "reach_d1", "metric": "mse", "protocol": "any", "k": 1, "verdict": "worse",
+               "verdict_adjusted": verdicts[i] if k == 1 else "tie", "secondary": False} for i, run in enumerate(runs) for k in cfg.budgets]
+    claims += [{"view": "equal_updates", "suite": "reach_d1", "metric": "mse", "protocol": "any", "k": 1, "verdict_adjusted": "worse",
                 "secondary": False},  # label-free metrics are not on the map
                {"view": "equal_updates", "suite": "reach_d1", "metric": "ppo_return", "protocol": runs[0], "k": 1,
-                "verdict": "worse", "secondary": True},
+                "verdict_adjusted": "worse", "secondary": True},
                {"view": "equal_updates", "suite": "minigrid_dynamic", "metric": "align", "protocol": runs[0], "k": 2,
-                "verdict": "pending", "secondary": False}]  # one seed: no verdict yet, nothing counted
+                "verdict_adjusted": "pending", "secondary": False}]  # one seed: no verdict yet, nothing counted
     mapped = gap_map(claims)
     assert mapped["equal_updates"]["reach_d1"] == {"align": {1: {"better": 1, "tie": 1, "worse": 1},
                                                              **{k: {"better": 0, "tie": 3, "worse": 0} for k in cfg.budgets[1:]}}}

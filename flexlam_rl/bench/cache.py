@@ -49,7 +49,8 @@ def train_cached(data: TransitionData, lam_cfg: LAMConfig, train_cfg: TrainConfi
     """
     train_record = {k: v for k, v in asdict(train_cfg).items() if k not in ("max_steps", "progress")}
     key = config_hash({"datasets": data.dataset_ids, "lam": lam_cfg.to_dict(), "train": train_record,
-                       "heldout": [len(data.train), len(data.heldout)]})
+                       "heldout": [len(data.train), len(data.heldout)],
+                       **({"validation": len(data.validation)} if data.validation is not None else {})})
     run_dir = cache_root / key
     done, snap_dir = run_dir / "done.json", run_dir / f"lam_at_{snapshot_updates}"
     record = read_json(done, "run summary") if done.is_file() else None

@@ -1,8 +1,9 @@
 """Benchmark reports: aggregate the saved seeds into results.json, results.md and the plots.
 
-Each cell (view, suite, metric, protocol, k) gets the FlexLAM minus fixed difference paired by seed,
-its bootstrap 95% interval and a verdict (:mod:`flexlam_rl.bench.stats`). PPO returns are a
-secondary metric: reported, never counted in the headline.
+Each cell (view, suite, metric, protocol, k) gets the FlexLAM minus fixed difference paired by seed, an exact
+sign-flip test with its inverted 95% interval, a raw verdict and one adjusted across the cells of its view
+(:mod:`flexlam_rl.bench.stats`). PPO returns are a secondary metric: reported, adjusted in their own family,
+never counted in the headline.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from ..checkpoint import atomic_path, atomic_write_bytes, atomic_write_json, rea
 from ..errors import DataError
 from ..plateau import window_change
 from ..tables import markdown_table
+from . import stats
 from .spec import METRICS, SECONDARY_METRICS, VIEWS, BenchConfig
-from .stats import VERDICTS, chance_verdict_rate, paired_difference_ci, verdict
+from .stats import VERDICTS, benjamini_hochberg, min_p_value, paired_test, verdict
 
 CAPPED = "†"  # marks a cell where some model stopped at the update cap instead of a plateau
 
@@ -54,41 +56,87 @@ def aggregate(per_seed: dict[str, dict[int, dict[str, Any]]], cfg: BenchConfig) 
                         m: {k: mean_se([_at(c, k) for c in cells[m]]) for k in cfg.budgets} for m in cells}
                     for k in cfg.budgets:
                         flex, fixed = (np.asarray([_at(f, k) for f in cells[m]], float) for m in ("flexlam", "fixed"))
-                        diffs = flex - fixed
-                        diff, ci = paired_difference_ci(diffs)
+                        test = paired_test(flex - fixed)
                         claims.append({"view": view, "suite": suite, "metric": metric, "protocol": protocol, "k": k,
-                                       "diff": diff, "ci95": list(ci) if np.isfinite(ci).all() else None,
-                                       "verdict": verdict(ci, higher), "n_seeds": len(runs),
+                                       "diff": test.mean, "ci95": list(test.ci) if test.ci else None,
+                                       "half_width": test.half_width, "p_value": test.p_value if len(runs) > 1 else None,
+                                       "verdict": verdict(test, higher), "n_seeds": len(runs),
                                        "flexlam": float(flex.mean()), "fixed": float(fixed.mean()),
                                        "higher_is_better": higher, "secondary": metric in SECONDARY_METRICS,
                                        "capped": capped["flexlam"] or capped[f"fixed_{k}"]})
+    adjust_verdicts(claims)
     window = int(cfg.train.get("plateau_window", 4))
     models = {suite: {seed: {name: {**{key: value for key, value in record.items() if key != "curve"},
                                     "final_change": final_change(record.get("curve", []), window)}
                              for name, record in run["models"].items()} for seed, run in seeds.items()}
               for suite, seeds in per_seed.items()}
-    counts = {view: {v: sum(1 for c in claims if c["view"] == view and not c["secondary"] and c["verdict"] == v) for v in VERDICTS}
-              for view in VIEWS}
+    counts = {view: _count(claims, view, "verdict_adjusted") for view in VIEWS}
+    counts_raw = {view: _count(claims, view, "verdict") for view in VIEWS}
     dials = {"gap_map": gap_map(claims)} if cfg.label_fractions or cfg.low_return_quantiles else {}
-    return {"claims": claims, "counts": counts, **dials, "summary": summary, "models": models,
+    if cfg.confirm:
+        dials["confirmatory"] = confirmatory(claims, cfg.confirm)
+    return {"claims": claims, "counts": counts, "counts_raw": counts_raw, "protocol": protocol_record(cfg, per_seed), **dials,
+            "summary": summary, "models": models,
             "learning_curves": {suite: _mean_curves(seeds) for suite, seeds in per_seed.items()},
             "compute": {suite: _compute(seeds, cfg) for suite, seeds in per_seed.items()},
             "code_usage": {suite: {name: np.mean([r["code_usage"][name] for r in seeds.values()], axis=0).round(3).tolist()
                                    for name in next(iter(seeds.values()))["code_usage"]} for suite, seeds in per_seed.items()}}
 
 
+def adjust_verdicts(claims: list[dict[str, Any]]) -> None:
+    """Add ``verdict_adjusted`` to every claim: Benjamini-Hochberg over the cells read together (per view,
+    headline and secondary metrics as separate families); cells without a test stay ``pending``."""
+    families: dict[tuple[str, bool], list[dict[str, Any]]] = {}
+    for c in claims:
+        families.setdefault((c["view"], c["secondary"]), []).append(c)
+    for family in families.values():
+        _adjust(family)
+
+
+def _adjust(family: list[dict[str, Any]]) -> None:
+    """``verdict_adjusted`` for cells read together: Benjamini-Hochberg over their p-values."""
+    for c, reject in zip(family, benjamini_hochberg([c["p_value"] for c in family])):
+        pending = c["verdict"] == stats.PENDING
+        c["verdict_adjusted"] = stats.PENDING if pending else stats.decide(c["diff"], c["higher_is_better"], bool(reject))
+
+
+def confirmatory(claims: list[dict[str, Any]], named: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The cells named before the run, adjusted only among themselves (a missing one is reported as missing)."""
+    def matches(claim: dict[str, Any], want: dict[str, Any]) -> bool:
+        return all(str(claim[key]) == str(want[key]) for key in ("suite", "metric", "protocol", "k", "view"))
+
+    found = [next((dict(c) for c in claims if matches(c, want)), {**want, "missing": True}) for want in named]
+    _adjust([c for c in found if not c.get("missing")])
+    return found
+
+
+def _count(claims: list[dict[str, Any]], view: str, key: str) -> dict[str, int]:
+    return {v: sum(1 for c in claims if c["view"] == view and not c["secondary"] and c[key] == v) for v in VERDICTS}
+
+
+def protocol_record(cfg: BenchConfig, per_seed: dict[str, dict[int, Any]]) -> dict[str, Any]:
+    """How the cells were decided, with the simulated false-verdict rate at the seed count the run has."""
+    n_seeds = min(len(seeds) for seeds in per_seed.values())
+    return {"interval": stats.INTERVAL, "multiplicity": stats.MULTIPLICITY, "level": stats.LEVEL,
+            "n_seeds": n_seeds, "min_p_value": min_p_value(n_seeds),
+            "null_verdict_rate": stats.null_verdict_rate(n_seeds), "exact_null_rate": stats.exact_null_rate(n_seeds),
+            "null_simulation": "100,000 no-difference cells, 3 tasks correlated through the seed (rho 0.5), half normal and "
+                               "half Student-t (3 dof) noise, through the same test",
+            "date_fixed": cfg.date_fixed}
+
+
 def gap_map(claims: list[dict[str, Any]]) -> dict[str, Any]:
     """Where the gap has which sign: ``{view: {suite: {metric: {k: {verdict: n}}}}}``, counting the label
-    runs (the scarcity dial) of each variation level, metric and budget; error metrics are not mapped
-    (they do not depend on labels)."""
+    runs (the scarcity dial) of each variation level, metric and budget by their adjusted verdicts; error
+    metrics are not mapped (they do not depend on labels)."""
     out: dict[str, Any] = {}
     for c in claims:
         if c["protocol"] == "any" or c["secondary"]:
             continue
         cell = out.setdefault(c["view"], {}).setdefault(c["suite"], {}).setdefault(c["metric"], {}).setdefault(
             c["k"], dict.fromkeys(VERDICTS, 0))
-        if c["verdict"] in cell:
-            cell[c["verdict"]] += 1
+        if c["verdict_adjusted"] in cell:
+            cell[c["verdict_adjusted"]] += 1
     return out
 
 
@@ -103,13 +151,14 @@ def gap_map_table(result: dict[str, Any], cfg: BenchConfig, view: str) -> str:
 def final_change(curve: list[dict[str, Any]], window: int) -> float | None:
     """How fast a model was still improving when it stopped: the plateau statistic at its last check.
 
-    Relative change of the mean held-out loss of the last ``window`` checks against the ``window``
-    before (negative: still improving; the rule stops at > -tol). The loss is the mean over the
-    recorded budgets: a fixed LAM's error at its K, a FlexLAM's uniform mean over k (its objective
-    under the default uniform prefix distribution). It ignores LR phases, so it reads a capped
-    model's slope, not the stop decision itself. None when the curve is too short.
+    Per budget, the relative change of the mean validation error of the last ``window`` checks against the
+    ``window`` before (negative: still improving; the rule stops once every budget is above -tol); the
+    most improving budget is reported, the one that kept training going. It ignores LR phases, so it reads
+    a capped model's slope, not the stop decision itself. None when the curve is too short.
     """
-    return window_change([float(np.mean(list(point["mse"].values()))) for point in curve], window)
+    budgets = curve[0]["mse"] if curve else {}
+    changes = [window_change([float(point["mse"][k]) for point in curve], window) for k in budgets]
+    return None if not changes or changes[0] is None else float(min(changes))
 
 
 def _capped(runs: list[dict[str, Any]]) -> dict[str, bool]:
@@ -162,7 +211,14 @@ def _fmt(metric: str) -> str:
 
 
 def _interval(ci: list[float] | None, fmt: str) -> str:
-    return "[one seed]" if ci is None else f"[{fmt.format(ci[0])}, {fmt.format(ci[1])}]"
+    return "[unbounded]" if ci is None else f"[{fmt.format(ci[0])}, {fmt.format(ci[1])}]"
+
+
+def _cell_text(cell: dict[str, Any], fmt: str) -> str:
+    """``diff [CI] **adjusted verdict**`` (plus the raw verdict where the adjustment changed it)."""
+    raw = "" if cell["verdict"] == cell["verdict_adjusted"] else f" (raw {cell['verdict']})"
+    return (f"{fmt.format(cell['diff'])} {_interval(cell['ci95'], fmt)} **{cell['verdict_adjusted']}**{raw}"
+            f"{CAPPED if cell['capped'] else ''}")
 
 
 def claims_table(result: dict[str, Any], cfg: BenchConfig, view: str) -> str:
@@ -175,9 +231,7 @@ def claims_table(result: dict[str, Any], cfg: BenchConfig, view: str) -> str:
         fmt = _fmt(metric)
         label = f"{METRICS[metric][1]} ({'higher' if METRICS[metric][0] else 'lower'} is better)" + (
             ", secondary" if metric in SECONDARY_METRICS else "")
-        rows.append([suite, label, "-" if protocol == "any" else protocol, *(
-            f"{fmt.format(cells[k]['diff'])} {_interval(cells[k]['ci95'], fmt)} "
-            f"**{cells[k]['verdict']}**{CAPPED if cells[k]['capped'] else ''}" for k in cfg.budgets)])
+        rows.append([suite, label, "-" if protocol == "any" else protocol, *(_cell_text(cells[k], fmt) for k in cfg.budgets)])
     return markdown_table(["suite", "metric", "labels", *(f"k={k}: FlexLAM - fixed [95% CI]" for k in cfg.budgets)], rows)
 
 
@@ -196,26 +250,20 @@ def models_table(result: dict[str, Any]) -> str:
                          f"{np.mean(changes):+.1f}% ({min(changes):+.1f}..{max(changes):+.1f})" if changes else "-",
                          f"{np.mean(shares):.0f}" if shares else "-"])
     return markdown_table(["suite", "model", "updates, mean (range)", "wall time", "training compute", "plateaued",
-                           "held-out change at stop, mean (range)", "equal-compute updates"], rows)
+                           "change at stop, mean (range)", "equal-compute updates"], rows)
 
 
 def results_markdown(result: dict[str, Any], cfg: BenchConfig) -> str:
     counts = result["counts"]
-    lines = [f"# Benchmark `{cfg.name}`", "", f"Command: `{result['command']}`", "",
+    again = f" (re-aggregated by `{result['reaggregated_by']}`)" if result.get("reaggregated_by") else ""
+    lines = [f"# Benchmark `{cfg.name}`", "", f"Command: `{result['command']}`{again}", "",
              f"Seeds per suite: {result['seeds_done']}; budgets k in {cfg.budgets} (K = {cfg.num_tokens}). FlexLAM is one "
-             f"model truncated to k tokens; fixed is a separate LAM trained with K = k. Every LAM trains until its held-out "
-             f"loss plateaus (`train` settings in results.json). Each cell: the FlexLAM minus fixed difference paired by "
-             f"seed, a stratified bootstrap 95% interval, and the verdict (`better` / `tie` / `worse` for FlexLAM; the sign "
-             f"of error metrics is flipped in the verdict). {CAPPED}: some model in the cell hit the update cap. "
-             f"Compute: {result['wall_time_s'] / 60:.1f} min summed over (suite, seed) jobs.", ""]
-    seeds = min(len(v) for v in result["seeds_done"].values())
-    rate = chance_verdict_rate(seeds)
-    if rate is not None:
-        n_cells = sum(1 for c in result["claims"] if c["view"] == VIEWS[0] and not c["secondary"])
-        lines += [f"**Few seeds.** With {seeds} seeds the 95% interval is the range of the seeds' paired differences: "
-                  f"`better` / `worse` means every seed agrees in sign, which seed noise alone gives in {rate:.0%} of "
-                  f"cells where FlexLAM and fixed do not differ (about {rate * n_cells:.0f} of the {n_cells} headline "
-                  f"cells per view). Read single cells as leads, not findings.", ""]
+             f"model truncated to k tokens; fixed is a separate LAM trained with K = k. {_stop_text(cfg)} "
+             f"Each cell: the FlexLAM minus fixed difference paired by "
+             f"seed, its 95% interval, and the verdict (`better` / `tie` / `worse` for FlexLAM; the sign of error metrics is "
+             f"flipped in the verdict) after the multiplicity adjustment, with the cell's own verdict in brackets where the "
+             f"adjustment changed it. {CAPPED}: some model in the cell hit the update cap. "
+             f"Compute: {result['wall_time_s'] / 60:.1f} min summed over (suite, seed) jobs.", "", protocol_text(result), ""]
     if "gap_map" in result:
         runs = [run[0] for run in cfg.label_runs()]
         lines += ["## The gap map", "", f"Per variation level (suite), metric and budget: how many of the {len(runs)} label "
@@ -228,10 +276,11 @@ def results_markdown(result: dict[str, Any], cfg: BenchConfig) -> str:
                   "", claims_table(result, cfg, view), ""]
     train = cfg.train
     lines += ["## Models: training to a plateau", "",
-              f"Held-out change at stop: the mean held-out loss of the last {train.get('plateau_window', 4)} checks "
-              f"against the {train.get('plateau_window', 4)} before ({train.get('eval_every', '?')} updates apart); the rule "
-              f"calls a plateau above -{100 * float(train.get('plateau_tol', 0.02)):.0f}%, so for a capped model it says "
-              f"how fast it was still improving at the cap.", "", models_table(result), ""]
+              f"Change at stop: per budget, the mean validation error of the last {train.get('plateau_window', 4)} checks "
+              f"against the {train.get('plateau_window', 4)} before ({train.get('eval_every', '?')} updates apart), for the "
+              f"budget still improving fastest; the rule calls a plateau once every budget is above "
+              f"-{100 * float(train.get('plateau_tol', 0.02)):.0f}%, so for a capped model it says how fast it was still "
+              f"improving at the cap.", "", models_table(result), ""]
     for suite, comp in result["compute"].items():
         lines += [f"{suite}: one FlexLAM {comp['flexlam_updates']:.0f} updates, {_seconds(comp['flexlam_wall_s'])}, "
                   f"{_flop(comp['flexlam_flops'])} vs the {comp['models_replaced']} fixed LAMs it replaces "
@@ -242,6 +291,26 @@ def results_markdown(result: dict[str, Any], cfg: BenchConfig) -> str:
         lines += [f"- {suite} {name}: " + " ".join(f"{u:.2f}" for u in values) for name, values in usage.items()]
     lines.append("")
     return "\n".join(lines)
+
+
+def _stop_text(cfg: BenchConfig) -> str:
+    if cfg.validation_fraction > 0:
+        return (f"Every LAM trains until its error on a validation split ({cfg.validation_fraction:g} of the training "
+                f"episodes, never scored) has plateaued at every budget it serves (`train` settings in results.json).")
+    return ("Every LAM trains until its held-out loss plateaus, judged on the split the reconstruction metric is scored on "
+            "(the protocol in force when this run was made; `train` settings in results.json).")
+
+
+def protocol_text(result: dict[str, Any]) -> str:
+    """The statistics in words, with what they cannot do at this seed count."""
+    p = result["protocol"]
+    text = (f"**Statistics** (fixed {p['date_fixed'] or 'date not recorded'}): {p['interval']}; {p['multiplicity']} across "
+            f"the cells of a view (false discovery rate 5%). Simulated false-verdict rate of one cell with no true "
+            f"difference at {p['n_seeds']} seeds: {p['null_verdict_rate']:.3f} ({p['null_simulation']}).")
+    if p["min_p_value"] > 1 - p["level"]:
+        text += (f" **Too few seeds for any verdict:** with {p['n_seeds']} seeds the exact test's smallest p-value is "
+                 f"{p['min_p_value']:.3f}, so every cell is a tie with an unbounded interval; the means are exploratory.")
+    return text
 
 
 def _seconds(value: float) -> str:
@@ -316,8 +385,10 @@ def plot_learning_curves(result: dict[str, Any], cfg: BenchConfig, path: Path) -
     return path
 
 
-def write_reports(cfg: BenchConfig, out_dir: Path, command: str, keys: dict[str, str]) -> dict[str, Any]:
-    """Aggregate every saved seed of this config (``keys``: suite -> config key) into the reports."""
+def write_reports(cfg: BenchConfig, out_dir: Path, command: str, keys: dict[str, str],
+                  reaggregated_by: str | None = None) -> dict[str, Any]:
+    """Aggregate every saved seed of this config (``keys``: suite -> config key) into the reports
+    (``reaggregated_by``: the command that re-read saved seeds made by ``command``)."""
     per_seed: dict[str, dict[int, dict[str, Any]]] = {}
     wall = 0.0
     for path in sorted((out_dir / "seeds").glob("*.json")) if (out_dir / "seeds").is_dir() else []:
@@ -330,7 +401,8 @@ def write_reports(cfg: BenchConfig, out_dir: Path, command: str, keys: dict[str,
         raise DataError(f"No finished seeds for this configuration under {out_dir}; run the benchmark first.")
     agg = aggregate(per_seed, cfg)
     result = {
-        "name": cfg.name, "command": command, "config": jsonable(asdict(cfg)), "suite_keys": keys,
+        "name": cfg.name, "command": command, **({"reaggregated_by": reaggregated_by} if reaggregated_by else {}),
+        "config": jsonable(asdict(cfg)), "suite_keys": keys,
         "wall_time_s": wall, "versions": _versions(), "seeds_done": {s: sorted(v) for s, v in per_seed.items()},
         **agg, "per_seed": {suite: {seed: run["values"] for seed, run in seeds.items()} for suite, seeds in per_seed.items()},
     }
@@ -366,7 +438,7 @@ def plot_gap_heatmap(result: dict[str, Any], cfg: BenchConfig, path: Path, view:
                     c = cells.get((suite, metric, run, k))
                     if c is not None:
                         values[i, j] = c["diff"] if c["higher_is_better"] else -c["diff"]
-                        mark = "*" if c["verdict"] in ("better", "worse") else ""
+                        mark = "*" if c["verdict_adjusted"] in ("better", "worse") else ""
                         ax.text(j, i, f"{values[i, j]:+.2f}{mark}", ha="center", va="center", fontsize=7)
             bound = max(float(np.nanmax(np.abs(values))) if np.isfinite(values).any() else 1.0, 1e-6)
             ax.imshow(values, cmap="RdBu", vmin=-bound, vmax=bound, aspect="auto")

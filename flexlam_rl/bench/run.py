@@ -110,9 +110,14 @@ def seed_models(cfg: BenchConfig, suite: SuiteSpec, seed: int, cache_root: Path,
     """One seed's equal-updates models (``{"flexlam": ..., "fixed_k": ...}``) and its data, for analyses
     after a benchmark run: what the run trained comes from the cache (anything missing is trained)."""
     ids = collect_suite(suite, cfg.data_seed)
-    data = load_transitions([i for task in suite.tasks for i in ids[task].values()], cfg.heldout_fraction, cfg.data_seed)
+    data = suite_data(cfg, [i for task in suite.tasks for i in ids[task].values()])
     models, _ = train_models(cfg, data, TrainConfig(**{**cfg.train, "seed": seed, "progress": False}), cache_root, log)
     return models["equal_updates"], data
+
+
+def suite_data(cfg: BenchConfig, dataset_ids: list[str]) -> Any:
+    """A suite's LAM data: train / validation (the plateau rule's) / held-out (the scores') transitions."""
+    return load_transitions(dataset_ids, cfg.heldout_fraction, cfg.data_seed, validation_fraction=cfg.validation_fraction)
 
 
 def _cost(info: dict[str, Any], flops_per_update: float) -> dict[str, Any]:
@@ -133,7 +138,7 @@ def run_seed(cfg: BenchConfig, suite: SuiteSpec, seed: int, cache_root: Path, gi
     ids = collect_suite(suite, cfg.data_seed)
     all_ids = [i for task in suite.tasks for i in ids[task].values()]
     expert_ids = [ids[t]["expert"] for t in suite.tasks]
-    data = load_transitions(all_ids, cfg.heldout_fraction, cfg.data_seed)
+    data = suite_data(cfg, all_ids)
     pool, eval_set = label_and_eval_sets(all_ids, expert_ids, cfg.heldout_fraction, cfg.data_seed)
     bc_set = data.train.subset_sources(expert_ids)
     label_count = max(1, int(round(cfg.label_fraction * len(data.train))))
@@ -233,14 +238,15 @@ def _fmt(scores: dict[int, float]) -> str:
     return " ".join(f"k{k}={v:.3f}" for k, v in scores.items())
 
 
-UNSET_DIALS = ("label_fractions", "low_return_quantiles")
+# Settings added after results were saved: at these values they are left out of the key, so those results still match.
+LATER_DEFAULTS = {"label_fractions": None, "low_return_quantiles": None, "validation_fraction": 0.0}
 
 
 def suite_key(cfg: BenchConfig, suite: SuiteSpec) -> str:
-    """What a suite's saved seeds depend on: every setting but the seed list and the run name."""
+    """What a suite's saved seeds depend on: every setting but the seed list, the run name and the protocol date."""
     record = jsonable(asdict(cfg))
-    shared = {k: v for k, v in record.items() if k not in ("seeds", "name", "suites", "gif_seed")
-              and not (k in UNSET_DIALS and v is None)}  # dials left unset keep earlier runs' keys
+    shared = {k: v for k, v in record.items() if k not in ("seeds", "name", "suites", "gif_seed", "date_fixed", "confirm")
+              and not (k in LATER_DEFAULTS and v == LATER_DEFAULTS[k])}
     return config_hash({**shared, "suite": jsonable(asdict(suite))})
 
 

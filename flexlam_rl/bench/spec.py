@@ -62,7 +62,12 @@ class BenchConfig:
     lam: dict[str, Any] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=dict)
     heldout_fraction: float = 0.1
+    validation_fraction: float = 0.0  # of the training episodes: what the plateau rule reads (never the scored split)
     data_seed: int = 0
+    date_fixed: str | None = None  # when this protocol was fixed (reported; not part of what results depend on)
+    # Confirmatory cells named before the run ({suite, metric, protocol, k, view}): reported on their own,
+    # adjusted only among themselves (reported; not part of what results depend on).
+    confirm: list[dict[str, Any]] | None = None
 
     # alignment (AlignConfig fields) and latent BC (LatentBCTrainConfig fields)
     label_fraction: float = 0.02
@@ -95,6 +100,13 @@ class BenchConfig:
         for value in [self.label_fraction, *(self.label_fractions or [])]:
             if not 0 < value <= 1:
                 raise ConfigError(f"label fractions must be in (0, 1], got {value}.")
+        for cell in self.confirm or []:
+            missing = {"suite", "metric", "protocol", "k", "view"} - set(cell)
+            if missing or cell.get("suite") not in [s.name for s in self.suites] or cell.get("metric") not in METRICS:
+                raise ConfigError(f"confirm cells need suite (one of this scale's), metric ({', '.join(METRICS)}), protocol, k "
+                                  f"and view; got {cell}.")
+        if not 0 <= self.validation_fraction < 1:
+            raise ConfigError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}.")
         for value in [self.low_return_quantile, *(self.low_return_quantiles or [])]:
             if not 0 < value <= 1:
                 raise ConfigError(f"low-return quantiles must be in (0, 1], got {value}.")
