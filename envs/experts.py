@@ -20,7 +20,8 @@ from flexlam_rl.errors import FlexLAMError
 Policy = Callable[[gym.Env], Any]
 """A behaviour: maps the live env (state read via ``env.unwrapped``) to an action."""
 
-BEHAVIOURS = ("expert", "random", "noisy")
+BEHAVIOURS = ("expert", "random", "noisy", "sticky")
+STICKY_MEAN_HOLD = 4  # sticky: a random action is held for a geometric number of steps with this mean
 
 # MiniGrid actions and directions (minigrid.core.actions.Actions, DIR_TO_VEC).
 _LEFT, _RIGHT, _FORWARD, _PICKUP, _DROP, _TOGGLE = 0, 1, 2, 3, 4, 5
@@ -178,6 +179,28 @@ def breakout_tracker(env: gym.Env) -> int:
     return 0
 
 
+def pong_tracker(env: gym.Env) -> int:
+    """Serve, then keep the paddle level with the ball (ALE RAM: paddle y at 51, ball y at 54; 0 = no ball).
+
+    RIGHT moves the paddle up, LEFT down. Wins about 4 of 10 points against Pong's own player (random: none).
+    """
+    ram = env.unwrapped.ale.getRAM()
+    paddle_y, ball_y = int(ram[51]), int(ram[54])
+    if ball_y == 0:
+        return 1  # FIRE: serve
+    target = ball_y - 14  # the paddle's y is its top
+    if paddle_y < target - 2:
+        return 3  # LEFT: down
+    if paddle_y > target + 2:
+        return 2  # RIGHT: up
+    return 0
+
+
+def freeway_up(env: gym.Env) -> int:
+    """Walk the chicken up, whatever the cars do (about 21 crossings a game; random actions: about 0)."""
+    return 1  # UP
+
+
 def _point_reach(env: gym.Env) -> np.ndarray:
     from .point_reach import point_reach_expert
 
@@ -191,7 +214,20 @@ EXPERTS: dict[str, Policy] = {
     "pendulum_swingup": pendulum_swingup,
     "mountaincar_momentum": mountaincar_momentum,
     "breakout_tracker": breakout_tracker,
+    "pong_tracker": pong_tracker,
+    "freeway_up": freeway_up,
 }
+
+
+def _sticky(space: gym.Space, rng: np.random.Generator) -> Policy:
+    held: list[Any] = []
+
+    def sticky(env: gym.Env) -> Any:
+        if not held or rng.random() < 1.0 / STICKY_MEAN_HOLD:
+            held[:] = [space.sample()]
+        return held[0]
+
+    return sticky
 
 
 def make_behaviour(
@@ -201,13 +237,18 @@ def make_behaviour(
     seed: int,
     epsilon: float = 0.3,
 ) -> Policy:
-    """Build the data-collection policy named by ``behaviour`` (expert, random or noisy)."""
+    """Build the data-collection policy named by ``behaviour``: ``expert``, ``random``, ``noisy`` (the expert
+    with probability ``epsilon`` of a random action) or ``sticky`` (random actions, each held for a geometric
+    number of steps with mean ``STICKY_MEAN_HOLD``, so that motion builds up and shows in the frames; for envs
+    without an expert, e.g. Procgen)."""
     if behaviour not in BEHAVIOURS:
         raise FlexLAMError(f"Unknown behaviour {behaviour!r}; expected one of {BEHAVIOURS}.")
     space = action_space
     space.seed(seed)
     if behaviour == "random":
         return lambda env: space.sample()
+    if behaviour == "sticky":
+        return _sticky(space, np.random.default_rng(seed))
     if expert is None or expert not in EXPERTS:
         raise FlexLAMError(
             f"Behaviour {behaviour!r} needs a scripted expert, but this env has "

@@ -31,7 +31,7 @@ PREPROCESS_KINDS = ("identity", "minigrid_rgb", "render_rgb", "image", "atari")
 FITS = ("stretch", "crop")
 LARGE_FRAME = 96  # above this, a LAM's training step gets expensive on a CPU: warn
 _PIXEL_DEFAULTS = {"frame_size": 64, "grayscale": False, "fit": "stretch", "frame_skip": 1, "frame_stack": 1}
-_KIND_DEFAULTS = {"minigrid_rgb": {"tile_size": 8}, "atari": {"frame_skip": 4}}
+_KIND_DEFAULTS = {"minigrid_rgb": {"tile_size": 8}, "atari": {"frame_skip": 4, "grayscale": True}}  # atari: 64x64 gray
 
 # Packages that register Gymnasium ids on import, by id prefix.
 _REGISTERING_PACKAGES = {"MiniGrid-": "minigrid", "BabyAI-": "minigrid", "ALE/": "ale_py"}
@@ -296,5 +296,20 @@ def make_pixel_env(
     elif render_mode is not None:
         kwargs["render_mode"] = render_mode
     if spec["kind"] == "atari":
+        if not env_id.startswith("ALE/"):
+            raise FlexLAMError(f"preprocess kind 'atari' is for ALE games (ALE/...), not {env_id!r}; use "
+                               f"{_fitting_kind(env_id)} for this env.")
         kwargs.setdefault("frameskip", 1)  # AtariPreprocessing skips frames itself
+    if spec["kind"] == "minigrid_rgb" and not env_id.startswith(("MiniGrid-", "BabyAI-")):
+        raise FlexLAMError(f"preprocess kind 'minigrid_rgb' is for MiniGrid envs, not {env_id!r}; use "
+                           f"{_fitting_kind(env_id)} for this env.")
     return apply_preprocess(gym.make(env_id, **kwargs), spec)
+
+
+def _fitting_kind(env_id: str) -> str:
+    """The preprocess kind that suits an env id, as the text of an override (for error messages)."""
+    if env_id.startswith(("MiniGrid-", "BabyAI-")):
+        return "preprocess={kind: minigrid_rgb}"
+    if env_id.startswith("ALE/"):
+        return "preprocess=atari"
+    return "preprocess={kind: image} (image observations) or preprocess={kind: render_rgb} (any env that renders)"

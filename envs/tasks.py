@@ -16,10 +16,13 @@ import gymnasium as gym
 from flexlam_rl.errors import FlexLAMError
 
 from .pixels import ensure_env_registered, validate_preprocess
+from .procgen import GAMES as PROCGEN_GAMES
+from .procgen import register_procgen
 
 _PIXELS_64 = {"kind": "minigrid_rgb", "frame_size": 64}
 _RENDER_64 = {"kind": "render_rgb", "frame_size": 64}
 _ATARI_64 = {"kind": "atari", "frame_size": 64, "grayscale": True, "frame_skip": 4}  # pip install "flexlam-rl[atari]"
+_PROCGEN_64 = {"kind": "image", "frame_size": 64}  # Procgen's own 64x64 RGB frames; pip install "flexlam-rl[procgen]"
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,9 @@ TASKS: dict[str, Task] = {
         Task("point-reach-pixels-d3f", "flexlam/PointReachD3F-v0", _RENDER_64, 50, "point_reach"),
         Task("minigrid-dynamic", "MiniGrid-Dynamic-Obstacles-6x6-v0", _PIXELS_64, 100, "minigrid_planner"),
         Task("breakout", "ALE/Breakout-v5", _ATARI_64, 2000, "breakout_tracker"),
+        Task("pong", "ALE/Pong-v5", _ATARI_64, 2000, "pong_tracker"),
+        Task("freeway", "ALE/Freeway-v5", _ATARI_64, 2100, "freeway_up"),
+        *(Task(f"procgen-{game}", f"flexlam/Procgen-{game}-v0", _PROCGEN_64, 1000) for game in PROCGEN_GAMES),
     ]
 }
 
@@ -88,7 +94,9 @@ def get_task(name: str, preprocess: Mapping[str, Any] | None = None) -> Task:
     if name in TASKS:
         task = TASKS[name]
     elif ensure_env_registered(name):
-        task = Task(name=_safe_name(name), env_id=name)
+        # MiniGrid's own observations hold a mission string Minari cannot store: see its frames instead
+        default = _PIXELS_64 if name.startswith(("MiniGrid-", "BabyAI-")) else {"kind": "identity"}
+        task = Task(name=_safe_name(name), env_id=name, preprocess=default)
     else:
         raise FlexLAMError(
             f"Unknown env {name!r}: not a flexlam task ({', '.join(sorted(TASKS))}) and not a "
@@ -125,6 +133,7 @@ def _ensure_registered(task: Task) -> None:
 
 def register_tasks() -> None:
     """Register ``flexlam/<task>-v0`` ids for every named task and the PointReach env (idempotent)."""
+    register_procgen()
     for env_id, kwargs in POINT_REACH_VARIANTS.items():
         if env_id not in gym.registry:
             gym.register(env_id, entry_point="flexlam_rl.envs.point_reach:PointReachEnv", max_episode_steps=50, kwargs=kwargs)

@@ -9,6 +9,7 @@ Public surface::
     pred = lam.decode(obs, latent)              # next observation, same layout as obs
     translator = Translator.load("runs/quickstart/translator")
     env = LatentActionWrapper(gym.make("MiniGrid-DoorKey-5x5-v0"), lam, translator, prefix_len=2)
+    report = diagnose(lam, ["flexlam/minigrid-doorkey/noisy50-v0"])  # do the tokens matter? (controllability)
 
 Importing the package registers ``flexlam/<task>-v0`` and ``flexlam/LatentAction-v0``
 with Gymnasium (``gym.make("flexlam_rl:flexlam/LatentAction-v0", ...)`` works from any client).
@@ -33,7 +34,8 @@ from . import envs as _envs  # noqa: E402,F401  (registers flexlam/<task>-v0)
 from ._version import __version__
 from .align import Translator
 from .config import LAMConfig
-from .errors import FlexLAMError
+from .diagnose import diagnose
+from .errors import FlexLAMError, FlexLAMWarning
 from .model import FlexLAM, null_fill
 from .wrappers import AdaptiveLatentActionWrapper, LatentActionVectorWrapper, LatentActionWrapper, register_latent_env
 
@@ -46,11 +48,13 @@ __all__ = [
     "AdaptiveLatentActionWrapper",
     "FlexLAM",
     "FlexLAMError",
+    "FlexLAMWarning",
     "LAMConfig",
     "LatentActionVectorWrapper",
     "LatentActionWrapper",
     "Translator",
     "__version__",
+    "diagnose",
     "null_fill",
     "register_latent_env",
 ]

@@ -183,7 +183,7 @@ def run_rate_distortion(
     LAMs at ``fixed_dirs``) on the held-out episodes of ``datasets`` (default: the LAM's own, split
     as pretraining split them), write ``<name>.json`` and the two figures into ``out``; returns the result."""
     from .checkpoint import atomic_write_json
-    from .data import load_transitions
+    from .data import load_transitions, require_frames
 
     lam = FlexLAM.load(lam_dir)
     ids = list(datasets or getattr(lam, "extra", {}).get("datasets", []))
@@ -197,9 +197,7 @@ def run_rate_distortion(
                             f"{lam.config.obs_shape}: compare LAMs trained on the same data.")
         fixed[f"fixed K={model.num_tokens} ({Path(path).parent.name})"] = model
     data = load_transitions(ids, heldout_fraction, split_seed).heldout
-    if tuple(data.obs_shape) != tuple(lam.config.obs_shape):
-        raise DataError(f"Datasets {ids} have observations {list(data.obs_shape)}, but the LAM at {lam_dir} expects "
-                        f"{lam.config.obs_shape}.")
+    require_frames(data, lam.config.obs_shape, f"the LAM at {lam_dir}")
     result = rate_distortion(lam, data, tols, hist_tol, fixed, limit)
     result.update({"lam": str(Path(lam_dir).resolve()), "fixed": [str(Path(p).resolve()) for p in fixed_dirs],
                    "heldout_fraction": heldout_fraction, "split_seed": split_seed, "limit": limit})

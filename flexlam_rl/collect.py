@@ -25,7 +25,7 @@ import numpy as np
 
 from .envs import get_task, make_behaviour
 from .errors import DatasetExistsError, FlexLAMError
-from .sources import dataset_exists, default_dataset_id, minari_root, validate_dataset_id
+from .sources import dataset_exists, default_dataset_id, minari_frames, minari_root, validate_dataset_id
 
 
 @contextlib.contextmanager
@@ -175,11 +175,11 @@ def ensure_dataset(
 def _write_chunk(dataset: Any, dataset_id: str, chunk: list, env: gym.Env, behaviour: str, task: str, jpeg: bool) -> Any:
     import minari
 
-    if dataset is not None:
-        dataset.update_dataset_from_buffer(chunk)
-        return dataset
-    with warnings.catch_warnings():  # Minari nags about optional metadata (email, permalink)
+    with warnings.catch_warnings(), minari_frames(jpeg) as jpeg_option:
         warnings.filterwarnings("ignore", message=".*(code_permalink|author_email|eval_env).*", category=UserWarning)
+        if dataset is not None:  # Minari nags about optional metadata (email, permalink) above
+            dataset.update_dataset_from_buffer(chunk)
+            return dataset
         return minari.create_dataset_from_buffers(
             dataset_id=dataset_id,
             buffer=chunk,
@@ -187,7 +187,7 @@ def _write_chunk(dataset: Any, dataset_id: str, chunk: list, env: gym.Env, behav
             algorithm_name=f"flexlam-rl/{behaviour}",
             author="flexlam-rl",
             description=f"{behaviour} episodes of {task} ({env.spec.id if env.spec else task}), collected by flexlam-collect.",
-            jpeg_encoding=jpeg,
+            **jpeg_option,
         )
 
 

@@ -101,6 +101,14 @@ class TransitionSet(Dataset):
         return self.subset_episodes([(s, e) for s, e in self.episodes if s in wanted])
 
 
+def require_frames(data: TransitionSet, obs_shape: Sequence[int], owner: str) -> None:
+    """Refuse data whose observations a model cannot read: the one check every entry point makes."""
+    if tuple(data.obs_shape) != tuple(obs_shape):
+        ids = [s.source_id for s in data.sources]
+        raise DataError(f"Datasets {ids} have observations {list(data.obs_shape)}, but {owner} expects {list(obs_shape)}; "
+                        f"use data collected with the same preprocessing (frame size, grayscale, frame stack).")
+
+
 def split_episodes(
     sources: Sequence[SourceArrays], heldout_fraction: float, seed: int
 ) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:

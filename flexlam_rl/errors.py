@@ -34,3 +34,9 @@ class VideoError(DataError):
 
 class TrainingDiverged(FlexLAMError, RuntimeError):
     """The loss became NaN/inf; the last good checkpoint is kept."""
+
+
+class FlexLAMWarning(UserWarning):
+    """Something worth a user's attention that does not stop the run (a collapsed code, a costly frame size).
+
+    The command-line tools print these as one ``warning:`` line, without Python's source-line echo."""

@@ -1,4 +1,4 @@
-"""What a LAM learned: real vs predicted next frames per budget, collapse warnings, a run's summary."""
+"""What a LAM learned: real vs predicted next frames per budget, and a run's summary (collapse: :mod:`flexlam_rl.diagnose`)."""
 
 from __future__ import annotations
 
@@ -13,25 +13,6 @@ from .checkpoint import atomic_path, read_json
 from .data import TransitionSet
 from .media import rgb_frame
 from .model import FlexLAM
-
-COLLAPSED_PERPLEXITY = 1.1  # a slot whose codes have perplexity below this emits one code: it carries nothing
-NO_BETTER_THAN_NULL = 0.98  # a budget whose error is within 2% of the all-null error ignores its tokens
-
-
-def collapse_warning(usage: Sequence[float], mse: dict[int, float] | None = None, null: float | None = None) -> str | None:
-    """A warning that names the likely causes, when the code has collapsed; None when it has not.
-
-    Collapsed: a slot's perplexity stays near 1, or (with ``mse``/``null``) the error at every budget
-    is no better than decoding with every slot nulled.
-    """
-    dead = [i + 1 for i, u in enumerate(usage) if u < COLLAPSED_PERPLEXITY]
-    useless = mse is not None and null is not None and all(err >= NO_BETTER_THAN_NULL * null for err in mse.values())
-    if not dead and not useless:
-        return None
-    what = f"slots {dead} emit a single code" if dead else "no budget predicts the next frame better than the all-null code"
-    return (f"The LAM's code has collapsed: {what}. Likely causes: frames too large (a 210x160 Atari screen: set "
-            f"preprocess frame_size, e.g. 64, and grayscale) or too small for the encoder to see what moved, too few updates "
-            f"(raise train.steps or use train.until_plateau=true), or a learning rate off by 10x (train.lr=3e-4 or 3e-3).")
 
 
 @torch.no_grad()
@@ -79,6 +60,7 @@ def run_summary(run_dir: str | Path) -> dict[str, Any]:
     summary = {"run_dir": str(run_dir), "lam": record.get("lam"), "train": record.get("train"), "datasets": record.get("datasets"),
                "step": state.get("step"), "steps": record.get("steps"), "code_usage": state.get("code_usage"),
                "plateau": state.get("plateau"), "wall_time_s": state.get("wall_time_s"), "data": record.get("data")}
-    if (run_dir / "metrics.json").is_file():
-        summary["heldout"] = read_json(run_dir / "metrics.json", "metrics").get("heldout")
+    if (run_dir / "metrics.json").is_file():  # the final held-out scores flexlam-pretrain printed
+        metrics = read_json(run_dir / "metrics.json", "metrics")
+        summary["heldout"], summary["controllability"] = metrics.get("heldout"), metrics.get("controllability")
     return summary

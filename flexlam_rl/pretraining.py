@@ -3,45 +3,55 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from .checkpoint import atomic_write_json
 from .config import LAMConfig
 from .data import TransitionData
+from .diagnose import collapse_warning, controllability, sample
 from .distributed import is_main_process
+from .errors import FlexLAMWarning
 from .evaluate import reconstruction_by_budget
-from .inspect import collapse_warning, prediction_figure
+from .inspect import prediction_figure
 from .model import FlexLAM
 from .train import TrainConfig, pretrain
+
+DIAGNOSE_TRANSITIONS = 1024  # held-out transitions the final controllability diagnostic decodes
 
 
 def run_pretraining(
     run_dir: str | Path, data: TransitionData, lam_cfg: LAMConfig, cfg: TrainConfig,
     budgets: list[int] | None = None, run_info: dict[str, Any] | None = None,
+    on_check: Callable[[int, dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Train (or resume) in ``run_dir``, score every budget on the held-out split, write ``metrics.json``.
 
     Returns the metrics: ``step``, ``resumed_from``, ``wall_time_s``, ``heldout`` (see
-    :func:`~flexlam_rl.evaluate.reconstruction_by_budget`), ``datasets``, ``lam`` and ``lam_dir``
-    (a ``torchrun`` worker other than rank 0 gets only ``step``, ``resumed_from`` and ``lam_dir``).
+    :func:`~flexlam_rl.evaluate.reconstruction_by_budget`), ``controllability`` (what the tokens do on held-out
+    transitions, :func:`~flexlam_rl.diagnose.controllability`), ``datasets``, ``lam`` and ``lam_dir`` (a
+    ``torchrun`` worker other than rank 0 gets only ``step``, ``resumed_from`` and ``lam_dir``).
+    ``on_check`` is passed to :func:`~flexlam_rl.train.pretrain`.
     """
     run_dir = Path(run_dir)
     notes = [large_frame_warning(lam_cfg)] if large_frame_warning(lam_cfg) else []
     for note in notes:
-        warnings.warn(note, stacklevel=2)
-    result = pretrain(run_dir, data, lam_cfg, cfg, run_info=run_info)
+        warnings.warn(note, FlexLAMWarning, stacklevel=2)
+    result = pretrain(run_dir, data, lam_cfg, cfg, run_info=run_info, on_check=on_check)
     if not is_main_process():  # another torchrun worker: rank 0 scores and reports
         return {"step": result.step, "resumed_from": result.resumed_from, "lam_dir": str(result.lam_dir)}
     lam = FlexLAM.load(result.lam_dir)
     evaluation = reconstruction_by_budget(lam, data.heldout, budgets)
-    collapsed = collapse_warning(evaluation["code_usage"], evaluation["mse"], evaluation["null"])
+    control = controllability(lam, data.heldout, budgets, sample(len(data.heldout), DIAGNOSE_TRANSITIONS))
+    collapsed = collapse_warning(control, lam_cfg.obs_shape)
     if collapsed:
-        warnings.warn(collapsed, stacklevel=2)
+        warnings.warn(collapsed, FlexLAMWarning, stacklevel=2)
         notes.append(collapsed)
     figure = prediction_figure(lam, data.heldout if len(data.heldout) else data.train, run_dir / "predictions.png")
     metrics = {"step": result.step, "resumed_from": result.resumed_from, "wall_time_s": result.wall_time_s,
-               "heldout": evaluation, "datasets": data.dataset_ids, "lam": lam_cfg.to_dict(), "lam_dir": str(result.lam_dir),
+               "heldout": evaluation, "controllability": control, "datasets": data.dataset_ids, "lam": lam_cfg.to_dict(),
+               "lam_dir": str(result.lam_dir),
                "predictions": str(figure) if figure else None, "warnings": notes}
     atomic_write_json(run_dir / "metrics.json", metrics)
     return metrics

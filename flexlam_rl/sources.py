@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import inspect
 import json
 import math
 import os
@@ -327,17 +328,46 @@ def _build_cache(dataset: Any, obs_key: str | None, cache_dir: Path, fingerprint
         _write_info(tmp, info)
 
 
+@contextlib.contextmanager
+def minari_frames(jpeg: bool = False) -> Iterator[dict[str, bool]]:
+    """Inside: Minari writes and reads pixel frames exactly (``jpeg=False``); yields the keyword to pass to
+    ``create_dataset_from_buffers``.
+
+    Minari 0.5.4+ has ``jpeg_encoding``. Minari 0.5.3, what numpy<2 resolves to (the procgen extra pins it),
+    has none: its HDF5 writer JPEG-encodes every uint8 frame (lossy, and it fails on 1-channel frames) and its
+    reader JPEG-decodes every image space of 32 px or more. There, both tests are switched off inside, so
+    frames are stored and read back as the arrays they are (a plain ``minari.load_dataset`` on 0.5.3 would
+    then try to JPEG-decode them; flexlam-rl's readers do not).
+    """
+    import minari
+
+    if "jpeg_encoding" in inspect.signature(minari.create_dataset_from_buffers).parameters:
+        yield {"jpeg_encoding": jpeg}
+        return
+    from minari.dataset._storages import hdf5_storage
+
+    saved = hdf5_storage._is_image, hdf5_storage.is_image_space
+    if not jpeg:
+        hdf5_storage._is_image = hdf5_storage.is_image_space = lambda _: False
+    try:
+        yield {}
+    finally:
+        hdf5_storage._is_image, hdf5_storage.is_image_space = saved
+
+
 def _episodes(dataset: Any, dataset_id: str) -> Iterator[Any]:
-    """The dataset's episodes; a read error mid-way (a truncated file) becomes a clear error."""
-    iterator = iter(dataset.iterate_episodes())
-    while True:
-        try:
-            episode = next(iterator)
-        except StopIteration:
-            return
-        except Exception as exc:
-            raise DataError(_broken_dataset(dataset_id, exc)) from None
-        yield episode
+    """The dataset's episodes, frames exact (:func:`minari_frames`); a read error mid-way (a truncated file)
+    becomes a clear error."""
+    with minari_frames():
+        iterator = iter(dataset.iterate_episodes())
+        while True:
+            try:
+                episode = next(iterator)
+            except StopIteration:
+                return
+            except Exception as exc:
+                raise DataError(_broken_dataset(dataset_id, exc)) from None
+            yield episode
 
 
 def _checksum(cache_dir: Path) -> str:

@@ -24,10 +24,10 @@ from . import distributed
 from .checkpoint import atomic_write_json
 from .config import LAMConfig, check_positive_ints, plain
 from .data import TransitionData, step_loader
-from .errors import ConfigError, TrainingDiverged
+from .diagnose import collapse_warning, controllability
+from .errors import ConfigError, FlexLAMWarning, TrainingDiverged
 from .evaluate import reconstruction_by_budget
 from .fit import seeded
-from .inspect import collapse_warning
 from .model import FlexLAM
 from .plateau import Plateau, heldout_objective, heldout_subset
 from .quantize import code_usage
@@ -42,7 +42,8 @@ from .runs import (
 )
 
 USAGE_WINDOW = 20  # code usage (perplexity) is measured over the tokens of the last this many batches
-COLLAPSE_CHECK_AFTER = 500  # updates before a slot emitting a single code counts as collapsed, not as still warming up
+COLLAPSE_CHECK_AFTER = 500  # updates before a code that does not matter counts as collapsed, not as still warming up
+CONTROL_TRANSITIONS = 256  # checked transitions the controllability diagnostic decodes at each check
 
 
 @dataclass
@@ -177,11 +178,14 @@ def pretrain(
     cfg: TrainConfig,
     run_info: dict[str, Any] | None = None,
     on_step: Callable[[int, float], None] | None = None,
+    on_check: Callable[[int, dict[str, Any]], None] | None = None,
 ) -> PretrainResult:
     """Train (or resume, or extend) a LAM in ``run_dir`` (layout: :mod:`flexlam_rl.runs`).
 
     ``on_step(step, loss)`` is called after every update with the mean training loss of the
-    current logging window, as last read from the device. A second process training into the same
+    current logging window, as last read from the device; ``on_check(step, report)`` after each
+    held-out check with the :func:`~flexlam_rl.diagnose.controllability` report of the checked
+    transitions (plus ``mse_checks``, the errors the plateau reads). A second process training into the same
     ``run_dir`` is refused. Raising ``steps`` (or a plateau run's ``max_steps``) extends a run: a plateau
     run's LR does not depend on its cap, so that is exact; a fixed-length run continues its cosine
     schedule over the new length from where it stopped (not bit-identical to a fresh run of that length).
@@ -201,20 +205,22 @@ def pretrain(
             if ctx.is_main:
                 if cfg.until_plateau and data.checks is data.heldout:
                     warnings.warn("train.until_plateau: the plateau is judged on the held-out split, which the final scores "
-                                  "also read; set data.validation_fraction=0.1 for a validation split of its own.", stacklevel=2)
+                                  "also read; set data.validation_fraction=0.1 for a validation split of its own.", FlexLAMWarning,
+                                  stacklevel=2)
                 if previous_steps is not None and previous_steps != cfg.total_steps and not cfg.until_plateau:
                     warnings.warn(f"{run_dir}: continuing a {previous_steps}-step run as a {cfg.total_steps}-step one; its "
-                                  f"cosine schedule now spans {cfg.total_steps} steps.", stacklevel=2)
+                                  f"cosine schedule now spans {cfg.total_steps} steps.", FlexLAMWarning, stacklevel=2)
                 remove_stale_temps(run_dir)
                 atomic_write_json(run_dir / "run.json", record)
             ctx.barrier()  # every rank resumes from the same checkpoint, after rank 0 tidied the run dir
-            return _train(run_dir, data, lam_cfg, cfg, device, on_step, ctx)
+            return _train(run_dir, data, lam_cfg, cfg, device, on_step, ctx, on_check)
     finally:
         ctx.close()
 
 
 def _train(run_dir: Path, data: TransitionData, lam_cfg: LAMConfig, cfg: TrainConfig, device: torch.device,
-           on_step: Callable[[int, float], None] | None, ctx: distributed.Context) -> PretrainResult:
+           on_step: Callable[[int, float], None] | None, ctx: distributed.Context,
+           on_check: Callable[[int, dict[str, Any]], None] | None = None) -> PretrainResult:
     lam = build_lam(lam_cfg, data, cfg.seed).to(device)
     model = lam if not ctx.active else torch.nn.parallel.DistributedDataParallel(
         lam, device_ids=[device.index] if device.type == "cuda" else None)
@@ -274,9 +280,6 @@ def _train(run_dir: Path, data: TransitionData, lam_cfg: LAMConfig, cfg: TrainCo
                     )
             if log_now:
                 usage = code_usage(torch.cat(list(recent_tokens)).cpu(), lam.codebook_size)
-                if not warned and ctx.is_main and step >= COLLAPSE_CHECK_AFTER and collapse_warning(usage.tolist()):
-                    warnings.warn(f"step {step}: {collapse_warning(usage.tolist())}", stacklevel=2)
-                    warned = True
                 if writer is not None:
                     writer.add_scalar("train/loss", loss_value, step)
                     writer.add_scalar("train/lr", lr_at(step - 1, cfg, plateau.lr_scale), step)
@@ -287,9 +290,16 @@ def _train(run_dir: Path, data: TransitionData, lam_cfg: LAMConfig, cfg: TrainCo
             if step % cfg.eval_every == 0 and len(checks) > 0:
                 errors = reconstruction_by_budget(lam, data.checks, check_budgets, indices=checks)
                 loss = heldout_objective(lam, errors["mse"])
-                curve.append({"updates": step, "wall_s": elapsed_before + time.time() - t0, "loss": loss, "mse": errors["mse"]})
-                for k, err in errors["mse"].items() if writer is not None else ():
-                    writer.add_scalar(f"heldout_mse/k_{k}", err, step)
+                report = controllability(lam, data.checks, check_budgets, checks[:CONTROL_TRANSITIONS]) if ctx.is_main else None
+                curve.append({"updates": step, "wall_s": elapsed_before + time.time() - t0, "loss": loss, "mse": errors["mse"],
+                              **({"controllability": report["controllability"]} if report else {})})
+                if writer is not None:
+                    _log_check(writer, step, errors, report)
+                if report is not None and not warned and step >= COLLAPSE_CHECK_AFTER and collapse_warning(report):
+                    warnings.warn(f"step {step}: {collapse_warning(report, lam_cfg.obs_shape)}", FlexLAMWarning, stacklevel=2)
+                    warned = True
+                if on_check is not None and report is not None:
+                    on_check(step, {**report, "mse_checks": errors["mse"]})
                 lam.train()
                 if cfg.until_plateau:
                     plateau.update(errors["mse"])
@@ -320,6 +330,15 @@ def _train(run_dir: Path, data: TransitionData, lam_cfg: LAMConfig, cfg: TrainCo
         code_usage=[float(u) for u in usage], wall_time_s=elapsed_before + time.time() - t0, history=history,
         curve=curve, plateaued=plateau.stopped if cfg.until_plateau else None,
     )
+
+
+def _log_check(writer: Any, step: int, errors: dict[str, Any], report: dict[str, Any] | None) -> None:
+    """TensorBoard: each check's held-out error per budget and, where computed, what the tokens do."""
+    for k, err in errors["mse"].items():
+        writer.add_scalar(f"heldout_mse/k_{k}", err, step)
+    for k, score in (report or {}).get("controllability", {}).items():
+        writer.add_scalar(f"controllability/k_{k}", score, step)
+        writer.add_scalar(f"heldout_mse_changed/k_{k}", report["mse_changed"][k]["own"], step)
 
 
 def update_flops(lam_cfg: LAMConfig, data: TransitionData, cfg: TrainConfig) -> float:

@@ -16,7 +16,7 @@ from conftest import FAST_TRAIN, tiny_lam_config
 from flexlam_rl import FlexLAM, LAMConfig, LatentActionWrapper
 from flexlam_rl.envs import apply_preprocess, get_task, preprocessed_shape, validate_preprocess
 from flexlam_rl.errors import FlexLAMError
-from flexlam_rl.inspect import collapse_warning
+from flexlam_rl.diagnose import collapse_warning
 
 STACKED = {"kind": "render_rgb", "frame_size": 24, "grayscale": True, "fit": "crop", "frame_stack": 2}
 
@@ -24,7 +24,8 @@ STACKED = {"kind": "render_rgb", "frame_size": 24, "grayscale": True, "fit": "cr
 def test_spec_defaults_kind_names_and_clear_errors() -> None:
     assert validate_preprocess("render_rgb") == {"kind": "render_rgb", "frame_size": 64, "grayscale": False, "fit": "stretch",
                                                  "frame_skip": 1, "frame_stack": 1}
-    assert validate_preprocess({"kind": "atari"})["frame_skip"] == 4 and validate_preprocess(None) == {"kind": "identity"}
+    atari = validate_preprocess({"kind": "atari"})
+    assert atari["frame_skip"] == 4 and atari["grayscale"] is True and validate_preprocess(None) == {"kind": "identity"}
     assert preprocessed_shape(STACKED) == (24, 24, 2) and preprocessed_shape("minigrid_rgb") == (64, 64, 3)
     for bad, message in [("foo", "Unknown preprocess kind 'foo'"), ({"kind": "render_rgb", "fit": "zoom"}, "fit must be one of"),
                          ({"kind": "image", "frame_stack": 0}, "frame_stack must be an integer"),
@@ -84,9 +85,13 @@ def test_large_frames_and_collapsed_codes_get_warnings_that_name_the_fix() -> No
     big = large_frame_warning(LAMConfig(obs_shape=[210, 160, 3]))
     assert big and "210x160" in big and "frame_size" in big
     assert large_frame_warning(LAMConfig(obs_shape=[64, 64, 3])) is None
-    dead = collapse_warning([1.0, 3.5, 1.02])
-    assert dead and "slots [1, 3]" in dead and "train.lr" in dead and "frame_size" in dead
-    assert collapse_warning([3.0, 3.0], {1: 0.995, 2: 0.99}, 1.0) and collapse_warning([3.0], {1: 0.5}, 1.0) is None
+    dead = collapse_warning({"code_usage": [1.0, 3.5, 1.02], "controllability": {1: 0.3, 2: 0.4, 3: 0.4}})
+    assert dead and "Slots [1, 3]" in dead and "collapsed" not in dead  # dead slots, but the tokens matter
+    collapsed = collapse_warning({"code_usage": [1.0, 1.0, 1.0]}, frame_shape=[24, 56, 3])
+    assert collapsed and "every slot emits a single code" in collapsed and "(24x56)" in collapsed and "210x160" not in collapsed
+    ignored = collapse_warning({"code_usage": [3.0, 3.0], "controllability": {1: 0.01, 2: 0.03}}, [64, 64, 1])
+    assert ignored and "remove 3%" in ignored and "lam=games" in ignored and "train.lr" in ignored
+    assert collapse_warning({"code_usage": [3.0], "controllability": {1: 0.5}}) is None
 
 
 def test_sdl_prints_nothing_for_headless_rendering(isolated_roots) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..checkpoint import atomic_write_json
+from ..data import require_frames
 from ..errors import ConfigError, DataError
 from ..model import FlexLAM
 from .labels import LabelConfig, label_and_eval_sets
@@ -37,9 +38,7 @@ def align_lam(
         raise DataError(f"No label datasets: set labels.datasets (the LAM at {lam_dir} does not record its own).")
     eval_ids = list(eval_ids or own or label_ids)
     pool, evaluation = label_and_eval_sets(label_ids, eval_ids, heldout_fraction, label_cfg.seed)
-    if tuple(pool.obs_shape) != tuple(lam.config.obs_shape):
-        raise DataError(f"Datasets {label_ids + eval_ids} have observations {list(pool.obs_shape)}, but the LAM at "
-                        f"{lam_dir} expects {lam.config.obs_shape}.")
+    require_frames(pool, lam.config.obs_shape, f"the LAM at {lam_dir}")
     result = run_alignment(lam, pool, evaluation, label_cfg, align_cfg, budgets, supervised_idm)
     result.translator.save(out, extra={"lam": str(lam_dir.resolve()), "labels": dataclasses.asdict(label_cfg),
                                        "label_datasets": label_ids, "align": dataclasses.asdict(align_cfg),

@@ -21,7 +21,7 @@ import torch
 from ..checkpoint import atomic_path, atomic_write_bytes, atomic_write_json, read_json
 from ..errors import DataError
 from ..plateau import window_change
-from ..tables import markdown_table
+from ..tables import at_budget, markdown_table
 from . import stats
 from .spec import METRICS, SECONDARY_METRICS, VIEWS, BenchConfig
 from .stats import VERDICTS, benjamini_hochberg, min_p_value, paired_test, verdict
@@ -34,10 +34,6 @@ def mean_se(values: Any) -> dict[str, float]:
     arr = np.asarray([np.mean(v) for v in values], dtype=np.float64)
     se = float(arr.std(ddof=1) / math.sqrt(len(arr))) if len(arr) > 1 else float("nan")
     return {"mean": float(arr.mean()), "se": se, "n": int(len(arr))}
-
-
-def _at(table: dict, k: int) -> Any:
-    return table[str(k)] if str(k) in table else table[k]  # int keys come back from JSON as strings
 
 
 def aggregate(per_seed: dict[str, dict[int, dict[str, Any]]], cfg: BenchConfig) -> dict[str, Any]:
@@ -53,9 +49,9 @@ def aggregate(per_seed: dict[str, dict[int, dict[str, Any]]], cfg: BenchConfig) 
                 for protocol in protocols:
                     cells = {m: [r["values"][view][metric][protocol][m] for r in runs] for m in ("flexlam", "fixed")}
                     summary.setdefault(view, {}).setdefault(suite, {}).setdefault(metric, {})[protocol] = {
-                        m: {k: mean_se([_at(c, k) for c in cells[m]]) for k in cfg.budgets} for m in cells}
+                        m: {k: mean_se([at_budget(c, k) for c in cells[m]]) for k in cfg.budgets} for m in cells}
                     for k in cfg.budgets:
-                        flex, fixed = (np.asarray([_at(f, k) for f in cells[m]], float) for m in ("flexlam", "fixed"))
+                        flex, fixed = (np.asarray([at_budget(f, k) for f in cells[m]], float) for m in ("flexlam", "fixed"))
                         test = paired_test(flex - fixed)
                         claims.append({"view": view, "suite": suite, "metric": metric, "protocol": protocol, "k": k,
                                        "diff": test.mean, "ci95": list(test.ci) if test.ci else None,
@@ -336,8 +332,8 @@ def plot_budget_curves(result: dict[str, Any], cfg: BenchConfig, path: Path, vie
     for ax, (suite, metric, protocol) in zip(axes.flat, panels):
         cell = summary[suite][metric][protocol]
         for method, style in (("flexlam", "o-"), ("fixed", "s--")):
-            means = [_at(cell[method], k)["mean"] for k in cfg.budgets]
-            ses = [0 if math.isnan(_at(cell[method], k)["se"]) else _at(cell[method], k)["se"] for k in cfg.budgets]
+            means = [at_budget(cell[method], k)["mean"] for k in cfg.budgets]
+            ses = [0 if math.isnan(at_budget(cell[method], k)["se"]) else at_budget(cell[method], k)["se"] for k in cfg.budgets]
             ax.errorbar(cfg.budgets, means, yerr=ses, fmt=style, capsize=3, label=method)
         ax.set_xscale("log", base=2)
         ax.set_xticks(cfg.budgets, [str(k) for k in cfg.budgets])
@@ -371,7 +367,7 @@ def plot_learning_curves(result: dict[str, Any], cfg: BenchConfig, path: Path) -
                 for name, style in (("flexlam", "-"), (f"fixed_{k}", "--")):
                     points = [p for p in curves.get(name, []) if str(k) in p["mse"] or k in p["mse"]]
                     if points:
-                        ax.plot([p[x_key] for p in points], [_at(p["mse"], k) for p in points], style, color=colour,
+                        ax.plot([p[x_key] for p in points], [at_budget(p["mse"], k) for p in points], style, color=colour,
                                 label=f"{'FlexLAM' if name == 'flexlam' else 'fixed'} k={k}")
             ax.set_yscale("log")
             ax.set_xlabel("updates" if x_key == "updates" else "wall seconds (updates x mean s/update; 1 thread per job)")

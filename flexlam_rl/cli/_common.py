@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from omegaconf import DictConfig
 
 from ..config import parse_config, plain
-from ..errors import FlexLAMError
+from ..errors import FlexLAMError, FlexLAMWarning
 
 CONFIG_PATH = "pkg://flexlam_rl.configs"
 T = TypeVar("T")
@@ -46,6 +46,7 @@ def clean_errors(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], An
 
     @functools.wraps(task)
     def wrapper(cfg: DictConfig) -> Any:
+        _plain_warnings()
         try:
             return task(cfg)
         except KeyboardInterrupt:
@@ -62,6 +63,24 @@ def clean_errors(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], An
             raise
 
     return wrapper
+
+
+def _plain_warnings() -> None:
+    r"""Print :class:`FlexLAMWarning`\ s as one ``warning:`` line (no file, line or echoed source)."""
+    import warnings
+
+    default = warnings.showwarning
+    if getattr(default, "plain_flexlam", False):
+        return
+
+    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001 - warnings' own signature
+        if issubclass(category, FlexLAMWarning):
+            print(f"warning: {message}", file=file or sys.stderr, flush=True)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    show.plain_flexlam = True  # type: ignore[attr-defined]
+    warnings.showwarning = show
 
 
 def _drop_empty_run_dir() -> None:

@@ -7,10 +7,11 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from ..data import DataConfig
+from ..diagnose import collapse_warning
 from ..errors import DataError
-from ..inspect import collapse_warning, prediction_figure, run_summary
+from ..inspect import prediction_figure, run_summary
 from ..model import FlexLAM
-from ..tables import budget_table
+from ..tables import budget_table, control_table
 from ._common import hydra_entry
 
 
@@ -25,12 +26,17 @@ def inspect(cfg: DictConfig) -> None:
           + (f", {summary['wall_time_s']:.0f} s of training" if summary["wall_time_s"] else ""))
     print(f"datasets: {summary['datasets']}")
     print("training: " + ", ".join(f"{k}={v}" for k, v in train.items()))
-    usage = summary["code_usage"] or []
-    if usage:
-        print("code usage (perplexity) per slot:", " ".join(f"{u:.2f}" for u in usage))
-    if summary.get("heldout"):
-        print(budget_table({"held-out": summary["heldout"]}))
-    warning = collapse_warning(usage) if usage else None
+    heldout, control = summary.get("heldout"), summary.get("controllability")
+    if heldout:  # the final scores flexlam-pretrain printed
+        print("held-out next-frame MSE per token budget k (as flexlam-pretrain reported it):")
+        print(budget_table({"held-out": heldout}))
+        print("code usage (perplexity) per slot on held-out transitions:", " ".join(f"{u:.2f}" for u in heldout["code_usage"]))
+    elif summary["code_usage"]:  # a run still training: the last checkpoint's window of training batches
+        print("code usage (perplexity) per slot over the last training batches:", " ".join(f"{u:.2f}" for u in summary["code_usage"]))
+    if control:
+        print(f"what the tokens do ({control['transitions']} held-out transitions):")
+        print(control_table(control))
+    warning = collapse_warning(control or {"code_usage": summary["code_usage"] or []}, lam_cfg.get("obs_shape"))
     if warning:
         print(f"warning: {warning}")
     if cfg.figure:

@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 from ..data import DataConfig
 from ..distributed import is_main_process
 from ..pretraining import run_pretraining
-from ..tables import budget_table
+from ..tables import budget_table, control_table
 from ..train import TrainConfig, lam_config_for
 from ._common import hydra_entry, run_dir, section
 
@@ -29,7 +29,8 @@ def pretrain_from_config(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
               f"V={lam_cfg.codebook_size}) on {len(data.train)} transitions from {data.dataset_ids} -> {out_dir}")
     budgets = list(cfg.eval.budgets) if cfg.eval.budgets else None
     metrics = run_pretraining(out_dir, data, lam_cfg, train_cfg, budgets,
-                              run_info={"lam_name": name, "data": {k: v for k, v in vars(data_cfg).items() if k != "datasets"}})
+                              run_info={"lam_name": name, "data": {k: v for k, v in vars(data_cfg).items() if k != "datasets"}},
+                              on_check=print_check if main else None)
     if not main:
         return metrics
     if metrics["resumed_from"]:
@@ -39,8 +40,20 @@ def pretrain_from_config(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     print(budget_table({name: evaluation}))
     print("code usage (perplexity) per slot:", " ".join(f"{u:.2f}" for u in evaluation["code_usage"]),
           f"(1 = collapsed, {lam_cfg.codebook_size} = uniform)")
+    control = metrics["controllability"]
+    print(f"\nwhat the tokens do ({control['transitions']} held-out transitions; {control['changed_fraction']:.1%} of pixels "
+          f"change per step; controllability = 1 - own / shuffled on changed pixels, 0 = tokens ignored):")
+    print(control_table(control))
     print(f"\nLAM checkpoint: {Path(metrics['lam_dir']).resolve()}")
     return metrics
+
+
+def print_check(step: int, report: dict[str, Any]) -> None:
+    """One line per held-out check: error per budget, controllability per budget, code usage per slot."""
+    mse = " ".join(f"{v:.5f}" for v in report["mse_checks"].values())
+    control = " ".join(f"{v:.2f}" for v in report["controllability"].values())
+    print(f"step {step}: checked MSE per k {mse} | controllability per k {control} | "
+          f"perplexity per slot {' '.join(f'{u:.2f}' for u in report['code_usage'])}", flush=True)
 
 
 main = hydra_entry("pretrain", lambda cfg: pretrain_from_config(cfg, run_dir()))
