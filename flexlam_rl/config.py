@@ -99,6 +99,9 @@ class LAMConfig:
     channels: list[int] = field(default_factory=lambda: [16, 32, 64])
     hidden_dim: int = 256
     preprocess: dict[str, Any] = field(default_factory=lambda: {"kind": "identity"})
+    # the recipe for pixel games (configs/lam/games.yaml): see flexlam_rl.model.frame_loss and ImageFDM
+    change_weight: float = 0.0  # weight of the MSE on the pixels that change, beside the whole-frame MSE
+    predict_newest: bool = False  # frame stacks: predict the newest frame only (the rest is o_t's, shifted)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -110,6 +113,13 @@ class LAMConfig:
     @property
     def codebook_size(self) -> int:
         return math.prod(self.fsq_levels)
+
+    @property
+    def frame_channels(self) -> int:
+        """Channels of one frame: a stack of n frames has n times as many."""
+        from .envs.pixels import validate_preprocess
+
+        return self.obs_shape[2] // validate_preprocess(self.preprocess).get("frame_stack", 1)
 
     def validate(self) -> None:
         shape = self.obs_shape
@@ -150,6 +160,14 @@ class LAMConfig:
             validate_preprocess(self.preprocess)
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"Invalid preprocess in LAM config: {exc}") from None
+        weight = self.change_weight
+        if not isinstance(weight, (int, float)) or isinstance(weight, bool) or not 0 <= weight <= 1e4:
+            raise ConfigError(f"change_weight must be a number in [0, 10000], got {self.change_weight!r}.")
+        if not isinstance(self.predict_newest, bool):
+            raise ConfigError(f"predict_newest must be true or false, got {self.predict_newest!r}.")
+        if self.predict_newest and (not self.is_image or validate_preprocess(self.preprocess).get("frame_stack", 1) < 2):
+            raise ConfigError("predict_newest needs frames stacked by the preprocessing (preprocess frame_stack >= 2, e.g. "
+                              "preprocess={kind: atari, frame_stack: 2}); these observations are single frames.")
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

@@ -25,10 +25,9 @@ import torch
 
 from .data import TransitionSet, eval_batches, load_transitions, require_frames
 from .errors import FlexLAMError
-from .model import FlexLAM, null_fill
+from .model import FlexLAM, changed_pixels, null_fill
 from .quantize import code_usage
 
-CHANGED = 8 / 255  # a pixel has changed when a channel moves by more than this (in [0, 1]); vectors: any change
 COLLAPSED_PERPLEXITY = 1.1  # a slot whose codes have perplexity below this emits one code: it carries nothing
 COLLAPSED_CONTROL = 0.05  # tokens that remove less than 5% of the wrong-token error on changed pixels are ignored
 
@@ -63,7 +62,7 @@ def controllability(lam: FlexLAM, data: TransitionSet, budgets: Sequence[int] | 
         preds = lam.fdm(x, torch.stack(latents, 1).flatten(0, 1)).view(n, len(latents), *x.shape[1:])
         preds = torch.cat([preds, x[:, None]], 1)  # the copy baseline
         err = (preds - x_next[:, None]) ** 2  # [n, L, ...]
-        mask = _changed(x, x_next)  # [n, 1, ...] broadcast over channels
+        mask = changed_pixels(x, x_next)  # [n, 1, ...] broadcast over channels
         whole += err.flatten(2).mean(-1).sum(0).double().cpu().numpy()
         changed += (err * mask[:, None]).flatten(2).sum(-1).sum(0).double().cpu().numpy()
         changed_count += float(mask.expand_as(x).sum())
@@ -89,14 +88,6 @@ def controllability(lam: FlexLAM, data: TransitionSet, budgets: Sequence[int] | 
 def sample(n: int, limit: int, seed: int = 0) -> np.ndarray:
     """A fixed random ``limit`` of ``n`` transitions, sorted (sequential reads): what a diagnostic decodes."""
     return np.sort(np.random.default_rng(seed).permutation(n)[: min(limit, n)])
-
-
-def _changed(x: torch.Tensor, x_next: torch.Tensor) -> torch.Tensor:
-    """Pixels (image: ``[B, 1, H, W]``) or dimensions (vector: ``[B, D]``) that differ between o_t and o_t+1."""
-    diff = (x_next - x).abs()
-    if diff.ndim == 4:
-        return (diff.amax(1, keepdim=True) > CHANGED).float()
-    return (diff > 1e-6).float()
 
 
 def _score(own: float, shuffled: float) -> float:

@@ -26,6 +26,35 @@ from .errors import FlexLAMError
 from .nets import ArrayLike, ConvEncoder, ObservationInput, conv_block, mlp
 from .quantize import FSQ
 
+CHANGE_DILATE = 3  # the change-weighted loss counts a 3x3 neighbourhood of each changed pixel
+CHANGED = 8 / 255  # a pixel has changed when a channel moves by more than this (frames in [0, 1])
+
+
+def changed_pixels(x: torch.Tensor, x_next: torch.Tensor, dilate: int = 1) -> torch.Tensor:
+    """Where o_t and o_t+1 differ: ``[B, 1, H, W]`` of 0/1 for frames (a pixel counts when any channel moves
+    by more than ``CHANGED``; ``dilate`` > 1 widens each changed pixel to a ``dilate`` square, so a small object's
+    neighbourhood counts too), ``[B, D]`` for vectors (any change)."""
+    diff = (x_next - x).abs()
+    if diff.ndim != 4:
+        return (diff > 1e-6).float()
+    mask = (diff.amax(1, keepdim=True) > CHANGED).float()
+    return F.max_pool2d(mask, dilate, stride=1, padding=dilate // 2) if dilate > 1 else mask
+
+
+def frame_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None, change_weight: float) -> torch.Tensor:
+    """Whole-frame MSE, plus ``change_weight`` x the MSE on the pixels that change (``mask``).
+
+    On a game screen that is 98% static, the action's pixels (a paddle, a sprite) are a few in a thousand of
+    the whole-frame mean, and a decoder fits that mean without the latent action: the code collapses. The
+    second term weighs the changed pixels as a whole, however few they are.
+    """
+    loss = F.mse_loss(pred, target)
+    if change_weight > 0 and mask is not None:
+        err = (pred - target) ** 2
+        weights = mask.expand_as(err)
+        loss = loss + change_weight * (err * weights).sum() / weights.sum().clamp_min(1.0)
+    return loss
+
 
 def null_fill(latent: torch.Tensor, prefix_len: torch.Tensor | int, null_latent: torch.Tensor) -> torch.Tensor:
     """Keep slots ``< prefix_len`` and replace the rest with ``null_latent``.
@@ -69,10 +98,15 @@ class FiLMResBlock(nn.Module):
 
 
 class ImageFDM(nn.Module):
-    """U-Net on o_t, conditioned on the (null-filled) latent at the bottleneck; predicts a frame delta."""
+    """U-Net on o_t, conditioned on the (null-filled) latent at the bottleneck; predicts a frame delta.
 
-    def __init__(self, in_channels: int, channels: list[int], cond_dim: int, hidden: int):
+    ``newest_channels``: o_t is a stack of frames (oldest first) and only its newest frame is predicted; the
+    rest of o_t+1's stack is o_t's newer frames, copied (they are known, not predicted).
+    """
+
+    def __init__(self, in_channels: int, channels: list[int], cond_dim: int, hidden: int, newest_channels: int | None = None):
         super().__init__()
+        self.newest = newest_channels
         self.cond = nn.Sequential(nn.Linear(cond_dim, hidden), nn.GELU(), nn.Linear(hidden, hidden))
         self.down = nn.ModuleList()
         c_prev = in_channels
@@ -86,7 +120,7 @@ class ImageFDM(nn.Module):
             out = max(skip, channels[0])
             self.up.append(nn.Sequential(nn.Conv2d(c_prev + skip, out, 3, 1, 1), nn.GroupNorm(1, out), nn.GELU()))
             c_prev = out
-        self.out = nn.Conv2d(c_prev, in_channels, 3, 1, 1)
+        self.out = nn.Conv2d(c_prev, newest_channels or in_channels, 3, 1, 1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
@@ -107,6 +141,8 @@ class ImageFDM(nn.Module):
         for block, skip in zip(self.up, reversed(skips)):
             h = F.interpolate(h, size=skip.shape[-2:], mode="nearest")
             h = block(torch.cat([h, skip], dim=1))
+        if self.newest:
+            return torch.cat([x[:, self.newest :], x[:, -self.newest :] + self.out(h)], dim=1)
         return x + self.out(h)
 
 
@@ -140,7 +176,7 @@ class LAMOutput:
     target: torch.Tensor  # true o_t+1, same shape
     tokens: torch.Tensor  # [B, K] int64
     prefix_len: torch.Tensor  # [B] in 1..K
-    loss: torch.Tensor  # scalar MSE
+    loss: torch.Tensor  # scalar: MSE (+ change_weight x the MSE on changed pixels, see frame_loss)
 
 
 class FlexLAM(ObservationInput):
@@ -161,7 +197,8 @@ class FlexLAM(ObservationInput):
         if config.is_image:
             in_ch = config.obs_shape[2]
             self.idm = ImageIDM(in_ch, config.channels, config.hidden_dim, slot_out)
-            self.fdm = ImageFDM(in_ch, config.channels, cond_dim, config.hidden_dim)
+            self.fdm = ImageFDM(in_ch, config.channels, cond_dim, config.hidden_dim,
+                                newest_channels=config.frame_channels if config.predict_newest else None)
         else:
             dim = config.obs_shape[0]
             self.idm = VectorIDM(dim, config.hidden_dim, slot_out)
@@ -241,6 +278,8 @@ class FlexLAM(ObservationInput):
         """
         x, x_next = self.normalize(obs), self.normalize(next_obs, "next_obs")
         slots, tokens = self._tokenize(x, x_next)
+        weight = self.config.change_weight
+        mask = changed_pixels(x, x_next, CHANGE_DILATE) if weight > 0 and self.config.is_image else None
         if prefix_len is None:
             prefix_len = self.draw_prefix_lens(x.shape[0], prefix_samples, generator)
         elif not torch.is_tensor(prefix_len):
@@ -248,10 +287,11 @@ class FlexLAM(ObservationInput):
         if prefix_len.ndim == 2:
             samples = prefix_len.shape[1]
             slots, x_next = slots.repeat_interleave(samples, 0), x_next.repeat_interleave(samples, 0)
+            mask = mask.repeat_interleave(samples, 0) if mask is not None else None
             prefix_len = prefix_len.flatten()
         latent = null_fill(slots, prefix_len.to(self.device), self.null_latent)
         pred = self.fdm(x, latent)
-        return LAMOutput(pred, x_next, tokens, prefix_len, F.mse_loss(pred, x_next))
+        return LAMOutput(pred, x_next, tokens, prefix_len, frame_loss(pred, x_next, mask, weight))
 
     def draw_prefix_lens(self, batch: int, samples: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
         """The prefix lengths training uses: ``[B]``, or ``[B, samples]`` drawn one from each of ``samples``

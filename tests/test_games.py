@@ -1,0 +1,153 @@
+"""Games: the controllability diagnostic, the games recipe's loss and frame stacks, Atari experts, sticky data.
+
+Procgen itself (its Gymnasium env, collection, frames kept exact) is in test_procgen.py, which runs after
+``pip install ".[procgen]"``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from conftest import FAST_TRAIN, tiny_lam_config
+
+from flexlam_rl import FlexLAM, LAMConfig, diagnose
+from flexlam_rl.data import load_transitions
+from flexlam_rl.diagnose import collapse_warning, controllability
+from flexlam_rl.errors import ConfigError, DataError, FlexLAMError
+from flexlam_rl.model import changed_pixels, frame_loss
+from flexlam_rl.train import TrainConfig, pretrain
+
+
+@pytest.fixture(scope="module")
+def trained(pixel_dataset: str, tmp_path_factory: pytest.TempPathFactory) -> FlexLAM:
+    data = load_transitions(pixel_dataset, heldout_fraction=0.25)
+    run = pretrain(tmp_path_factory.mktemp("diag"), data, tiny_lam_config(data), TrainConfig(steps=200, **FAST_TRAIN))
+    return FlexLAM.load(run.lam_dir)
+
+
+def test_tokens_that_carry_the_action_are_controllable_and_a_blind_decoder_is_not(pixel_dataset: str, trained: FlexLAM) -> None:
+    data = load_transitions(pixel_dataset, heldout_fraction=0.25)
+    report = controllability(trained, data.heldout)
+    assert set(report["controllability"]) == {1, 2, 3, 4} and report["transitions"] == len(data.heldout)
+    assert report["controllability"][4] > 0.2  # right tokens remove a fair share of the wrong tokens' error
+    for k in (1, 4):  # own tokens beat another transition's, on the pixels that change
+        assert report["mse_changed"][k]["own"] < report["mse_changed"][k]["shuffled"]
+    assert 0 < report["changed_fraction"] < 0.5 and report["mse_changed"][4]["own"] > report["mse"][4]["own"]
+    blind = FlexLAM(trained.config)  # untrained: the decoder's last layer starts at zero, so it predicts o_t for any code
+    untouched = controllability(blind, data.heldout)
+    assert all(abs(v) < 1e-6 for v in untouched["controllability"].values())
+    assert untouched["mse_changed"][4]["own"] == pytest.approx(untouched["copy_changed"])
+    assert collapse_warning(untouched, blind.config.obs_shape) and "32x32" in collapse_warning(untouched, blind.config.obs_shape)
+    assert collapse_warning(report) is None or "Slots" in collapse_warning(report)
+
+
+def test_diagnose_contract_and_bad_input(pixel_dataset: str, trained: FlexLAM, vector_dataset: str, tmp_path) -> None:
+    trained.save(tmp_path / "lam")
+    result = diagnose(str(tmp_path / "lam"), [pixel_dataset], limit=32, heldout_fraction=0.25)
+    assert set(result) >= {"controllability", "perplexity", "collapsed", "probe_accuracy"}
+    assert result["collapsed"] is False and len(result["perplexity"]) == 4 and set(result["probe_accuracy"]) == {1, 2, 3, 4}
+    assert result["transitions"] == 32 and result["controllability"][4] > 0.2
+    assert max(result["probe_accuracy"].values()) > 0.3  # 7 MiniGrid actions: the tokens say more than chance
+    with pytest.raises(DataError, match=r"have observations \[4\].*expects \[32, 32, 3\].*same preprocessing"):
+        diagnose(trained, vector_dataset)
+
+
+def test_change_weight_adds_the_error_on_changed_pixels_however_few() -> None:
+    x = torch.zeros(2, 1, 16, 16)
+    x_next = x.clone()
+    x_next[0, 0, 3, 3] = 1.0  # one pixel moves in the first frame, nothing in the second
+    mask = changed_pixels(x, x_next)
+    assert mask.sum() == 1 and changed_pixels(x, x_next, dilate=3).sum() == 9
+    pred = x.clone()  # predicts "nothing changes": wrong on exactly that pixel
+    plain = frame_loss(pred, x_next, mask, 0.0)
+    assert plain == pytest.approx(1 / 512)  # the whole-frame mean hides it
+    assert frame_loss(pred, x_next, mask, 1.0) == pytest.approx(1 / 512 + 1.0)  # the changed-pixel MSE is 1
+    assert frame_loss(pred, x_next, torch.zeros_like(mask), 1.0) == pytest.approx(plain)  # nothing changed: no extra term
+
+
+def test_predict_newest_copies_the_known_frames_and_needs_a_stack() -> None:
+    stack = {"kind": "atari", "frame_size": 16, "frame_stack": 2}
+    lam = FlexLAM(LAMConfig(obs_shape=[16, 16, 2], preprocess=stack, predict_newest=True, channels=[8], hidden_dim=16))
+    obs = torch.randint(0, 255, (3, 16, 16, 2), dtype=torch.uint8)
+    nxt = torch.cat([obs[..., 1:], torch.randint(0, 255, (3, 16, 16, 1), dtype=torch.uint8)], dim=-1)
+    out = lam(obs, nxt)
+    assert torch.equal(out.pred[:, 0], lam.normalize(obs)[:, 1])  # the older frame of o_t+1 is o_t's newest, exactly
+    decoded = lam.decode(obs, lam.embed(lam.encode(obs, nxt), 1))
+    assert decoded.shape == obs.shape and torch.equal(decoded[..., 0], obs[..., 1])
+    with pytest.raises(ConfigError, match="predict_newest needs frames stacked"):
+        LAMConfig(obs_shape=[16, 16, 1], preprocess={"kind": "atari", "frame_size": 16}, predict_newest=True)
+    with pytest.raises(ConfigError, match="change_weight must be a number"):
+        LAMConfig(obs_shape=[16, 16, 1], change_weight=-1.0)
+    assert LAMConfig.from_dict({"obs_shape": [4], "obs_dtype": "float32"}).change_weight == 0.0  # old checkpoints load
+
+
+def test_games_recipe_trains_and_is_a_lam_config(tmp_path, pixel_dataset: str) -> None:
+    from hydra import compose, initialize_config_module
+
+    from flexlam_rl.train import lam_config_for
+
+    with initialize_config_module("flexlam_rl.configs", version_base="1.3"):
+        cfg = compose("pretrain", overrides=["lam=games"])
+    data = load_transitions(pixel_dataset, heldout_fraction=0.25)
+    lam_cfg = lam_config_for({**dict(cfg.lam), "channels": [8, 16], "hidden_dim": 32}, data)
+    assert lam_cfg.change_weight > 0 and lam_cfg.nested_dropout
+    run = pretrain(tmp_path / "run", data, lam_cfg, TrainConfig(steps=30, **FAST_TRAIN))
+    assert np.isfinite(run.final_loss)
+
+
+def test_sticky_random_actions_are_held_for_several_steps() -> None:
+    from flexlam_rl.envs import make_behaviour
+    from flexlam_rl.envs.experts import STICKY_MEAN_HOLD
+
+    env = gym.make("CartPole-v1")
+    policy = make_behaviour("sticky", env.action_space, None, seed=0)
+    actions = np.array([policy(env) for _ in range(4000)])
+    repeats = np.mean(actions[1:] == actions[:-1])
+    expected = 1 - 1 / STICKY_MEAN_HOLD + (1 / STICKY_MEAN_HOLD) / 2  # kept, or redrawn as the same of 2 actions
+    assert repeats == pytest.approx(expected, abs=0.03)
+    again = make_behaviour("sticky", env.action_space, None, seed=0)
+    assert np.array_equal([again(env) for _ in range(4000)], actions)  # a function of the seed
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("task", "expert_beats"), [("pong", "points won"), ("freeway", "crossings")])
+def test_atari_experts_beat_random_actions(task: str, expert_beats: str) -> None:
+    from flexlam_rl.envs import get_task, make_behaviour
+
+    def score(behaviour: str) -> float:
+        env = get_task(task).make(max_episode_steps=700)
+        policy = make_behaviour(behaviour, env.action_space, get_task(task).expert, seed=0)
+        env.reset(seed=1)
+        total, done = 0.0, False
+        while not done:
+            _, reward, terminated, truncated, _ = env.step(policy(env))
+            total += max(reward, 0.0)  # points won / crossings made
+            done = terminated or truncated
+        env.close()
+        return total
+
+    assert score("expert") >= 2 and score("expert") > score("random"), expert_beats
+
+
+def test_raw_minigrid_ids_get_frames_and_kinds_that_do_not_fit_are_clear_errors(isolated_roots) -> None:
+    from flexlam_rl.collect import collect_dataset
+    from flexlam_rl.envs import get_task
+
+    stats = collect_dataset("games/keycorridor/random-v0", "MiniGrid-KeyCorridorS3R1-v0", "random", 1, max_episode_steps=5,
+                            preprocess={"kind": "minigrid_rgb", "frame_size": 16})
+    assert stats.steps == 5
+    assert get_task("MiniGrid-KeyCorridorS3R1-v0").preprocess["kind"] == "minigrid_rgb"
+    with pytest.raises(FlexLAMError, match=r"'atari' is for ALE games.*preprocess=\{kind: minigrid_rgb\}"):
+        get_task("minigrid-empty", {"kind": "atari"}).make()
+    with pytest.raises(FlexLAMError, match=r"'atari' is for ALE games.*render_rgb"):
+        get_task("CartPole-v1", {"kind": "atari"}).make()
+
+
+def test_a_procgen_task_without_the_extra_names_the_install(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "procgen", None)  # as if procgen-mirror were not installed
+    with pytest.raises(FlexLAMError, match=r'pip install "flexlam-rl\[procgen\]"'):
+        gym.make("flexlam/procgen-coinrun-v0")
