@@ -41,14 +41,16 @@ class AgentConfig:
     seed: int = 0
     eval_freq: int = 2_000  # env steps between evaluations (summed over sub-envs)
     eval_episodes: int = 10
+    max_episode_steps: int | None = None  # training and evaluation episodes (None: the task's own limit)
     frame_size: int | None = None  # raw space only: the task's pixel frame size (latent space uses the LAM's preprocessing)
     policy: str = "auto"  # auto: CnnPolicy for pixels (a small CNN below 36 px), MlpPolicy for vectors
     device: str = "auto"
     progress_bar: bool = True
     gif: bool = True
-    algo_kwargs: dict[str, Any] = field(default_factory=dict)
+    algo_kwargs: dict[str, Any] | None = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.algo_kwargs = dict(self.algo_kwargs or {})
         if self.space not in SPACES:
             raise ConfigError(f"agent.space must be one of {SPACES}, got {self.space!r}.")
         if self.algo not in ALGOS:
@@ -60,6 +62,19 @@ class AgentConfig:
             raise ConfigError(f"agent.prefix_len must be a token budget (1..K) or 'adaptive', got {self.prefix_len!r}.")
         if self.token_cost and self.prefix_len != "adaptive":
             raise ConfigError("agent.token_cost needs agent.prefix_len=adaptive (a fixed budget uses the same tokens every step).")
+        if self.max_episode_steps is not None and not (is_int(self.max_episode_steps) and self.max_episode_steps >= 1):
+            raise ConfigError(f"agent.max_episode_steps must be a positive integer or null, got {self.max_episode_steps!r}.")
+
+    def check_lam(self) -> None:
+        """Refuse a budget the LAM does not have before any env is built (reads only the LAM's config)."""
+        if self.space != "latent" or self.prefix_len == "adaptive":
+            return
+        from flexlam_rl.checkpoint import read_json
+
+        record = read_json(Path(self.lam_dir) / "config.json", "LAM config")
+        k = int(record.get("config", record).get("num_tokens", 0))
+        if not 1 <= int(self.prefix_len) <= k:
+            raise ConfigError(f"agent.prefix_len={self.prefix_len} is outside 1..{k}: the LAM at {self.lam_dir} has K = {k} tokens.")
 
 
 @dataclass
@@ -90,11 +105,12 @@ def make_vec_env(cfg: AgentConfig, n_envs: int, seed: int):
     if cfg.space == "latent":
         lam = FlexLAM.load(cfg.lam_dir)
         translator_dir = cfg.translator_dir or str(Path(cfg.lam_dir).parent / "translator")
-        venv = LatentActionVecEnv(sb3_make_vec_env(lambda: lam_env(cfg.env, lam), n_envs=n_envs, seed=seed), lam,
-                                  translator_dir, cfg.prefix_len, token_cost=cfg.token_cost)
+        venv = LatentActionVecEnv(sb3_make_vec_env(lambda: lam_env(cfg.env, lam, max_episode_steps=cfg.max_episode_steps),
+                                                   n_envs=n_envs, seed=seed), lam, translator_dir, cfg.prefix_len,
+                                  token_cost=cfg.token_cost)
     else:
         task = task_at_frame_size(cfg.env, cfg.frame_size)
-        venv = sb3_make_vec_env(lambda: task.make(), n_envs=n_envs, seed=seed)
+        venv = sb3_make_vec_env(lambda: task.make(max_episode_steps=cfg.max_episode_steps), n_envs=n_envs, seed=seed)
     if is_image_space(venv.observation_space):
         venv = VecTransposeImage(venv)  # channel-first for SB3's CNN (done here so eval env matches)
     return venv
@@ -107,6 +123,7 @@ def train_agent(cfg: AgentConfig, run_dir: str | Path) -> AgentResult:
 
     from .networks import policy_for
 
+    cfg.check_lam()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     train_env = make_vec_env(cfg, cfg.n_envs, cfg.seed)

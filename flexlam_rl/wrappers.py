@@ -60,10 +60,12 @@ def match_lam_observations(env: gym.Env, lam: FlexLAM) -> gym.Env:
     )
 
 
-def lam_env(env: str, lam: FlexLAM, render_mode: str | None = None, env_kwargs: dict[str, Any] | None = None) -> gym.Env:
+def lam_env(env: str, lam: FlexLAM, render_mode: str | None = None, env_kwargs: dict[str, Any] | None = None,
+            max_episode_steps: int | None = None) -> gym.Env:
     """A task or Gymnasium id, made raw and given the observations ``lam`` reads (its recorded preprocessing).
 
     Pixel LAMs get an ``rgb_array`` env unless ``render_mode`` says otherwise (rendered frames need it).
+    ``max_episode_steps``: None keeps the task's own limit.
     """
     task = get_task(env)
     kwargs = dict(env_kwargs or {})
@@ -73,7 +75,8 @@ def lam_env(env: str, lam: FlexLAM, render_mode: str | None = None, env_kwargs: 
     if kind == "atari" and task.env_id.startswith("ALE/"):
         kwargs.setdefault("frameskip", 1)  # AtariPreprocessing skips frames itself
     ensure_env_registered(task.env_id)
-    return match_lam_observations(gym.make(task.env_id, max_episode_steps=task.max_episode_steps, **kwargs), lam)
+    return match_lam_observations(gym.make(task.env_id, max_episode_steps=max_episode_steps or task.max_episode_steps, **kwargs),
+                                  lam)
 
 
 def validate_tokens(tokens: Any, prefix_len: int, codebook_size: int, batch: int | None = None) -> np.ndarray:

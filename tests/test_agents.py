@@ -52,3 +52,21 @@ def test_pixel_agent_writes_a_gif(pixel_models, tmp_path) -> None:
 def test_bad_agent_configs(kwargs, message) -> None:
     with pytest.raises(ValueError, match=message):
         AgentConfig(**{"lam_dir": "x", **kwargs})
+
+
+def test_a_budget_the_lam_lacks_fails_before_any_env_and_episodes_keep_the_asked_length(pixel_models, tmp_path) -> None:
+    from flexlam_rl.agents.train import make_vec_env
+    from flexlam_rl.errors import ConfigError
+
+    cfg = AgentConfig(env="minigrid-empty", lam_dir=str(pixel_models["lam_dir"]), prefix_len=99, progress_bar=False)
+    with pytest.raises(ConfigError, match=r"prefix_len=99 is outside 1..8"):
+        train_agent(cfg, tmp_path / "never")
+    assert not (tmp_path / "never").exists()
+    venv = make_vec_env(AgentConfig(env="cartpole", space="raw", max_episode_steps=7), 1, seed=0)
+    venv.reset()
+    steps, done = 0, False
+    while not done:
+        _, _, dones, _ = venv.step(np.zeros(1, dtype=np.int64))
+        steps, done = steps + 1, bool(dones[0])
+    assert steps == 7  # the limit the data was collected with, not CartPole's 500
+    assert AgentConfig(lam_dir="x", algo_kwargs=None).algo_kwargs == {}  # agent.algo_kwargs: null in the config

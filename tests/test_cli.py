@@ -69,7 +69,7 @@ QUICKSTART_TINY = [
     "expert.episodes=3", "train.steps=3",
     "translator.steps=20", "translator.hidden_dim=16", "bc.steps=5", "latent_bc.episodes=1", "latent_bc.budgets=[1,4]",
     "agent.total_timesteps=64", "agent.n_envs=2", "agent.eval_freq=64", "agent.eval_episodes=1",
-    "agent.progress_bar=false", "+agent.algo_kwargs={n_steps: 32, batch_size: 32}",
+    "agent.progress_bar=false", "agent.algo_kwargs={n_steps: 32, batch_size: 32}",
 ]
 
 
@@ -119,7 +119,7 @@ def test_align_and_agent_entry_points(quickstart: dict, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "module, overrides, message",
     [
-        ("pretrain", ["train.stepz=3"], "Could not override 'train.stepz'"),
+        ("pretrain", ["train.stepz=3"], "Unknown key 'stepz' in train (train.stepz)"),
         ("pretrain", ["lam.prefix_dist=gaussian"], "prefix_dist must be one of"),
         ("pretrain", ["data.datasets=[nobody/nothing/here-v0]"], "flexlam-collect"),
         ("pretrain", ["data.datasets=nobody/nothing/here-v0"], "Minari dataset 'nobody/nothing/here-v0' is not"),  # one id, no brackets
@@ -138,6 +138,17 @@ def test_bad_input_gets_a_clear_error_not_a_traceback(tmp_path: Path, module: st
     assert out.returncode != 0
     assert message in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_misspelled_keys_get_the_clear_message_first() -> None:
+    from flexlam_rl.cli._common import unknown_override
+
+    message = unknown_override("pretrain", ["train.stesp=10"])
+    assert "Unknown key 'stesp' in train" in message and "Did you mean train.steps?" in message and "+" in message
+    assert "lam.num_tokenz" in unknown_override("pretrain", ["lam=fixed", "lam.num_tokenz=2"])
+    assert unknown_override("pretrain", ["lam=games", "lam.change_weight=2", "train.steps=5", "+train.mine=1"]) is None
+    assert unknown_override("agent", ["agent.algo_kwargs={n_steps: 128}", "agent.max_episode_steps=400"]) is None
+    assert unknown_override("collect", ["preprocess={kind: atari, frame_stack: 2}", "env=pong"]) is None
 
 
 def test_only_user_errors_become_one_line_messages(capsys) -> None:

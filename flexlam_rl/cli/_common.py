@@ -35,7 +35,55 @@ def hydra_entry(config_name: str, task: Callable[[DictConfig], Any]) -> Callable
     overrides and calls ``task``; user errors print as one line (:func:`clean_errors`)."""
     import hydra
 
-    return hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name=config_name)(clean_errors(task))
+    run = hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name=config_name)(clean_errors(task))
+
+    @functools.wraps(run)
+    def main() -> Any:
+        unknown = unknown_override(config_name, sys.argv[1:])
+        if unknown:
+            print(f"error: {unknown}", file=sys.stderr)
+            sys.exit(2)
+        return run()
+
+    return main
+
+
+def unknown_override(config_name: str, args: list[str]) -> str | None:
+    """The first ``group.key=value`` override naming a key the config does not have, as a message with the known
+    keys and the closest one (Hydra's own error would first suggest appending it with ``+``); None if all are known.
+
+    Group selections (``lam=fixed``) are applied first, so their keys count; ``+``/``~`` overrides, ``hydra.*``
+    and open mappings (``agent.algo_kwargs``, ``preprocess``) are left to Hydra.
+    """
+    import difflib
+
+    from hydra import compose, initialize_config_module
+    from omegaconf import DictConfig
+
+    overrides = [a for a in args if "=" in a and not a.startswith(("-", "+", "~", "hydra"))]
+    dotted = [a.split("=", 1)[0] for a in overrides if "." in a.split("=", 1)[0]]
+    if not dotted:
+        return None
+    selections = [a for a in overrides if "." not in a.split("=", 1)[0]]
+    try:
+        with initialize_config_module(CONFIG_PATH.removeprefix("pkg://"), version_base="1.3"):
+            cfg = compose(config_name, overrides=selections)
+    except Exception:  # a bad selection: Hydra's own message says which
+        return None
+    for key in dotted:
+        node: Any = cfg
+        parts = key.split(".")
+        for depth, part in enumerate(parts):
+            if not isinstance(node, DictConfig) or (len(node) == 0 and depth > 0):
+                break  # a value or an open mapping: anything goes below it
+            if part not in node:
+                section = ".".join(parts[:depth]) or "the config"
+                close = difflib.get_close_matches(part, [str(k) for k in node], n=1)
+                hint = f" Did you mean {'.'.join([*parts[:depth], close[0]])}?" if close else ""
+                return (f"Unknown key {part!r} in {section} ({key}); known keys: {sorted(str(k) for k in node)}.{hint} "
+                        f"(To add a key of your own, prefix the override with +.)")
+            node = node[part]
+    return None
 
 
 def clean_errors(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:

@@ -12,6 +12,7 @@ from ._common import hydra_entry, run_dir, section
 
 def agent_from_config(cfg: DictConfig, out_dir: Path) -> AgentResult:
     agent_cfg = section(AgentConfig, cfg.agent, "agent")
+    agent_cfg.check_lam()  # a budget the LAM does not have fails before anything is built
     where = f"latent space (k={agent_cfg.prefix_len})" if agent_cfg.space == "latent" else "the raw action space"
     print(f"training {agent_cfg.algo.upper()} on {agent_cfg.env} in {where} for {agent_cfg.total_timesteps} steps -> {out_dir}")
     result = train_agent(agent_cfg, out_dir)
