@@ -150,9 +150,12 @@ def test_atari_end_to_end_from_the_command_line(tmp_path: Path) -> None:
     cli("collect", "env=breakout", "behaviour=random", "episodes=2", small, "dataset_id=atari/breakout/random-v0")
     cli("collect", "env=breakout", "behaviour=expert", "episodes=1", "max_episode_steps=200", small,
         "dataset_id=atari/breakout/expert-v0")
-    pretrain = cli("pretrain", "data.datasets=[atari/breakout/random-v0]", "lam.channels=[8,16]", "lam.hidden_dim=32",
-                   "lam.num_tokens=4", "train.steps=4", "train.batch_size=16", "train.progress=false", f"run_dir={tmp_path / 'run'}")
-    assert "k=4" in pretrain
+    pretrain = cli("pretrain", "data.datasets=[atari/breakout/random-v0]", "lam=games", "lam.channels=[8,16]", "lam.hidden_dim=32",
+                   "lam.num_tokens=4", "train.steps=4", "train.batch_size=16", "train.progress=false", "train.eval_every=2",
+                   f"run_dir={tmp_path / 'run'}")
+    assert "k=4" in pretrain and "step 2: checked MSE per k" in pretrain and "controllability per k" in pretrain
+    assert "| controllability |" in pretrain  # the final diagnostic table
+    held_row = next(line for line in pretrain.splitlines() if line.startswith("| lam") or line.startswith("| games"))
     lam = FlexLAM.load(tmp_path / "run" / "lam")
     assert lam.config.obs_shape == [32, 32, 1] and validate_preprocess(lam.config.preprocess)["kind"] == "atari"
     assert (tmp_path / "run" / "predictions.png").is_file()
@@ -167,6 +170,9 @@ def test_atari_end_to_end_from_the_command_line(tmp_path: Path) -> None:
     assert (tmp_path / "agent" / "model.zip").is_file() and "final eval mean return" in agent
     inspect = cli("inspect", f"run_dir={tmp_path / 'run'}")
     assert "step 4 of 4" in inspect and "atari/breakout/random-v0" in inspect and "predictions" in inspect
+    assert held_row.split("|")[2:] == next(line for line in inspect.splitlines() if line.startswith("| held-out")).split("|")[2:]
+    usage = next(line for line in pretrain.splitlines() if line.startswith("code usage"))
+    assert usage.split(":")[1].split("(")[0].strip() in inspect  # the same held-out code usage, not a training window's
 
 
 def test_get_task_takes_a_preprocess_variant() -> None:

@@ -49,7 +49,12 @@ def train_supervised_idm(lam: FlexLAM, labeled: LabeledSet, spec: dict[str, Any]
 
 
 @torch.no_grad()
-def supervised_idm_score(model: SupervisedIDM, evaluation: LabeledSet, batch_size: int = 256) -> float:
-    preds = [output_to_action(model.spec, model(evaluation.obs[i : i + batch_size], evaluation.next_obs[i : i + batch_size]))
-             for i in range(0, len(evaluation.actions), batch_size)]
-    return action_score(np.concatenate(preds), evaluation.actions.numpy(), model.spec["type"] == "discrete")
+def supervised_idm_predict(model: SupervisedIDM, evaluation: LabeledSet, batch_size: int = 256) -> np.ndarray:
+    """The IDM's action for every evaluation transition (for scores and confusion matrices)."""
+    return np.concatenate([output_to_action(model.spec, model(evaluation.obs[i : i + batch_size],
+                                                              evaluation.next_obs[i : i + batch_size]))
+                           for i in range(0, len(evaluation.actions), batch_size)])
+
+
+def supervised_idm_score(model: SupervisedIDM, evaluation: LabeledSet) -> float:
+    return action_score(supervised_idm_predict(model, evaluation), evaluation.actions.numpy(), model.spec["type"] == "discrete")

@@ -22,7 +22,7 @@ from ..errors import DataError
 from ..fit import FitConfig, fit, seeded
 from ..model import FlexLAM, null_fill
 from .actions import action_score, action_spec
-from .idm import supervised_idm_score, train_supervised_idm
+from .idm import supervised_idm_predict, train_supervised_idm
 from .labels import LabelConfig, select_labels
 from .translator import Translator, TranslatorConfig
 
@@ -147,5 +147,7 @@ def run_alignment(
         eval_transitions=len(scored.actions),
     )
     if supervised_idm:
-        result.supervised_idm = supervised_idm_score(train_supervised_idm(lam, labeled, spec, align_cfg), scored)
+        pred = supervised_idm_predict(train_supervised_idm(lam, labeled, spec, align_cfg), scored)
+        result.supervised_idm = action_score(pred, scored.actions.numpy(), spec["type"] == "discrete")
+        result.info.update(supervised_idm_pred=pred, eval_actions=scored.actions.numpy(), eval_set=scored)
     return result
