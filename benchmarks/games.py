@@ -7,14 +7,15 @@
 
 Per game, action-labelled data is collected once (Atari: an epsilon-0.5 noised scripted expert; Procgen: random
 actions held about 4 steps), then per variant and seed one FlexLAM (K = 8) is trained for ``--steps`` updates and
-scored on held-out episodes: code usage per slot, controllability per budget (:func:`flexlam_rl.diagnose.controllability`),
+scored on held-out episodes: code usage per slot, controllability per budget (:func:`flexlam_rl.diagnosis.controllability`),
 a probe from tokens to the true action, and the translator's accuracy from 2% labels per budget against a supervised
 IDM trained on the same labels (with both confusion matrices). Variants (LAM configs; frames 64x64, Atari grayscale):
 
 - ``base``: the default LAM (whole-frame MSE);
 - ``changed``: + the MSE on the pixels that change, weight 1 (``lam.change_weight=1``, the ``lam=games`` recipe);
 - ``stack``: two stacked frames as o_t, the newest frame predicted (``preprocess frame_stack: 2``, ``lam.predict_newest``);
-- ``stack_changed``: both.
+- ``stack_changed``: both;
+- ``base_b64``: ``base`` at batch 64 (the others use 32), the setting of the collapsed run in benchmarks/results/atari.
 
 ``recipe`` is the one-seed ablation; ``suite`` runs one variant on every game (``results.json``: ``games``, one object
 per game); ``ppo`` trains PPO in latent space at the best budget and on raw actions for the same env steps (secondary).
@@ -38,7 +39,7 @@ from flexlam_rl.bench.cache import train_cached
 from flexlam_rl.checkpoint import atomic_write_bytes, atomic_write_json, read_json
 from flexlam_rl.collect import ensure_dataset
 from flexlam_rl.data import load_transitions
-from flexlam_rl.diagnose import COLLAPSED_PERPLEXITY, action_probe, controllability, sample
+from flexlam_rl.diagnosis import COLLAPSED_PERPLEXITY, action_probe, controllability, sample
 from flexlam_rl.envs import get_task
 from flexlam_rl.model import null_fill
 from flexlam_rl.sources import cache_root
@@ -51,11 +52,13 @@ GAME_DATA = {
     "procgen-coinrun": ("sticky", 60, 0.0, 300), "procgen-bigfish": ("sticky", 160, 0.0, 300),
     "procgen-starpilot": ("sticky", 160, 0.0, 300), "procgen-maze": ("sticky", 60, 0.0, 300),
 }
-VARIANTS = {  # name -> (frame_stack, LAM overrides)
-    "base": (1, {}),
-    "changed": (1, {"change_weight": 1.0}),
-    "stack": (2, {"predict_newest": True}),
-    "stack_changed": (2, {"predict_newest": True, "change_weight": 1.0}),
+VARIANTS = {  # name -> (frame_stack, LAM overrides, train overrides)
+    "base": (1, {}, {}),
+    "changed": (1, {"change_weight": 1.0}, {}),
+    "stack": (2, {"predict_newest": True}, {}),
+    "stack_changed": (2, {"predict_newest": True, "change_weight": 1.0}, {}),
+    # the setting that collapsed in benchmarks/results/atari: batch 64 (run with --steps 1500 to match it)
+    "base_b64": (1, {}, {"batch_size": 64}),
 }
 SUITE = ["breakout", "pong", "freeway", "procgen-coinrun", "procgen-bigfish", "procgen-starpilot"]
 PPO_GAMES = ["breakout", "procgen-bigfish"]
@@ -78,11 +81,12 @@ def game_data(game: str, frame_stack: int) -> str:
 
 def run_one(game: str, variant: str, steps: int, seed: int, cache: Path) -> dict[str, Any]:
     """Train (or reuse) one LAM and score it; the translator is saved beside the LAM for PPO."""
-    frame_stack, overrides = VARIANTS[variant]
+    frame_stack, overrides, train_overrides = VARIANTS[variant]
     dataset_id = game_data(game, frame_stack)
     data = load_transitions(dataset_id, 0.1, 0)
     lam_cfg = lam_config_for(overrides, data)
-    train_cfg = TrainConfig(steps=steps, batch_size=32, seed=seed, progress=False, eval_every=10**9)
+    train_cfg = TrainConfig(**{"steps": steps, "batch_size": 32, "seed": seed, "progress": False, "eval_every": 10**9,
+                               **train_overrides})
     start = time.time()
     trained = train_cached(data, lam_cfg, train_cfg, cache)
     lam = trained.lam
@@ -220,8 +224,10 @@ def main() -> None:
     if args.mode == "recipe":
         out = args.out or Path("benchmarks/results/games_recipe")
         runs = run_all(args.games or ["breakout", "pong", "procgen-coinrun"], args.variants, args.seeds, args.steps, out)
-        atomic_write_json(out / "results.json", {"command": command, "runs": [_lean(r) for r in runs]})
-        text = "\n".join([f"# Games recipe ablation ({len(runs)} runs)", "", f"`{command}`", "", recipe_table(runs), ""])
+        commands = _commands(out, command)
+        atomic_write_json(out / "results.json", {"commands": commands, "runs": [_lean(r) for r in runs]})
+        text = "\n".join([f"# Games recipe ablation ({len(runs)} runs)", "", "Made by:", "",
+                          *(f"    {c}" for c in commands), "", recipe_table(runs), ""])
     else:
         out = args.out or Path("benchmarks/results/games")
         games = args.games or SUITE
@@ -238,6 +244,13 @@ def main() -> None:
     atomic_write_bytes(out / "results.md", text.encode())
     print(text)
     print(json.dumps({"saved": str(out)}))
+
+
+def _commands(out: Path, command: str) -> list[str]:
+    """Every command that added runs to ``out`` (each invocation adds its own; a report-only rerun adds none)."""
+    previous = read_json(out / "results.json", "results", 2**24) if (out / "results.json").is_file() else {}
+    commands = list(previous.get("commands", [previous["command"]] if "command" in previous else []))
+    return commands if command in commands else [*commands, command]
 
 
 def _lean(run: dict[str, Any]) -> dict[str, Any]:

@@ -7,7 +7,8 @@ In one run:
 - ``matmul_gflops``: torch fp32 matmul at n = 1024, the ceiling the training rows are compared with.
 - ``train``: one full training step of the real loop (:func:`flexlam_rl.train.pretrain`: batches
   from a memory-mapped dataset cache, forward, backward, clipping, AdamW), for the benchmark-size
-  (32 px, channels [8, 16, 32]) and quickstart-size (64 px, [16, 32, 64]) LAMs, FlexLAM and fixed,
+  (32 px, channels [8, 16, 32]), quickstart-size (64 px, [16, 32, 64]) and games-size (Breakout 64 px grayscale,
+  [16, 32, 64], lam=games, batch 32 and 64) LAMs, FlexLAM and fixed,
   with the old setting (``fused_optimizer=False``) and the new default side by side. FLOPs are
   counted by ``torch.utils.flop_counter.FlopCounterMode`` over one forward + backward.
 - ``wrapper``: microseconds per env step, raw vs latent actions (k = 2), for a single env and for
@@ -25,6 +26,7 @@ import argparse
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -42,7 +44,8 @@ from flexlam_rl.envs import get_task
 from flexlam_rl.tables import markdown_table
 from flexlam_rl.train import TrainConfig, pretrain, update_flops
 
-MODELS = {"benchmark": (32, [8, 16, 32]), "quickstart": (64, [16, 32, 64])}
+MODELS = {"benchmark": (32, [8, 16, 32]), "quickstart": (64, [16, 32, 64]), "games": (64, [16, 32, 64])}
+GAMES_LAM = {"change_weight": 1.0}  # lam=games on Breakout's 64x64 grayscale frames, at the games runs' batch of 32
 SETTINGS = {"old": {"fused_optimizer": False}, "new": {}}
 MINIGRID_ID = "MiniGrid-Empty-8x8-v0"
 PIXELS = {"kind": "minigrid_rgb", "frame_size": 64, "tile_size": 8}
@@ -60,15 +63,20 @@ def matmul_gflops(n: int = 1024, reps: int = 30) -> float:
 
 
 # --------------------------------------------------------------------------- training
-def training_data(root: Path, size: int):
-    """A small pixel MiniGrid dataset (DoorKey, epsilon-noised expert) in a private Minari root."""
+def training_data(root: Path, size: int, model: str):
+    """A small dataset in a private Minari root: pixel MiniGrid DoorKey (epsilon-noised expert), or Breakout for
+    the games-size LAM."""
     os.environ["MINARI_DATASETS_PATH"] = str(root / "minari")
     os.environ["FLEXLAM_RL_CACHE"] = str(root / "cache")
     from flexlam_rl.collect import ensure_dataset
     from flexlam_rl.data import load_transitions
 
-    dataset_id, _ = ensure_dataset(f"throughput/doorkey{size}/noisy-v0", "minigrid-doorkey", "noisy", num_episodes=40, seed=0,
-                                   epsilon=0.5, preprocess={"kind": "minigrid_rgb", "frame_size": size})
+    if model == "games":
+        dataset_id, _ = ensure_dataset("throughput/breakout/noisy-v0", "breakout", "noisy", num_episodes=10, seed=0, epsilon=0.5,
+                                       max_episode_steps=200)
+    else:
+        dataset_id, _ = ensure_dataset(f"throughput/doorkey{size}/noisy-v0", "minigrid-doorkey", "noisy", num_episodes=40,
+                                       seed=0, epsilon=0.5, preprocess={"kind": "minigrid_rgb", "frame_size": size})
     return load_transitions(dataset_id, heldout_fraction=0.1)
 
 
@@ -81,13 +89,15 @@ def time_training(run_dir: Path, data: Any, lam_cfg: LAMConfig, batch: int, sett
     return (stamps[warmup + steps] - stamps[warmup]) / steps
 
 
-def training_rows(root: Path, rounds: int, ceiling: float) -> list[dict[str, Any]]:
+def training_rows(root: Path, rounds: int, ceiling: float, models: list[str]) -> list[dict[str, Any]]:
     cases = []
-    for model, (size, channels) in MODELS.items():
-        data = training_data(root, size)
-        base = dict(obs_shape=list(data.obs_shape), preprocess=data.preprocess, channels=channels)
+    for model in models:
+        size, channels = MODELS[model]
+        data = training_data(root, size, model)
+        base = dict(obs_shape=list(data.obs_shape), preprocess=data.preprocess, channels=channels,
+                    **(GAMES_LAM if model == "games" else {}))
         for variant, lam_cfg in (("flexlam", LAMConfig(**base)), ("fixed", LAMConfig(**base, nested_dropout=False))):
-            batches = [64, 256] if model == "benchmark" else [64]
+            batches = {"benchmark": [64, 256], "games": [32, 64]}.get(model, [64])
             for batch in batches:
                 flops = update_flops(lam_cfg, data, TrainConfig(batch_size=batch))
                 steps = 30 if model == "benchmark" else 8
@@ -255,7 +265,15 @@ def report(result: dict[str, Any]) -> str:
                             [[r["model"], r["batch"], r["setting"], f"{r['ms_per_step']:.1f}", f"{r['samples_per_s']:.0f}",
                               f"{r['gflop_per_step']:.2f}", f"{r['gflops']:.1f}", f"{r['fraction_of_matmul']:.2f}"]
                              for r in result["train"]]), "",
-             f"## Each conv of the benchmark-size LAM alone (batch {CONV_BATCH}, forward + backward)", "",
+             *_optional(result)]
+    return "\n".join(lines)
+
+
+def _optional(result: dict[str, Any]) -> list[str]:
+    """The conv and wrapper tables (absent in a --training-only run)."""
+    if not result["conv_layers"]:
+        return []
+    return [f"## Each conv of the benchmark-size LAM alone (batch {CONV_BATCH}, forward + backward)", "",
              markdown_table(["layer", "input", "out channels", "kernel", "ms", "GFLOP/s", "fraction of matmul"],
                             [[r["layer"], "x".join(map(str, r["in_shape"])), r["out_channels"], r["kernel"], f"{r['ms']:.2f}",
                               f"{r['gflops']:.0f}", f"{r['fraction_of_matmul']:.2f}"] for r in result["conv_layers"]]), "",
@@ -267,25 +285,27 @@ def report(result: dict[str, Any]) -> str:
              "`old`: translation recomputed every step (`memoize=False`, the previous code path); `new`: the default, "
              "from a freshly built wrapper (empty memos, 20 warm-up steps); `new-warm`: the same steps seen once before, "
              "as in the steady state of a long run.", ""]
-    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--training-only", action="store_true", help="time the training rows only (no conv table, no wrappers)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/throughput"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     ceiling = statistics.median(matmul_gflops() for _ in range(5))
     print(f"matmul ceiling {ceiling:.1f} GFLOP/s", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        train = training_rows(Path(tmp), args.rounds, ceiling)
+        train = training_rows(Path(tmp), args.rounds, ceiling, args.models)
     size, channels = MODELS["benchmark"]
-    convs = conv_rows(LAMConfig(obs_shape=[size, size, 3], channels=channels, preprocess={"kind": "minigrid_rgb", "frame_size": size}),
-                      CONV_BATCH, args.rounds, ceiling)
-    wrapper = wrapper_rows(args.rounds)
-    result = {"command": f"python benchmarks/throughput.py --rounds {args.rounds} --threads {args.threads}",
+    convs = [] if args.training_only else conv_rows(
+        LAMConfig(obs_shape=[size, size, 3], channels=channels, preprocess={"kind": "minigrid_rgb", "frame_size": size}),
+        CONV_BATCH, args.rounds, ceiling)
+    wrapper = [] if args.training_only else wrapper_rows(args.rounds)
+    result = {"command": "python benchmarks/throughput.py " + " ".join(sys.argv[1:]),
               "threads": args.threads, "matmul_gflops": ceiling, "train": train, "conv_layers": convs, "wrapper": wrapper,
               "versions": {"flexlam_rl": __version__, "torch": torch.__version__, "python": platform.python_version(),
                            "machine": platform.processor() or platform.machine()}}

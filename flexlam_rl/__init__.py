@@ -34,7 +34,7 @@ from . import envs as _envs  # noqa: E402,F401  (registers flexlam/<task>-v0)
 from ._version import __version__
 from .align import Translator
 from .config import LAMConfig
-from .diagnose import diagnose
+from .diagnosis import diagnose
 from .errors import FlexLAMError, FlexLAMWarning
 from .model import FlexLAM, null_fill
 from .wrappers import AdaptiveLatentActionWrapper, LatentActionVectorWrapper, LatentActionWrapper, register_latent_env

@@ -1,4 +1,4 @@
-"""What a LAM learned: real vs predicted next frames per budget, and a run's summary (collapse: :mod:`flexlam_rl.diagnose`)."""
+"""What a LAM learned: real vs predicted next frames per budget, and a run's summary (collapse: :mod:`flexlam_rl.diagnosis`)."""
 
 from __future__ import annotations
 

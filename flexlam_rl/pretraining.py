@@ -10,7 +10,7 @@ from typing import Any
 from .checkpoint import atomic_write_json
 from .config import LAMConfig
 from .data import TransitionData
-from .diagnose import collapse_warning, controllability, sample
+from .diagnosis import collapse_warning, controllability, sample
 from .distributed import is_main_process
 from .errors import FlexLAMWarning
 from .evaluate import reconstruction_by_budget
@@ -30,7 +30,7 @@ def run_pretraining(
 
     Returns the metrics: ``step``, ``resumed_from``, ``wall_time_s``, ``heldout`` (see
     :func:`~flexlam_rl.evaluate.reconstruction_by_budget`), ``controllability`` (what the tokens do on held-out
-    transitions, :func:`~flexlam_rl.diagnose.controllability`), ``datasets``, ``lam`` and ``lam_dir`` (a
+    transitions, :func:`~flexlam_rl.diagnosis.controllability`), ``datasets``, ``lam`` and ``lam_dir`` (a
     ``torchrun`` worker other than rank 0 gets only ``step``, ``resumed_from`` and ``lam_dir``).
     ``on_check`` is passed to :func:`~flexlam_rl.train.pretrain`.
     """

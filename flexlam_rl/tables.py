@@ -26,7 +26,7 @@ def budget_table(rows: dict[str, dict[str, Any]], budgets: Sequence[int] | None 
 
 
 def control_table(report: dict[str, Any]) -> str:
-    """What the tokens do per budget (a :func:`flexlam_rl.diagnose.controllability` report): next-frame error on
+    """What the tokens do per budget (a :func:`flexlam_rl.diagnosis.controllability` report): next-frame error on
     the changed pixels with the transition's own tokens and with another transition's, the controllability
     score, and the whole-frame error with own tokens."""
     budgets = sorted(int(k) for k in report["controllability"])

@@ -24,7 +24,7 @@ from . import distributed
 from .checkpoint import atomic_write_json
 from .config import LAMConfig, check_positive_ints, plain
 from .data import TransitionData, step_loader
-from .diagnose import collapse_warning, controllability
+from .diagnosis import collapse_warning, controllability
 from .errors import ConfigError, FlexLAMWarning, TrainingDiverged
 from .evaluate import reconstruction_by_budget
 from .fit import seeded
@@ -184,7 +184,7 @@ def pretrain(
 
     ``on_step(step, loss)`` is called after every update with the mean training loss of the
     current logging window, as last read from the device; ``on_check(step, report)`` after each
-    held-out check with the :func:`~flexlam_rl.diagnose.controllability` report of the checked
+    held-out check with the :func:`~flexlam_rl.diagnosis.controllability` report of the checked
     transitions (plus ``mse_checks``, the errors the plateau reads). A second process training into the same
     ``run_dir`` is refused. Raising ``steps`` (or a plateau run's ``max_steps``) extends a run: a plateau
     run's LR does not depend on its cap, so that is exact; a fixed-length run continues its cosine

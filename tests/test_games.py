@@ -16,7 +16,7 @@ from conftest import FAST_TRAIN, tiny_lam_config
 
 from flexlam_rl import FlexLAM, LAMConfig, diagnose
 from flexlam_rl.data import load_transitions
-from flexlam_rl.diagnose import collapse_warning, controllability
+from flexlam_rl.diagnosis import collapse_warning, controllability
 from flexlam_rl.errors import ConfigError, DataError, FlexLAMError
 from flexlam_rl.model import changed_pixels, frame_loss
 from flexlam_rl.train import TrainConfig, pretrain

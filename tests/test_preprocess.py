@@ -14,7 +14,7 @@ import pytest
 from conftest import FAST_TRAIN, tiny_lam_config
 
 from flexlam_rl import FlexLAM, LAMConfig, LatentActionWrapper
-from flexlam_rl.diagnose import collapse_warning
+from flexlam_rl.diagnosis import collapse_warning
 from flexlam_rl.envs import apply_preprocess, get_task, preprocessed_shape, validate_preprocess
 from flexlam_rl.errors import FlexLAMError
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from ..data import DataConfig
-from ..diagnose import collapse_warning
+from ..diagnosis import collapse_warning
 from ..errors import DataError
 from ..inspect import prediction_figure, run_summary
 from ..model import FlexLAM

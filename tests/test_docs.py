@@ -1,0 +1,61 @@
+"""The documentation cannot drift: every public name, command and config key has its page."""
+
+from __future__ import annotations
+
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+import flexlam_rl
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+sys.path.insert(0, str(DOCS / "_ext"))
+CONFIG_OF = {"collect": "collect", "pretrain": "pretrain", "align": "align", "latent-bc": "latent_bc", "train-agent": "agent",
+             "bench": "bench", "quickstart": "quickstart", "inspect": "inspect", "analyze": "rate_distortion"}
+
+
+def test_every_public_name_is_in_the_api_reference() -> None:
+    api = (DOCS / "api.md").read_text()
+    missing = [name for name in flexlam_rl.__all__ if not re.search(rf"flexlam_rl\.{re.escape(name)}\b", api)]
+    assert not missing, f"add these to docs/api.md: {missing}"
+
+
+def test_every_command_has_a_page_with_its_generated_settings() -> None:
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    pages = {p.stem for p in (DOCS / "cli").glob("*.md")}
+    assert {name.removeprefix("flexlam-") for name in scripts} == pages
+    for page, config in CONFIG_OF.items():
+        text = (DOCS / "cli" / f"{page}.md").read_text()
+        assert f"```{{flexlam-config}} {config}" in text, page
+
+
+def test_config_tables_list_every_key_with_its_default_and_meaning() -> None:
+    from flexlam_docs import config_rows
+
+    rows = {key: (default, meaning) for key, default, meaning in config_rows("pretrain")}
+    assert rows["train.steps"][0] == "1500" and "updates" in rows["train.steps"][1]
+    assert rows["lam.change_weight"][0] == "0.0" and rows["data.validation_fraction"][0] == "0.0"
+    for name in set(CONFIG_OF.values()) | {"token_probes"}:
+        assert all(meaning for _, _, meaning in config_rows(name)), f"a key of configs/{name}.yaml has no comment"
+
+
+def test_troubleshooting_headings_are_messages_the_code_prints() -> None:
+    source = "\n".join(p.read_text() for d in ("flexlam_rl", "envs", "agents") for p in (ROOT / d).rglob("*.py"))
+    source = re.sub(r"\{[^}]*\}", "", source.replace('"\n', "").replace("f\"", "\""))  # f-string fields and line joins
+    headings = re.findall(r'^## "(.+)"$', (DOCS / "troubleshooting.md").read_text(), re.M)
+    assert len(headings) >= 8
+    for heading in headings:
+        fixed = [part for part in re.split(r"\[\.\.\.\]|\.\.\.|\bx\b|\bk\b|\bK\b|section", heading) if len(part.strip()) > 3]
+        assert all(part.strip() in source for part in fixed), heading
+
+
+@pytest.mark.parametrize("page", ["README.md"])
+def test_readme_is_a_front_door(page: str) -> None:
+    text = (ROOT / page).read_text()
+    assert len(text.splitlines()) <= 250
+    for link in re.findall(r"\]\(((?:docs|examples|benchmarks)/[^)#]*)\)", text):
+        assert (ROOT / link).exists(), link
