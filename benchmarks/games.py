@@ -15,11 +15,12 @@ IDM trained on the same labels (with both confusion matrices). Variants (LAM con
 - ``changed``: + the MSE on the pixels that change, weight 1 (``lam.change_weight=1``, the ``lam=games`` recipe);
 - ``stack``: two stacked frames as o_t, the newest frame predicted (``preprocess frame_stack: 2``, ``lam.predict_newest``);
 - ``stack_changed``: both;
-- ``base_b64``: ``base`` at batch 64 (the others use 32), the setting of the collapsed run in benchmarks/results/atari.
+- ``base_b64``, ``changed_b64``: ``base`` and ``changed`` at batch 64 (the others use 32), the setting of the collapsed
+  run in benchmarks/results/atari (with ``--steps 1500``).
 
 ``recipe`` is the one-seed ablation; ``suite`` runs one variant on every game (``results.json``: ``games``, one object
 per game); ``ppo`` trains PPO in latent space at the best budget and on raw actions for the same env steps (secondary).
-Each run is saved under ``<out>/runs/`` as it finishes, so a rerun resumes; reports are rebuilt from everything saved.
+Each run is saved under ``<out>/per_run/`` as it finishes, so a rerun resumes; reports are rebuilt from everything saved.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ VARIANTS = {  # name -> (frame_stack, LAM overrides, train overrides)
     "stack_changed": (2, {"predict_newest": True, "change_weight": 1.0}, {}),
     # the setting that collapsed in benchmarks/results/atari: batch 64 (run with --steps 1500 to match it)
     "base_b64": (1, {}, {"batch_size": 64}),
+    "changed_b64": (1, {"change_weight": 1.0}, {"batch_size": 64}),
 }
 SUITE = ["breakout", "pong", "freeway", "procgen-coinrun", "procgen-bigfish", "procgen-starpilot"]
 PPO_GAMES = ["breakout", "procgen-bigfish"]
@@ -139,12 +141,12 @@ def run_all(games: list[str], variants: list[str], seeds: list[int], steps: int,
     for game in games:
         for variant in variants:
             for seed in seeds:
-                path = out / "runs" / f"{game}_{variant}_s{seed}_{steps}.json"
+                path = out / "per_run" / f"{game}_{variant}_s{seed}_{steps}.json"
                 if not path.is_file():
                     print(f"{game} {variant} seed {seed} ...", flush=True)
                     atomic_write_json(path, run_one(game, variant, steps, seed, cache))
     order = {v: i for i, v in enumerate(VARIANTS)}
-    runs = [read_json(p, "run") for p in sorted((out / "runs").glob("*.json"))]
+    runs = [read_json(p, "run") for p in sorted((out / "per_run").glob("*.json"))]
     return sorted(runs, key=lambda r: (r["game"], order[r["variant"]], r["seed"]))
 
 

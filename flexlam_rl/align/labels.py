@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -12,6 +13,10 @@ from ..config import is_int
 from ..data import TransitionSet, split_sources
 from ..errors import ConfigError, DataError
 from ..sources import SourceArrays, load_source
+from .strategies import STRATEGIES, pick
+
+if TYPE_CHECKING:
+    from ..model import FlexLAM
 
 PROTOCOLS = ("standard", "low_return")
 
@@ -20,10 +25,11 @@ PROTOCOLS = ("standard", "low_return")
 class LabelConfig:
     """Which transitions get action labels.
 
-    ``standard``: a random ``fraction`` (or ``count``) of the label pool's transitions.
+    ``standard``: a ``fraction`` (or ``count``) of the label pool's transitions.
     ``low_return``: the pool is first cut to episodes whose return is at most the
     ``quantile``-th quantile of episode returns, or at most ``max_return`` when that is set
-    (a low-return, single-task stress test).
+    (a low-return, single-task stress test). ``strategy`` picks the labels among the candidates
+    (:mod:`flexlam_rl.align.strategies`: ``random``, ``coverage``, ``uncertainty``, ``diversity``).
     """
 
     protocol: str = "standard"
@@ -32,6 +38,7 @@ class LabelConfig:
     quantile: float = 0.25
     max_return: float | None = None
     seed: int = 0
+    strategy: str = "random"
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -46,10 +53,15 @@ class LabelConfig:
             )
         if not 0.0 < self.quantile <= 1.0:
             raise ConfigError(f"labels.quantile must be in (0, 1], got {self.quantile!r}.")
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"labels.strategy must be one of {STRATEGIES}, got {self.strategy!r}.")
 
 
-def select_labels(pool: TransitionSet, cfg: LabelConfig) -> np.ndarray:
-    """Indices into ``pool`` of the labeled transitions (sorted)."""
+def select_labels(pool: TransitionSet, cfg: LabelConfig, lam: FlexLAM | None = None) -> np.ndarray:
+    """Indices into ``pool`` of the labeled transitions: sorted, distinct, int64, a function of ``cfg.seed``.
+
+    The protocol decides the candidates; ``cfg.strategy`` picks among them (every strategy but ``random``
+    reads what ``lam`` emits)."""
     if not pool.has_actions:
         raise DataError(
             f"The label datasets {[s.source_id for s in pool.sources]} store no usable actions; labels need "
@@ -78,8 +90,7 @@ def select_labels(pool: TransitionSet, cfg: LabelConfig) -> np.ndarray:
             f"{wanted} labeled transitions requested, but {where} hold only {len(candidates)}. Lower labels.count/"
             f"labels.fraction{' or raise labels.quantile' if cfg.protocol == 'low_return' else ''}."
         )
-    rng = np.random.default_rng(cfg.seed)
-    return np.sort(rng.choice(candidates, size=wanted, replace=False))
+    return pick(cfg.strategy, pool, candidates, wanted, cfg.seed, lam).astype(np.int64)
 
 
 def check_actions_agree(label_sources: Sequence[SourceArrays], eval_sources: Sequence[SourceArrays]) -> None:

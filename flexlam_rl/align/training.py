@@ -137,7 +137,7 @@ def run_alignment(
     if len(evaluation) == 0:
         raise DataError("No evaluation transitions: give eval datasets with episodes the labels do not use.")
     spec = action_spec(pool.sources[int(pool.source_index[0])].action_space)
-    labels = select_labels(pool, label_cfg)
+    labels = select_labels(pool, label_cfg, lam=lam)
     labeled = embed_transitions(lam, pool, labels)
     scored = embed_transitions(lam, evaluation, np.arange(len(evaluation)))
     translator = train_translator(lam, labeled, spec, align_cfg)
