@@ -1,4 +1,4 @@
-"""LAM configuration, and the one strict parser every config dataclass goes through.
+"""LAM and training configuration, and the one strict parser every config dataclass goes through.
 
 FlexLAM and the fixed-capacity LAM are the same class; they differ only here:
 ``nested_dropout=True`` (sample a prefix length per example) vs ``False`` with
@@ -177,3 +177,49 @@ class LAMConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LAMConfig:
         return parse_config(cls, data, "LAM config")
+
+
+@dataclass
+class TrainConfig:
+    """Optimization settings; steps are optimizer updates (not epochs) so budgets compare fairly."""
+
+    steps: int = 1500
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.1
+    grad_clip: float = 1.0
+    seed: int = 0
+    checkpoint_every: int = 250
+    keep_checkpoints: int = 2
+    log_every: int = 25
+    eval_every: int = 500
+    eval_transitions: int = 1024
+    num_workers: int = 0
+    device: str = "auto"
+    progress: bool = True
+    fused_optimizer: bool = True  # one fused AdamW kernel instead of a loop over parameters (same update rule)
+    prefix_samples: int = 1  # FlexLAM: decode each example at this many stratified prefix lengths per update
+    # Train to a plateau instead of for `steps` (see Plateau): checks every eval_every updates on eval_transitions
+    # validation transitions; once every budget has plateaued the LR drops (plateau_decays times), then training stops.
+    until_plateau: bool = False
+    max_steps: int = 20_000  # the cap when until_plateau
+    plateau_window: int = 4  # checks
+    plateau_tol: float = 0.02  # relative improvement of the window's mean held-out loss over the window before
+    plateau_decays: int = 1
+    plateau_lr_factor: float = 0.1
+
+    def __post_init__(self) -> None:
+        check_positive_ints("train", self, ("steps", "batch_size", "checkpoint_every", "log_every", "eval_every",
+                                            "keep_checkpoints", "prefix_samples", "max_steps", "plateau_window"))
+        if not self.lr > 0:
+            raise ConfigError(f"train.lr must be > 0, got {self.lr}.")
+        if not 0 <= self.plateau_tol < 1 or not 0 < self.plateau_lr_factor <= 1 or self.plateau_decays < 0:
+            raise ConfigError("train.plateau_tol must be in [0, 1), train.plateau_lr_factor in (0, 1] and "
+                              f"train.plateau_decays >= 0; got {self.plateau_tol}, {self.plateau_lr_factor}, {self.plateau_decays}.")
+
+    @property
+    def total_steps(self) -> int:
+        """The most updates this run makes: ``steps``, or the ``max_steps`` cap when training to a plateau."""
+        return self.max_steps if self.until_plateau else self.steps

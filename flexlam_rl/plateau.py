@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from .budgets import prefix_weights
+from .config import TrainConfig
 from .data import TransitionData
 from .model import FlexLAM
-
-if TYPE_CHECKING:
-    from .train import TrainConfig
 
 
 def window_change(losses: list[float], window: int) -> float | None:

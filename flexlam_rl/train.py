@@ -22,7 +22,7 @@ import torch
 
 from . import distributed
 from .checkpoint import atomic_write_json
-from .config import LAMConfig, check_positive_ints, plain
+from .config import LAMConfig, TrainConfig, plain
 from .data import TransitionData, step_loader
 from .diagnosis import collapse_warning, controllability
 from .errors import ConfigError, FlexLAMWarning, TrainingDiverged
@@ -44,52 +44,6 @@ from .runs import (
 USAGE_WINDOW = 20  # code usage (perplexity) is measured over the tokens of the last this many batches
 COLLAPSE_CHECK_AFTER = 500  # updates before a code that does not matter counts as collapsed, not as still warming up
 CONTROL_TRANSITIONS = 256  # checked transitions the controllability diagnostic decodes at each check
-
-
-@dataclass
-class TrainConfig:
-    """Optimization settings; steps are optimizer updates (not epochs) so budgets compare fairly."""
-
-    steps: int = 1500
-    batch_size: int = 64
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    warmup_steps: int = 100
-    min_lr_ratio: float = 0.1
-    grad_clip: float = 1.0
-    seed: int = 0
-    checkpoint_every: int = 250
-    keep_checkpoints: int = 2
-    log_every: int = 25
-    eval_every: int = 500
-    eval_transitions: int = 1024
-    num_workers: int = 0
-    device: str = "auto"
-    progress: bool = True
-    fused_optimizer: bool = True  # one fused AdamW kernel instead of a loop over parameters (same update rule)
-    prefix_samples: int = 1  # FlexLAM: decode each example at this many stratified prefix lengths per update
-    # Train to a plateau instead of for `steps` (see Plateau): checks every eval_every updates on eval_transitions
-    # validation transitions; once every budget has plateaued the LR drops (plateau_decays times), then training stops.
-    until_plateau: bool = False
-    max_steps: int = 20_000  # the cap when until_plateau
-    plateau_window: int = 4  # checks
-    plateau_tol: float = 0.02  # relative improvement of the window's mean held-out loss over the window before
-    plateau_decays: int = 1
-    plateau_lr_factor: float = 0.1
-
-    def __post_init__(self) -> None:
-        check_positive_ints("train", self, ("steps", "batch_size", "checkpoint_every", "log_every", "eval_every",
-                                            "keep_checkpoints", "prefix_samples", "max_steps", "plateau_window"))
-        if not self.lr > 0:
-            raise ConfigError(f"train.lr must be > 0, got {self.lr}.")
-        if not 0 <= self.plateau_tol < 1 or not 0 < self.plateau_lr_factor <= 1 or self.plateau_decays < 0:
-            raise ConfigError("train.plateau_tol must be in [0, 1), train.plateau_lr_factor in (0, 1] and "
-                              f"train.plateau_decays >= 0; got {self.plateau_tol}, {self.plateau_lr_factor}, {self.plateau_decays}.")
-
-    @property
-    def total_steps(self) -> int:
-        """The most updates this run makes: ``steps``, or the ``max_steps`` cap when training to a plateau."""
-        return self.max_steps if self.until_plateau else self.steps
 
 
 @dataclass
@@ -221,115 +175,161 @@ def pretrain(
 def _train(run_dir: Path, data: TransitionData, lam_cfg: LAMConfig, cfg: TrainConfig, device: torch.device,
            on_step: Callable[[int, float], None] | None, ctx: distributed.Context,
            on_check: Callable[[int, dict[str, Any]], None] | None = None) -> PretrainResult:
-    lam = build_lam(lam_cfg, data, cfg.seed).to(device)
-    model = lam if not ctx.active else torch.nn.parallel.DistributedDataParallel(
-        lam, device_ids=[device.index] if device.type == "cuda" else None)
-    shard = ctx.shard(cfg.batch_size)
-    optimizer = make_optimizer(lam, cfg)
-    start, history, curve, elapsed_before, plateau_state = 0, [], [], 0.0, None
-    ckpt = latest_checkpoint(run_dir)
-    if ckpt is not None:
-        state = load_checkpoint(ckpt, lam, optimizer)
-        start, history, elapsed_before = int(state["step"]), list(state.get("history", [])), float(state.get("wall_time_s", 0.0))
-        curve, plateau_state = list(state.get("curve", [])), state.get("plateau")
-    plateau = Plateau(cfg, plateau_state)
-    checks = heldout_subset(data, cfg.eval_transitions)
-    check_budgets = None if lam_cfg.nested_dropout else [lam_cfg.num_tokens]  # a fixed LAM is defined at its K alone
-    resumed_from = start
-    lam_extra = {"datasets": data.dataset_ids, "seed": cfg.seed}
-
-    from torch.utils.tensorboard import SummaryWriter
-
-    writer = SummaryWriter(str(run_dir / "tb"), purge_step=start if start else None) if ctx.is_main else None
-    total = start if plateau.stopped else cfg.total_steps
-    loader = step_loader(data.train, cfg.batch_size, cfg.seed, start, max(0, total - start), cfg.num_workers, shard)
-    progress = _progress(cfg, start) if ctx.is_main else None
-    t0, loss_value, usage = time.time(), float("nan"), torch.full((lam.num_tokens,), float("nan"))
-    # Host syncs: reading the loss is free on the CPU but stalls a GPU, so there it happens every log_every steps.
-    sync_every = 1 if device.type == "cpu" else cfg.log_every
-    recent_tokens: deque[torch.Tensor] = deque(maxlen=USAGE_WINDOW)
-    window_loss, window_steps = torch.zeros((), device=device), 0
-    warned = False
-    lam.train()
-    step = start
+    """The step loop: update, track the loss, check held-out error (and stop on a plateau), save."""
+    run = _Run(run_dir, data, lam_cfg, cfg, device, ctx)
     try:
-        for batch in loader:
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at(step, cfg, plateau.lr_scale)
-            # the global batch's prefix lengths, as one process would draw them; this rank keeps its shard
-            prefix = lam.draw_prefix_lens(cfg.batch_size, cfg.prefix_samples, step_generator(cfg.seed, step))[shard]
-            out = model(batch["obs"].to(device, non_blocking=True), batch["next_obs"].to(device, non_blocking=True),
-                        prefix_len=prefix)
-            optimizer.zero_grad(set_to_none=True)
-            distributed.backward(out.loss, ctx)
-            torch.nn.utils.clip_grad_norm_(lam.parameters(), cfg.grad_clip, foreach=True)
-            optimizer.step()
-            step += 1
-            window_loss += ctx.mean(out.loss) if ctx.active else out.loss.detach()
-            window_steps += 1
-            recent_tokens.append(out.tokens.detach())
-            log_now = step % cfg.log_every == 0 or step == total
-            save_now = step % cfg.checkpoint_every == 0 or step == total
-            if log_now or save_now or step % sync_every == 0:
-                loss_value = window_loss.item() / window_steps
-                if not math.isfinite(loss_value):  # NaN/inf weights are never saved: the last checkpoint stays good
-                    good = latest_checkpoint(run_dir)
-                    raise TrainingDiverged(
-                        f"Loss became {loss_value} by step {step}; stopped without saving. The last good checkpoint "
-                        f"is {good or 'none (nothing saved yet)'}. Lower train.lr (now {cfg.lr}) or check the data for NaN/inf."
-                    )
-            if log_now:
-                usage = code_usage(torch.cat(list(recent_tokens)).cpu(), lam.codebook_size)
-                if writer is not None:
-                    writer.add_scalar("train/loss", loss_value, step)
-                    writer.add_scalar("train/lr", lr_at(step - 1, cfg, plateau.lr_scale), step)
-                    for slot, value in enumerate(usage.tolist()):
-                        writer.add_scalar(f"code_usage/slot_{slot + 1}", value, step)
-                history.append({"step": step, "loss": loss_value})  # mean over the steps since the last entry
-                window_loss, window_steps = torch.zeros((), device=device), 0
-            if step % cfg.eval_every == 0 and len(checks) > 0:
-                errors = reconstruction_by_budget(lam, data.checks, check_budgets, indices=checks)
-                loss = heldout_objective(lam, errors["mse"])
-                report = controllability(lam, data.checks, check_budgets, checks[:CONTROL_TRANSITIONS]) if ctx.is_main else None
-                curve.append({"updates": step, "wall_s": elapsed_before + time.time() - t0, "loss": loss, "mse": errors["mse"],
-                              **({"controllability": report["controllability"]} if report else {})})
-                if writer is not None:
-                    _log_check(writer, step, errors, report)
-                if report is not None and not warned and step >= COLLAPSE_CHECK_AFTER and collapse_warning(report):
-                    warnings.warn(f"step {step}: {collapse_warning(report, lam_cfg.obs_shape)}", FlexLAMWarning, stacklevel=2)
-                    warned = True
-                if on_check is not None and report is not None:
-                    on_check(step, {**report, "mse_checks": errors["mse"]})
-                lam.train()
-                if cfg.until_plateau:
-                    plateau.update(errors["mse"])
-                    save_now = save_now or plateau.stopped
-            if progress is not None:
-                progress.update(1)
-                progress.set_postfix(loss=f"{loss_value:.5f}", min_code_usage=f"{float(usage.min()):.2f}", refresh=False)
-            if on_step is not None:
-                on_step(step, loss_value)
-            if save_now and ctx.is_main:
-                state = {"seed": cfg.seed, "history": history, "wall_time_s": elapsed_before + time.time() - t0,
-                         "code_usage": usage.tolist(), "lam_extra": lam_extra, "curve": curve, "plateau": plateau.state()}
-                save_checkpoint(run_dir, lam, optimizer, step, state, cfg.keep_checkpoints)
-            if plateau.stopped:
+        for batch in run.loader():
+            loss = run.update(batch)
+            run.track(loss)
+            if run.step % cfg.eval_every == 0 and len(run.checks) > 0:
+                run.check(on_check)
+            run.show_progress(on_step)
+            if run.step % cfg.checkpoint_every == 0 or run.step == run.total or run.plateau.stopped:
+                run.save()
+            if run.plateau.stopped:
                 break
     finally:
-        if writer is not None:
-            writer.close()
-        if progress is not None:
-            progress.close()
-    ctx.barrier()  # rank 0's last checkpoint is on disk before any rank returns
-    if ctx.is_main and step == start and start > 0 and lam_step(run_dir) != step:  # lam/ lost or stale: redo it
-        save_checkpoint(run_dir, lam, optimizer, step, {"seed": cfg.seed, "history": history, "lam_extra": lam_extra,
-                                                        "curve": curve, "plateau": plateau.state()}, cfg.keep_checkpoints)
-    lam.eval()
-    return PretrainResult(
-        run_dir=run_dir, lam_dir=run_dir / "lam", step=step, resumed_from=resumed_from, final_loss=loss_value,
-        code_usage=[float(u) for u in usage], wall_time_s=elapsed_before + time.time() - t0, history=history,
-        curve=curve, plateaued=plateau.stopped if cfg.until_plateau else None,
-    )
+        run.close()
+    return run.finish()
+
+
+class _Run:
+    """One pretraining run's state and the pieces the step loop calls (rank 0 alone writes, logs and decides)."""
+
+    def __init__(self, run_dir: Path, data: TransitionData, lam_cfg: LAMConfig, cfg: TrainConfig, device: torch.device,
+                 ctx: distributed.Context):
+        self.run_dir, self.data, self.lam_cfg, self.cfg, self.device, self.ctx = run_dir, data, lam_cfg, cfg, device, ctx
+        self.lam = build_lam(lam_cfg, data, cfg.seed).to(device)
+        self.model = self.lam if not ctx.active else torch.nn.parallel.DistributedDataParallel(
+            self.lam, device_ids=[device.index] if device.type == "cuda" else None)
+        self.optimizer = make_optimizer(self.lam, cfg)
+        self.step, self.history, self.curve, self.elapsed_before, plateau_state = 0, [], [], 0.0, None
+        ckpt = latest_checkpoint(run_dir)
+        if ckpt is not None:
+            state = load_checkpoint(ckpt, self.lam, self.optimizer)
+            self.step, self.elapsed_before = int(state["step"]), float(state.get("wall_time_s", 0.0))
+            self.history, self.curve, plateau_state = list(state.get("history", [])), list(state.get("curve", [])), state.get("plateau")
+        self.resumed_from = self.step
+        self.plateau = Plateau(cfg, plateau_state)
+        self.checks = heldout_subset(data, cfg.eval_transitions)
+        self.check_budgets = None if lam_cfg.nested_dropout else [lam_cfg.num_tokens]  # a fixed LAM is defined at its K alone
+        self.total = self.step if self.plateau.stopped else cfg.total_steps
+        self.lam_extra = {"datasets": data.dataset_ids, "seed": cfg.seed}
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(str(run_dir / "tb"), purge_step=self.step or None) if ctx.is_main else None
+        self.progress = _progress(cfg, self.step) if ctx.is_main else None
+        self.t0, self.loss_value = time.time(), float("nan")
+        self.usage = torch.full((self.lam.num_tokens,), float("nan"))
+        # Host syncs: reading the loss is free on the CPU but stalls a GPU, so there it happens every log_every steps.
+        self.sync_every = 1 if device.type == "cpu" else cfg.log_every
+        self.recent_tokens: deque[torch.Tensor] = deque(maxlen=USAGE_WINDOW)
+        self.window_loss, self.window_steps, self.warned = torch.zeros((), device=device), 0, False
+        self.lam.train()
+
+    def loader(self):
+        """Every remaining step's batch (this rank's shard of the global one)."""
+        cfg = self.cfg
+        return step_loader(self.data.train, cfg.batch_size, cfg.seed, self.step, max(0, self.total - self.step),
+                           cfg.num_workers, self.ctx.shard(cfg.batch_size))
+
+    def update(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """One optimizer step; the prefix lengths are the global batch's, as one process would draw them."""
+        cfg, lam = self.cfg, self.lam
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr_at(self.step, cfg, self.plateau.lr_scale)
+        prefix = lam.draw_prefix_lens(cfg.batch_size, cfg.prefix_samples, step_generator(cfg.seed, self.step))
+        out = self.model(batch["obs"].to(self.device, non_blocking=True), batch["next_obs"].to(self.device, non_blocking=True),
+                         prefix_len=prefix[self.ctx.shard(cfg.batch_size)])
+        self.optimizer.zero_grad(set_to_none=True)
+        distributed.backward(out.loss, self.ctx)
+        torch.nn.utils.clip_grad_norm_(lam.parameters(), cfg.grad_clip, foreach=True)
+        self.optimizer.step()
+        self.step += 1
+        self.recent_tokens.append(out.tokens.detach())
+        return out.loss
+
+    def track(self, loss: torch.Tensor) -> None:
+        """The logging window's loss; a NaN stops the run unsaved; at log steps, TensorBoard and the history."""
+        cfg, step = self.cfg, self.step
+        self.window_loss += self.ctx.mean(loss) if self.ctx.active else loss.detach()
+        self.window_steps += 1
+        log_now = step % cfg.log_every == 0 or step == self.total
+        if log_now or step % cfg.checkpoint_every == 0 or step == self.total or step % self.sync_every == 0:
+            self.loss_value = self.window_loss.item() / self.window_steps
+            if not math.isfinite(self.loss_value):  # NaN/inf weights are never saved: the last checkpoint stays good
+                good = latest_checkpoint(self.run_dir)
+                raise TrainingDiverged(
+                    f"Loss became {self.loss_value} by step {step}; stopped without saving. The last good checkpoint "
+                    f"is {good or 'none (nothing saved yet)'}. Lower train.lr (now {cfg.lr}) or check the data for NaN/inf."
+                )
+        if not log_now:
+            return
+        self.usage = code_usage(torch.cat(list(self.recent_tokens)).cpu(), self.lam.codebook_size)
+        if self.writer is not None:
+            self.writer.add_scalar("train/loss", self.loss_value, step)
+            self.writer.add_scalar("train/lr", lr_at(step - 1, cfg, self.plateau.lr_scale), step)
+            for slot, value in enumerate(self.usage.tolist()):
+                self.writer.add_scalar(f"code_usage/slot_{slot + 1}", value, step)
+        self.history.append({"step": step, "loss": self.loss_value})  # mean over the steps since the last entry
+        self.window_loss, self.window_steps = torch.zeros((), device=self.device), 0
+
+    def check(self, on_check: Callable[[int, dict[str, Any]], None] | None) -> None:
+        """Rank 0 scores the checked transitions and decides the plateau; every rank gets its decision."""
+        if self.ctx.is_main:
+            self._score(on_check)
+        if self.cfg.until_plateau:
+            self.plateau = Plateau(self.cfg, self.ctx.broadcast(self.plateau.state()))
+
+    def _score(self, on_check: Callable[[int, dict[str, Any]], None] | None) -> None:
+        lam, step = self.lam, self.step
+        errors = reconstruction_by_budget(lam, self.data.checks, self.check_budgets, indices=self.checks)
+        report = controllability(lam, self.data.checks, self.check_budgets, self.checks[:CONTROL_TRANSITIONS])
+        self.curve.append({"updates": step, "wall_s": self.elapsed(), "loss": heldout_objective(lam, errors["mse"]),
+                           "mse": errors["mse"], "controllability": report["controllability"]})
+        if self.writer is not None:
+            _log_check(self.writer, step, errors, report)
+        if not self.warned and step >= COLLAPSE_CHECK_AFTER and collapse_warning(report):
+            warnings.warn(f"step {step}: {collapse_warning(report, self.lam_cfg.obs_shape)}", FlexLAMWarning, stacklevel=2)
+            self.warned = True
+        if on_check is not None:
+            on_check(step, {**report, "mse_checks": errors["mse"]})
+        lam.train()
+        if self.cfg.until_plateau:
+            self.plateau.update(errors["mse"])
+
+    def show_progress(self, on_step: Callable[[int, float], None] | None) -> None:
+        if self.progress is not None:
+            self.progress.update(1)
+            self.progress.set_postfix(loss=f"{self.loss_value:.5f}", min_code_usage=f"{float(self.usage.min()):.2f}", refresh=False)
+        if on_step is not None:
+            on_step(self.step, self.loss_value)
+
+    def elapsed(self) -> float:
+        return self.elapsed_before + time.time() - self.t0
+
+    def save(self) -> None:
+        if self.ctx.is_main:
+            state = {"seed": self.cfg.seed, "history": self.history, "wall_time_s": self.elapsed(), "code_usage": self.usage.tolist(),
+                     "lam_extra": self.lam_extra, "curve": self.curve, "plateau": self.plateau.state()}
+            save_checkpoint(self.run_dir, self.lam, self.optimizer, self.step, state, self.cfg.keep_checkpoints)
+
+    def close(self) -> None:
+        for closable in (self.writer, self.progress):
+            if closable is not None:
+                closable.close()
+
+    def finish(self) -> PretrainResult:
+        """After the loop: every rank waits for rank 0's last checkpoint; a lost lam/ of a finished run is redone."""
+        self.ctx.barrier()
+        if self.ctx.is_main and self.step == self.resumed_from and self.step > 0 and lam_step(self.run_dir) != self.step:
+            self.save()
+        self.lam.eval()
+        return PretrainResult(
+            run_dir=self.run_dir, lam_dir=self.run_dir / "lam", step=self.step, resumed_from=self.resumed_from,
+            final_loss=self.loss_value, code_usage=[float(u) for u in self.usage], wall_time_s=self.elapsed(),
+            history=self.history, curve=self.curve, plateaued=self.plateau.stopped if self.cfg.until_plateau else None,
+        )
 
 
 def _log_check(writer: Any, step: int, errors: dict[str, Any], report: dict[str, Any] | None) -> None:
@@ -376,5 +376,5 @@ def _progress(cfg: TrainConfig, start: int):
     from tqdm.auto import tqdm
 
     interactive = sys.stderr.isatty()  # in logs, a line every 10 s instead of a stream of redraws
-    return tqdm(total=cfg.steps, initial=start, desc="pretrain", unit="step", dynamic_ncols=True,
+    return tqdm(total=cfg.total_steps, initial=start, desc="pretrain", unit="step", dynamic_ncols=True,
                 mininterval=0.5 if interactive else 10.0)
