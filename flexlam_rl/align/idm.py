@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -12,9 +12,7 @@ from ..fit import fit, seeded
 from ..model import FlexLAM, ImageIDM, VectorIDM
 from ..nets import ObservationInput
 from .actions import action_loss, action_score, output_to_action
-
-if TYPE_CHECKING:
-    from .training import AlignConfig, LabeledSet
+from .fitting import AlignConfig, LabeledSet
 
 IDM_MAX_BATCH = 64  # the LAM's own pretraining batch size: the reference trains like the encoder it stands in for
 

@@ -20,16 +20,15 @@ Strategies other than ``random`` read the LAM (``lam=``); each adds to labelling
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-from ..data import TransitionSet
+from ..data import TransitionSet, eval_batches
 from ..errors import ConfigError
-
-if TYPE_CHECKING:
-    from ..model import FlexLAM
+from ..model import FlexLAM, null_fill
+from .actions import action_spec
+from .fitting import AlignConfig, LabeledSet, embed_transitions, train_translator
 
 STRATEGIES = ("random", "coverage", "uncertainty", "diversity")
 NEEDS_LAM = ("coverage", "uncertainty", "diversity")
@@ -60,8 +59,6 @@ def pick(strategy: str, pool: TransitionSet, candidates: np.ndarray, count: int,
 
 @torch.no_grad()
 def _tokens(lam: FlexLAM, pool: TransitionSet, candidates: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    from ..data import eval_batches
-
     return np.concatenate([lam.encode(b["obs"], b["next_obs"]).cpu().numpy()
                            for b in eval_batches(pool, batch_size, indices=candidates)])
 
@@ -92,10 +89,6 @@ def _coverage(tokens: np.ndarray, count: int, rng: np.random.Generator) -> np.nd
 @torch.no_grad()
 def _features(lam: FlexLAM, pool: TransitionSet, candidates: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """The LAM's slot embeddings (all K) beside a coarse o_t, each block standardized."""
-    import torch.nn.functional as F
-
-    from ..data import eval_batches
-
     slots, views = [], []
     for b in eval_batches(pool, batch_size, indices=candidates):
         slots.append(lam.embed(lam.encode(b["obs"], b["next_obs"]), lam.num_tokens).flatten(1).cpu().numpy())
@@ -123,9 +116,6 @@ def _k_center(features: np.ndarray, count: int, rng: np.random.Generator) -> np.
 def _uncertainty(lam: FlexLAM, pool: TransitionSet, candidates: np.ndarray, count: int, rng: np.random.Generator,
                  seed: int) -> np.ndarray:
     """Rounds: a quarter at random, then each round the candidates the current translator is least sure of."""
-    from .actions import action_spec
-    from .training import AlignConfig, embed_transitions, train_translator
-
     spec = action_spec(pool.sources[int(pool.source_index[0])].action_space)
     everything = embed_transitions(lam, pool, candidates)
     null = lam.null_latent.detach().cpu()
@@ -150,13 +140,9 @@ def _uncertainty(lam: FlexLAM, pool: TransitionSet, candidates: np.ndarray, coun
 @torch.no_grad()
 def _outputs(translator, data, null: torch.Tensor) -> torch.Tensor:
     """The translator's raw outputs (logits, or actions) on the full code of every candidate."""
-    from ..model import null_fill
-
     latent = null_fill(data.slots, data.slots.shape[1], null)
     return translator(latent, data.obs if translator.config.use_obs else None)
 
 
 def _subset(data, rows: np.ndarray):
-    from .training import LabeledSet
-
     return LabeledSet(data.slots[rows], data.actions[rows], data.obs[rows], data.next_obs[rows])
