@@ -65,6 +65,30 @@ def test_two_processes_follow_the_one_process_trajectory(pixel_dataset: str, tmp
     assert sorted(p.name for p in (tmp_path / "two" / "checkpoints").iterdir()) == ["latest", "step_00000025", "step_00000050"]
 
 
+def test_shards_are_disjoint_and_cover_every_global_batch() -> None:
+    from flexlam_rl.data import StepBatchSampler
+    from flexlam_rl.distributed import Context
+
+    world, batch = 4, 32
+    global_batches = list(StepBatchSampler(100, batch, seed=3, start_step=0, num_steps=6))
+    shards = [list(StepBatchSampler(100, batch, 3, 0, 6, shard=Context(rank=r, world=world).shard(batch))) for r in range(world)]
+    for step, whole in enumerate(global_batches):
+        parts = [shards[r][step] for r in range(world)]
+        assert sum(parts, []) == whole  # rank order gives back the global batch: nothing lost, nothing twice
+        assert all(len(p) == batch // world for p in parts)
+
+
+def test_two_processes_stop_on_the_same_plateau_as_one(pixel_dataset: str, tmp_path: Path) -> None:
+    """Rank 0 scores the checks and decides; both ranks stop at the same step, the one a single process stops at."""
+    args = ("train.until_plateau=true", "train.max_steps=400", "train.eval_every=10", "train.eval_transitions=32",
+            "train.plateau_window=2", "train.plateau_tol=0.3", "train.checkpoint_every=1000")
+    one = _pretrain(pixel_dataset, tmp_path / "one", 1, *args)
+    two = _pretrain(pixel_dataset, tmp_path / "two", 2, *args)
+    assert one.returncode == 0 and two.returncode == 0, two.stdout[-3000:] + two.stderr[-3000:]
+    steps = [_state(tmp_path / name)["step"] for name in ("one", "two")]
+    assert steps[0] == steps[1] < 400 and _state(tmp_path / "two")["plateau"]["stopped"]
+
+
 def test_a_killed_rank_stops_the_run_and_a_restart_resumes(vector_dataset: str, tmp_path: Path) -> None:
     run = tmp_path / "run"
     args = ("train.steps=400", "train.checkpoint_every=10", "train.keep_checkpoints=50")
