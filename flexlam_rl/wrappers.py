@@ -282,7 +282,12 @@ class AdaptiveLatentActionWrapper(LatentActionWrapper):
 
 
 class LatentActionVectorWrapper(gym.vector.VectorWrapper):
-    """Gymnasium ``VectorEnv`` form of :class:`LatentActionWrapper` (batched translation)."""
+    """Gymnasium ``VectorEnv`` form of :class:`LatentActionWrapper` (batched translation).
+
+    Like the single env it reports ``info["prefix_len"]`` (with Gymnasium's ``"_prefix_len"`` mask). Under
+    next-step autoreset (Gymnasium's default) the step after an episode ends only resets that sub-env and
+    ignores its action: no token cost is charged there, and its ``prefix_len`` is masked out.
+    """
 
     def __init__(self, env: gym.vector.VectorEnv, lam: FlexLAM | str | Path, translator: Translator | str | Path,
                  prefix_len: int | str, device: str = "cpu", memoize: bool = True, token_cost: float = 0.0):
@@ -292,17 +297,24 @@ class LatentActionVectorWrapper(gym.vector.VectorWrapper):
         self.single_action_space = self.translation.action_space()
         self.action_space = gym.vector.utils.batch_space(self.single_action_space, env.num_envs)
         self._last_obs: np.ndarray | None = None
+        mode = env.metadata.get("autoreset_mode", gym.vector.AutoresetMode.NEXT_STEP)
+        self._next_step_autoreset = mode in (gym.vector.AutoresetMode.NEXT_STEP, "NextStep")
+        self._resetting = np.zeros(env.num_envs, dtype=bool)
 
     def reset(self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None):
         obs, info = self.env.reset(seed=seed, options=options)
         self._last_obs = obs
+        self._resetting = np.zeros(self.num_envs, dtype=bool)
         return obs, info
 
     def step(self, actions: np.ndarray):
         tokens = self.translation.validate(actions, self.num_envs)
         obs, rewards, terminated, truncated, info = self.env.step(self.translation(tokens, self._last_obs))
+        acted = ~self._resetting
+        self._resetting = (np.asarray(terminated) | np.asarray(truncated)) & self._next_step_autoreset
         self._last_obs = obs
-        return obs, rewards - self.translation.costs(tokens), terminated, truncated, info
+        info = {**info, "prefix_len": np.where(acted, self.translation.lengths(tokens), 0), "_prefix_len": acted}
+        return obs, rewards - self.translation.costs(tokens) * acted, terminated, truncated, info
 
 
 def make_latent_env(

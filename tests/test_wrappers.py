@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from gymnasium.utils.env_checker import check_env as gym_check_env
+from gymnasium.wrappers import TimeLimit
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from stable_baselines3.common.vec_env import DummyVecEnv
 
@@ -227,3 +228,19 @@ def test_minigrid_latent_env_passes_the_render_check(pixel_models) -> None:
     made = gym.make("flexlam_rl:flexlam/LatentAction-v0", env_id="minigrid-empty", lam=str(pixel_models["lam_dir"]),
                     translator=str(pixel_models["translator_dir"]), prefix_len=3)
     gym_check_env(made)
+
+
+def test_gymnasium_vector_form_charges_no_token_cost_on_autoreset_steps(cartpole_models) -> None:
+    """Next-step autoreset: the step after an episode ends resets that sub-env and ignores its action."""
+    envs = gym.make_vec("CartPole-v1", num_envs=2, vectorization_mode="sync", wrappers=[lambda e: TimeLimit(e, 3)])
+    env = LatentActionVectorWrapper(envs, cartpole_models["lam"], cartpole_models["translator"], prefix_len="adaptive",
+                                    token_cost=0.25)
+    env.reset(seed=[0, 1])
+    action = np.array([[1, 2, 3, 4, 1]] * 2)  # 4 tokens: the last entry c = 1 keeps c + 1 = 2 of them
+    for step in range(4):
+        _, rewards, terminated, truncated, info = env.step(action)
+        if step < 3:  # acting steps: CartPole's +1 minus 2 tokens x 0.25
+            assert np.allclose(rewards, 0.5) and info["prefix_len"].tolist() == [2, 2] and info["_prefix_len"].all()
+        else:  # both sub-envs were truncated at step 3: this step only resets them
+            assert np.allclose(rewards, 0.0) and not info["_prefix_len"].any()
+    assert truncated.sum() == 0
