@@ -56,11 +56,13 @@ class AlignmentResult:
 
 def run_alignment(
     lam: FlexLAM, pool: TransitionSet, evaluation: TransitionSet, label_cfg: LabelConfig, align_cfg: AlignConfig,
-    budgets: Sequence[int] | None = None, supervised_idm: bool = False,
+    budgets: Sequence[int] | None = None, supervised_idm: bool = False, scored: LabeledSet | None = None,
 ) -> AlignmentResult:
     """Select labels from ``pool``, fit the translator (and the supervised reference), score it on ``evaluation``.
 
     ``pool`` and ``evaluation`` must not share episodes (:func:`~flexlam_rl.align.label_and_eval_sets`).
+    ``scored``: ``evaluation`` already encoded by this LAM (:func:`embed_transitions` of all of it), for callers
+    that align one LAM several times.
     """
     if not pool.has_actions or len(pool) == 0:
         raise DataError(f"The label pool {[s.source_id for s in pool.sources]} has no labeled transitions to align on.")
@@ -69,7 +71,8 @@ def run_alignment(
     spec = action_spec(pool.sources[int(pool.source_index[0])].action_space)
     labels = select_labels(pool, label_cfg, lam=lam)
     labeled = embed_transitions(lam, pool, labels)
-    scored = embed_transitions(lam, evaluation, np.arange(len(evaluation)))
+    if scored is None:
+        scored = embed_transitions(lam, evaluation, np.arange(len(evaluation)))
     translator = train_translator(lam, labeled, spec, align_cfg)
     result = AlignmentResult(
         translator=translator, scores=alignment_by_budget(lam, translator, scored, budgets),

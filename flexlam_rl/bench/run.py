@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..align import AlignConfig, LabelConfig, label_and_eval_sets, run_alignment
+from ..align import AlignConfig, LabelConfig, embed_transitions, label_and_eval_sets, run_alignment
 from ..checkpoint import atomic_write_json, read_json
 from ..collect import ensure_dataset
 from ..config import LAMConfig
@@ -134,21 +134,14 @@ def run_seed(cfg: BenchConfig, suite: SuiteSpec, seed: int, cache_root: Path, gi
 
     A value is a number, or for ``bc_return`` a list with one return per task (its stratum).
     """
-    say = lambda msg: log(f"  [{suite.name} seed {seed}] {msg}")  # noqa: E731
-    ids = collect_suite(suite, cfg.data_seed)
-    all_ids = [i for task in suite.tasks for i in ids[task].values()]
-    expert_ids = [ids[t]["expert"] for t in suite.tasks]
-    data = suite_data(cfg, all_ids)
-    pool, eval_set = label_and_eval_sets(all_ids, expert_ids, cfg.heldout_fraction, cfg.data_seed)
-    bc_set = data.train.subset_sources(expert_ids)
-    label_count = max(1, int(round(cfg.label_fraction * len(data.train))))
+    work = SeedWork.prepare(cfg, suite, seed, lambda msg: log(f"  [{suite.name} seed {seed}] {msg}"))
     train_cfg = TrainConfig(**{**cfg.train, "seed": seed, "progress": False})
-    models, records = train_models(cfg, data, train_cfg, cache_root, say)
+    models, records = train_models(cfg, work.data, train_cfg, cache_root, work.say)
 
     distinct = {id(lam): lam for view in models.values() for lam in view.values()}  # a fixed LAM may stand in both views
     with_ppo = {id(lam) for lam in models["equal_updates"].values()} if suite.ppo else set()  # secondary: one view only
-    scores = {key: score_model(cfg, suite, seed, lam, data, pool, eval_set, bc_set, label_count, ids, say, key in with_ppo)
-              for key, lam in distinct.items()}
+    scored = {key: work.score(lam, key in with_ppo) for key, lam in distinct.items()}
+    scores = {key: value.scores for key, value in scored.items()}
     values: dict[str, Any] = {}
     for view, named in models.items():
         values[view] = {metric: {} for metric in METRICS}
@@ -161,67 +154,103 @@ def run_seed(cfg: BenchConfig, suite: SuiteSpec, seed: int, cache_root: Path, gi
                     for method in ("flexlam", "fixed")}
     if gif_dir is not None and cfg.gif_budget in cfg.budgets:
         for method in ("flexlam", "fixed"):
-            _write_gif(cfg, suite, models["equal_updates"][model_at(method, cfg.gif_budget)], data, pool, bc_set, label_count,
-                       seed, gif_dir / f"{suite.name}_{method}_k{cfg.gif_budget}.gif")
+            lam = models["equal_updates"][model_at(method, cfg.gif_budget)]
+            work.write_gif(lam, scored[id(lam)], gif_dir / f"{suite.name}_{method}_k{cfg.gif_budget}.gif")
     flex_scores = scores[id(models["equal_updates"]["flexlam"])]
     return {"values": values, "models": records, "code_usage": {name: scores[id(lam)]["code_usage"]
                                                                  for name, lam in models["equal_updates"].items()},
-            "copy_baseline": flex_scores["copy_baseline"], "labels": {"count": label_count, "pool": len(data.train)}}
+            "copy_baseline": flex_scores["copy_baseline"], "labels": {"count": work.label_count, "pool": len(work.data.train)}}
 
 
-def score_model(cfg: BenchConfig, suite: SuiteSpec, seed: int, lam: FlexLAM, data: Any, pool: Any, eval_set: Any,
-                bc_set: Any, label_count: int, ids: dict[str, dict[str, str]], say: Callable[[str], None],
-                ppo: bool = False) -> dict[str, Any]:
-    """Every metric of one LAM at the budgets it stands for (all of them for FlexLAM, its K for a fixed LAM)."""
-    budgets = cfg.budgets if lam.config.nested_dropout else [lam.num_tokens]
-    recon = reconstruction_by_budget(lam, data.heldout, budgets)
-    out: dict[str, Any] = {"recon": {"any": recon["mse"]}, "align": {}, "bc_return": {}, "code_usage": recon["code_usage"],
-                           "copy_baseline": recon["copy"]}
-    name = "flexlam" if lam.config.nested_dropout else f"fixed_{lam.num_tokens}"
-    policy = train_latent_bc(lam, bc_set, LatentBCTrainConfig(**{**cfg.bc, "seed": seed}))
-    align_cfg = AlignConfig(**{**cfg.translator, "seed": seed})
-    for run, protocol, fraction, quantile in cfg.label_runs():
-        count = label_count if fraction == cfg.label_fraction else max(1, int(round(fraction * len(data.train))))
-        result = run_alignment(lam, _label_pool(pool, protocol, ids, suite), eval_set,
-                               _label_config(protocol, count, quantile, pool, ids, suite, seed), align_cfg, budgets)
-        out["align"][run] = result.scores
-        out["bc_return"][run] = {k: [evaluate_latent_bc(policy, lam, result.translator, task, [k], cfg.eval_episodes,
-                                                        EVAL_SEED_BASE + seed * 1000)[k]["mean"]
-                                     for task in suite.tasks] for k in budgets}
-        if ppo:
-            out.setdefault("ppo_return", {})[run] = _ppo_returns(cfg, suite, lam, result, run, align_cfg, budgets, seed)
-        say(f"{name} {run}: align {_fmt(result.scores)}")
-    return out
+@dataclass
+class ScoredModel:
+    """One LAM's metrics, and what scoring it trained that the GIFs reuse (kept in memory, never saved)."""
+
+    scores: dict[str, Any]
+    policy: Any  # its latent BC policy
+    translators: dict[str, Any]  # per label run
 
 
-def _label_pool(pool: Any, protocol: str, ids: dict[str, dict[str, str]], suite: SuiteSpec) -> Any:
-    return pool if protocol == "standard" else pool.subset_sources(list(ids[suite.stress_task].values()))
+@dataclass
+class SeedWork:
+    """What every model of one (suite, seed) is scored on: data, label pool, evaluation and expert sets."""
+
+    cfg: BenchConfig
+    suite: SuiteSpec
+    seed: int
+    ids: dict[str, dict[str, str]]  # task -> behaviour -> dataset id
+    data: Any  # the suite's TransitionData
+    pool: Any  # label pool: training episodes of every dataset
+    eval_set: Any  # held-out expert transitions (alignment scores)
+    bc_set: Any  # expert training transitions (latent BC targets)
+    label_count: int
+    say: Callable[[str], None]
+
+    @classmethod
+    def prepare(cls, cfg: BenchConfig, suite: SuiteSpec, seed: int, say: Callable[[str], None]) -> SeedWork:
+        ids = collect_suite(suite, cfg.data_seed)
+        all_ids = [i for task in suite.tasks for i in ids[task].values()]
+        expert_ids = [ids[t]["expert"] for t in suite.tasks]
+        data = suite_data(cfg, all_ids)
+        pool, eval_set = label_and_eval_sets(all_ids, expert_ids, cfg.heldout_fraction, cfg.data_seed)
+        return cls(cfg, suite, seed, ids, data, pool, eval_set, data.train.subset_sources(expert_ids), pool_label_count(cfg, data),
+                   say)
+
+    def score(self, lam: FlexLAM, ppo: bool = False) -> ScoredModel:
+        """Every metric of one LAM at the budgets it stands for (all of them for FlexLAM, its K for a fixed LAM)."""
+        cfg, seed = self.cfg, self.seed
+        budgets = cfg.budgets if lam.config.nested_dropout else [lam.num_tokens]
+        recon = reconstruction_by_budget(lam, self.data.heldout, budgets)
+        out: dict[str, Any] = {"recon": {"any": recon["mse"]}, "align": {}, "bc_return": {}, "code_usage": recon["code_usage"],
+                               "copy_baseline": recon["copy"]}
+        name = "flexlam" if lam.config.nested_dropout else f"fixed_{lam.num_tokens}"
+        policy = train_latent_bc(lam, self.bc_set, LatentBCTrainConfig(**{**cfg.bc, "seed": seed}))
+        align_cfg = AlignConfig(**{**cfg.translator, "seed": seed})
+        evaluation = embed_transitions(lam, self.eval_set, np.arange(len(self.eval_set)))  # once per model, every label run
+        translators = {}
+        for run, protocol, fraction, quantile in cfg.label_runs():
+            count = self.label_count if fraction == cfg.label_fraction else max(1, int(round(fraction * len(self.data.train))))
+            result = run_alignment(lam, self.label_pool(protocol), self.eval_set, self.label_config(protocol, count, quantile),
+                                   align_cfg, budgets, scored=evaluation)
+            translators[run] = result.translator
+            out["align"][run] = result.scores
+            out["bc_return"][run] = {k: [evaluate_latent_bc(policy, lam, result.translator, task, [k], cfg.eval_episodes,
+                                                            EVAL_SEED_BASE + seed * 1000)[k]["mean"]
+                                         for task in self.suite.tasks] for k in budgets}
+            if ppo:
+                out.setdefault("ppo_return", {})[run] = self.ppo_returns(lam, result, run, align_cfg, budgets)
+            self.say(f"{name} {run}: align {_fmt(result.scores)}")
+        return ScoredModel(out, policy, translators)
+
+    def label_pool(self, protocol: str) -> Any:
+        return self.pool if protocol == "standard" else self.pool.subset_sources(list(self.ids[self.suite.stress_task].values()))
+
+    def label_config(self, protocol: str, count: int, quantile: float) -> LabelConfig:
+        return LabelConfig(protocol=protocol, count=min(count, len(self.label_pool(protocol))), quantile=quantile, seed=self.seed)
+
+    def ppo_returns(self, lam: FlexLAM, result: Any, protocol: str, align_cfg: AlignConfig, budgets: list[int]) -> dict[int, float]:
+        where = translator_dir(lam, {"protocol": protocol, "labels": result.labels.tolist(), "align": asdict(align_cfg)})
+        result.translator.save(where, extra={"protocol": protocol, "labels": len(result.labels), "seed": self.seed})
+        return {k: ppo_cached(_ppo_config(self.cfg, self.suite, lam.source_path, where, k, self.seed), where) for k in budgets}
+
+    def write_gif(self, lam: FlexLAM, scored: ScoredModel, path: Path) -> None:
+        """One latent BC episode at the GIF budget, with the policy and standard-label translator scoring trained."""
+        cfg = self.cfg
+        standard = next((run for run, protocol, fraction, _ in cfg.label_runs()
+                         if protocol == "standard" and fraction == cfg.label_fraction), None)
+        translator = scored.translators.get(standard) if standard else None
+        if translator is None:  # no standard run at the default fraction: align one as those runs would
+            translator = run_alignment(lam, self.pool, self.eval_set, self.label_config("standard", self.label_count, 0.25),
+                                       AlignConfig(**{**cfg.translator, "seed": self.seed}), [lam.num_tokens]).translator
+        frames: dict[int, list[np.ndarray]] = {}
+        evaluate_latent_bc(scored.policy, lam, translator, self.suite.tasks[0], [cfg.gif_budget], 1, GIF_EPISODE_SEED,
+                           gif_frames=frames)
+        write_gif(frames[cfg.gif_budget], path, scale=max(1, 128 // self.suite.frame_size))
 
 
-def _label_config(protocol: str, label_count: int, quantile: float, pool: Any, ids: dict[str, dict[str, str]],
-                  suite: SuiteSpec, seed: int) -> LabelConfig:
-    size = len(_label_pool(pool, protocol, ids, suite))
-    return LabelConfig(protocol=protocol, count=min(label_count, size), quantile=quantile, seed=seed)
-
-
-def _ppo_returns(cfg: BenchConfig, suite: SuiteSpec, lam: FlexLAM, result: Any, protocol: str, align_cfg: AlignConfig,
-                 budgets: list[int], seed: int) -> dict[int, float]:
-    where = translator_dir(lam, {"protocol": protocol, "labels": result.labels.tolist(), "align": asdict(align_cfg)})
-    result.translator.save(where, extra={"protocol": protocol, "labels": len(result.labels), "seed": seed})
-    return {k: ppo_cached(_ppo_config(cfg, suite, lam.source_path, where, k, seed), where) for k in budgets}
-
-
-def _write_gif(cfg: BenchConfig, suite: SuiteSpec, lam: FlexLAM, data: Any, pool: Any, bc_set: Any, label_count: int,
-               seed: int, path: Path) -> None:
-    """One latent BC episode at the GIF budget (standard labels), for a look at what the numbers mean."""
-    policy = train_latent_bc(lam, bc_set, LatentBCTrainConfig(**{**cfg.bc, "seed": seed}))
-    labels = LabelConfig(count=min(label_count, len(pool)), seed=seed)
-    translator = run_alignment(lam, pool, pool, labels, AlignConfig(**{**cfg.translator, "seed": seed}),
-                               [cfg.gif_budget if lam.config.nested_dropout else lam.num_tokens]).translator
-    k = cfg.gif_budget
-    frames: dict[int, list[np.ndarray]] = {}
-    evaluate_latent_bc(policy, lam, translator, suite.tasks[0], [k], 1, GIF_EPISODE_SEED, gif_frames=frames)
-    write_gif(frames[k], path, scale=max(1, 128 // suite.frame_size))
+def pool_label_count(cfg: BenchConfig, data: Any) -> int:
+    """Labels at the default fraction of the training transitions (at least one)."""
+    return max(1, int(round(cfg.label_fraction * len(data.train))))
 
 
 def _ppo_config(cfg: BenchConfig, suite: SuiteSpec, lam_dir: str, translator: Path, k: int, seed: int) -> Any:
