@@ -1,4 +1,4 @@
-"""Network pieces every model shares: the conv encoder, MLPs, and reading env observations.
+"""Network pieces: the conv encoder, MLPs, reading env observations, and the LAM's IDM and FDM.
 
 One conv encoder serves the LAM's IDM, the supervised IDM, the translator's o_t feature, the
 latent BC policy and the SB3 feature extractor; one :class:`ObservationInput` base turns
@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 ArrayLike = np.ndarray | torch.Tensor
@@ -98,3 +99,101 @@ class ObservationInput(nn.Module):
         if self._obs_is_image:
             return x.permute(0, 3, 1, 2).float() / 255.0
         return (x.float() - self.obs_mean) / self.obs_std
+
+
+class ImageIDM(ConvEncoder):
+    """(o_t, o_t+1) pixels -> ``[B, K, L]`` pre-quantization slot values (input: o_t, o_t+1 and their difference)."""
+
+    def __init__(self, in_channels: int, channels: list[int], hidden: int, out_dim: int):
+        super().__init__(3 * in_channels, channels, out_dim, hidden=hidden)
+
+    def forward(self, x: torch.Tensor, x_next: torch.Tensor) -> torch.Tensor:
+        return super().forward(torch.cat([x, x_next, x_next - x], dim=1))
+
+
+class FiLMResBlock(nn.Module):
+    """Residual conv block whose features are scaled and shifted by the latent action."""
+
+    def __init__(self, width: int, cond_dim: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(width, width, 3, 1, 1)
+        self.conv2 = nn.Conv2d(width, width, 3, 1, 1)
+        self.norm = nn.GroupNorm(1, width)
+        self.film = nn.Linear(cond_dim, 2 * width)
+
+    def forward(self, h: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        scale, shift = self.film(cond)[:, :, None, None].chunk(2, dim=1)
+        y = F.gelu(self.conv1(h))
+        y = self.norm(self.conv2(y)) * (1 + scale) + shift
+        return h + F.gelu(y)
+
+
+class ImageFDM(nn.Module):
+    """U-Net on o_t, conditioned on the (null-filled) latent at the bottleneck; predicts a frame delta.
+
+    ``newest_channels``: o_t is a stack of frames (oldest first) and only its newest frame is predicted; the
+    rest of o_t+1's stack is o_t's newer frames, copied (they are known, not predicted).
+    """
+
+    def __init__(self, in_channels: int, channels: list[int], cond_dim: int, hidden: int, newest_channels: int | None = None):
+        super().__init__()
+        self.newest = newest_channels
+        self.cond = nn.Sequential(nn.Linear(cond_dim, hidden), nn.GELU(), nn.Linear(hidden, hidden))
+        self.down = nn.ModuleList()
+        c_prev = in_channels
+        for width in channels:
+            self.down.append(conv_block(c_prev, width, stride=2))
+            c_prev = width
+        self.mid = nn.ModuleList([FiLMResBlock(c_prev, hidden), FiLMResBlock(c_prev, hidden)])
+        self.up = nn.ModuleList()
+        skips = [in_channels] + list(channels[:-1])
+        for skip in reversed(skips):
+            out = max(skip, channels[0])
+            self.up.append(nn.Sequential(nn.Conv2d(c_prev + skip, out, 3, 1, 1), nn.GroupNorm(1, out), nn.GELU()))
+            c_prev = out
+        self.out = nn.Conv2d(c_prev, newest_channels or in_channels, 3, 1, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
+        """``x [B, C, H, W]`` and ``latent [B * m, K, D]``: the latent-free down path runs once per frame
+        and is shared by the frame's m latents (multi-prefix updates)."""
+        cond = self.cond(latent.flatten(1))
+        skips, h = [], x
+        for block in self.down:
+            skips.append(h)
+            h = block(h)
+        repeats = latent.shape[0] // x.shape[0]
+        if repeats > 1:
+            x, h = x.repeat_interleave(repeats, 0), h.repeat_interleave(repeats, 0)
+            skips = [skip.repeat_interleave(repeats, 0) for skip in skips]
+        for block in self.mid:
+            h = block(h, cond)
+        for block, skip in zip(self.up, reversed(skips)):
+            h = F.interpolate(h, size=skip.shape[-2:], mode="nearest")
+            h = block(torch.cat([h, skip], dim=1))
+        if self.newest:
+            return torch.cat([x[:, self.newest :], x[:, -self.newest :] + self.out(h)], dim=1)
+        return x + self.out(h)
+
+
+class VectorIDM(nn.Module):
+    def __init__(self, obs_dim: int, hidden: int, out_dim: int):
+        super().__init__()
+        self.net = mlp([3 * obs_dim, hidden, hidden, out_dim])
+
+    def forward(self, x: torch.Tensor, x_next: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([x, x_next, x_next - x], dim=-1))
+
+
+class VectorFDM(nn.Module):
+    def __init__(self, obs_dim: int, cond_dim: int, hidden: int):
+        super().__init__()
+        self.net = mlp([obs_dim + cond_dim, hidden, hidden, obs_dim])
+        nn.init.zeros_(self.net[-1].weight)
+        nn.init.zeros_(self.net[-1].bias)
+
+    def forward(self, x: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
+        """``x [B, D]`` and ``latent [B * m, K, D']`` (m latents per observation)."""
+        x = x.repeat_interleave(latent.shape[0] // x.shape[0], 0)
+        return x + self.net(torch.cat([x, latent.flatten(1)], dim=-1))

@@ -14,29 +14,20 @@ import contextlib
 import hashlib
 import inspect
 import json
-import math
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import save_file
 
 from .config import check_int
 from .errors import DataError
+from .frame_cache import CACHE_FORMAT, SourceArrays, building, cached, write_info
 
-CACHE_FORMAT = 4  # 4: info.json records the frame file's size and a checksum, verified on every open
 VIDEO_FRAME_SIZE = 64
-CHECKSUM_BLOCK = 1 << 20  # bytes hashed at each end of frames.bin (with all of arrays.safetensors)
-
-
-class CacheDamaged(Exception):
-    """A frame cache failed its checks on open; it is rebuilt from its source (internal, never shown to users)."""
 
 
 def cache_root() -> Path:
@@ -83,60 +74,6 @@ def default_dataset_id(env: str, behaviour: str, epsilon: float | None = None, v
 
 
 # ---------------------------------------------------------------------- sources
-@dataclass
-class SourceArrays:
-    """One decoded dataset: frames on disk (memory-mapped), bookkeeping in RAM."""
-
-    source_id: str
-    frames_path: Path
-    obs_shape: tuple[int, ...]
-    obs_dtype: str
-    num_frames: int
-    episode_lengths: np.ndarray  # [E] transitions per episode
-    episode_returns: np.ndarray  # [E]
-    actions: np.ndarray | None  # [S] or [S, A]; None when the source has no usable actions
-    action_space: gym.Space | None
-    preprocess: dict[str, Any] = field(default_factory=lambda: {"kind": "identity"})
-    env_spec_id: str | None = None  # Gymnasium id the data was collected in, when recorded
-    _frames: np.ndarray | None = field(default=None, repr=False)
-
-    @property
-    def frames(self) -> np.ndarray:
-        """``[F, *obs_shape]`` memory map; opened lazily so DataLoader workers reopen it."""
-        if self._frames is None:
-            self._frames = np.memmap(self.frames_path, dtype=np.dtype(self.obs_dtype), mode="r",
-                                     shape=(self.num_frames, *self.obs_shape))
-        return self._frames
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state["_frames"] = None  # never pickle the mapped data into workers
-        return state
-
-    @property
-    def num_episodes(self) -> int:
-        return len(self.episode_lengths)
-
-    @property
-    def frame_starts(self) -> np.ndarray:
-        """Index of each episode's first frame (episodes hold length + 1 frames)."""
-        sizes = self.episode_lengths + 1
-        return np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-
-    @property
-    def action_starts(self) -> np.ndarray:
-        return np.concatenate([[0], np.cumsum(self.episode_lengths)[:-1]]).astype(np.int64)
-
-    @property
-    def is_image(self) -> bool:
-        return len(self.obs_shape) == 3
-
-    def describe(self) -> str:
-        """One line for error messages: the id, the observation layout and the actions."""
-        return (f"{self.source_id!r} (observations {list(self.obs_shape)} {self.obs_dtype}, "
-                f"actions {self.action_space if self.action_space is not None else 'none'})")
-
-
 def load_source(source: str, obs_key: str | None = None, video_frame_size: int = VIDEO_FRAME_SIZE) -> SourceArrays:
     """Open a local Minari dataset id or a ``video:`` source, decoding it into the cache on first use."""
     from .video import is_video_source
@@ -161,22 +98,7 @@ def load_source(source: str, obs_key: str | None = None, video_frame_size: int =
         "file_size": stat.st_size if stat else None, "file_mtime_ns": stat.st_mtime_ns if stat else None,
     }
     cache_dir = _cache_dir(source, fingerprint)
-    return _cached(source, cache_dir, dataset.action_space, lambda: _build_cache(dataset, obs_key, cache_dir, fingerprint))
-
-
-def _cached(source: str, cache_dir: Path, action_space: gym.Space | None, build: Any) -> SourceArrays:
-    """Open the cache at ``cache_dir``, building it first if it is missing and rebuilding it if it is damaged."""
-    if (cache_dir / "info.json").is_file():
-        try:
-            return _open_cache(source, cache_dir, action_space)
-        except CacheDamaged as damage:
-            import sys
-
-            print(f"flexlam-rl: the frame cache of {source} at {cache_dir} is damaged ({damage}); rebuilding it from the "
-                  f"source.", file=sys.stderr)
-            shutil.rmtree(cache_dir, ignore_errors=True)
-    build()
-    return _open_cache(source, cache_dir, action_space)
+    return cached(source, cache_dir, dataset.action_space, lambda: _build_cache(dataset, obs_key, cache_dir, fingerprint))
 
 
 def _open_minari(source: str) -> Any:
@@ -213,7 +135,7 @@ def _load_video_source(source: str, frame_size: int) -> SourceArrays:
     cache_dir = _cache_dir(source, fingerprint)
 
     def build() -> None:
-        with _building(cache_dir) as tmp:
+        with building(cache_dir) as tmp:
             lengths, total = [], 0
             with open(tmp / "frames.bin", "wb") as out:
                 for path in files:
@@ -227,28 +149,9 @@ def _load_video_source(source: str, frame_size: int) -> SourceArrays:
                       str(tmp / "arrays.safetensors"))
             info = dict(fingerprint, obs_shape=[frame_size, frame_size, 3], obs_dtype="uint8", num_frames=total,
                         preprocess={"kind": "identity"}, env_spec_id=None)
-            _write_info(tmp, info)
+            write_info(tmp, info)
 
-    return _cached(source, cache_dir, None, build)
-
-
-@contextlib.contextmanager
-def _building(cache_dir: Path) -> Iterator[Path]:
-    """Build a cache in a temporary folder, then rename it into place (or keep a parallel job's)."""
-    from .checkpoint import normal_permissions
-
-    cache_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=cache_dir.parent))
-    try:
-        yield tmp
-        normal_permissions(tmp)  # mkdtemp and safetensors write 0700 / 0600
-        try:
-            os.rename(tmp, cache_dir)
-        except OSError:
-            if not (cache_dir / "info.json").is_file():
-                raise  # not a finished cache from a parallel job: a real error
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    return cached(source, cache_dir, None, build)
 
 
 def _select_obs(space: gym.Space, obs_key: str | None, dataset_id: str) -> gym.spaces.Box:
@@ -289,7 +192,7 @@ def _build_cache(dataset: Any, obs_key: str | None, cache_dir: Path, fingerprint
     action_space = dataset.action_space
     keep_actions = isinstance(action_space, (gym.spaces.Discrete, gym.spaces.Box, gym.spaces.MultiDiscrete))
 
-    with _building(cache_dir) as tmp:
+    with building(cache_dir) as tmp:
         frames = np.memmap(tmp / "frames.bin", mode="w+", dtype=dtype, shape=(total_frames, *obs_shape))
         lengths, returns, actions, cursor = [], [], [], 0
         for episode in _episodes(dataset, dataset_id):
@@ -325,7 +228,7 @@ def _build_cache(dataset: Any, obs_key: str | None, cache_dir: Path, fingerprint
             preprocess=spec_kwargs.get("preprocess") or {"kind": "identity"},
             env_spec_id=spec.id if spec is not None else None,
         )
-        _write_info(tmp, info)
+        write_info(tmp, info)
 
 
 @contextlib.contextmanager
@@ -368,51 +271,3 @@ def _episodes(dataset: Any, dataset_id: str) -> Iterator[Any]:
             except Exception as exc:
                 raise DataError(_broken_dataset(dataset_id, exc)) from None
             yield episode
-
-
-def _checksum(cache_dir: Path) -> str:
-    """blake2b of the first and last ``CHECKSUM_BLOCK`` bytes of frames.bin and all of arrays.safetensors."""
-    digest = hashlib.blake2b(digest_size=16)
-    frames = cache_dir / "frames.bin"
-    size = frames.stat().st_size
-    with open(frames, "rb") as handle:
-        digest.update(handle.read(CHECKSUM_BLOCK))
-        handle.seek(max(0, size - CHECKSUM_BLOCK))
-        digest.update(handle.read(CHECKSUM_BLOCK))
-    digest.update((cache_dir / "arrays.safetensors").read_bytes())
-    return digest.hexdigest()
-
-
-def _write_info(tmp: Path, info: dict[str, Any]) -> None:
-    info = dict(info, frames_bytes=(tmp / "frames.bin").stat().st_size, checksum=_checksum(tmp))
-    (tmp / "info.json").write_text(json.dumps(info, indent=2))
-
-
-def _open_cache(source_id: str, cache_dir: Path, action_space: gym.Space | None) -> SourceArrays:
-    """Open a built cache after checking it: the frame file's size against the header, then the checksum."""
-    try:
-        info = json.loads((cache_dir / "info.json").read_text())
-        expected = int(info["num_frames"]) * math.prod(info["obs_shape"]) * np.dtype(info["obs_dtype"]).itemsize
-        size = (cache_dir / "frames.bin").stat().st_size
-        if size != expected or size != info["frames_bytes"]:
-            raise CacheDamaged(f"frames.bin holds {size} bytes, its header says {expected}")
-        if _checksum(cache_dir) != info["checksum"]:
-            raise CacheDamaged("its checksum does not match")
-        arrays = load_file(str(cache_dir / "arrays.safetensors"))
-    except CacheDamaged:
-        raise
-    except (OSError, ValueError, KeyError, TypeError) as exc:  # missing files, bad JSON, unreadable safetensors
-        raise CacheDamaged(f"{type(exc).__name__}: {exc}") from None
-    return SourceArrays(
-        source_id=source_id,
-        frames_path=cache_dir / "frames.bin",
-        obs_shape=tuple(info["obs_shape"]),
-        obs_dtype=info["obs_dtype"],
-        num_frames=int(info["num_frames"]),
-        episode_lengths=arrays["episode_lengths"],
-        episode_returns=arrays["episode_returns"],
-        actions=arrays.get("actions"),
-        action_space=action_space if "actions" in arrays else None,
-        preprocess=info.get("preprocess") or {"kind": "identity"},
-        env_spec_id=info.get("env_spec_id"),
-    )

@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 from ..fit import fit, seeded
-from ..model import FlexLAM, ImageIDM, VectorIDM
-from ..nets import ObservationInput
+from ..model import FlexLAM
+from ..nets import ImageIDM, ObservationInput, VectorIDM
 from .actions import action_loss, action_score, output_to_action
 from .fitting import AlignConfig, LabeledSet
 
