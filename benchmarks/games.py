@@ -15,6 +15,8 @@ IDM trained on the same labels (with both confusion matrices). Variants (LAM con
 - ``changed``: + the MSE on the pixels that change, weight 1 (``lam.change_weight=1``, the ``lam=games`` recipe);
 - ``stack``: two stacked frames as o_t, the newest frame predicted (``preprocess frame_stack: 2``, ``lam.predict_newest``);
 - ``stack_changed``: both;
+- ``saturation``, ``changed_saturation``: ``base`` and ``changed`` plus a penalty on the encoder's values past FSQ's
+  tanh bound (``lam.saturation_weight=1``): the collapsed codes sit there, where no gradient reaches the encoder;
 - ``base_b64``, ``changed_b64``: ``base`` and ``changed`` at batch 64 (the others use 32), the setting of the collapsed
   run in benchmarks/results/atari (with ``--steps 1500``).
 
@@ -61,6 +63,9 @@ VARIANTS = {  # name -> (frame_stack, LAM overrides, train overrides)
     # the setting that collapsed in benchmarks/results/atari: batch 64 (run with --steps 1500 to match it)
     "base_b64": (1, {}, {"batch_size": 64}),
     "changed_b64": (1, {"change_weight": 1.0}, {"batch_size": 64}),
+    # keep the encoder's values off FSQ's flat tanh tails, where the collapsed codes sit
+    "saturation": (1, {"saturation_weight": 1.0}, {}),
+    "changed_saturation": (1, {"change_weight": 1.0, "saturation_weight": 1.0}, {}),
 }
 SUITE = ["breakout", "pong", "freeway", "procgen-coinrun", "procgen-bigfish", "procgen-starpilot"]
 PPO_GAMES = ["breakout", "procgen-bigfish"]

@@ -182,7 +182,8 @@ def breakout_tracker(env: gym.Env) -> int:
 def pong_tracker(env: gym.Env) -> int:
     """Serve, then keep the paddle level with the ball (ALE RAM: paddle y at 51, ball y at 54; 0 = no ball).
 
-    RIGHT moves the paddle up, LEFT down. Wins about 4 of 10 points against Pong's own player (random: none).
+    RIGHT moves the paddle up, LEFT down. Over 1200 steps it loses about 5 points where random actions lose 21, and
+    wins one to three.
     """
     ram = env.unwrapped.ale.getRAM()
     paddle_y, ball_y = int(ram[51]), int(ram[54])

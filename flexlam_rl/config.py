@@ -102,6 +102,7 @@ class LAMConfig:
     # the recipe for pixel games (configs/lam/games.yaml): see flexlam_rl.model.frame_loss and ImageFDM
     change_weight: float = 0.0  # weight of the MSE on the pixels that change, beside the whole-frame MSE
     predict_newest: bool = False  # frame stacks: predict the newest frame only (the rest is o_t's, shifted)
+    saturation_weight: float = 0.0  # penalty on encoder values past FSQ's tanh bound (see flexlam_rl.model.saturation)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -160,9 +161,10 @@ class LAMConfig:
             validate_preprocess(self.preprocess)
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"Invalid preprocess in LAM config: {exc}") from None
-        weight = self.change_weight
-        if not isinstance(weight, (int, float)) or isinstance(weight, bool) or not 0 <= weight <= 1e4:
-            raise ConfigError(f"change_weight must be a number in [0, 10000], got {self.change_weight!r}.")
+        for name in ("change_weight", "saturation_weight"):
+            weight = getattr(self, name)
+            if not isinstance(weight, (int, float)) or isinstance(weight, bool) or not 0 <= weight <= 1e4:
+                raise ConfigError(f"{name} must be a number in [0, 10000], got {weight!r}.")
         if not isinstance(self.predict_newest, bool):
             raise ConfigError(f"predict_newest must be true or false, got {self.predict_newest!r}.")
         if self.predict_newest and (not self.is_image or validate_preprocess(self.preprocess).get("frame_stack", 1) < 2):

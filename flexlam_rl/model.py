@@ -56,6 +56,20 @@ def frame_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | No
     return loss
 
 
+SATURATION_MARGIN = 2.0  # |z| past this puts FSQ's tanh bound in its flat tail (every code is reached by |z| < 1.5)
+
+
+def saturation(z: torch.Tensor, margin: float = SATURATION_MARGIN) -> torch.Tensor:
+    """Mean squared excess of the encoder's pre-quantization values beyond ``margin``.
+
+    FSQ bounds each value with a tanh before rounding; an encoder whose values drift far past it gets no gradient
+    through the bound (tanh' ~ 0) and emits one code for every input forever: the code has collapsed and cannot
+    come back (measured on Pong: every slot's values near +-5..10, spread 0.001). Keeping them within reach of the
+    bound's slope keeps every slot trainable; values inside the margin cost nothing.
+    """
+    return F.relu(z.abs() - margin).pow(2).mean()
+
+
 def null_fill(latent: torch.Tensor, prefix_len: torch.Tensor | int, null_latent: torch.Tensor) -> torch.Tensor:
     """Keep slots ``< prefix_len`` and replace the rest with ``null_latent``.
 
@@ -163,9 +177,14 @@ class FlexLAM(ObservationInput):
     # ------------------------------------------------------------- internals
     def _tokenize(self, x: torch.Tensor, x_next: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Normalized inputs -> (slot embeddings with straight-through gradient [B, K, D], tokens [B, K])."""
+        slots, tokens, _ = self._tokenize_with_values(x, x_next)
+        return slots, tokens
+
+    def _tokenize_with_values(self, x: torch.Tensor, x_next: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """... and the encoder's pre-quantization values ``z [B, K, L]`` (what the saturation penalty reads)."""
         z = self.idm(x, x_next).view(x.shape[0], self.num_tokens, self.quantizer.dim)
         codes, tokens = self.quantizer(z)
-        return self.token_proj(codes) + self.slot_embed, tokens
+        return self.token_proj(codes) + self.slot_embed, tokens, z
 
     def forward(
         self, obs: ArrayLike, next_obs: ArrayLike, prefix_len: torch.Tensor | int | None = None,
@@ -179,7 +198,7 @@ class FlexLAM(ObservationInput):
         per update (the output's ``prefix_len`` is then ``[B * m]``).
         """
         x, x_next = self.normalize(obs), self.normalize(next_obs, "next_obs")
-        slots, tokens = self._tokenize(x, x_next)
+        slots, tokens, z = self._tokenize_with_values(x, x_next)
         weight = self.config.change_weight
         mask = changed_pixels(x, x_next, CHANGE_DILATE) if weight > 0 and self.config.is_image else None
         if prefix_len is None:
@@ -193,7 +212,10 @@ class FlexLAM(ObservationInput):
             prefix_len = prefix_len.flatten()
         latent = null_fill(slots, prefix_len.to(self.device), self.null_latent)
         pred = self.fdm(x, latent)
-        return LAMOutput(pred, x_next, tokens, prefix_len, frame_loss(pred, x_next, mask, weight))
+        loss = frame_loss(pred, x_next, mask, weight)
+        if self.config.saturation_weight > 0:
+            loss = loss + self.config.saturation_weight * saturation(z)
+        return LAMOutput(pred, x_next, tokens, prefix_len, loss)
 
     def draw_prefix_lens(self, batch: int, samples: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
         """The prefix lengths training uses: ``[B]``, or ``[B, samples]`` drawn one from each of ``samples``

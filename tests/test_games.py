@@ -114,23 +114,25 @@ def test_sticky_random_actions_are_held_for_several_steps() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("task", "expert_beats"), [("pong", "points won"), ("freeway", "crossings")])
-def test_atari_experts_beat_random_actions(task: str, expert_beats: str) -> None:
+@pytest.mark.parametrize(("task", "margin"), [("pong", 10.0), ("freeway", 3.0)])
+def test_atari_experts_beat_random_actions(task: str, margin: float) -> None:
+    """Over 1200 steps: the Pong tracker loses far fewer points than random actions (about 5 vs 21), the Freeway
+    chicken that always walks up crosses several times (random actions: none)."""
     from flexlam_rl.envs import get_task, make_behaviour
 
-    def score(behaviour: str) -> float:
-        env = get_task(task).make(max_episode_steps=700)
+    def game_return(behaviour: str) -> float:
+        env = get_task(task).make(max_episode_steps=1200)
         policy = make_behaviour(behaviour, env.action_space, get_task(task).expert, seed=0)
         env.reset(seed=1)
         total, done = 0.0, False
         while not done:
             _, reward, terminated, truncated, _ = env.step(policy(env))
-            total += max(reward, 0.0)  # points won / crossings made
+            total += reward
             done = terminated or truncated
         env.close()
         return total
 
-    assert score("expert") >= 2 and score("expert") > score("random"), expert_beats
+    assert game_return("expert") > game_return("random") + margin
 
 
 def test_raw_minigrid_ids_get_frames_and_kinds_that_do_not_fit_are_clear_errors(isolated_roots) -> None:
