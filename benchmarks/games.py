@@ -17,6 +17,8 @@ IDM trained on the same labels (with both confusion matrices). Variants (LAM con
 - ``stack_changed``: both;
 - ``saturation``, ``changed_saturation``: ``base`` and ``changed`` plus a penalty on the encoder's values past FSQ's
   tanh bound (``lam.saturation_weight=1``): the collapsed codes sit there, where no gradient reaches the encoder;
+- ``spread``, ``changed_spread``: ``base`` and ``changed`` plus a penalty on slots whose values do not spread over a
+  batch (``lam.spread_weight=1``, VICReg's variance term): codes that vary from the first updates;
 - ``base_b64``, ``changed_b64``: ``base`` and ``changed`` at batch 64 (the others use 32), the setting of the collapsed
   run in benchmarks/results/atari (with ``--steps 1500``).
 
@@ -66,6 +68,9 @@ VARIANTS = {  # name -> (frame_stack, LAM overrides, train overrides)
     # keep the encoder's values off FSQ's flat tanh tails, where the collapsed codes sit
     "saturation": (1, {"saturation_weight": 1.0}, {}),
     "changed_saturation": (1, {"change_weight": 1.0, "saturation_weight": 1.0}, {}),
+    # ask every slot to spread its values over a batch: codes that vary from the first updates
+    "spread": (1, {"spread_weight": 1.0}, {}),
+    "changed_spread": (1, {"change_weight": 1.0, "spread_weight": 1.0}, {}),
 }
 SUITE = ["breakout", "pong", "freeway", "procgen-coinrun", "procgen-bigfish", "procgen-starpilot"]
 PPO_GAMES = ["breakout", "procgen-bigfish"]

@@ -103,6 +103,7 @@ class LAMConfig:
     change_weight: float = 0.0  # weight of the MSE on the pixels that change, beside the whole-frame MSE
     predict_newest: bool = False  # frame stacks: predict the newest frame only (the rest is o_t's, shifted)
     saturation_weight: float = 0.0  # penalty on encoder values past FSQ's tanh bound (see flexlam_rl.model.saturation)
+    spread_weight: float = 0.0  # penalty on slots whose values do not spread over a batch (flexlam_rl.model.spread_shortfall)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -161,7 +162,7 @@ class LAMConfig:
             validate_preprocess(self.preprocess)
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"Invalid preprocess in LAM config: {exc}") from None
-        for name in ("change_weight", "saturation_weight"):
+        for name in ("change_weight", "saturation_weight", "spread_weight"):
             weight = getattr(self, name)
             if not isinstance(weight, (int, float)) or isinstance(weight, bool) or not 0 <= weight <= 1e4:
                 raise ConfigError(f"{name} must be a number in [0, 10000], got {weight!r}.")

@@ -70,6 +70,22 @@ def saturation(z: torch.Tensor, margin: float = SATURATION_MARGIN) -> torch.Tens
     return F.relu(z.abs() - margin).pow(2).mean()
 
 
+SPREAD_TARGET = 1.0  # per-slot standard deviation over a batch the encoder's values should keep (FSQ bins ~0.3 wide)
+
+
+def spread_shortfall(z: torch.Tensor, target: float = SPREAD_TARGET) -> torch.Tensor:
+    """How far each slot's values fall short of spreading over a batch: ``mean(relu(target - std_batch(z)))``.
+
+    A freshly initialized encoder maps every transition to nearly the same values, so every slot emits one code;
+    the decoder learns to ignore a code that never changes, and an ignored code gets no gradient to change: on
+    Pong (64x64 grayscale) no slot ever leaves that state. Asking each slot to spread its values over the batch
+    (the variance term of VICReg) gives the decoder varied codes to use from the first updates; a slot that
+    already spreads costs nothing.
+    """
+    flat = z.reshape(z.shape[0], -1)
+    return F.relu(target - flat.std(0)).mean() if flat.shape[0] > 1 else flat.sum() * 0.0
+
+
 def null_fill(latent: torch.Tensor, prefix_len: torch.Tensor | int, null_latent: torch.Tensor) -> torch.Tensor:
     """Keep slots ``< prefix_len`` and replace the rest with ``null_latent``.
 
@@ -215,6 +231,8 @@ class FlexLAM(ObservationInput):
         loss = frame_loss(pred, x_next, mask, weight)
         if self.config.saturation_weight > 0:
             loss = loss + self.config.saturation_weight * saturation(z)
+        if self.config.spread_weight > 0:
+            loss = loss + self.config.spread_weight * spread_shortfall(z)
         return LAMOutput(pred, x_next, tokens, prefix_len, loss)
 
     def draw_prefix_lens(self, batch: int, samples: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:

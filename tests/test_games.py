@@ -153,3 +153,17 @@ def test_a_procgen_task_without_the_extra_names_the_install(monkeypatch) -> None
     monkeypatch.setitem(sys.modules, "procgen", None)  # as if procgen-mirror were not installed
     with pytest.raises(FlexLAMError, match=r'pip install "flexlam-rl\[procgen\]"'):
         gym.make("flexlam/procgen-coinrun-v0")
+
+
+def test_spread_and_saturation_penalties_act_only_on_collapsed_or_saturated_slots() -> None:
+    from flexlam_rl.model import saturation, spread_shortfall
+
+    constant = torch.zeros(64, 8, 1) + 0.3  # every transition the same values: a collapsed encoder
+    varied = torch.randn(64, 8, 1, generator=torch.Generator().manual_seed(0)) * 2.0
+    assert spread_shortfall(constant) == pytest.approx(1.0) and spread_shortfall(varied) < 0.05
+    assert saturation(varied.clamp(-1.9, 1.9)) == 0.0 and saturation(torch.full((4, 2, 1), 5.0)) == pytest.approx(9.0)
+    lam = FlexLAM(LAMConfig(obs_shape=[16, 16, 1], channels=[8], hidden_dim=16, spread_weight=1.0, saturation_weight=1.0))
+    frames = torch.randint(0, 255, (8, 16, 16, 1), dtype=torch.uint8)
+    loss = lam(frames, frames.flip(0)).loss
+    loss.backward()
+    assert lam.idm.head[-1].weight.grad.abs().sum() > 0  # the penalty reaches the encoder's head
