@@ -28,11 +28,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from flexlam_rl import FlexLAM, __version__
 from flexlam_rl.checkpoint import atomic_write_bytes, atomic_write_json
+from flexlam_rl.metrics import mean_se
 from flexlam_rl.tables import markdown_table
 
 TOKEN_COSTS = (0.0, 0.001, 0.003, 0.01, 0.03)
@@ -75,7 +75,7 @@ def token_cost_rows(qs_run: Path, seeds: list[int], steps: int, runs: Path) -> l
             result = train_agent(cfg, runs / f"ppo_{budget}_{cost}_{seed}")
             returns.append(result.eval_mean_return)
             tokens.append(result.eval_mean_prefix_len)
-        rows.append({"prefix_len": budget, "token_cost": cost, "return": _mean_se(returns), "tokens": _mean_se(tokens),
+        rows.append({"prefix_len": budget, "token_cost": cost, "return": mean_se(returns), "tokens": mean_se(tokens),
                      "returns": returns, "tokens_per_seed": tokens})
         print(f"  PPO {budget} cost {cost}: return {rows[-1]['return']['mean']:.3f}, tokens {rows[-1]['tokens']['mean']:.2f}",
               flush=True)
@@ -104,14 +104,9 @@ def latent_bc_rows(qs_run: Path, seeds: list[int]) -> dict[str, Any]:
             adaptive[tol]["tokens"].append(score["mean_tokens"])
         print(f"  latent BC seed {seed} done", flush=True)
     return {"expert_transitions": len(expert),
-            "fixed": {k: {"return": _mean_se(v), "tokens": float(k), "returns": v} for k, v in fixed.items()},
-            "adaptive": {tol: {"return": _mean_se(v["return"]), "tokens": _mean_se(v["tokens"]), "returns": v["return"]}
+            "fixed": {k: {"return": mean_se(v), "tokens": float(k), "returns": v} for k, v in fixed.items()},
+            "adaptive": {tol: {"return": mean_se(v["return"]), "tokens": mean_se(v["tokens"]), "returns": v["return"]}
                          for tol, v in adaptive.items()}}
-
-
-def _mean_se(values: list[float]) -> dict[str, float]:
-    arr = np.asarray(values, float)
-    return {"mean": float(arr.mean()), "se": float(arr.std(ddof=1) / np.sqrt(len(arr))) if len(arr) > 1 else 0.0}
 
 
 def token_cost_figure(rows: list[dict[str, Any]], path: Path) -> None:

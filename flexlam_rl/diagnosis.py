@@ -152,11 +152,11 @@ def action_probe(lam: FlexLAM, train: TransitionSet, held: TransitionSet, held_p
                  seed: int = 0, train_limit: int = 4096) -> dict[str, dict[int, float]]:
     """A small MLP from the one-hot first k tokens to the true action: trained on training transitions (a fifth
     of them early-stop it), scored on the held-out ones. ``probe_accuracy`` or, for Box actions, ``probe_r2``."""
-    from .probes import encode_all, fit_probe, token_features
+    from .probes import fit_probe, token_features
 
     train_picks = np.sort(np.random.default_rng(seed + 1).permutation(len(train))[: min(train_limit, len(train))])
     parts = [train.__getitems__(train_picks), held.__getitems__(held_picks)]
-    tokens = np.concatenate([encode_all(lam, p["obs"], p["next_obs"]) for p in parts])
+    tokens = np.concatenate([lam.encode_many(p["obs"], p["next_obs"]).numpy() for p in parts])
     action = np.concatenate([p["action"] for p in parts])
     discrete = np.issubdtype(action.dtype, np.integer)
     is_train = np.arange(len(tokens)) < len(train_picks)

@@ -9,6 +9,7 @@ the caller's global torch RNG state.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
@@ -52,23 +53,37 @@ def fit(
     num_items: int,
     cfg: FitConfig,
     batch_size: int | None = None,
+    validation_loss: Callable[[], float] | None = None,
+    check_every: int = 10,
 ) -> M:
     """Train ``model`` for exactly ``cfg.steps`` updates and return it in eval mode.
 
     Each update draws ``batch_size`` (default ``cfg.batch_size``) indices into ``0..num_items-1``
     (with replacement) from a generator seeded with ``cfg.seed`` and minimizes
     ``batch_loss(indices, generator)``; the loss may draw more randomness (e.g. prefix lengths)
-    from the same generator.
+    from the same generator. With ``validation_loss``, it is read every ``check_every`` updates
+    (and after the last) and the weights of its lowest value are the ones returned (early stopping).
     """
     if num_items < 1:
         raise ConfigError("Nothing to fit: the training set is empty.")
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     generator = torch.Generator().manual_seed(cfg.seed)
-    model.train()
-    for _ in range(cfg.steps):
+    best, best_state = math.inf, None
+    for step in range(cfg.steps + 1):
+        if validation_loss is not None and (step % check_every == 0 or step == cfg.steps):
+            model.eval()
+            with torch.no_grad():
+                loss = float(validation_loss())
+            if loss < best:
+                best, best_state = loss, {k: v.clone() for k, v in model.state_dict().items()}
+        if step == cfg.steps:
+            break
+        model.train()
         idx = torch.randint(0, num_items, (batch_size or cfg.batch_size,), generator=generator)
         loss = batch_loss(idx, generator)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+    if best_state is not None:
+        model.load_state_dict(best_state)
     return model.eval()

@@ -25,6 +25,7 @@ from .config import check_int, parse_config
 from .data import TransitionSet, eval_batches
 from .errors import ConfigError, DataError
 from .fit import FitConfig, fit, seeded
+from .metrics import standard_error
 from .model import FlexLAM
 from .nets import ObservationInput, feature_encoder
 
@@ -111,11 +112,8 @@ class LatentBCTrainConfig(FitConfig):
 @torch.no_grad()
 def token_targets(lam: FlexLAM, data: TransitionSet, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """All transitions' o_t and the IDM's tokens for them: ``([N, ...], [N, K])``."""
-    obs, tokens = [], []
-    for batch in eval_batches(data, batch_size):
-        obs.append(batch["obs"].numpy())
-        tokens.append(lam.encode(batch["obs"], batch["next_obs"]).cpu().numpy())
-    return np.concatenate(obs), np.concatenate(tokens)
+    batch = data.__getitems__(np.arange(len(data)))
+    return batch["obs"], lam.encode_many(batch["obs"], batch["next_obs"], batch_size).numpy()
 
 
 @torch.no_grad()
@@ -200,7 +198,7 @@ def evaluate_latent_bc(
         frames = None if gif_frames is None else gif_frames.setdefault(k, [])
         with latent_env(env, lam, translator, k) as wrapped:
             returns = rollout_returns(wrapped, lambda o, k=k: policy.act(np.asarray(o)[None], k)[0], episodes, seed, frames)
-        out[k] = {"mean": float(np.mean(returns)), "stderr": float(np.std(returns) / np.sqrt(len(returns)))}
+        out[k] = {"mean": float(np.mean(returns)), "stderr": standard_error(returns)}
     return out
 
 
@@ -218,7 +216,7 @@ def evaluate_adaptive_latent_bc(policy: LatentBCPolicy, lam: FlexLAM, translator
 
     with AdaptiveLatentActionWrapper(lam_env(env, lam), lam, translator) as wrapped:
         returns = rollout_returns(wrapped, act, episodes, seed)
-    return {"mean": float(np.mean(returns)), "stderr": float(np.std(returns) / np.sqrt(len(returns))),
+    return {"mean": float(np.mean(returns)), "stderr": standard_error(returns),
             "mean_tokens": float(np.mean(used))}
 
 
@@ -267,7 +265,7 @@ def run_latent_bc(
         frames: dict[int, list[np.ndarray]] = {}
         evaluate_latent_bc(policy, lam, translator, env, [best], 1, seed, gif_frames=frames)
         gif_path = write_gif(frames[best], out.parent / f"latent_bc_k{best}.gif")
-    metrics = {"returns": by_budget, "random": {"mean": float(np.mean(rand)), "stderr": float(np.std(rand) / np.sqrt(len(rand)))},
+    metrics = {"returns": by_budget, "random": {"mean": float(np.mean(rand)), "stderr": standard_error(rand)},
                "env": env, "episodes": episodes, "expert_transitions": len(expert), "best_budget": best,
                "policy": str(out.resolve()), "gif": str(gif_path) if gif_path else None}
     if adaptive_tol is not None:

@@ -260,6 +260,16 @@ class FlexLAM(ObservationInput):
         return tokens
 
     @torch.no_grad()
+    def encode_many(self, obs: ArrayLike, next_obs: ArrayLike, batch_size: int = 256) -> torch.Tensor:
+        """Any number of transitions -> tokens ``[N, K]`` on the CPU, encoded ``batch_size`` at a time (the one
+        batched encoding every probe, translator fit, label strategy and BC target uses)."""
+        n = len(obs)
+        if len(next_obs) != n:
+            raise FlexLAMError(f"obs and next_obs differ in length ({n} vs {len(next_obs)}).")
+        parts = [self.encode(obs[i : i + batch_size], next_obs[i : i + batch_size]).cpu() for i in range(0, n, batch_size)]
+        return torch.cat(parts) if parts else torch.zeros(0, self.num_tokens, dtype=torch.int64)
+
+    @torch.no_grad()
     def errors_by_length(self, obs: ArrayLike, next_obs: ArrayLike, lengths: Sequence[int] | None = None) -> torch.Tensor:
         """Per-transition next-frame MSE (normalized space) at each prefix length: ``[B, len(lengths)]``.
 

@@ -12,7 +12,6 @@ them), because distractor state is not part of the observations a dataset stores
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -22,7 +21,8 @@ import torch
 import torch.nn.functional as F
 
 from .errors import DataError
-from .fit import seeded
+from .fit import FitConfig, fit, seeded
+from .metrics import action_score
 from .model import FlexLAM
 
 
@@ -89,38 +89,14 @@ def fit_probe(features: np.ndarray, target: np.ndarray, train: np.ndarray, discr
     with seeded(seed):
         net = torch.nn.Sequential(torch.nn.Linear(x.shape[1], hidden), torch.nn.ReLU(),
                                   torch.nn.Linear(hidden, classes if discrete else y.shape[1]))
-    optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
     loss_fn = F.cross_entropy if discrete else F.mse_loss
     xt, yt = x[train], y[train]
-    best, best_state = math.inf, None
-    for step in range(steps + 1):
-        if valid is not None and step % check_every == 0:
-            with torch.no_grad():
-                val_loss = float(loss_fn(net(x[valid]), y[valid]))
-            if val_loss < best:
-                best, best_state = val_loss, {k: v.clone() for k, v in net.state_dict().items()}
-        if step == steps:
-            break
-        loss = loss_fn(net(xt), yt)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    if best_state is not None:
-        net.load_state_dict(best_state)
+    # full-batch Adam (AdamW without decay): the probe set is small and the minibatch indices go unused
+    fit(net, lambda idx, gen: loss_fn(net(xt), yt), len(xt), FitConfig(steps=steps, lr=1e-2, weight_decay=0.0, seed=seed),
+        validation_loss=None if valid is None else (lambda: loss_fn(net(x[valid]), y[valid])), check_every=check_every)
     with torch.no_grad():
         pred = net(x[test])
-    if discrete:
-        return float((pred.argmax(1) == y[test]).float().mean())
-    residual = ((pred - y[test]) ** 2).sum(0)
-    total = ((y[test] - y[test].mean(0)) ** 2).sum(0).clamp_min(1e-12)
-    return float((1 - residual / total).mean())
-
-
-@torch.no_grad()
-def encode_all(lam: FlexLAM, obs: np.ndarray, next_obs: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Every transition's tokens ``[N, K]``, encoded once (each probe budget slices them)."""
-    return np.concatenate([lam.encode(obs[i : i + batch_size], next_obs[i : i + batch_size]).cpu().numpy()
-                           for i in range(0, len(obs), batch_size)])
+    return action_score((pred.argmax(1) if discrete else pred).numpy(), y[test].numpy(), discrete)
 
 
 def token_features(tokens: np.ndarray, k: int, codebook_size: int) -> np.ndarray:
@@ -150,7 +126,7 @@ def token_probes(flexlam: FlexLAM, rollouts: Mapping[str, np.ndarray], fixed: Ma
 
     def scores(lam: FlexLAM, ks: Sequence[int]) -> dict[str, dict[int, float]]:
         out: dict[str, dict[int, float]] = {"action": {}, "distractor": {}}
-        tokens = encode_all(lam, rollouts["obs"], rollouts["next_obs"])
+        tokens = lam.encode_many(rollouts["obs"], rollouts["next_obs"]).numpy()
         for k in ks:
             x = token_features(tokens, k, lam.codebook_size)
             out["action"][k] = fit_probe(x, action, train, discrete, seed, valid=valid)

@@ -11,6 +11,7 @@ import torch
 from flexlam_rl import FlexLAM, LAMConfig, null_fill
 from flexlam_rl.budgets import prefix_weights
 from flexlam_rl.checkpoint import FORMAT_VERSION, CheckpointError
+from flexlam_rl.errors import FlexLAMError
 
 IMG = dict(obs_shape=[32, 32, 3], channels=[8, 16], hidden_dim=64, latent_dim=8, num_tokens=4, fsq_levels=[4])
 
@@ -80,6 +81,15 @@ def test_prefix_distributions() -> None:
     geo = prefix_weights(8, "geometric", 0.5)
     assert (geo[:-1] > geo[1:]).all() and geo.sum().item() == pytest.approx(1.0)
     assert prefix_weights(6, "pow2")[5] > 0  # K itself is always reachable
+
+
+def test_encode_many_matches_one_batch_and_refuses_mismatched_lengths() -> None:
+    lam = FlexLAM(LAMConfig(**IMG))
+    obs, nxt = _frames(7), _frames(7, 1)
+    assert torch.equal(lam.encode_many(obs, nxt, batch_size=3), lam.encode(obs, nxt))
+    assert lam.encode_many(obs[:0], nxt[:0]).shape == (0, 4)
+    with pytest.raises(FlexLAMError, match="differ in length"):
+        lam.encode_many(obs, nxt[:5])
 
 
 def test_decode_returns_obs_layout() -> None:

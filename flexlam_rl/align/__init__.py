@@ -6,7 +6,8 @@ transitions are labeled, which are scored; ``strategies`` pick them), ``fitting`
 ``idm`` (the supervised reference) and ``pipeline`` (:func:`align_lam`: saved LAM in, saved translator out).
 """
 
-from .actions import action_score, action_spec, box_from_unit, box_to_unit, check_action_space_fits
+from ..metrics import action_score
+from .actions import action_spec, box_from_unit, box_to_unit, check_action_space_fits
 from .fitting import AlignConfig, LabeledSet, embed_transitions, train_translator
 from .idm import SupervisedIDM, supervised_idm_score, train_supervised_idm
 from .labels import PROTOCOLS, LabelConfig, label_and_eval_sets, select_labels

@@ -1,4 +1,4 @@
-"""The real actions a translator outputs: a JSON spec of the action space, fit checks, scaling, scores."""
+"""The real actions a translator outputs: a JSON spec of the action space, fit checks, scaling, the loss."""
 
 from __future__ import annotations
 
@@ -80,16 +80,3 @@ def action_loss(spec: Mapping[str, Any], out: torch.Tensor, actions: torch.Tenso
     if spec["type"] == "discrete":
         return F.cross_entropy(out, actions.long().to(out.device) - spec.get("start", 0))
     return F.mse_loss(out, box_to_unit(spec, actions.float().to(out.device)))
-
-
-def action_score(pred: np.ndarray, target: np.ndarray, discrete: bool) -> float:
-    """Accuracy for discrete actions; R^2 (uniformly averaged over dimensions) for continuous."""
-    if discrete:
-        return float(np.mean(pred.reshape(-1) == target.reshape(-1)))
-    pred, target = pred.reshape(len(pred), -1).astype(np.float64), target.reshape(len(target), -1).astype(np.float64)
-    ss_res = ((target - pred) ** 2).sum(0)
-    ss_tot = ((target - target.mean(0)) ** 2).sum(0)
-    defined = ss_tot > 1e-8 * len(target)  # R^2 is undefined for a (near-)constant target dimension
-    if not defined.any():
-        return float("nan")
-    return float(np.mean(1.0 - ss_res[defined] / ss_tot[defined]))

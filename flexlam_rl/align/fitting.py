@@ -53,9 +53,8 @@ def embed_transitions(lam: FlexLAM, data: TransitionSet, indices: Sequence[int] 
     batch = data.__getitems__(idx)
     if "action" not in batch:
         raise DataError("These transitions have no actions to align to.")
-    slots = [lam.embed(lam.encode(batch["obs"][i : i + batch_size], batch["next_obs"][i : i + batch_size]), lam.num_tokens)
-             for i in range(0, len(idx), batch_size)]
-    return LabeledSet(torch.cat(slots).cpu(), torch.as_tensor(batch["action"]), batch["obs"], batch["next_obs"])
+    slots = lam.embed(lam.encode_many(batch["obs"], batch["next_obs"], batch_size), lam.num_tokens)
+    return LabeledSet(slots.cpu(), torch.as_tensor(batch["action"]), batch["obs"], batch["next_obs"])
 
 
 def train_translator(lam: FlexLAM, labeled: LabeledSet, action_space_spec: dict[str, Any], cfg: AlignConfig) -> Translator:

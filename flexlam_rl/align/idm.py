@@ -9,9 +9,10 @@ import numpy as np
 import torch
 
 from ..fit import fit, seeded
+from ..metrics import action_score
 from ..model import FlexLAM
 from ..nets import ImageIDM, ObservationInput, VectorIDM
-from .actions import action_loss, action_score, output_to_action
+from .actions import action_loss, output_to_action
 from .fitting import AlignConfig, LabeledSet
 
 IDM_MAX_BATCH = 64  # the LAM's own pretraining batch size: the reference trains like the encoder it stands in for

@@ -57,10 +57,9 @@ def pick(strategy: str, pool: TransitionSet, candidates: np.ndarray, count: int,
     return np.sort(candidates[chosen])
 
 
-@torch.no_grad()
-def _tokens(lam: FlexLAM, pool: TransitionSet, candidates: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    return np.concatenate([lam.encode(b["obs"], b["next_obs"]).cpu().numpy()
-                           for b in eval_batches(pool, batch_size, indices=candidates)])
+def _tokens(lam: FlexLAM, pool: TransitionSet, candidates: np.ndarray) -> np.ndarray:
+    batch = pool.__getitems__(candidates)
+    return lam.encode_many(batch["obs"], batch["next_obs"]).numpy()
 
 
 def _coverage(tokens: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:

@@ -16,8 +16,9 @@ import torch
 from ..budgets import check_prefix_len
 from ..data import TransitionSet
 from ..errors import DataError
+from ..metrics import action_score
 from ..model import FlexLAM, null_fill
-from .actions import action_score, action_spec
+from .actions import action_spec
 from .fitting import AlignConfig, LabeledSet, embed_transitions, train_translator
 from .idm import supervised_idm_predict, train_supervised_idm
 from .labels import LabelConfig, select_labels

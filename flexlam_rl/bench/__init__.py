@@ -1,7 +1,8 @@
 """The token-budget benchmark: ``spec`` (what a run is), ``run`` (training and scoring per suite
 and seed), ``cache`` (reusing trained models and runs), ``report`` (results.json/.md and plots)."""
 
-from .report import aggregate, mean_se, write_reports
+from ..metrics import mean_se
+from .report import aggregate, write_reports
 from .run import collect_suite, lam_variants, model_at, run_benchmark, run_seed, suite_key
 from .spec import METRICS, VIEWS, BenchConfig, SuiteSpec, load_scale
 

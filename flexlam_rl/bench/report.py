@@ -9,7 +9,6 @@ never counted in the headline.
 from __future__ import annotations
 
 import json
-import math
 import platform
 from dataclasses import asdict
 from pathlib import Path
@@ -20,6 +19,7 @@ import torch
 
 from ..checkpoint import atomic_write_bytes, atomic_write_json, read_json
 from ..errors import DataError
+from ..metrics import mean_se
 from ..plateau import window_change
 from ..tables import at_budget, markdown_table
 from . import stats
@@ -28,13 +28,6 @@ from .spec import METRICS, SECONDARY_METRICS, VIEWS, BenchConfig
 from .stats import VERDICTS, benjamini_hochberg, min_p_value, paired_test, verdict
 
 CAPPED = "†"  # marks a cell where some model stopped at the update cap instead of a plateau
-
-
-def mean_se(values: Any) -> dict[str, float]:
-    """Mean and standard error over seeds (a seed's value may itself be a per-task list: its mean counts)."""
-    arr = np.asarray([np.mean(v) for v in values], dtype=np.float64)
-    se = float(arr.std(ddof=1) / math.sqrt(len(arr))) if len(arr) > 1 else float("nan")
-    return {"mean": float(arr.mean()), "se": se, "n": int(len(arr))}
 
 
 def aggregate(per_seed: dict[str, dict[int, dict[str, Any]]], cfg: BenchConfig) -> dict[str, Any]:
