@@ -76,7 +76,7 @@ def context(device: torch.device) -> Context:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return Context()
-    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    rank, local_rank = _launched_rank(), int(os.environ.get("LOCAL_RANK", "0"))
     owns = False
     if not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
@@ -87,9 +87,15 @@ def context(device: torch.device) -> Context:
     return Context(rank=rank, world=world, local_rank=local_rank, owns_group=owns)
 
 
+def _launched_rank() -> int:
+    """This process's rank as ``torchrun`` set it (0 outside torchrun): the one reading of the rank."""
+    return int(os.environ.get("RANK", "0"))
+
+
 def is_main_process() -> bool:
-    """False in the ``torchrun`` workers other than rank 0: they train, and leave reporting to rank 0."""
-    return int(os.environ.get("RANK", "0")) == 0
+    """False in the ``torchrun`` workers other than rank 0: they train, and leave reporting to rank 0 (the
+    :attr:`Context.is_main` of a process before its group exists)."""
+    return Context(rank=_launched_rank()).is_main
 
 
 def device_for(device: torch.device) -> torch.device:
