@@ -1,5 +1,5 @@
 """Stable-Baselines3 agents acting in latent-action space (installed as ``flexlam_rl.agents``)."""
 
-from .vec_env import LatentActionVecEnv
+from .vec_env import LatentActionVecEnv, VecTokenCost
 
-__all__ = ["LatentActionVecEnv"]
+__all__ = ["LatentActionVecEnv", "VecTokenCost"]

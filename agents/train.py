@@ -100,14 +100,15 @@ def make_vec_env(cfg: AgentConfig, n_envs: int, seed: int):
     from flexlam_rl.model import FlexLAM
     from flexlam_rl.wrappers import lam_env
 
-    from .vec_env import LatentActionVecEnv
+    from .vec_env import LatentActionVecEnv, VecTokenCost
 
     if cfg.space == "latent":
         lam = FlexLAM.load(cfg.lam_dir)
         translator_dir = cfg.translator_dir or str(Path(cfg.lam_dir).parent / "translator")
         venv = LatentActionVecEnv(sb3_make_vec_env(lambda: lam_env(cfg.env, lam, max_episode_steps=cfg.max_episode_steps),
-                                                   n_envs=n_envs, seed=seed), lam, translator_dir, cfg.prefix_len,
-                                  token_cost=cfg.token_cost)
+                                                   n_envs=n_envs, seed=seed), lam, translator_dir, cfg.prefix_len)
+        if cfg.token_cost:
+            venv = VecTokenCost(venv, cfg.token_cost)
     else:
         task = task_at_frame_size(cfg.env, cfg.frame_size)
         venv = sb3_make_vec_env(lambda: task.make(max_episode_steps=cfg.max_episode_steps), n_envs=n_envs, seed=seed)

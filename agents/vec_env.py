@@ -10,23 +10,23 @@ from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 from flexlam_rl.align import Translator
 from flexlam_rl.errors import FlexLAMError
 from flexlam_rl.model import FlexLAM
-from flexlam_rl.wrappers import LatentTranslation
+from flexlam_rl.wrappers import LatentTranslation, check_token_cost
 
 
 class LatentActionVecEnv(VecEnvWrapper):
     """All sub-envs' tokens ``[n_envs, k]`` go through the translator in one batch.
 
     ``prefix_len="adaptive"``: each action is K tokens plus a length choice (see
-    :class:`~flexlam_rl.wrappers.AdaptiveLatentActionWrapper`), and ``token_cost`` per token used
-    comes off the reward; ``infos[i]["prefix_len"]`` says how many tokens each sub-env used.
+    :class:`~flexlam_rl.wrappers.AdaptiveLatentActionWrapper`); ``infos[i]["prefix_len"]`` says how many
+    tokens each sub-env used, and :class:`VecTokenCost` puts a price on them.
 
     The sub-envs must already give the LAM's observations (build them from the task, or with
     :func:`flexlam_rl.wrappers.match_lam_observations`).
     """
 
     def __init__(self, venv: VecEnv, lam: FlexLAM | str | Path, translator: Translator | str | Path,
-                 prefix_len: int | str, device: str = "cpu", memoize: bool = True, token_cost: float = 0.0):
-        self.translation = LatentTranslation(lam, translator, prefix_len, device, memoize, token_cost=token_cost)
+                 prefix_len: int | str, device: str = "cpu", memoize: bool = True):
+        self.translation = LatentTranslation(lam, translator, prefix_len, device, memoize)
         expected = self.translation.lam.config.obs_shape
         if getattr(venv.observation_space, "shape", None) != tuple(expected):
             raise FlexLAMError(
@@ -52,4 +52,23 @@ class LatentActionVecEnv(VecEnvWrapper):
         self._last_obs = obs
         for info, length in zip(infos, self.translation.lengths(self._tokens)):
             info["prefix_len"] = int(length)
-        return obs, rewards - self.translation.costs(self._tokens).astype(rewards.dtype), dones, infos
+        return obs, rewards, dones, infos
+
+
+class VecTokenCost(VecEnvWrapper):
+    """The SB3 form of :class:`~flexlam_rl.wrappers.TokenCost`: ``token_cost * infos[i]["prefix_len"]`` off
+    each sub-env's reward."""
+
+    def __init__(self, venv: VecEnv, token_cost: float):
+        self.token_cost = check_token_cost(token_cost)
+        super().__init__(venv)
+
+    def reset(self) -> np.ndarray:
+        return self.venv.reset()
+
+    def step_wait(self):
+        obs, rewards, dones, infos = self.venv.step_wait()
+        if any("prefix_len" not in info for info in infos):
+            raise FlexLAMError("VecTokenCost reads infos[i]['prefix_len']: wrap a LatentActionVecEnv.")
+        lengths = np.array([info["prefix_len"] for info in infos], dtype=rewards.dtype)
+        return obs, rewards - self.token_cost * lengths, dones, infos

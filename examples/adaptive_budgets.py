@@ -4,7 +4,7 @@
 
 A FlexLAM serves every budget, so the budget can change per step. ``adaptive_prefix_len`` picks, per transition,
 the shortest code that predicts the next frame nearly as well as the full one; ``AdaptiveLatentActionWrapper``
-lets the agent choose each step's length and subtracts ``token_cost`` per token from the reward.
+lets the agent choose each step's length, and ``TokenCost`` subtracts ``token_cost`` per token from the reward.
 """
 
 import argparse
@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from stable_baselines3 import PPO
 
-from flexlam_rl import AdaptiveLatentActionWrapper, FlexLAM
+from flexlam_rl import AdaptiveLatentActionWrapper, FlexLAM, TokenCost
 from flexlam_rl.align import AlignConfig, LabelConfig, label_and_eval_sets, run_alignment
 from flexlam_rl.collect import ensure_dataset
 from flexlam_rl.data import load_transitions
@@ -38,7 +38,7 @@ for tol in (0.0, 0.1, 1.0):
 
 pool, evaluation = label_and_eval_sets([data_id], [data_id], heldout_fraction=0.1, seed=0)
 translator = run_alignment(lam, pool, evaluation, LabelConfig(count=100), AlignConfig(steps=300)).translator
-env = AdaptiveLatentActionWrapper(get_task("cartpole").make(), lam, translator, token_cost=args.token_cost)
+env = TokenCost(AdaptiveLatentActionWrapper(get_task("cartpole").make(), lam, translator), args.token_cost)
 print("action space:", env.action_space)  # K tokens, then a length choice c: the code keeps c + 1 tokens
 model = PPO("MlpPolicy", env, n_steps=256, batch_size=64, verbose=0).learn(1024)
 obs, _ = env.reset(seed=0)

@@ -37,7 +37,14 @@ from .config import LAMConfig
 from .diagnosis import diagnose
 from .errors import FlexLAMError, FlexLAMWarning
 from .model import FlexLAM, null_fill
-from .wrappers import AdaptiveLatentActionWrapper, LatentActionVectorWrapper, LatentActionWrapper, register_latent_env
+from .wrappers import (
+    AdaptiveLatentActionWrapper,
+    LatentActionVectorWrapper,
+    LatentActionWrapper,
+    TokenCost,
+    TokenCostVector,
+    register_latent_env,
+)
 
 LATENT_ENV_ID = "flexlam/LatentAction-v0"
 if LATENT_ENV_ID not in _gym.registry:
@@ -52,6 +59,8 @@ __all__ = [
     "LAMConfig",
     "LatentActionVectorWrapper",
     "LatentActionWrapper",
+    "TokenCost",
+    "TokenCostVector",
     "Translator",
     "__version__",
     "diagnose",

@@ -3,11 +3,12 @@
 ``LatentActionWrapper(env, lam, translator, prefix_len=k)`` exposes
 ``action_space = MultiDiscrete([V] * k)``; observations pass through unchanged, after the
 same preprocessing the LAM was trained with (applied here when given a raw env).
-``AdaptiveLatentActionWrapper(env, lam, translator, token_cost=c)`` lets the agent choose each
-step's length too (``MultiDiscrete([V] * K + [K])``, a per-token cost off the reward).
-``LatentActionVectorWrapper`` is the Gymnasium vector form, translating every sub-env's
-tokens in one batch (the SB3 ``VecEnv`` form is ``flexlam_rl.agents.LatentActionVecEnv``).
-This module does not import Stable-Baselines3. ``gym.make("flexlam/LatentAction-v0", env_id=..., lam=<dir>,
+``AdaptiveLatentActionWrapper(env, lam, translator)`` lets the agent choose each step's length
+too (``MultiDiscrete([V] * K + [K])``), and ``TokenCost(env, c)`` takes c per token used off the
+reward. One behaviour per wrapper, as Gymnasium's own: observation preprocessing is
+:func:`match_lam_observations`. ``LatentActionVectorWrapper`` and ``TokenCostVector`` are the
+Gymnasium vector forms, translating every sub-env's tokens in one batch (the SB3 ``VecEnv`` forms are
+``flexlam_rl.agents.LatentActionVecEnv`` and ``VecTokenCost``). This module does not import Stable-Baselines3. ``gym.make("flexlam/LatentAction-v0", env_id=..., lam=<dir>,
 translator=<dir>, prefix_len=k)`` builds the wrapped env from checkpoint paths, so any
 Gymnasium client can create it.
 """
@@ -158,17 +159,11 @@ class LatentTranslation:
     """
 
     def __init__(self, lam: FlexLAM | str | Path, translator: Translator | str | Path, prefix_len: int | str,
-                 device: str = "cpu", memoize: bool = True, memo_size: int = 4096, token_cost: float = 0.0):
+                 device: str = "cpu", memoize: bool = True, memo_size: int = 4096):
         lam = lam if isinstance(lam, FlexLAM) else FlexLAM.load(lam, device=device)
         translator = translator if isinstance(translator, Translator) else Translator.load(translator, device=device)
         self.adaptive = prefix_len == ADAPTIVE  # the agent picks each step's length: K tokens + a length choice
         self.prefix_len = lam.num_tokens if self.adaptive else check_prefix_len(prefix_len, lam.num_tokens)
-        if isinstance(token_cost, bool) or not isinstance(token_cost, (int, float)) or not math.isfinite(token_cost):
-            raise FlexLAMError(f"token_cost must be a finite number (reward subtracted per token used), got {token_cost!r}.")
-        if token_cost and not self.adaptive:
-            raise FlexLAMError("token_cost applies when the agent chooses its length (prefix_len='adaptive'); a fixed "
-                               "budget uses the same number of tokens every step.")
-        self.token_cost = float(token_cost)
         if translator.config.num_tokens != lam.num_tokens or translator.config.latent_dim != lam.latent_dim:
             raise FlexLAMError(
                 f"Translator expects latents [K={translator.config.num_tokens}, D={translator.config.latent_dim}] but the "
@@ -197,10 +192,6 @@ class LatentTranslation:
     def lengths(self, actions: np.ndarray) -> np.ndarray:
         """Tokens each validated action ``[n, ...]`` uses."""
         return actions[:, -1] + 1 if self.adaptive else np.full(len(actions), self.prefix_len)
-
-    def costs(self, actions: np.ndarray) -> np.ndarray:
-        """The reward each validated action ``[n, ...]`` pays for its tokens: ``token_cost * length``."""
-        return self.token_cost * self.lengths(actions)
 
     def _embed(self, tokens: np.ndarray) -> torch.Tensor:
         t = torch.as_tensor(tokens, dtype=torch.long, device=self.lam.device)
@@ -259,7 +250,7 @@ class LatentActionWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         obs, reward, terminated, truncated, info = self.env.step(self._env_action(real))
         self._last_obs = obs
         info = {**info, "real_action": real, "prefix_len": int(self.translation.lengths(tokens[None])[0])}
-        return obs, float(reward) - float(self.translation.costs(tokens[None])[0]), bool(terminated), bool(truncated), info
+        return obs, float(reward), bool(terminated), bool(truncated), info
 
     def _env_action(self, real: np.ndarray) -> Any:
         return int(real) if isinstance(self.env.action_space, gym.spaces.Discrete) else real
@@ -269,16 +260,46 @@ class AdaptiveLatentActionWrapper(LatentActionWrapper):
     """The agent chooses each step's token budget: ``MultiDiscrete([V] * K + [K])``.
 
     The first K entries are tokens; the last, c, keeps the first c + 1 of them and fills the rest
-    with the null latent (the same :func:`~flexlam_rl.model.null_fill` as a fixed budget). Each step's
-    reward is reduced by ``token_cost * (c + 1)``; ``info["prefix_len"]`` says what was used.
+    with the null latent (the same :func:`~flexlam_rl.model.null_fill` as a fixed budget);
+    ``info["prefix_len"]`` says what was used. Put a price on tokens with :class:`TokenCost`.
     """
 
     def __init__(self, env: gym.Env, lam: FlexLAM | str | Path, translator: Translator | str | Path,
-                 token_cost: float = 0.0, device: str = "cpu", memoize: bool = True):
-        gym.utils.RecordConstructorArgs.__init__(
-            self, lam=_spec_arg(lam), translator=_spec_arg(translator), token_cost=token_cost, device=device, memoize=memoize
-        )
-        self._setup(env, LatentTranslation(lam, translator, ADAPTIVE, device, memoize, token_cost=token_cost))
+                 device: str = "cpu", memoize: bool = True):
+        gym.utils.RecordConstructorArgs.__init__(self, lam=_spec_arg(lam), translator=_spec_arg(translator), device=device,
+                                                 memoize=memoize)
+        self._setup(env, LatentTranslation(lam, translator, ADAPTIVE, device, memoize))
+
+
+def check_token_cost(token_cost: Any) -> float:
+    """A finite number, or a clear error (the one check of every token-cost wrapper)."""
+    if isinstance(token_cost, bool) or not isinstance(token_cost, (int, float)) or not math.isfinite(token_cost):
+        raise FlexLAMError(f"token_cost must be a finite number (reward subtracted per token used), got {token_cost!r}.")
+    return float(token_cost)
+
+
+def _needs_lengths(info: dict[str, Any]) -> Any:
+    if "prefix_len" not in info:
+        raise FlexLAMError("TokenCost reads info['prefix_len']: wrap a latent-action env (LatentActionWrapper, "
+                           "AdaptiveLatentActionWrapper or their vector forms), not a raw env.")
+    return info["prefix_len"]
+
+
+class TokenCost(gym.Wrapper, gym.utils.RecordConstructorArgs):
+    """Subtract ``token_cost`` per token used (``info["prefix_len"]``) from each step's reward.
+
+    Meant for :class:`AdaptiveLatentActionWrapper`, where the agent chooses its length: the cost is
+    what makes a short code worth choosing. (On a fixed budget it is a constant shift of the reward.)
+    """
+
+    def __init__(self, env: gym.Env, token_cost: float):
+        gym.utils.RecordConstructorArgs.__init__(self, token_cost=token_cost)
+        gym.Wrapper.__init__(self, env)
+        self.token_cost = check_token_cost(token_cost)
+
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        return obs, float(reward) - self.token_cost * int(_needs_lengths(info)), terminated, truncated, info
 
 
 class LatentActionVectorWrapper(gym.vector.VectorWrapper):
@@ -290,9 +311,9 @@ class LatentActionVectorWrapper(gym.vector.VectorWrapper):
     """
 
     def __init__(self, env: gym.vector.VectorEnv, lam: FlexLAM | str | Path, translator: Translator | str | Path,
-                 prefix_len: int | str, device: str = "cpu", memoize: bool = True, token_cost: float = 0.0):
+                 prefix_len: int | str, device: str = "cpu", memoize: bool = True):
         super().__init__(env)
-        self.translation = LatentTranslation(lam, translator, prefix_len, device, memoize, token_cost=token_cost)
+        self.translation = LatentTranslation(lam, translator, prefix_len, device, memoize)
         self.translation.check_env_action_space(env.single_action_space)
         self.single_action_space = self.translation.action_space()
         self.action_space = gym.vector.utils.batch_space(self.single_action_space, env.num_envs)
@@ -314,7 +335,20 @@ class LatentActionVectorWrapper(gym.vector.VectorWrapper):
         self._resetting = (np.asarray(terminated) | np.asarray(truncated)) & self._next_step_autoreset
         self._last_obs = obs
         info = {**info, "prefix_len": np.where(acted, self.translation.lengths(tokens), 0), "_prefix_len": acted}
-        return obs, rewards - self.translation.costs(tokens) * acted, terminated, truncated, info
+        return obs, rewards, terminated, truncated, info
+
+
+class TokenCostVector(gym.vector.VectorWrapper):
+    """The vector form of :class:`TokenCost`: ``token_cost * info["prefix_len"]`` off each sub-env's reward
+    (0 tokens, so no cost, on the autoreset steps where a sub-env's action was ignored)."""
+
+    def __init__(self, env: gym.vector.VectorEnv, token_cost: float):
+        super().__init__(env)
+        self.token_cost = check_token_cost(token_cost)
+
+    def step(self, actions: np.ndarray):
+        obs, rewards, terminated, truncated, info = self.env.step(actions)
+        return obs, rewards - self.token_cost * np.asarray(_needs_lengths(info)), terminated, truncated, info
 
 
 def make_latent_env(
@@ -326,7 +360,11 @@ def make_latent_env(
     lam_model = FlexLAM.load(lam, device=device)
     env = lam_env(env_id, lam_model, render_mode, env_kwargs)
     if prefix_len == ADAPTIVE:
-        return AdaptiveLatentActionWrapper(env, lam_model, translator, token_cost, device=device)
+        adaptive = AdaptiveLatentActionWrapper(env, lam_model, translator, device=device)
+        return TokenCost(adaptive, token_cost) if token_cost else adaptive
+    if token_cost:
+        raise FlexLAMError("token_cost applies when the agent chooses its length (prefix_len='adaptive'); a fixed "
+                           "budget uses the same number of tokens every step.")
     return LatentActionWrapper(env, lam_model, translator, prefix_len, device=device)
 
 

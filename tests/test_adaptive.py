@@ -11,8 +11,8 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from flexlam_rl import FlexLAM, LatentActionWrapper
-from flexlam_rl.agents import LatentActionVecEnv
+from flexlam_rl import FlexLAM, LatentActionWrapper, TokenCost
+from flexlam_rl.agents import LatentActionVecEnv, VecTokenCost
 from flexlam_rl.agents.train import AgentConfig, train_agent
 from flexlam_rl.wrappers import AdaptiveLatentActionWrapper
 
@@ -68,10 +68,11 @@ def test_per_row_embed_is_each_row_at_its_own_budget(cartpole_models) -> None:
         lam.embed(tokens, torch.tensor([1, 2]))
 
 
-def _adaptive(models: dict, env: gym.Env, **kwargs) -> AdaptiveLatentActionWrapper:
+def _adaptive(models: dict, env: gym.Env, token_cost: float | None = None) -> gym.Env:
     lam = models.get("lam", models.get("lam_dir"))
     translator = models.get("translator", models.get("translator_dir"))
-    return AdaptiveLatentActionWrapper(env, lam, translator, **kwargs)
+    adaptive = AdaptiveLatentActionWrapper(env, lam, translator)
+    return adaptive if token_cost is None else TokenCost(adaptive, token_cost)
 
 
 def test_adaptive_wrapper_space_and_both_checkers(cartpole_models, pixel_models) -> None:
@@ -96,14 +97,15 @@ def test_adaptive_action_is_the_fixed_budget_action_at_its_length_and_pays_per_t
     obs = _transitions(cartpole_models, 64)[0]
     n = len(obs)
     actions = np.concatenate([rng.integers(0, 8, size=(n, 4)), rng.integers(0, 4, size=(n, 1))], axis=1)
-    got = adaptive.translation(adaptive.translation.validate(actions, n), obs)
+    translation = adaptive.get_wrapper_attr("translation")
+    got = translation(translation.validate(actions, n), obs)
     for c in range(4):
         rows = actions[:, 4] == c
         assert rows.any()
         assert np.array_equal(got[rows], fixed[c + 1].translation(actions[rows, : c + 1], obs[rows]))
         padded = actions[rows].copy()
         padded[:, c + 1 : 4] = rng.integers(0, 8, size=(int(rows.sum()), 3 - c))  # other tokens past the length
-        assert np.array_equal(got[rows], adaptive.translation(padded, obs[rows]))
+        assert np.array_equal(got[rows], translation(padded, obs[rows]))
     assert len(np.unique(got)) == 2  # both real actions occur
 
     for c in range(4):  # one step from the same start: the same real action, the reward less c + 1 tokens' cost
@@ -130,6 +132,10 @@ def test_out_of_range_lengths_and_tokens_are_value_errors(cartpole_models, actio
 def test_bad_token_costs_are_refused(cartpole_models) -> None:
     with pytest.raises(ValueError, match="token_cost must be a finite number"):
         _adaptive(cartpole_models, gym.make("CartPole-v1"), token_cost=float("nan"))
+    with pytest.raises(ValueError, match=r"reads info\['prefix_len'\]"):  # a price on tokens needs a latent env
+        raw = TokenCost(gym.make("CartPole-v1"), 0.1)
+        raw.reset(seed=0)
+        raw.step(0)
     with pytest.raises(ValueError, match="token_cost needs agent.prefix_len=adaptive"):
         AgentConfig(lam_dir="x", prefix_len=2, token_cost=0.1)
     with pytest.raises(ValueError, match="'adaptive'"):
@@ -139,8 +145,8 @@ def test_bad_token_costs_are_refused(cartpole_models) -> None:
 def test_sb3_vec_env_adaptive_matches_the_single_wrapper(cartpole_models) -> None:
     actions = np.random.default_rng(1).integers(0, 4, size=(5, 3, 5))  # 5 steps x 3 envs x (4 tokens + a length)
     actions[..., :4] = np.random.default_rng(2).integers(0, 8, size=(5, 3, 4))
-    venv = LatentActionVecEnv(DummyVecEnv([lambda: gym.make("CartPole-v1")] * 3), cartpole_models["lam"],
-                              cartpole_models["translator"], prefix_len="adaptive", token_cost=0.02)
+    venv = VecTokenCost(LatentActionVecEnv(DummyVecEnv([lambda: gym.make("CartPole-v1")] * 3), cartpole_models["lam"],
+                                           cartpole_models["translator"], prefix_len="adaptive"), 0.02)
     venv.seed(7)
     venv.reset()
     singles = [_adaptive(cartpole_models, gym.make("CartPole-v1"), token_cost=0.02) for _ in range(3)]

@@ -17,7 +17,15 @@ from gymnasium.wrappers import TimeLimit
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from flexlam_rl import FlexLAM, LAMConfig, LatentActionVectorWrapper, LatentActionWrapper, Translator, register_latent_env
+from flexlam_rl import (
+    FlexLAM,
+    LAMConfig,
+    LatentActionVectorWrapper,
+    LatentActionWrapper,
+    TokenCostVector,
+    Translator,
+    register_latent_env,
+)
 from flexlam_rl.agents import LatentActionVecEnv
 
 
@@ -233,8 +241,8 @@ def test_minigrid_latent_env_passes_the_render_check(pixel_models) -> None:
 def test_gymnasium_vector_form_charges_no_token_cost_on_autoreset_steps(cartpole_models) -> None:
     """Next-step autoreset: the step after an episode ends resets that sub-env and ignores its action."""
     envs = gym.make_vec("CartPole-v1", num_envs=2, vectorization_mode="sync", wrappers=[lambda e: TimeLimit(e, 3)])
-    env = LatentActionVectorWrapper(envs, cartpole_models["lam"], cartpole_models["translator"], prefix_len="adaptive",
-                                    token_cost=0.25)
+    env = TokenCostVector(LatentActionVectorWrapper(envs, cartpole_models["lam"], cartpole_models["translator"],
+                                                    prefix_len="adaptive"), 0.25)
     env.reset(seed=[0, 1])
     action = np.array([[1, 2, 3, 4, 1]] * 2)  # 4 tokens: the last entry c = 1 keeps c + 1 = 2 of them
     for step in range(4):
