@@ -8,8 +8,9 @@ too (``MultiDiscrete([V] * K + [K])``), and ``TokenCost(env, c)`` takes c per to
 reward. One behaviour per wrapper, as Gymnasium's own: observation preprocessing is
 :func:`match_lam_observations`. ``LatentActionVectorWrapper`` and ``TokenCostVector`` are the
 Gymnasium vector forms, translating every sub-env's tokens in one batch (the SB3 ``VecEnv`` forms are
-``flexlam_rl.agents.LatentActionVecEnv`` and ``VecTokenCost``). This module does not import Stable-Baselines3. ``gym.make("flexlam/LatentAction-v0", env_id=..., lam=<dir>,
-translator=<dir>, prefix_len=k)`` builds the wrapped env from checkpoint paths, so any
+``flexlam_rl.agents.LatentActionVecEnv`` and ``VecTokenCost``). This module does not import
+Stable-Baselines3. ``gym.make("flexlam/LatentAction-v0", env_id=..., lam=<dir>, translator=<dir>,
+prefix_len=k)`` builds the wrapped env from checkpoint paths, so any
 Gymnasium client can create it.
 """
 
