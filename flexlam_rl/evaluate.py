@@ -44,21 +44,22 @@ def reconstruction_by_budget(
     was_training = lam.training
     lam.eval()
     lengths = torch.tensor([0, *budgets], device=lam.device)  # 0: the all-null reference
-    sums = torch.zeros(len(lengths), dtype=torch.float64)
-    copy_sum, count, all_tokens = 0.0, 0, []
+    # summed on the LAM's device and read once at the end: no host sync per batch
+    sums = torch.zeros(len(lengths), dtype=torch.float64, device=lam.device)
+    copy_sum, count, all_tokens = torch.zeros((), dtype=torch.float64, device=lam.device), 0, []
     for batch in eval_batches(data, max(1, batch_size // len(lengths)), limit, indices):
         x, x_next = lam.normalize(batch["obs"]), lam.normalize(batch["next_obs"])
         errors, tokens = lam._errors_by_length(x, x_next, lengths)
-        all_tokens.append(tokens.cpu())
-        sums += errors.sum(0).double().cpu()
-        copy_sum += F.mse_loss(x, x_next, reduction="sum").item() / x_next[0].numel()
+        all_tokens.append(tokens)
+        sums += errors.sum(0).double()
+        copy_sum += F.mse_loss(x, x_next, reduction="sum").double() / x_next[0].numel()
         count += x.shape[0]
-    sums = dict(zip([0, *budgets], (sums / count).tolist()))
+    sums = dict(zip([0, *budgets], (sums / count).cpu().tolist()))
     lam.train(was_training)
     return {
         "mse": {int(k): sums[k] for k in budgets},
         "null": sums[0],
-        "copy": copy_sum / count,
-        "code_usage": code_usage(torch.cat(all_tokens), lam.codebook_size).tolist(),
+        "copy": float(copy_sum) / count,
+        "code_usage": code_usage(torch.cat(all_tokens).cpu(), lam.codebook_size).tolist(),
         "transitions": count,
     }

@@ -230,6 +230,16 @@ class LatentActionWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         )
         self._setup(env, LatentTranslation(lam, translator, prefix_len, device, memoize))
 
+    @classmethod
+    def sharing(cls, env: gym.Env, translation: LatentTranslation) -> LatentActionWrapper:
+        """A wrapper that acts through an existing ``translation`` and keeps its memo: one per (LAM, translator,
+        budget) serves every env it is evaluated on."""
+        self = cls.__new__(cls)
+        gym.utils.RecordConstructorArgs.__init__(self, lam=_spec_arg(translation.lam), translator=_spec_arg(translation.translator),
+                                                 prefix_len=ADAPTIVE if translation.adaptive else translation.prefix_len)
+        self._setup(env, translation)
+        return self
+
     def _setup(self, env: gym.Env, translation: LatentTranslation) -> None:
         self.translation = translation
         env = match_lam_observations(env, self.translation.lam)

@@ -40,6 +40,10 @@ def test_latent_bc_on_expert_data_beats_a_random_policy_at_every_budget(cartpole
     random = float(np.mean(random_returns("cartpole", 10, seed=0)))
     assert set(scores) == {1, 4}
     assert all(s["mean"] > 4 * random for s in scores.values()), (scores, random)
+    shared: dict = {}  # one translation per budget, reused (memo and all) by a second evaluation: same returns
+    for _ in range(2):
+        assert evaluate_latent_bc(policy, lam, translator, "cartpole", [1, 4], episodes=3, seed=0, translations=shared) == scores
+    assert set(shared) == {1, 4} and shared[4].latents.hits > 0
     policy.save(tmp_path / "bc")
     loaded = LatentBCPolicy.load(tmp_path / "bc")
     obs = np.random.default_rng(0).normal(size=(4, 4)).astype(np.float32)

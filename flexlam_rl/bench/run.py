@@ -214,8 +214,9 @@ class SeedWork:
                                    align_cfg, budgets, scored=evaluation)
             translators[run] = result.translator
             out["align"][run] = result.scores
+            shared: dict[int, Any] = {}  # one translation (and memo) per budget across the suite's tasks
             out["bc_return"][run] = {k: [evaluate_latent_bc(policy, lam, result.translator, task, [k], cfg.eval_episodes,
-                                                            EVAL_SEED_BASE + seed * 1000)[k]["mean"]
+                                                            EVAL_SEED_BASE + seed * 1000, translations=shared)[k]["mean"]
                                          for task in self.suite.tasks] for k in budgets}
             if ppo:
                 out.setdefault("ppo_return", {})[run] = self.ppo_returns(lam, result, run, align_cfg, budgets)
