@@ -178,7 +178,7 @@ def rollout_returns(env: gym.Env, act: Callable[[np.ndarray], Any], episodes: in
 
 
 def latent_env(env: str, lam: FlexLAM, translator: Translator, prefix_len: int,
-               translations: dict[int, Any] | None = None) -> gym.Env:
+               translations: dict[int, Any] | None = None, max_episode_steps: int | None = None) -> gym.Env:
     """A task or Gymnasium id, seen as ``lam`` sees it, acting through ``lam`` + ``translator`` at budget k.
 
     ``translations`` (budget -> :class:`~flexlam_rl.wrappers.LatentTranslation`, filled here) lets the envs of
@@ -186,28 +186,29 @@ def latent_env(env: str, lam: FlexLAM, translator: Translator, prefix_len: int,
     """
     from .wrappers import LatentActionWrapper, LatentTranslation, lam_env
 
+    raw = lam_env(env, lam, max_episode_steps=max_episode_steps)
     if translations is None:
-        return LatentActionWrapper(lam_env(env, lam), lam, translator, prefix_len)
+        return LatentActionWrapper(raw, lam, translator, prefix_len)
     if prefix_len not in translations:
         translations[prefix_len] = LatentTranslation(lam, translator, prefix_len)
-    return LatentActionWrapper.sharing(lam_env(env, lam), translations[prefix_len])
+    return LatentActionWrapper.sharing(raw, translations[prefix_len])
 
 
 def evaluate_latent_bc(
     policy: LatentBCPolicy, lam: FlexLAM, translator: Translator, env: str, budgets: Sequence[int],
     episodes: int, seed: int, gif_frames: dict[int, list[np.ndarray]] | None = None,
-    translations: dict[int, Any] | None = None,
+    translations: dict[int, Any] | None = None, max_episode_steps: int | None = None,
 ) -> dict[int, dict[str, float]]:
     """Mean and standard error of the return at each budget on task ``env`` (episode i resets with ``seed + i``).
 
     With ``gif_frames``, each budget's first episode is recorded into ``gif_frames[k]``; ``translations``: see
-    :func:`latent_env` (evaluating one translator on several tasks).
+    :func:`latent_env` (evaluating one translator on several tasks); ``max_episode_steps``: None keeps the task's.
     """
     out = {}
     for k in budgets:
         k = check_prefix_len(k, policy.config.num_tokens)
         frames = None if gif_frames is None else gif_frames.setdefault(k, [])
-        with latent_env(env, lam, translator, k, translations) as wrapped:
+        with latent_env(env, lam, translator, k, translations, max_episode_steps) as wrapped:
             returns = rollout_returns(wrapped, lambda o, k=k: policy.act(np.asarray(o)[None], k)[0], episodes, seed, frames)
         out[k] = {"mean": float(np.mean(returns)), "stderr": standard_error(returns)}
     return out

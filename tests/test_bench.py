@@ -65,6 +65,32 @@ def test_smoke_scale_writes_every_report(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_games_scale_scores_diagnostics_and_suites_without_an_expert(tmp_path: Path) -> None:
+    """The games path at tiny size: changed-pixel error and controllability per budget as claims; a suite with no
+    expert data (as Procgen) is aligned and scored on every behaviour's held-out episodes, without latent BC."""
+    pytest.importorskip("ale_py")
+    out = tmp_path / "games"
+    run = _bench("scale=games_smoke", f"out_dir={out}", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    result = json.loads((out / "results.json").read_text())
+    summary = result["summary"]["equal_updates"]
+    assert set(summary["breakout"]) == {"recon", "recon_changed", "controllability", "align", "bc_return"}
+    assert set(summary["pong"]) == {"recon", "recon_changed", "controllability", "align"}
+    cells = {(c["suite"], c["metric"], c["protocol"]) for c in result["claims"] if c["view"] == "equal_updates"}
+    assert ("pong", "align", "standard") in cells and not any(s == "pong" and p == "low_return" for s, _, p in cells)
+    assert ("breakout", "align", "low_return") in cells and ("breakout", "controllability", "any") in cells
+    seed = json.loads((out / "seeds" / "pong_seed0.json").read_text())
+    control = seed["metrics"]["values"]["equal_updates"]["controllability"]["any"]
+    assert set(control) == {"flexlam", "fixed"} and all(math.isfinite(v) and v <= 1 for v in control["flexlam"].values())
+    suite = SuiteSpec(name="pong", tasks=["pong"], frame_size=64, data={"random": {"episodes": 2}}, stress_task="pong",
+                      max_episode_steps=40)
+    assert suite.dataset_id("pong", "random").endswith("random-2ep-T40-v0")  # named by the episode cap, never stale
+    with pytest.raises(ValueError, match="stress_task 'breakout' is not one of its tasks"):
+        SuiteSpec(name="x", tasks=["pong"], frame_size=64, data={}, stress_task="breakout")
+
+
+@pytest.mark.slow
 def test_unknown_suite_and_missing_results_are_clear_errors(tmp_path: Path) -> None:
     run = _bench("scale=smoke", "only=[nope]", f"out_dir={tmp_path / 'x'}", cwd=tmp_path)
     assert run.returncode == 2 and "unknown suites ['nope']" in run.stderr

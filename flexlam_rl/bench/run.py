@@ -36,6 +36,7 @@ from ..checkpoint import atomic_write_json, read_json
 from ..collect import ensure_dataset
 from ..config import LAMConfig
 from ..data import load_transitions
+from ..diagnosis import controllability, sample
 from ..envs import task_at_frame_size
 from ..errors import ConfigError
 from ..evaluate import reconstruction_by_budget
@@ -61,7 +62,7 @@ def collect_suite(suite: SuiteSpec, data_seed: int) -> dict[str, dict[str, str]]
             dataset_id, _ = ensure_dataset(
                 suite.dataset_id(task, behaviour), task, behaviour, num_episodes=int(spec["episodes"]),
                 seed=suite.collection_seed(data_seed, task, behaviour), epsilon=float(spec.get("epsilon", 0.3)),
-                preprocess=preprocess,
+                max_episode_steps=suite.max_episode_steps, preprocess=preprocess,
             )
             ids.setdefault(task, {})[behaviour] = dataset_id
     return ids
@@ -182,7 +183,7 @@ class SeedWork:
     data: Any  # the suite's TransitionData
     pool: Any  # label pool: training episodes of every dataset
     eval_set: Any  # held-out expert transitions (alignment scores)
-    bc_set: Any  # expert training transitions (latent BC targets)
+    bc_set: Any  # expert training transitions (latent BC targets); None: the suite has no expert data
     label_count: int
     say: Callable[[str], None]
 
@@ -190,34 +191,44 @@ class SeedWork:
     def prepare(cls, cfg: BenchConfig, suite: SuiteSpec, seed: int, say: Callable[[str], None]) -> SeedWork:
         ids = collect_suite(suite, cfg.data_seed)
         all_ids = [i for task in suite.tasks for i in ids[task].values()]
-        expert_ids = [ids[t]["expert"] for t in suite.tasks]
+        expert_ids = [ids[t]["expert"] for t in suite.tasks] if suite.has_expert else []
         data = suite_data(cfg, all_ids)
-        pool, eval_set = label_and_eval_sets(all_ids, expert_ids, cfg.heldout_fraction, cfg.data_seed)
-        return cls(cfg, suite, seed, ids, data, pool, eval_set, data.train.subset_sources(expert_ids), pool_label_count(cfg, data),
-                   say)
+        pool, eval_set = label_and_eval_sets(all_ids, expert_ids or all_ids, cfg.heldout_fraction, cfg.data_seed)
+        bc_set = data.train.subset_sources(expert_ids) if expert_ids else None
+        return cls(cfg, suite, seed, ids, data, pool, eval_set, bc_set, pool_label_count(cfg, data), say)
 
     def score(self, lam: FlexLAM, ppo: bool = False) -> ScoredModel:
         """Every metric of one LAM at the budgets it stands for (all of them for FlexLAM, its K for a fixed LAM)."""
         cfg, seed = self.cfg, self.seed
         budgets = cfg.budgets if lam.config.nested_dropout else [lam.num_tokens]
         recon = reconstruction_by_budget(lam, self.data.heldout, budgets)
-        out: dict[str, Any] = {"recon": {"any": recon["mse"]}, "align": {}, "bc_return": {}, "code_usage": recon["code_usage"],
+        out: dict[str, Any] = {"recon": {"any": recon["mse"]}, "align": {}, "code_usage": recon["code_usage"],
                                "copy_baseline": recon["copy"]}
+        if cfg.diagnostics:
+            picks = sample(len(self.data.heldout), cfg.diagnostic_transitions, seed)
+            report = controllability(lam, self.data.heldout, budgets, picks)
+            out["recon_changed"] = {"any": {k: report["mse_changed"][k]["own"] for k in budgets}}
+            out["controllability"] = {"any": report["controllability"]}
         name = "flexlam" if lam.config.nested_dropout else f"fixed_{lam.num_tokens}"
-        policy = train_latent_bc(lam, self.bc_set, LatentBCTrainConfig(**{**cfg.bc, "seed": seed}))
+        policy = None
+        if self.bc_set is not None:
+            out["bc_return"] = {}
+            policy = train_latent_bc(lam, self.bc_set, LatentBCTrainConfig(**{**cfg.bc, "seed": seed}))
         align_cfg = AlignConfig(**{**cfg.translator, "seed": seed})
         evaluation = embed_transitions(lam, self.eval_set, np.arange(len(self.eval_set)))  # once per model, every label run
         translators = {}
-        for run, protocol, fraction, quantile in cfg.label_runs():
+        for run, protocol, fraction, quantile in cfg.label_runs(self.suite):
             count = self.label_count if fraction == cfg.label_fraction else max(1, int(round(fraction * len(self.data.train))))
             result = run_alignment(lam, self.label_pool(protocol), self.eval_set, self.label_config(protocol, count, quantile),
                                    align_cfg, budgets, scored=evaluation)
             translators[run] = result.translator
             out["align"][run] = result.scores
-            shared: dict[int, Any] = {}  # one translation (and memo) per budget across the suite's tasks
-            out["bc_return"][run] = {k: [evaluate_latent_bc(policy, lam, result.translator, task, [k], cfg.eval_episodes,
-                                                            EVAL_SEED_BASE + seed * 1000, translations=shared)[k]["mean"]
-                                         for task in self.suite.tasks] for k in budgets}
+            if policy is not None:
+                shared: dict[int, Any] = {}  # one translation (and memo) per budget across the suite's tasks
+                out["bc_return"][run] = {k: [evaluate_latent_bc(policy, lam, result.translator, task, [k], cfg.eval_episodes,
+                                                                EVAL_SEED_BASE + seed * 1000, translations=shared,
+                                                                max_episode_steps=self.suite.max_episode_steps)[k]["mean"]
+                                             for task in self.suite.tasks] for k in budgets}
             if ppo:
                 out.setdefault("ppo_return", {})[run] = self.ppo_returns(lam, result, run, align_cfg, budgets)
             self.say(f"{name} {run}: align {_fmt(result.scores)}")
@@ -237,7 +248,9 @@ class SeedWork:
     def write_gif(self, lam: FlexLAM, scored: ScoredModel, path: Path) -> None:
         """One latent BC episode at the GIF budget, with the policy and standard-label translator scoring trained."""
         cfg = self.cfg
-        standard = next((run for run, protocol, fraction, _ in cfg.label_runs()
+        if scored.policy is None:  # no expert data, no latent BC policy to roll out
+            return
+        standard = next((run for run, protocol, fraction, _ in cfg.label_runs(self.suite)
                          if protocol == "standard" and fraction == cfg.label_fraction), None)
         translator = scored.translators.get(standard) if standard else None
         if translator is None:  # no standard run at the default fraction: align one as those runs would
@@ -245,7 +258,7 @@ class SeedWork:
                                        AlignConfig(**{**cfg.translator, "seed": self.seed}), [lam.num_tokens]).translator
         frames: dict[int, list[np.ndarray]] = {}
         evaluate_latent_bc(scored.policy, lam, translator, self.suite.tasks[0], [cfg.gif_budget], 1, GIF_EPISODE_SEED,
-                           gif_frames=frames)
+                           gif_frames=frames, max_episode_steps=self.suite.max_episode_steps)
         write_gif(frames[cfg.gif_budget], path, scale=max(1, 128 // self.suite.frame_size))
 
 

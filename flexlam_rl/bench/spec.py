@@ -12,6 +12,10 @@ from ..errors import ConfigError
 
 METRICS = {  # name -> (higher is better, label)
     "recon": (False, "held-out next-frame MSE"),
+    # scored where a scale sets ``diagnostics: true`` (games: most of a frame is static, so a whole-frame error
+    # hides what the tokens do; flexlam_rl.diagnosis.controllability)
+    "recon_changed": (False, "held-out next-frame MSE, changed pixels"),
+    "controllability": (True, "controllability (own vs shuffled tokens)"),
     "align": (True, "translator accuracy / R^2"),
     "bc_return": (True, "latent BC return"),
     "ppo_return": (True, "PPO return (latent space)"),
@@ -34,11 +38,27 @@ class SuiteSpec:
     data: dict[str, dict[str, Any]]  # behaviour -> {episodes, epsilon?}
     stress_task: str
     ppo: bool = True
+    max_episode_steps: int | None = None  # cap on data and evaluation episodes (None: the task's own)
+    protocols: list[str] | None = None  # label protocols for this suite (None: the scale's); low_return needs returns
+
+    def __post_init__(self) -> None:
+        if self.stress_task not in self.tasks:
+            raise ConfigError(f"suite {self.name}: stress_task {self.stress_task!r} is not one of its tasks {self.tasks}.")
+        unknown = set(self.protocols or []) - set(PROTOCOLS)
+        if unknown:
+            raise ConfigError(f"suite {self.name}: unknown protocols {sorted(unknown)}; expected {PROTOCOLS}.")
+
+    @property
+    def has_expert(self) -> bool:
+        """Expert data gives the alignment's evaluation set and latent BC's targets; without it (Procgen: no
+        scripted expert) alignment is scored on held-out episodes of every behaviour and latent BC is skipped."""
+        return "expert" in self.data
 
     def dataset_id(self, task: str, behaviour: str) -> str:
-        """Names carry what was collected (frame size, episodes, epsilon), so a changed scale never reuses stale data."""
+        """Names carry what was collected (frame size, episodes, epsilon, cap), so a changed scale never reuses stale data."""
         spec = self.data[behaviour]
         detail = f"{int(spec['episodes'])}ep" + (f"-eps{round(100 * float(spec['epsilon']))}" if "epsilon" in spec else "")
+        detail += f"-T{self.max_episode_steps}" if self.max_episode_steps else ""
         return f"flexlam-bench/{self.name}-{self.frame_size}px/{task}/{behaviour}-{detail}-v0"
 
     def collection_seed(self, data_seed: int, task: str, behaviour: str) -> int:
@@ -86,6 +106,9 @@ class BenchConfig:
 
     gif_budget: int = 2
     gif_seed: int = 0  # the seed whose runs write the GIFs (parallel jobs must not race on them)
+    # also score changed-pixel error and controllability per budget (METRICS recon_changed, controllability)
+    diagnostics: bool = False
+    diagnostic_transitions: int = 1024  # held-out transitions the diagnostics read (a fixed sample per seed)
 
     def __post_init__(self) -> None:
         self.suites = [s if isinstance(s, SuiteSpec) else parse_config(SuiteSpec, s, "scale.suites[]") for s in self.suites]
@@ -111,14 +134,17 @@ class BenchConfig:
             if not 0 < value <= 1:
                 raise ConfigError(f"low-return quantiles must be in (0, 1], got {value}.")
 
-    def label_runs(self) -> list[tuple[str, str, float, float]]:
+    def label_runs(self, suite: SuiteSpec | None = None) -> list[tuple[str, str, float, float]]:
         """Each alignment a model gets: ``(name, protocol, label fraction, low-return quantile)``.
 
         ``name`` is the protocol unless a dial sweeps it: ``standard@0.005`` (fraction of the training
         transitions labeled), ``low_return@q0.1`` (the return quantile the stress labels come from).
+        A ``suite`` with its own ``protocols`` keeps only those.
         """
         runs = []
         for protocol in self.protocols:
+            if suite is not None and suite.protocols is not None and protocol not in suite.protocols:
+                continue
             if protocol == "standard":
                 values = self.label_fractions or [self.label_fraction]
                 runs += [(f"standard@{f:g}" if self.label_fractions else protocol, protocol, f, self.low_return_quantile)
