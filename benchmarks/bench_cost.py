@@ -50,6 +50,7 @@ def before_install(commit: str, work: Path) -> Path:
 
 def bench(bin_dir: Path, args: list[str], out: Path, threads: int) -> float:
     """Wall seconds of one ``flexlam-bench`` run with its own caches."""
+    out.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "FLEXLAM_RL_CACHE": str(out / "cache"), "OMP_NUM_THREADS": str(threads)}
     cmd = [str(bin_dir / "flexlam-bench"), *args, f"threads={threads}", f"out_dir={out / 'report'}", "hydra.run.dir=."]
     start = time.perf_counter()
@@ -57,8 +58,22 @@ def bench(bin_dir: Path, args: list[str], out: Path, threads: int) -> float:
     return time.perf_counter() - start
 
 
-def claims(out: Path) -> list[dict[str, Any]]:
-    return read_json(out / "report" / "results.json", "benchmark results", 2**26)["claims"]
+def scores(out: Path) -> dict[str, Any]:
+    """Every metric value of every saved (suite, seed): what must not move when only the cost changes (a
+    one-seed job has no claims to compare; wall times and learning curves are left out, and so are metrics
+    a run did not score, which newer code lists as empty)."""
+    out_scores = {}
+    for path in sorted((out / "report" / "seeds").glob("*.json")):
+        metrics = {k: v for k, v in read_json(path, "seed results", 2**26)["metrics"].items() if k != "models"}
+        metrics["values"] = {view: {m: v for m, v in named.items() if v} for view, named in metrics["values"].items()}
+        out_scores[path.name] = metrics
+    return out_scores
+
+
+def compare(result: dict[str, Any]) -> dict[str, bool]:
+    return {name: bool(scores(Path(result["dirs"][f"{name}_before"]))) and
+            scores(Path(result["dirs"][f"{name}_before"])) == scores(Path(result["dirs"][f"{name}_after"]))
+            for name in ("smoke", "job")}
 
 
 def main() -> None:
@@ -69,7 +84,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "flexlam-bench-cost")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "bench_cost")
+    parser.add_argument("--compare-only", action="store_true", help="recompare the saved run's output dirs and rewrite its report")
     args = parser.parse_args()
+    if args.compare_only:
+        result = read_json(args.out / "results.json", "bench cost results")
+        latest = {f"{n}_{side}": str(max(args.work.glob(f"{n}_{side}_*"))) for n in ("smoke", "job") for side in ("before", "after")}
+        result.pop("identical_claims", None)  # the first version compared claims, which a one-seed job has none of
+        write({**result, "dirs": result.get("dirs", latest),
+               "compared_by": "python benchmarks/bench_cost.py " + " ".join(sys.argv[1:])}, args.out)
+        return
     after_bin = Path(sys.executable).parent
     before_bin = before_install(args.before, args.work)
     job = ["scale=default", f"scale.seeds=[{args.seed}]", f"only=[{args.suite}]"]
@@ -79,31 +102,37 @@ def main() -> None:
     code = (f"from flexlam_rl.bench.spec import load_scale; from flexlam_rl.bench.run import collect_suite; "
             f"cfg = load_scale('default'); [collect_suite(s, cfg.data_seed) for s in cfg.suites if s.name == '{args.suite}']")
     run([str(after_bin / "python"), "-c", code])
-    wall, same = {}, {}
+    wall: dict[str, Any] = {}
     for name, scale_args in (("smoke", ["scale=smoke"]), ("job", job)):
         for side, bin_dir in (("before", before_bin), ("after", after_bin)):
             out = args.work / f"{name}_{side}_{time.strftime('%H%M%S')}"
-            out.mkdir(parents=True)
             wall[f"{name}_{side}_s"] = bench(bin_dir, scale_args, out, args.threads)
             wall[f"{name}_{side}_dir"] = out
-        same[name] = claims(wall[f"{name}_before_dir"]) == claims(wall[f"{name}_after_dir"])
     head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     result = {
         "command": "python benchmarks/bench_cost.py " + " ".join(sys.argv[1:]),
         "before_commit": args.before, "after_commit": head, "threads": args.threads, "job": " ".join(job),
         **{k: round(v, 1) for k, v in wall.items() if k.endswith("_s")},
         "smoke_ratio": wall["smoke_after_s"] / wall["smoke_before_s"], "job_ratio": wall["job_after_s"] / wall["job_before_s"],
-        "identical_claims": same, "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "dirs": {k[:-4]: str(v) for k, v in wall.items() if k.endswith("_dir")},
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
     }
-    atomic_write_json(args.out / "results.json", result)
+    write(result, args.out)
+
+
+def write(result: dict[str, Any], out: Path) -> None:
+    """results.json / .md, with whether each pair scored identically."""
+    same = result["identical_scores"] = compare(result)
+    atomic_write_json(out / "results.json", result)
     rows = [[name, f"{result[f'{name}_before_s']:.0f}", f"{result[f'{name}_after_s']:.0f}",
              f"{result[f'{name}_ratio']:.2f}", "yes" if same[name] else "**no**"] for name in ("smoke", "job")]
-    text = "\n".join([f"# Benchmark cost: {args.before} -> {head}", "", f"`{result['command']}`", "",
-                      f"{args.threads} torch threads, one run after the other on an otherwise idle machine; job: `{result['job']}`.",
-                      "", markdown_table(["run", "before s", "after s", "after / before", "same claims"], rows), ""])
-    atomic_write_bytes(args.out / "results.md", text.encode())
+    text = "\n".join([f"# Benchmark cost: {result['before_commit']} -> {result['after_commit']}", "", f"`{result['command']}`", "",
+                      f"{result['threads']} torch threads, one run after the other on an otherwise idle machine; job: "
+                      f"`{result['job']}`. Same scores: every metric of every saved (suite, seed), wall times aside.",
+                      "", markdown_table(["run", "before s", "after s", "after / before", "same scores"], rows), ""])
+    atomic_write_bytes(out / "results.md", text.encode())
     print(text)
-    print(json.dumps({"saved": str(args.out)}))
+    print(json.dumps({"saved": str(out)}))
 
 
 if __name__ == "__main__":
