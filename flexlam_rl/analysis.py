@@ -175,7 +175,7 @@ def rate_distortion_figures(result: Mapping[str, Any], out_dir: str | Path, pref
 
 
 def run_rate_distortion(
-    lam_dir: str | Path, out: str | Path, fixed_dirs: Sequence[str | Path] = (), datasets: Sequence[str] | None = None,
+    lam_dir: str | Path, out: str | Path, fixed_dirs: Sequence[str | Path] = (), datasets: Sequence[str] | None = None, *,
     heldout_fraction: float = 0.1, split_seed: int = 0, tols: Sequence[float] = DEFAULT_TOLS, hist_tol: float = 0.1,
     limit: int | None = 4000, name: str = "rate_distortion",
 ) -> dict[str, Any]:

@@ -96,6 +96,7 @@ def collect_dataset(
     env: str,
     behaviour: str = "expert",
     num_episodes: int = 50,
+    *,
     seed: int = 0,
     epsilon: float = 0.3,
     max_episode_steps: int | None = None,
@@ -168,7 +169,8 @@ def ensure_dataset(
     with dataset_lock(dataset_id):
         if dataset_exists(dataset_id):
             return dataset_id, None
-        stats = collect_dataset(dataset_id, env, behaviour, num_episodes, seed, epsilon, max_episode_steps, preprocess)
+        stats = collect_dataset(dataset_id, env, behaviour, num_episodes, seed=seed, epsilon=epsilon,
+                                max_episode_steps=max_episode_steps, preprocess=preprocess)
     return dataset_id, stats
 
 

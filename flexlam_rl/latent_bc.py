@@ -196,7 +196,7 @@ def latent_env(env: str, lam: FlexLAM, translator: Translator, prefix_len: int,
 
 def evaluate_latent_bc(
     policy: LatentBCPolicy, lam: FlexLAM, translator: Translator, env: str, budgets: Sequence[int],
-    episodes: int, seed: int, gif_frames: dict[int, list[np.ndarray]] | None = None,
+    episodes: int, seed: int, *, gif_frames: dict[int, list[np.ndarray]] | None = None,
     translations: dict[int, Any] | None = None, max_episode_steps: int | None = None,
 ) -> dict[int, dict[str, float]]:
     """Mean and standard error of the return at each budget on task ``env`` (episode i resets with ``seed + i``).
@@ -242,7 +242,7 @@ def random_returns(env: str, episodes: int, seed: int, frame_size: int | None = 
 
 
 def run_latent_bc(
-    lam_dir: str | Path, env: str, expert_datasets: Sequence[str], train_cfg: LatentBCTrainConfig,
+    lam_dir: str | Path, env: str, expert_datasets: Sequence[str], train_cfg: LatentBCTrainConfig, *,
     translator_dir: str | Path | None = None, budgets: Sequence[int] | None = None, episodes: int = 20, seed: int = 10_000,
     out: str | Path | None = None, gif: bool = True, adaptive_tol: float | None = None,
 ) -> dict[str, Any]:

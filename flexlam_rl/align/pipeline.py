@@ -16,7 +16,7 @@ from .training import AlignConfig, AlignmentResult, run_alignment
 
 
 def align_lam(
-    lam_dir: str | Path, label_cfg: LabelConfig, align_cfg: AlignConfig, label_ids: Sequence[str] | None = None,
+    lam_dir: str | Path, label_cfg: LabelConfig, align_cfg: AlignConfig, label_ids: Sequence[str] | None = None, *,
     eval_ids: Sequence[str] | None = None, heldout_fraction: float = 0.1, budgets: Sequence[int] | None = None,
     supervised_idm: bool = True, out: str | Path | None = None, overwrite: bool = False,
 ) -> tuple[AlignmentResult, dict[str, Any]]:

@@ -20,8 +20,9 @@ def align_from_config(cfg: DictConfig) -> dict[str, Any]:
     label_cfg = section(LabelConfig, label_values, "labels")
     align_cfg = section(AlignConfig, cfg.translator, "translator")
     result, metrics = align_lam(
-        cfg.lam_dir, label_cfg, align_cfg, label_ids, plain(cfg.eval.datasets), heldout_fraction,
-        plain(cfg.eval.budgets), bool(cfg.eval.supervised_idm), cfg.out, bool(cfg.get("overwrite", False)),
+        cfg.lam_dir, label_cfg, align_cfg, label_ids, eval_ids=plain(cfg.eval.datasets), heldout_fraction=heldout_fraction,
+        budgets=plain(cfg.eval.budgets), supervised_idm=bool(cfg.eval.supervised_idm), out=cfg.out,
+        overwrite=bool(cfg.get("overwrite", False)),
     )
     scores, metric = result.scores, result.metric
     print(f"translator: {len(result.labels)} labels ({label_cfg.protocol} protocol, {result.pool_size} transitions in the "

@@ -16,8 +16,9 @@ from ._common import hydra_entry
 
 def rate_distortion_from_config(cfg: DictConfig) -> dict[str, Any]:
     """Run the analysis, print one table per task, say where the figures are."""
-    result = run_rate_distortion(cfg.lam_dir, cfg.out, plain(cfg.fixed_dirs), plain(cfg.datasets), float(cfg.heldout_fraction),
-                                 int(cfg.split_seed), plain(cfg.tols), float(cfg.hist_tol), plain(cfg.limit), str(cfg.name))
+    result = run_rate_distortion(cfg.lam_dir, cfg.out, plain(cfg.fixed_dirs), plain(cfg.datasets),
+                                 heldout_fraction=float(cfg.heldout_fraction), split_seed=int(cfg.split_seed),
+                                 tols=plain(cfg.tols), hist_tol=float(cfg.hist_tol), limit=plain(cfg.limit), name=str(cfg.name))
     for task, entry in result["tasks"].items():
         print(f"\n{task}: {entry['transitions']} held-out transitions; mean tokens -> next-frame MSE")
         rows = [[f"k = {p['k']}", f"{p['tokens']:.2f}", f"{p['mse']:.5f}"] for p in entry["truncation"]]

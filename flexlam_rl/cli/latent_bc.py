@@ -15,8 +15,9 @@ from ._common import hydra_entry, section
 def latent_bc_from_config(cfg: DictConfig) -> dict[str, Any]:
     """Parse the config, run latent BC, print the returns per budget; returns the metrics."""
     metrics = run_latent_bc(
-        cfg.lam_dir, cfg.env, plain(cfg.expert_datasets), section(LatentBCTrainConfig, cfg.bc, "bc"), cfg.translator_dir,
-        plain(cfg.budgets), int(cfg.episodes), int(cfg.seed), cfg.out, bool(cfg.gif), plain(cfg.get("adaptive_tol")),
+        cfg.lam_dir, cfg.env, plain(cfg.expert_datasets), section(LatentBCTrainConfig, cfg.bc, "bc"),
+        translator_dir=cfg.translator_dir, budgets=plain(cfg.budgets), episodes=int(cfg.episodes), seed=int(cfg.seed),
+        out=cfg.out, gif=bool(cfg.gif), adaptive_tol=plain(cfg.get("adaptive_tol")),
     )
     returns = metrics["returns"]
     print(f"latent BC on {metrics['expert_transitions']} action-free expert transitions; mean return over "
