@@ -167,6 +167,38 @@ def run_all(games: list[str], variants: list[str], seeds: list[int], steps: int,
     return sorted(runs, key=lambda r: (r["game"], order[r["variant"]], r["seed"]))
 
 
+RECIPE_GAMES = ["breakout", "pong", "procgen-coinrun"]
+CONTROL_FLOOR = 0.05  # the rule's "not collapsed": controllability at k = 8 above this on every game ...
+FIRST_SLOT_FLOOR = 1.1  # ... and the first slot's perplexity above this
+
+
+def choose_recipe(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The rule in this module's docstring, applied to the saved one-seed runs: per variant measured on every
+    ablation game, whether it collapses anywhere and its mean translator / IDM ratio; the chosen variant (None
+    while no variant is measured on all three games without collapsing)."""
+    table = {}
+    for variant in VARIANTS:
+        mine = {r["game"]: r for r in runs if r["variant"] == variant and r["seed"] == 0 and r["game"] in RECIPE_GAMES}
+        if set(mine) != set(RECIPE_GAMES):
+            continue
+        collapsed = [g for g, r in mine.items() if r["perplexity"][0] <= FIRST_SLOT_FLOOR
+                     or at_budget(r["controllability"], 8) <= CONTROL_FLOOR]
+        ratio = float(np.mean([r["translator_best"] / r["idm"] for r in mine.values()]))
+        table[variant] = {"collapsed_on": collapsed, "mean_translator_over_idm": ratio}
+    eligible = [v for v, t in table.items() if not t["collapsed_on"]]  # VARIANTS lists simpler variants first
+    chosen = max(eligible, key=lambda v: (round(table[v]["mean_translator_over_idm"], 3), -list(VARIANTS).index(v)), default=None)
+    return {"rule": "no collapse on any ablation game (first-slot perplexity > 1.1, controllability at k=8 > 0.05), "
+                    "then the highest mean translator / IDM ratio; ties to the simpler variant",
+            "variants": table, "chosen": chosen}
+
+
+def choice_text(choice: dict[str, Any]) -> str:
+    rows = [[v, ", ".join(t["collapsed_on"]) or "none", f"{t['mean_translator_over_idm']:.2f}"] for v, t in choice["variants"].items()]
+    return "\n".join(["## The rule's choice", "", f"Rule (fixed 2026-12-01): {choice['rule']}.", "",
+                      markdown_table(["variant (all three games)", "collapses on", "mean translator / IDM"], rows), "",
+                      f"Chosen: **{choice['chosen']}**" if choice["chosen"] else "Chosen: none yet.", ""])
+
+
 def suite_summary(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One object per game (means over seeds): the contract of ``benchmarks/results/games/results.json``."""
     games = []
@@ -246,9 +278,10 @@ def main() -> None:
         runs = run_all(args.games or ["breakout", "pong", "procgen-coinrun"], args.variants, args.seeds, args.steps, out,
                        args.report_only)
         commands = _commands(out, command) if not args.report_only else _commands(out, None)
-        atomic_write_json(out / "results.json", {"commands": commands, "runs": [_lean(r) for r in runs]})
+        choice = choose_recipe(runs)
+        atomic_write_json(out / "results.json", {"commands": commands, "runs": [_lean(r) for r in runs], "choice": choice})
         text = "\n".join([f"# Games recipe ablation ({len(runs)} runs)", "", "Made by:", "",
-                          *(f"    {c}" for c in commands), "", recipe_table(runs), ""])
+                          *(f"    {c}" for c in commands), "", recipe_table(runs), "", choice_text(choice)])
     else:
         out = args.out or Path("benchmarks/results/games")
         games = args.games or SUITE
