@@ -37,7 +37,8 @@ REFERENCE = 0.02  # the savings are counted against random at this fraction
 
 
 def run_seed(bench: Any, suite: Any, seed: int, cache: Path) -> dict[str, Any]:
-    models, data = seed_models(bench, suite, seed, cache, log=lambda msg: print(f"  [{suite.name} seed {seed}] {msg}", flush=True))
+    models, data = seed_models(bench, suite, seed, cache, log=lambda msg: print(f"  [{suite.name} seed {seed}] {msg}", flush=True),
+                               flexlam_only=True)  # the strategies only ever align the FlexLAM
     lam = models["flexlam"]
     ids = collect_suite(suite, bench.data_seed)
     all_ids = [i for task in suite.tasks for i in ids[task].values()]

@@ -107,12 +107,18 @@ def train_models(cfg: BenchConfig, data: Any, train_cfg: TrainConfig, cache_root
 
 
 def seed_models(cfg: BenchConfig, suite: SuiteSpec, seed: int, cache_root: Path,
-                log: Callable[[str], None] = print) -> tuple[dict[str, FlexLAM], Any]:
-    """One seed's equal-updates models (``{"flexlam": ..., "fixed_k": ...}``) and its data, for analyses
-    after a benchmark run: what the run trained comes from the cache (anything missing is trained)."""
+                log: Callable[[str], None] = print, flexlam_only: bool = False) -> tuple[dict[str, FlexLAM], Any]:
+    """One seed's equal-updates models (``{"flexlam": ..., "fixed_k": ...}``; just the FlexLAM with
+    ``flexlam_only``) and its data, for analyses after a benchmark run: what the run trained comes from the
+    cache (anything missing is trained, by the same rule and under the same cache key)."""
     ids = collect_suite(suite, cfg.data_seed)
     data = suite_data(cfg, [i for task in suite.tasks for i in ids[task].values()])
-    models, _ = train_models(cfg, data, TrainConfig(**{**cfg.train, "seed": seed, "progress": False}), cache_root, log)
+    train_cfg = TrainConfig(**{**cfg.train, "seed": seed, "progress": False})
+    if flexlam_only:
+        log("LAM flexlam")
+        variant = lam_variants(cfg, data.obs_shape, data.is_image, data.preprocess)["flexlam"]
+        return {"flexlam": train_cached(data, variant, train_cfg, cache_root).lam}, data
+    models, _ = train_models(cfg, data, train_cfg, cache_root, log)
     return models["equal_updates"], data
 
 
