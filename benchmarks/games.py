@@ -19,6 +19,9 @@ IDM trained on the same labels (with both confusion matrices). Variants (LAM con
   tanh bound (``lam.saturation_weight=1``): the collapsed codes sit there, where no gradient reaches the encoder;
 - ``spread``, ``changed_spread``: ``base`` and ``changed`` plus a penalty on slots whose values do not spread over a
   batch (``lam.spread_weight=1``, VICReg's variance term): codes that vary from the first updates;
+- ``spread_decay``, ``changed_spread_decay``: the spread penalty as a kick only, its weight falling linearly to 0 over
+  the first 1000 updates (``lam.spread_updates=1000``); added on 2026-12-01 after ``spread`` and ``changed_spread``
+  left Breakout's decoder ignoring its codes (controllability 0; ``collapse.md``: values pushed past the tanh margin);
 - ``base_b64``, ``changed_b64``: ``base`` and ``changed`` at batch 64 (the others use 32), the setting of the collapsed
   run in benchmarks/results/atari (with ``--steps 1500``).
 
@@ -76,6 +79,10 @@ VARIANTS = {  # name -> (frame_stack, LAM overrides, train overrides)
     # ask every slot to spread its values over a batch: codes that vary from the first updates
     "spread": (1, {"spread_weight": 1.0}, {}),
     "changed_spread": (1, {"change_weight": 1.0, "spread_weight": 1.0}, {}),
+    # added after spread's Breakout runs (codes that vary but that the decoder ignores, controllability 0): the
+    # spread penalty only as a kick out of the collapsed start, its weight falling to 0 over the first 1000 updates
+    "spread_decay": (1, {"spread_weight": 1.0, "spread_updates": 1000}, {}),
+    "changed_spread_decay": (1, {"change_weight": 1.0, "spread_weight": 1.0, "spread_updates": 1000}, {}),
 }
 SUITE = ["breakout", "pong", "freeway", "procgen-coinrun", "procgen-bigfish", "procgen-starpilot"]
 PPO_GAMES = ["breakout", "procgen-bigfish"]

@@ -104,6 +104,7 @@ class LAMConfig:
     predict_newest: bool = False  # frame stacks: predict the newest frame only (the rest is o_t's, shifted)
     saturation_weight: float = 0.0  # penalty on encoder values past FSQ's tanh bound (see flexlam_rl.model.saturation)
     spread_weight: float = 0.0  # penalty on slots whose values do not spread over a batch (flexlam_rl.model.spread_shortfall)
+    spread_updates: int = 0  # > 0: the spread penalty's weight falls linearly to 0 over this many updates (0: constant)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -166,6 +167,8 @@ class LAMConfig:
             weight = getattr(self, name)
             if not isinstance(weight, (int, float)) or isinstance(weight, bool) or not 0 <= weight <= 1e4:
                 raise ConfigError(f"{name} must be a number in [0, 10000], got {weight!r}.")
+        if isinstance(self.spread_updates, bool) or not isinstance(self.spread_updates, int) or self.spread_updates < 0:
+            raise ConfigError(f"spread_updates must be an integer >= 0 (0: a constant spread penalty), got {self.spread_updates!r}.")
         if not isinstance(self.predict_newest, bool):
             raise ConfigError(f"predict_newest must be true or false, got {self.predict_newest!r}.")
         if self.predict_newest and (not self.is_image or validate_preprocess(self.preprocess).get("frame_stack", 1) < 2):

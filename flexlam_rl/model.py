@@ -204,7 +204,7 @@ class FlexLAM(ObservationInput):
 
     def forward(
         self, obs: ArrayLike, next_obs: ArrayLike, prefix_len: torch.Tensor | int | None = None,
-        generator: torch.Generator | None = None, prefix_samples: int = 1,
+        generator: torch.Generator | None = None, prefix_samples: int = 1, step: int | None = None,
     ) -> LAMOutput:
         """Training pass. ``prefix_len=None`` draws it (:meth:`draw_prefix_lens`); an int or ``[B]`` tensor
         sets one length per example, a ``[B, m]`` tensor m lengths per example.
@@ -231,9 +231,18 @@ class FlexLAM(ObservationInput):
         loss = frame_loss(pred, x_next, mask, weight)
         if self.config.saturation_weight > 0:
             loss = loss + self.config.saturation_weight * saturation(z)
-        if self.config.spread_weight > 0:
-            loss = loss + self.config.spread_weight * spread_shortfall(z)
+        spread = self.spread_weight_at(step)
+        if spread > 0:
+            loss = loss + spread * spread_shortfall(z)
         return LAMOutput(pred, x_next, tokens, prefix_len, loss)
+
+    def spread_weight_at(self, step: int | None) -> float:
+        """The spread penalty's weight at training update ``step``: constant, or with ``spread_updates`` falling
+        linearly to 0 (a kick out of the collapsed start, then the frame loss alone); ``None``: the full weight."""
+        weight, span = self.config.spread_weight, self.config.spread_updates
+        if weight <= 0 or not span or step is None:
+            return weight
+        return weight * max(0.0, 1.0 - step / span)
 
     def draw_prefix_lens(self, batch: int, samples: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
         """The prefix lengths training uses: ``[B]``, or ``[B, samples]`` drawn one from each of ``samples``

@@ -240,7 +240,7 @@ class _Run:
             group["lr"] = lr_at(self.step, cfg, self.plateau.lr_scale)
         prefix = lam.draw_prefix_lens(cfg.batch_size, cfg.prefix_samples, step_generator(cfg.seed, self.step))
         out = self.model(batch["obs"].to(self.device, non_blocking=True), batch["next_obs"].to(self.device, non_blocking=True),
-                         prefix_len=prefix[self.ctx.shard(cfg.batch_size)])
+                         prefix_len=prefix[self.ctx.shard(cfg.batch_size)], step=self.step)
         self.optimizer.zero_grad(set_to_none=True)
         distributed.backward(out.loss, self.ctx)
         torch.nn.utils.clip_grad_norm_(lam.parameters(), cfg.grad_clip, foreach=True)

@@ -167,3 +167,17 @@ def test_spread_and_saturation_penalties_act_only_on_collapsed_or_saturated_slot
     loss = lam(frames, frames.flip(0)).loss
     loss.backward()
     assert lam.idm.head[-1].weight.grad.abs().sum() > 0  # the penalty reaches the encoder's head
+
+
+def test_a_decaying_spread_penalty_falls_linearly_to_zero_and_training_passes_the_step() -> None:
+    cfg = dict(obs_shape=[16, 16, 1], channels=[8], hidden_dim=16, spread_weight=2.0)
+    decaying = FlexLAM(LAMConfig(**cfg, spread_updates=100))
+    assert [decaying.spread_weight_at(s) for s in (0, 50, 100, 500)] == [2.0, 1.0, 0.0, 0.0]
+    assert decaying.spread_weight_at(None) == 2.0 and FlexLAM(LAMConfig(**cfg)).spread_weight_at(10**6) == 2.0
+    frames = torch.randint(0, 255, (8, 16, 16, 1), dtype=torch.uint8)
+    plain = FlexLAM(LAMConfig(**{**cfg, "spread_weight": 0.0}))
+    plain.load_state_dict(decaying.state_dict())
+    assert torch.equal(decaying(frames, frames.flip(0), prefix_len=2, step=100).loss, plain(frames, frames.flip(0), prefix_len=2).loss)
+    assert decaying(frames, frames.flip(0), prefix_len=2, step=0).loss > plain(frames, frames.flip(0), prefix_len=2).loss
+    with pytest.raises(ValueError, match="spread_updates must be an integer >= 0"):
+        LAMConfig(**cfg, spread_updates=-1)
