@@ -22,6 +22,8 @@ IDM trained on the same labels (with both confusion matrices). Variants (LAM con
 - ``spread_decay``, ``changed_spread_decay``: the spread penalty as a kick only, its weight falling linearly to 0 over
   the first 1000 updates (``lam.spread_updates=1000``); added on 2026-12-01 after ``spread`` and ``changed_spread``
   left Breakout's decoder ignoring its codes (controllability 0; ``collapse.md``: values pushed past the tanh margin);
+- ``spread_saturation``, ``changed_spread_saturation``: ``spread`` and ``changed_spread`` plus the saturation penalty
+  (added after ``spread_decay`` also left Breakout's decoder ignoring its codes, with most values past the margin);
 - ``base_b64``, ``changed_b64``: ``base`` and ``changed`` at batch 64 (the others use 32), the setting of the collapsed
   run in benchmarks/results/atari (with ``--steps 1500``).
 
@@ -83,6 +85,9 @@ VARIANTS = {  # name -> (frame_stack, LAM overrides, train overrides)
     # spread penalty only as a kick out of the collapsed start, its weight falling to 0 over the first 1000 updates
     "spread_decay": (1, {"spread_weight": 1.0, "spread_updates": 1000}, {}),
     "changed_spread_decay": (1, {"change_weight": 1.0, "spread_weight": 1.0, "spread_updates": 1000}, {}),
+    # added after spread_decay failed on Breakout too: spread values, kept within reach of FSQ's tanh slope
+    "spread_saturation": (1, {"spread_weight": 1.0, "saturation_weight": 1.0}, {}),
+    "changed_spread_saturation": (1, {"change_weight": 1.0, "spread_weight": 1.0, "saturation_weight": 1.0}, {}),
 }
 SUITE = ["breakout", "pong", "freeway", "procgen-coinrun", "procgen-bigfish", "procgen-starpilot"]
 PPO_GAMES = ["breakout", "procgen-bigfish"]
