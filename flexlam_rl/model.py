@@ -64,7 +64,8 @@ def saturation(z: torch.Tensor, margin: float = SATURATION_MARGIN) -> torch.Tens
 
     FSQ bounds each value with a tanh before rounding; an encoder whose values drift far past it gets no gradient
     through the bound (tanh' ~ 0) and emits one code for every input forever: the code has collapsed and cannot
-    come back (measured on Pong: every slot's values near +-5..10, spread 0.001). Keeping them within reach of the
+    come back (Pong, benchmarks/results/games_recipe/collapse.md: every value far past the margin, barely varying
+    over transitions). Keeping them within reach of the
     bound's slope keeps every slot trainable; values inside the margin cost nothing.
     """
     return F.relu(z.abs() - margin).pow(2).mean()
