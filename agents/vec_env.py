@@ -10,7 +10,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 from flexlam_rl.align import Translator
 from flexlam_rl.errors import FlexLAMError
 from flexlam_rl.model import FlexLAM
-from flexlam_rl.wrappers import LatentTranslation, check_token_cost
+from flexlam_rl.wrappers import LatentTranslation, check_token_cost, tokens_used
 
 
 class LatentActionVecEnv(VecEnvWrapper):
@@ -68,7 +68,5 @@ class VecTokenCost(VecEnvWrapper):
 
     def step_wait(self):
         obs, rewards, dones, infos = self.venv.step_wait()
-        if any("prefix_len" not in info for info in infos):
-            raise FlexLAMError("VecTokenCost reads infos[i]['prefix_len']: wrap a LatentActionVecEnv.")
-        lengths = np.array([info["prefix_len"] for info in infos], dtype=rewards.dtype)
+        lengths = np.array([tokens_used(info) for info in infos], dtype=rewards.dtype)
         return obs, rewards - self.token_cost * lengths, dones, infos

@@ -289,7 +289,8 @@ def check_token_cost(token_cost: Any) -> float:
     return float(token_cost)
 
 
-def _needs_lengths(info: dict[str, Any]) -> Any:
+def tokens_used(info: dict[str, Any]) -> Any:
+    """``info["prefix_len"]`` (tokens used this step), or a clear error: every token-cost wrapper reads it."""
     if "prefix_len" not in info:
         raise FlexLAMError("TokenCost reads info['prefix_len']: wrap a latent-action env (LatentActionWrapper, "
                            "AdaptiveLatentActionWrapper or their vector forms), not a raw env.")
@@ -310,7 +311,7 @@ class TokenCost(gym.Wrapper, gym.utils.RecordConstructorArgs):
 
     def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         obs, reward, terminated, truncated, info = self.env.step(action)
-        return obs, float(reward) - self.token_cost * int(_needs_lengths(info)), terminated, truncated, info
+        return obs, float(reward) - self.token_cost * int(tokens_used(info)), terminated, truncated, info
 
 
 class LatentActionVectorWrapper(gym.vector.VectorWrapper):
@@ -359,7 +360,7 @@ class TokenCostVector(gym.vector.VectorWrapper):
 
     def step(self, actions: np.ndarray):
         obs, rewards, terminated, truncated, info = self.env.step(actions)
-        return obs, rewards - self.token_cost * np.asarray(_needs_lengths(info)), terminated, truncated, info
+        return obs, rewards - self.token_cost * np.asarray(tokens_used(info)), terminated, truncated, info
 
 
 def make_latent_env(
