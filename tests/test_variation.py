@@ -183,6 +183,8 @@ def test_variation_smoke_scale_writes_the_gap_heatmap(tmp_path: Path) -> None:
     models, data = seed_models(cfg, cfg.suites[1], 0, cache_root() / "bench", log=lambda msg: None)
     assert sorted(models) == ["fixed_1", "fixed_2", "flexlam"] and models["flexlam"].config.nested_dropout
     assert all(str(cache_root() / "bench") in str(lam.source_path) for lam in models.values())
+    alone, _ = seed_models(cfg, cfg.suites[1], 0, cache_root() / "bench", log=lambda msg: None, flexlam_only=True)
+    assert list(alone) == ["flexlam"] and alone["flexlam"].source_path == models["flexlam"].source_path  # same cache key
     probes = token_probes(models["flexlam"], probe_rollouts("minigrid-dynamic", models["flexlam"], episodes=4),
                           {"fixed K=2": models["fixed_2"]}, budgets=[1, 2])
     assert probes["action_metric"] == "accuracy" and set(probes["flexlam"]["action"]) == {1, 2}

@@ -84,8 +84,9 @@ def model_at(method: str, k: int) -> str:
 
 
 def train_models(cfg: BenchConfig, data: Any, train_cfg: TrainConfig, cache_root: Path,
-                 log: Callable[[str], None]) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
-    """Train (or reuse) every LAM of one seed: ``({view: {model_name: FlexLAM}}, {model_name: cost record})``."""
+                 log: Callable[[str], None], fixed: bool = True) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Train (or reuse) every LAM of one seed: ``({view: {model_name: FlexLAM}}, {model_name: cost record})``;
+    only the FlexLAM without ``fixed``."""
     variants = lam_variants(cfg, data.obs_shape, data.is_image, data.preprocess)
     configs = {name: train_cfg if name == "flexlam" else replace(train_cfg, prefix_samples=1) for name in variants}
     flops = {name: update_flops(lam_cfg, data, configs[name]) for name, lam_cfg in variants.items()}
@@ -94,7 +95,7 @@ def train_models(cfg: BenchConfig, data: Any, train_cfg: TrainConfig, cache_root
     budget = flexlam.info["updates"] * flops["flexlam"]  # the equal-compute view splits this over the fixed LAMs
     models = {"equal_updates": {"flexlam": flexlam.lam}, "equal_compute": {"flexlam": flexlam.lam}}
     records = {"flexlam": _cost(flexlam.info, flops["flexlam"])}
-    for k in cfg.budgets:
+    for k in cfg.budgets if fixed else []:
         name = f"fixed_{k}"
         share = max(1, int(budget / len(cfg.budgets) / flops[name]))
         log(f"LAM {name} (equal-compute share: {share} updates)")
@@ -114,11 +115,7 @@ def seed_models(cfg: BenchConfig, suite: SuiteSpec, seed: int, cache_root: Path,
     ids = collect_suite(suite, cfg.data_seed)
     data = suite_data(cfg, [i for task in suite.tasks for i in ids[task].values()])
     train_cfg = TrainConfig(**{**cfg.train, "seed": seed, "progress": False})
-    if flexlam_only:
-        log("LAM flexlam")
-        variant = lam_variants(cfg, data.obs_shape, data.is_image, data.preprocess)["flexlam"]
-        return {"flexlam": train_cached(data, variant, train_cfg, cache_root).lam}, data
-    models, _ = train_models(cfg, data, train_cfg, cache_root, log)
+    models, _ = train_models(cfg, data, train_cfg, cache_root, log, fixed=not flexlam_only)
     return models["equal_updates"], data
 
 
