@@ -15,6 +15,8 @@ import pytest
 from flexlam_rl.bench import BenchConfig, SuiteSpec, aggregate, mean_se
 from flexlam_rl.bench.report import _mean_curves, final_change, models_table
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 def _bench(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "flexlam_rl.cli.bench", *args], cwd=cwd, env=os.environ.copy(),
@@ -163,6 +165,23 @@ def test_final_change_reads_the_plateau_statistic_from_a_curve() -> None:
     model = {"updates": 3000, "wall_s": 1.0, "plateaued": False, "flops": 1e9, "samples": 1, "equal_compute": {"updates": 3000}}
     table = models_table({"models": {"s": {0: {"flexlam": {**model, "final_change": change}}}}})
     assert "-10.0% (-10.0..-10.0)" in table and "0/1" in table
+
+
+def test_saved_seeds_and_cached_runs_keep_their_keys_when_settings_are_added() -> None:
+    """Settings added later, left at their defaults, must not make committed seeds (or cached LAMs) stale."""
+    from dataclasses import replace
+
+    from flexlam_rl.bench.cache import lam_key_record
+    from flexlam_rl.bench.run import suite_key
+    from flexlam_rl.bench.spec import load_scale
+    from flexlam_rl.config import LAMConfig
+
+    cfg = load_scale("default")
+    for suite in cfg.suites:
+        saved = json.loads((ROOT / "benchmarks/results/default/seeds" / f"{suite.name}_seed0.json").read_text())
+        assert suite_key(cfg, suite) == saved["config_key"], f"{suite.name}: a setting added to the scale changed the key"
+    lam = LAMConfig(obs_shape=[16, 16, 3])
+    assert "code_norm" not in lam_key_record(lam) and lam_key_record(replace(lam, code_norm=True))["code_norm"] is True
 
 
 def test_dataset_ids_change_with_what_is_collected() -> None:

@@ -29,6 +29,15 @@ def config_hash(obj: Any) -> str:
     return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+# LAM options added while benchmark runs were cached: part of a run's key only when set, so those runs stay valid
+KEYED_WHEN_SET = ("code_norm",)
+
+
+def lam_key_record(lam_cfg: LAMConfig) -> dict[str, Any]:
+    """The LAM config as a cached run's key reads it (options of ``KEYED_WHEN_SET`` only when set)."""
+    return {k: v for k, v in lam_cfg.to_dict().items() if not (k in KEYED_WHEN_SET and not v)}
+
+
 @dataclass
 class TrainedLAM:
     """A trained LAM, what its training cost, and (optionally) its snapshot after its first ``snapshot_updates`` updates."""
@@ -48,7 +57,7 @@ def train_cached(data: TransitionData, lam_cfg: LAMConfig, train_cfg: TrainConfi
     A run's ``max_steps`` is not part of its key: raising the cap extends a capped run.
     """
     train_record = {k: v for k, v in asdict(train_cfg).items() if k not in ("max_steps", "progress")}
-    key = config_hash({"datasets": data.dataset_ids, "lam": lam_cfg.to_dict(), "train": train_record,
+    key = config_hash({"datasets": data.dataset_ids, "lam": lam_key_record(lam_cfg), "train": train_record,
                        "heldout": [len(data.train), len(data.heldout)],
                        **({"validation": len(data.validation)} if data.validation is not None else {})})
     run_dir = cache_root / key

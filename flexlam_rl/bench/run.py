@@ -285,7 +285,9 @@ def _fmt(scores: dict[int, float]) -> str:
 
 
 # Settings added after results were saved: at these values they are left out of the key, so those results still match.
-LATER_DEFAULTS = {"label_fractions": None, "low_return_quantiles": None, "validation_fraction": 0.0}
+LATER_DEFAULTS = {"label_fractions": None, "low_return_quantiles": None, "validation_fraction": 0.0, "diagnostics": False,
+                  "diagnostic_transitions": 1024}
+LATER_SUITE_DEFAULTS = {"max_episode_steps": None, "protocols": None}  # the same, for a suite's settings
 
 
 def suite_key(cfg: BenchConfig, suite: SuiteSpec) -> str:
@@ -293,7 +295,8 @@ def suite_key(cfg: BenchConfig, suite: SuiteSpec) -> str:
     record = jsonable(asdict(cfg))
     shared = {k: v for k, v in record.items() if k not in ("seeds", "name", "suites", "gif_seed", "date_fixed", "confirm")
               and not (k in LATER_DEFAULTS and v == LATER_DEFAULTS[k])}
-    return config_hash({**shared, "suite": jsonable(asdict(suite))})
+    spec = {k: v for k, v in jsonable(asdict(suite)).items() if not (k in LATER_SUITE_DEFAULTS and v == LATER_SUITE_DEFAULTS[k])}
+    return config_hash({**shared, "suite": spec})
 
 
 def run_benchmark(cfg: BenchConfig, out_dir: Path, cache_root: Path, command: str, only: Sequence[str] | None = None,
