@@ -24,6 +24,9 @@ IDM trained on the same labels (with both confusion matrices). Variants (LAM con
   left Breakout's decoder ignoring its codes (controllability 0; ``collapse.md``: values pushed past the tanh margin);
 - ``spread_saturation``, ``changed_spread_saturation``: ``spread`` and ``changed_spread`` plus the saturation penalty
   (added after ``spread_decay`` also left Breakout's decoder ignoring its codes, with most values past the margin);
+- ``norm``, ``changed_norm``: ``base`` and ``changed`` with each slot's encoder values standardized by running
+  statistics before FSQ (``lam.code_norm=true``, :class:`flexlam_rl.quantize.CodeNorm`); added on 2026-12-01 after
+  ``games_trace.py`` showed a fresh encoder's values spreading ~0.003 over transitions against bins ~0.3 wide;
 - ``base_b64``, ``changed_b64``: ``base`` and ``changed`` at batch 64 (the others use 32), the setting of the collapsed
   run in benchmarks/results/atari (with ``--steps 1500``).
 
@@ -88,6 +91,10 @@ VARIANTS = {  # name -> (frame_stack, LAM overrides, train overrides)
     # added after spread_decay failed on Breakout too: spread values, kept within reach of FSQ's tanh slope
     "spread_saturation": (1, {"spread_weight": 1.0, "saturation_weight": 1.0}, {}),
     "changed_spread_saturation": (1, {"change_weight": 1.0, "spread_weight": 1.0, "saturation_weight": 1.0}, {}),
+    # added after games_trace.py showed the encoder's values spread ~0.003 over transitions at initialization (one
+    # code for everything from the start): standardize each slot with running statistics before FSQ, no loss term
+    "norm": (1, {"code_norm": True}, {}),
+    "changed_norm": (1, {"change_weight": 1.0, "code_norm": True}, {}),
 }
 SUITE = ["breakout", "pong", "freeway", "procgen-coinrun", "procgen-bigfish", "procgen-starpilot"]
 PPO_GAMES = ["breakout", "procgen-bigfish"]

@@ -24,7 +24,7 @@ from .budgets import adaptive_lengths, check_prefix_len, check_prefix_lens, chec
 from .config import LAMConfig
 from .errors import FlexLAMError
 from .nets import ArrayLike, ImageFDM, ImageIDM, ObservationInput, VectorFDM, VectorIDM
-from .quantize import FSQ
+from .quantize import FSQ, CodeNorm
 
 CHANGE_DILATE = 3  # the change-weighted loss counts a 3x3 neighbourhood of each changed pixel
 CHANGED = 8 / 255  # a pixel has changed when a channel moves by more than this (frames in [0, 1])
@@ -125,6 +125,7 @@ class FlexLAM(ObservationInput):
         self.config = config
         levels = config.fsq_levels
         self.quantizer = FSQ(levels)
+        self.code_norm = CodeNorm((config.num_tokens, len(levels))) if config.code_norm else None
         slot_out = config.num_tokens * len(levels)
         cond_dim = config.num_tokens * config.latent_dim
         if config.is_image:
@@ -200,6 +201,8 @@ class FlexLAM(ObservationInput):
     def _tokenize_with_values(self, x: torch.Tensor, x_next: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """... and the encoder's pre-quantization values ``z [B, K, L]`` (what the saturation penalty reads)."""
         z = self.idm(x, x_next).view(x.shape[0], self.num_tokens, self.quantizer.dim)
+        if self.code_norm is not None:
+            z = self.code_norm(z)
         codes, tokens = self.quantizer(z)
         return self.token_proj(codes) + self.slot_embed, tokens, z
 

@@ -82,3 +82,40 @@ def code_usage(indices: torch.Tensor, codebook_size: int) -> torch.Tensor:
     probs = counts.view(num_slots, codebook_size).double() / max(1, indices.shape[0])
     entropy = -(probs * torch.log(probs.clamp_min(1e-12))).sum(dim=-1)
     return torch.exp(entropy).float()
+
+
+class CodeNorm(nn.Module):
+    """Standardize each slot's encoder values over the batch (batch normalization without scale or shift), so
+    FSQ's bins see values of unit spread centred on 0.
+
+    Why: on a game screen that is ~98% static a freshly initialized conv encoder maps every transition to
+    nearly the same values (Pong and Breakout, 64x64: spread over transitions ~0.003 against FSQ bins ~0.3
+    wide; ``benchmarks/games_trace.py``), so every slot emits one code; the decoder then pushes every
+    transition's values the same way, and on Pong they drift past the tanh bound where no gradient reaches
+    them. Training passes standardize with the batch's own mean and spread, gradient included, which removes
+    exactly that shared push (running statistics alone do not: the mean outruns them); no loss term competes
+    with the reconstruction (the spread penalty, a loss, outweighed it on Breakout).
+
+    Every other pass (encoding, held-out checks: no gradient, or eval mode, or one transition) uses the running
+    statistics, buffers saved with the weights and broadcast by DDP: encoding is deterministic and does not
+    depend on the batch.
+    """
+
+    def __init__(self, shape: Sequence[int], momentum: float = 0.05, eps: float = 1e-8):
+        super().__init__()
+        self.momentum, self.eps = momentum, eps
+        self.register_buffer("running_mean", torch.zeros(*shape))
+        self.register_buffer("running_var", torch.ones(*shape))
+        self.register_buffer("batches_seen", torch.zeros((), dtype=torch.long))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """``z [B, *shape]`` -> standardized values, same shape."""
+        if not (self.training and torch.is_grad_enabled() and z.shape[0] > 1):
+            return (z - self.running_mean) / torch.sqrt(self.running_var + self.eps)
+        mean, var = z.mean(0), z.var(0, unbiased=False)
+        with torch.no_grad():
+            rate = 1.0 if int(self.batches_seen) == 0 else self.momentum
+            self.running_mean.lerp_(mean.detach(), rate)
+            self.running_var.lerp_(var.detach() * z.shape[0] / (z.shape[0] - 1), rate)
+            self.batches_seen += 1
+        return (z - mean) / torch.sqrt(var + self.eps)

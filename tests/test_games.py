@@ -181,3 +181,32 @@ def test_a_decaying_spread_penalty_falls_linearly_to_zero_and_training_passes_th
     assert decaying(frames, frames.flip(0), prefix_len=2, step=0).loss > plain(frames, frames.flip(0), prefix_len=2).loss
     with pytest.raises(ValueError, match="spread_updates must be an integer >= 0"):
         LAMConfig(**cfg, spread_updates=-1)
+
+
+def test_code_norm_spreads_nearly_constant_encoder_values_and_encodes_without_the_batch(tmp_path) -> None:
+    from flexlam_rl.quantize import CodeNorm
+
+    norm = CodeNorm((8, 1))
+    z = 0.07 + 0.003 * torch.randn(64, 8, 1, generator=torch.Generator().manual_seed(0))  # a fresh encoder on a static screen
+    z.requires_grad_(True)
+    out = norm(z)  # a training pass: the batch's own statistics, gradient through them
+    assert torch.allclose(out.mean(0), torch.zeros(8, 1), atol=1e-4)
+    assert torch.allclose(out.std(0, unbiased=False), torch.ones(8, 1), atol=1e-3)
+    out.sum().backward()
+    assert z.grad.abs().max() < 1e-2  # a push shared by every transition is removed (1 per value without the norm)
+    assert torch.allclose(norm.running_mean, z.detach().mean(0)) and int(norm.batches_seen) == 1
+    with torch.no_grad():  # any other pass: the running statistics, so one transition encodes as it does in a batch
+        assert torch.allclose(norm(z[:1]), norm(z)[:1])
+
+    lam = FlexLAM(LAMConfig(obs_shape=[16, 16, 1], channels=[8], hidden_dim=16, code_norm=True))
+    frames = torch.randint(0, 255, (8, 16, 16, 1), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    lam(frames, frames.flip(0)).loss.backward()  # one training pass sets the statistics
+    assert int(lam.code_norm.batches_seen) == 1
+    tokens = lam.encode(frames, frames.flip(0))
+    assert torch.equal(lam.encode(frames[:1], frames.flip(0)[:1]), tokens[:1])
+    lam.save(tmp_path / "lam")
+    loaded = FlexLAM.load(tmp_path / "lam")
+    assert torch.equal(loaded.code_norm.running_var, lam.code_norm.running_var)
+    assert torch.equal(loaded.encode(frames, frames.flip(0)), tokens)
+    with pytest.raises(ConfigError, match="code_norm must be true or false"):
+        LAMConfig(obs_shape=[16, 16, 1], code_norm=1)
