@@ -73,10 +73,6 @@ class TransitionSet(Dataset):
         src, frame_idx = self.source_index[idx], self.frame_index[idx]
         obs = np.empty((len(idx), *self.obs_shape), dtype=self.sources[0].frames.dtype)
         next_obs = np.empty_like(obs)
-        actions = None
-        if self.has_actions:
-            first = self.sources[0].actions
-            actions = np.empty((len(idx), *first.shape[1:]), dtype=first.dtype)
         for s_idx in np.unique(src):
             rows = np.nonzero(src == s_idx)[0]
             source = self.sources[s_idx]
@@ -85,11 +81,21 @@ class TransitionSet(Dataset):
             both = source.frames[np.concatenate([wanted[order], wanted[order] + 1])]
             obs[rows[order]] = both[: len(rows)]
             next_obs[rows[order]] = both[len(rows) :]
-            if actions is not None:
-                actions[rows] = source.actions[self.action_index[idx[rows]]]
         out = {"obs": obs, "next_obs": next_obs, "task": src}
-        if actions is not None:
-            out["action"] = actions
+        if self.has_actions:
+            out["action"] = self.actions(idx)
+        return out
+
+    def actions(self, indices: Sequence[int]) -> np.ndarray:
+        """The actions of transitions ``indices``, without reading their frames."""
+        if not self.has_actions:
+            raise DataError("These transitions have no actions (action-free data); label some or use a dataset with actions.")
+        idx = np.asarray(indices, dtype=np.int64)
+        first = self.sources[0].actions
+        out = np.empty((len(idx), *first.shape[1:]), dtype=first.dtype)
+        for s_idx in np.unique(self.source_index[idx]):
+            rows = np.nonzero(self.source_index[idx] == s_idx)[0]
+            out[rows] = self.sources[s_idx].actions[self.action_index[idx[rows]]]
         return out
 
     def subset_episodes(self, keep: Sequence[tuple[int, int]]) -> TransitionSet:

@@ -155,9 +155,8 @@ def action_probe(lam: FlexLAM, train: TransitionSet, held: TransitionSet, held_p
     from .probes import fit_probe, token_features
 
     train_picks = np.sort(np.random.default_rng(seed + 1).permutation(len(train))[: min(train_limit, len(train))])
-    parts = [train.__getitems__(train_picks), held.__getitems__(held_picks)]
-    tokens = np.concatenate([lam.encode_many(p["obs"], p["next_obs"]).numpy() for p in parts])
-    action = np.concatenate([p["action"] for p in parts])
+    tokens = torch.cat([lam.encode_set(train, train_picks), lam.encode_set(held, held_picks)]).numpy()
+    action = np.concatenate([train.actions(train_picks), held.actions(held_picks)])
     discrete = np.issubdtype(action.dtype, np.integer)
     is_train = np.arange(len(tokens)) < len(train_picks)
     valid = is_train & (np.random.default_rng(seed + 2).random(len(tokens)) < 0.2)

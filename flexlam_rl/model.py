@@ -283,6 +283,15 @@ class FlexLAM(ObservationInput):
         return torch.cat(parts) if parts else torch.zeros(0, self.num_tokens, dtype=torch.int64)
 
     @torch.no_grad()
+    def encode_set(self, data: Any, indices: Sequence[int] | None = None, batch_size: int = 256) -> torch.Tensor:
+        """A :class:`~flexlam_rl.data.TransitionSet`'s transitions (``indices``, default all) -> tokens ``[N, K]`` on
+        the CPU, read from the set a batch at a time (a large pixel pool is never held in memory whole)."""
+        from .data import eval_batches
+
+        parts = [self.encode(b["obs"], b["next_obs"]).cpu() for b in eval_batches(data, batch_size, indices=indices)]
+        return torch.cat(parts) if parts else torch.zeros(0, self.num_tokens, dtype=torch.int64)
+
+    @torch.no_grad()
     def errors_by_length(self, obs: ArrayLike, next_obs: ArrayLike, lengths: Sequence[int] | None = None) -> torch.Tensor:
         """Per-transition next-frame MSE (normalized space) at each prefix length: ``[B, len(lengths)]``.
 

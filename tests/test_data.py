@@ -5,6 +5,7 @@ from __future__ import annotations
 import minari
 import numpy as np
 import pytest
+import torch
 
 from flexlam_rl.data import DataError, StepBatchSampler, load_transitions, split_episodes
 
@@ -22,6 +23,14 @@ def test_transitions_are_consecutive_frames_with_actions(pixel_dataset: str) -> 
         assert np.array_equal(item["next_obs"], ep.observations[t + 1])
         assert item["action"] == ep.actions[t]
     assert len(data.train) + len(data.heldout) == dataset.total_steps
+    picks = np.array([len(train) - 1, 0, 7])
+    assert np.array_equal(train.actions(picks), train.__getitems__(picks)["action"])  # no frames read for actions
+
+    from flexlam_rl import FlexLAM, LAMConfig
+
+    lam = FlexLAM(LAMConfig(obs_shape=list(train.obs_shape), channels=[8], hidden_dim=16))
+    batch = train.__getitems__(picks)  # the set read a batch at a time encodes as the same transitions in memory
+    assert torch.equal(lam.encode_set(train, picks, batch_size=2), lam.encode_many(batch["obs"], batch["next_obs"]))
 
 
 def test_split_is_by_episode_and_disjoint(pixel_dataset: str) -> None:

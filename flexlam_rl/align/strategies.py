@@ -58,8 +58,7 @@ def pick(strategy: str, pool: TransitionSet, candidates: np.ndarray, count: int,
 
 
 def _tokens(lam: FlexLAM, pool: TransitionSet, candidates: np.ndarray) -> np.ndarray:
-    batch = pool.__getitems__(candidates)
-    return lam.encode_many(batch["obs"], batch["next_obs"]).numpy()
+    return lam.encode_set(pool, candidates).numpy()
 
 
 def _coverage(tokens: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
