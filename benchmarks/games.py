@@ -243,6 +243,28 @@ def _mean_per_budget(runs: list[dict[str, Any]], key: str) -> dict[int, float]:
     return {int(k): float(np.mean([at_budget(r[key], k) for r in runs])) for k in BUDGETS}
 
 
+def action_names(game: str) -> list[str]:
+    """The game's action names (ALE's and our Procgen env's ``get_action_meanings``)."""
+    import gymnasium as gym
+
+    env = gym.make(f"flexlam/{game}-v0")
+    try:
+        return list(env.unwrapped.get_action_meanings())
+    finally:
+        env.close()
+
+
+def confusion_text(game: dict[str, Any], names: list[str]) -> str:
+    """The supervised IDM's and the translator's confusion on held-out transitions (rows: true action; summed
+    over seeds), for a game below the bar: which actions neither can tell apart."""
+    def table(matrix: list[list[int]]) -> str:
+        m = np.asarray(matrix)
+        used = [i for i in range(len(m)) if m[i].sum() or m[:, i].sum()]
+        return markdown_table(["true \\ predicted", *(names[j] for j in used)], [[names[i], *(int(m[i, j]) for j in used)] for i in used])
+    return "\n".join([f"### {game['task']}: supervised IDM (accuracy {game['idm_accuracy']:.3f})", "", table(game["idm_confusion"]), "",
+                      f"### {game['task']}: translator at k = {game['best_k']}", "", table(game["translator_confusion"]), ""])
+
+
 def suite_table(games: list[dict[str, Any]]) -> str:
     rows = [[g["task"], len(g["seeds"]), " ".join(f"{u:.2f}" for u in g["perplexity"]),
              " ".join(f"{at_budget(g['controllability'], k):.2f}" for k in BUDGETS),
@@ -306,14 +328,19 @@ def main() -> None:
         games = args.games or SUITE
         runs = run_all(games, [args.variant], args.seeds, args.steps, out, args.report_only)
         summary = suite_summary([r for r in runs if r["game"] in games])
-        result = {"command": command, "variant": args.variant, "steps": args.steps, "label_fraction": LABEL_FRACTION,
+        commands = _commands(out, None if args.report_only else command)
+        result = {"commands": commands, "variant": args.variant, "steps": args.steps, "label_fraction": LABEL_FRACTION,
                   "games": summary}
         if args.mode == "ppo":
             result["ppo"] = ppo_runs(runs, args.games or PPO_GAMES, args.timesteps, out)
         elif (out / "results.json").is_file():  # a suite rerun keeps the PPO runs saved beside it
             result["ppo"] = read_json(out / "results.json", "games results", 2**24).get("ppo", [])
         atomic_write_json(out / "results.json", result)
-        text = "\n".join([f"# LAMs on games: recipe `{args.variant}`", "", f"`{command}`", "", suite_table(summary), ""])
+        below = [g for g in summary if g["translator_over_idm"] < TARGET_RATIO]
+        text = "\n".join([f"# LAMs on games: recipe `{args.variant}`", "", "Made by:", "", *(f"    {c}" for c in commands), "",
+                          suite_table(summary), "",
+                          *(["## Below the bar: confusion on held-out transitions", "",
+                             *(confusion_text(g, action_names(g["task"])) for g in below)] if below else [])])
     atomic_write_bytes(out / "results.md", text.encode())
     print(text)
     print(json.dumps({"saved": str(out)}))

@@ -107,6 +107,10 @@ class ProcgenEnv(gym.Env):
     def render(self) -> np.ndarray | None:
         return self._frame.copy() if self.render_mode == "rgb_array" else None
 
+    def get_action_meanings(self) -> list[str]:
+        """What each action presses (ALE's convention), e.g. to label a confusion matrix."""
+        return list(ACTION_MEANINGS)
+
     def close(self) -> None:
         self._env = None
 

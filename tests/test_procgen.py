@@ -21,6 +21,7 @@ def test_procgen_tasks_pass_the_env_checker_with_its_render_check(game: str) -> 
     check_env(env.unwrapped)  # the raw env, render check included
     check_env(env)
     assert env.observation_space.shape == (64, 64, 3) and env.action_space.n == 15
+    assert len(env.unwrapped.get_action_meanings()) == 15 and env.unwrapped.get_action_meanings()[4] == "NOOP"
     assert env.render() is None and gym.make(f"flexlam/procgen-{game}-v0", render_mode="rgb_array").reset(seed=0)[0].shape == (64, 64, 3)
 
 
