@@ -87,10 +87,11 @@ def test_large_frames_and_collapsed_codes_get_warnings_that_name_the_fix() -> No
     assert large_frame_warning(LAMConfig(obs_shape=[64, 64, 3])) is None
     dead = collapse_warning({"code_usage": [1.0, 3.5, 1.02], "controllability": {1: 0.3, 2: 0.4, 3: 0.4}})
     assert dead and "Slots [1, 3]" in dead and "collapsed" not in dead  # dead slots, but the tokens matter
-    collapsed = collapse_warning({"code_usage": [1.0, 1.0, 1.0]}, frame_shape=[24, 56, 3])
-    assert collapsed and "every slot emits a single code" in collapsed and "(24x56)" in collapsed and "210x160" not in collapsed
+    collapsed = collapse_warning({"code_usage": [1.0, 1.0, 1.0]}, frame_shape=[96, 128, 3])
+    assert collapsed and "every slot emits a single code" in collapsed and "(96x128)" in collapsed and "frame_size 64" in collapsed
     ignored = collapse_warning({"code_usage": [3.0, 3.0], "controllability": {1: 0.01, 2: 0.03}}, [64, 64, 1])
     assert ignored and "remove 3%" in ignored and "lam=games" in ignored and "train.lr" in ignored
+    assert "frame_size" not in ignored  # 64x64 frames are what the recipe uses: not named as a cause
     assert collapse_warning({"code_usage": [3.0], "controllability": {1: 0.5}}) is None
 
 
