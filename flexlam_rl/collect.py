@@ -182,7 +182,7 @@ def _write_chunk(dataset: Any, dataset_id: str, chunk: list, env: gym.Env, behav
         if dataset is not None:  # Minari nags about optional metadata (email, permalink) above
             dataset.update_dataset_from_buffer(chunk)
             return dataset
-        return minari.create_dataset_from_buffers(
+        created = minari.create_dataset_from_buffers(
             dataset_id=dataset_id,
             buffer=chunk,
             env=env,
@@ -191,6 +191,9 @@ def _write_chunk(dataset: Any, dataset_id: str, chunk: list, env: gym.Env, behav
             description=f"{behaviour} episodes of {task} ({env.spec.id if env.spec else task}), collected by flexlam-collect.",
             **jpeg_option,
         )
+        if not jpeg_option:  # Minari 0.5.3 records nothing; 0.5.4+ readers would take raw frames for JPEG
+            created.storage.update_metadata({"jpeg_encoding": jpeg})
+        return created
 
 
 def _ensure_namespace(dataset_id: str) -> None:

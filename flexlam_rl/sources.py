@@ -108,9 +108,29 @@ def _open_minari(source: str) -> Any:
     try:
         dataset = minari.load_dataset(source)
         _ = dataset.total_steps, dataset.total_episodes, dataset.observation_space, dataset.action_space
+        _read_raw_frames_as_stored(dataset)
         return dataset
     except Exception as exc:  # h5py, pyarrow, JSON and Minari's own errors all mean the same thing here
         raise DataError(_broken_dataset(source, exc)) from None
+
+
+def _read_raw_frames_as_stored(dataset: Any) -> None:
+    """Minari 0.5.4+ JPEG-decodes the frames of any dataset without a ``jpeg_encoding`` record; flexlam-rl wrote its
+    0.5.3 datasets (numpy<2: the procgen extra) with frames stored raw and no record. Frames stored as uint8 arrays
+    are read as they are, so a dataset collected in one environment loads in the other."""
+    storage = getattr(dataset, "storage", None)
+    if not getattr(storage, "_jpeg_encoding", False) or "jpeg_encoding" in storage.metadata:
+        return
+    path = Path(storage.data_path) / "main_data.hdf5"
+    if not path.is_file():
+        return
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        first = next(iter(f.values()), None)
+        obs = first.get("observations") if isinstance(first, h5py.Group) else None
+        if isinstance(obs, h5py.Dataset) and obs.dtype == np.uint8 and obs.ndim >= 3:
+            storage._jpeg_encoding = False
 
 
 def _broken_dataset(source: str, exc: Exception) -> str:

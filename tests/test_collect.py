@@ -73,3 +73,25 @@ def test_overwrite_replaces_dataset(isolated_roots) -> None:
     collect_dataset("test/over/random-v0", "cartpole", "random", num_episodes=2, seed=0)
     collect_dataset("test/over/random-v0", "cartpole", "random", num_episodes=3, seed=1, overwrite=True)
     assert minari.load_dataset("test/over/random-v0").total_episodes == 3
+
+
+def test_frames_stored_raw_by_an_older_minari_load_in_a_newer_one(isolated_roots) -> None:
+    """The procgen extra resolves Minari 0.5.3 (numpy<2), which records no ``jpeg_encoding``; 0.5.4+ would take such
+    a dataset's raw frames for JPEG. A dataset collected in one environment must load in the other."""
+    import shutil
+
+    from conftest import TINY_PIXELS
+
+    from flexlam_rl.data import load_transitions
+    from flexlam_rl.sources import cache_root
+
+    dataset_id = collect_dataset("test/doorkey/older-writer-v0", "minigrid-doorkey", "random", num_episodes=2, seed=0,
+                                 max_episode_steps=10, preprocess=TINY_PIXELS).dataset_id
+    meta_path = minari_root() / dataset_id / "data" / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    assert meta["jpeg_encoding"] is False  # recorded whichever Minari wrote it
+    expected = load_transitions(dataset_id, heldout_fraction=0.0).train.__getitems__([0, 5])["obs"]
+    meta_path.write_text(json.dumps({k: v for k, v in meta.items() if k != "jpeg_encoding"}))  # as 0.5.3 leaves it
+    shutil.rmtree(cache_root() / "datasets")  # read the dataset again, not the frame cache
+    again = load_transitions(dataset_id, heldout_fraction=0.0).train.__getitems__([0, 5])["obs"]
+    assert np.array_equal(again, expected) and expected.std() > 0
