@@ -24,8 +24,8 @@ IDM trained on the same labels (with both confusion matrices). Variants (LAM con
   left Breakout's decoder ignoring its codes (controllability 0; ``collapse.md``: values pushed past the tanh margin);
 - ``spread_saturation``, ``changed_spread_saturation``: ``spread`` and ``changed_spread`` plus the saturation penalty
   (added after ``spread_decay`` also left Breakout's decoder ignoring its codes, with most values past the margin);
-- ``norm``, ``changed_norm``: ``base`` and ``changed`` with each slot's encoder values standardized by running
-  statistics before FSQ (``lam.code_norm=true``, :class:`flexlam_rl.quantize.CodeNorm`); added on 2026-12-01 after
+- ``norm``, ``changed_norm``: ``base`` and ``changed`` with each slot's encoder values standardized over the batch
+  before FSQ (``lam.code_norm=true``, :class:`flexlam_rl.quantize.CodeNorm`); added on 2026-12-01 after
   ``games_trace.py`` showed a fresh encoder's values spreading ~0.003 over transitions against bins ~0.3 wide;
 - ``base_b64``, ``changed_b64``: ``base`` and ``changed`` at batch 64 (the others use 32), the setting of the collapsed
   run in benchmarks/results/atari (with ``--steps 1500``).
@@ -92,7 +92,7 @@ VARIANTS = {  # name -> (frame_stack, LAM overrides, train overrides)
     "spread_saturation": (1, {"spread_weight": 1.0, "saturation_weight": 1.0}, {}),
     "changed_spread_saturation": (1, {"change_weight": 1.0, "spread_weight": 1.0, "saturation_weight": 1.0}, {}),
     # added after games_trace.py showed the encoder's values spread ~0.003 over transitions at initialization (one
-    # code for everything from the start): standardize each slot with running statistics before FSQ, no loss term
+    # code for everything from the start): standardize each slot over the batch before FSQ, no loss term
     "norm": (1, {"code_norm": True}, {}),
     "changed_norm": (1, {"change_weight": 1.0, "code_norm": True}, {}),
 }
@@ -191,6 +191,12 @@ CONTROL_FLOOR = 0.05  # the rule's "not collapsed": controllability at k = 8 abo
 FIRST_SLOT_FLOOR = 1.1  # ... and the first slot's perplexity above this
 
 
+def code_used(run: dict[str, Any]) -> bool:
+    """The recipe rule's "not collapsed", for a run or a game's summary: first slot's perplexity and
+    controllability at k = 8 above their floors."""
+    return run["perplexity"][0] > FIRST_SLOT_FLOOR and at_budget(run["controllability"], 8) > CONTROL_FLOOR
+
+
 def choose_recipe(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """The rule in this module's docstring, applied to the saved one-seed runs: per variant measured on every
     ablation game, whether it collapses anywhere and its mean translator / IDM ratio; the chosen variant (None
@@ -200,8 +206,7 @@ def choose_recipe(runs: list[dict[str, Any]]) -> dict[str, Any]:
         mine = {r["game"]: r for r in runs if r["variant"] == variant and r["seed"] == 0 and r["game"] in RECIPE_GAMES}
         if set(mine) != set(RECIPE_GAMES):
             continue
-        collapsed = [g for g, r in mine.items() if r["perplexity"][0] <= FIRST_SLOT_FLOOR
-                     or at_budget(r["controllability"], 8) <= CONTROL_FLOOR]
+        collapsed = [g for g, r in mine.items() if not code_used(r)]
         ratio = float(np.mean([r["translator_best"] / r["idm"] for r in mine.values()]))
         table[variant] = {"collapsed_on": collapsed, "mean_translator_over_idm": ratio}
     eligible = [v for v, t in table.items() if not t["collapsed_on"]]  # VARIANTS lists simpler variants first
@@ -265,11 +270,6 @@ def confusion_text(game: dict[str, Any], names: list[str]) -> str:
         return markdown_table(["true (rows) / predicted", *(names[j] for j in used)], rows)
     return "\n".join([f"### {game['task']}: supervised IDM (accuracy {game['idm_accuracy']:.3f})", "", table(game["idm_confusion"]), "",
                       f"### {game['task']}: translator at k = {game['best_k']}", "", table(game["translator_confusion"]), ""])
-
-
-def code_used(game: dict[str, Any]) -> bool:
-    """The recipe rule's "not collapsed": first slot's perplexity and controllability at k = 8 above their floors."""
-    return game["perplexity"][0] > FIRST_SLOT_FLOOR and at_budget(game["controllability"], 8) > CONTROL_FLOOR
 
 
 def weak_idm(game: dict[str, Any]) -> bool:
