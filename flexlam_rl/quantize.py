@@ -113,8 +113,8 @@ class CodeNorm(nn.Module):
         if not (self.training and torch.is_grad_enabled() and z.shape[0] > 1):
             return (z - self.running_mean) / torch.sqrt(self.running_var + self.eps)
         mean, var = z.mean(0), z.var(0, unbiased=False)
-        with torch.no_grad():
-            rate = 1.0 if int(self.batches_seen) == 0 else self.momentum
+        with torch.no_grad():  # the first batch sets the statistics; read on the device (no host sync per update)
+            rate = torch.where(self.batches_seen == 0, 1.0, self.momentum).to(z.dtype)
             self.running_mean.lerp_(mean.detach(), rate)
             self.running_var.lerp_(var.detach() * z.shape[0] / (z.shape[0] - 1), rate)
             self.batches_seen += 1
