@@ -30,7 +30,8 @@ from flexlam_rl.errors import FlexLAMError
 PREPROCESS_KINDS = ("identity", "minigrid_rgb", "render_rgb", "image", "atari")
 FITS = ("stretch", "crop")
 LARGE_FRAME = 96  # above this, a LAM's training step gets expensive on a CPU: warn
-_PIXEL_DEFAULTS = {"frame_size": 64, "grayscale": False, "fit": "stretch", "frame_skip": 1, "frame_stack": 1}
+GAME_FRAME = 64  # the frame size the games recipe is measured at (benchmarks/results/games): the default, and the advice
+_PIXEL_DEFAULTS = {"frame_size": GAME_FRAME, "grayscale": False, "fit": "stretch", "frame_skip": 1, "frame_stack": 1}
 _KIND_DEFAULTS = {"minigrid_rgb": {"tile_size": 8}, "atari": {"frame_skip": 4, "grayscale": True}}  # atari: 64x64 gray
 
 # Packages that register Gymnasium ids on import, by id prefix.

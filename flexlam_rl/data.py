@@ -68,8 +68,18 @@ class TransitionSet(Dataset):
         batch = self.__getitems__([index])
         return {k: v[0] for k, v in batch.items()}
 
+    def _checked(self, indices: Sequence[int]) -> np.ndarray:
+        """Transition indices as an int64 array; out-of-range ones are a clear error, not numpy's IndexError
+        (or, for negative ones, a silent read from the end)."""
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= len(self)):
+            bad = idx[(idx < 0) | (idx >= len(self))]
+            raise DataError(f"Transition indices must be in 0..{len(self) - 1} (this set has {len(self)} transitions), got "
+                            f"{bad[:5].tolist()}; pick indices from range(len(data)).")
+        return idx
+
     def __getitems__(self, indices: Sequence[int]) -> dict[str, np.ndarray]:
-        idx = np.asarray(indices, dtype=np.int64)
+        idx = self._checked(indices)
         src, frame_idx = self.source_index[idx], self.frame_index[idx]
         obs = np.empty((len(idx), *self.obs_shape), dtype=self.sources[0].frames.dtype)
         next_obs = np.empty_like(obs)
@@ -90,7 +100,7 @@ class TransitionSet(Dataset):
         """The actions of transitions ``indices``, without reading their frames."""
         if not self.has_actions:
             raise DataError("These transitions have no actions (action-free data); label some or use a dataset with actions.")
-        idx = np.asarray(indices, dtype=np.int64)
+        idx = self._checked(indices)
         first = self.sources[0].actions
         out = np.empty((len(idx), *first.shape[1:]), dtype=first.dtype)
         for s_idx in np.unique(self.source_index[idx]):

@@ -111,16 +111,18 @@ def collapse_warning(report: dict[str, Any], frame_shape: Sequence[int] | None =
     collapsed = is_collapsed(usage, control) if control else bool(usage) and len(dead) == len(usage)
     if not collapsed and not dead:
         return None
-    large = frame_shape is not None and len(frame_shape) == 3 and max(frame_shape[:2]) > 64
+    from .envs.pixels import GAME_FRAME
+
+    large = frame_shape is not None and len(frame_shape) == 3 and max(frame_shape[:2]) > GAME_FRAME
     if collapsed:
         what = ("every slot emits a single code" if usage and len(dead) == len(usage) else
                 f"the tokens barely matter: at best they remove {max(control.values()):.0%} of the next-frame error "
                 f"that another transition's tokens leave on the pixels that change")
         frames = (f"frames ({frame_shape[0]}x{frame_shape[1]}) too large for the encoder to find what moved (collect with "
-                  f"preprocess frame_size 64, grayscale), " if large else "")
+                  f"preprocess frame_size {GAME_FRAME}, grayscale), " if large else "")
         return (f"The LAM's code has collapsed: {what}. Likely causes: the part of the frame an action moves is small "
                 f"or predictable without the tokens, so a fresh encoder gives every transition one code (use lam=games, "
-                f"the recipe for pixel games: codes standardized over the batch and a loss on the pixels that change), "
+                f"the recipe for pixel games: each slot's values standardized over the batch before quantization), "
                 f"{frames}too few updates (train.until_plateau=true), or a learning rate off by 10x (train.lr=3e-4 or 3e-3).")
     return (f"Slots {dead} emit a single code (perplexity < {COLLAPSED_PERPLEXITY}); the other slots still carry "
             f"information. Under nested dropout the last slots may have little left to encode; a fixed LAM with dead "

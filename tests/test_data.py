@@ -31,6 +31,11 @@ def test_transitions_are_consecutive_frames_with_actions(pixel_dataset: str) -> 
     lam = FlexLAM(LAMConfig(obs_shape=list(train.obs_shape), channels=[8], hidden_dim=16))
     batch = train.__getitems__(picks)  # the set read a batch at a time encodes as the same transitions in memory
     assert torch.equal(lam.encode_set(train, picks, batch_size=2), lam.encode_many(batch["obs"], batch["next_obs"]))
+    for bad in ([len(train)], [0, -1]):  # past the end, or negative (numpy would read from the end): named, not IndexError
+        with pytest.raises(DataError, match=f"in 0..{len(train) - 1}"):
+            train.actions(bad)
+        with pytest.raises(DataError, match="range\\(len\\(data\\)\\)"):
+            lam.encode_set(train, bad)
 
 
 def test_split_is_by_episode_and_disjoint(pixel_dataset: str) -> None:
