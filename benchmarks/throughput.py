@@ -42,10 +42,9 @@ from flexlam_rl.align import TranslatorConfig, action_spec
 from flexlam_rl.checkpoint import atomic_write_bytes, atomic_write_json
 from flexlam_rl.envs import get_task
 from flexlam_rl.tables import markdown_table
-from flexlam_rl.train import TrainConfig, pretrain, update_flops
+from flexlam_rl.train import TrainConfig, lam_config_for, lam_preset, pretrain, update_flops
 
 MODELS = {"benchmark": (32, [8, 16, 32]), "quickstart": (64, [16, 32, 64]), "games": (64, [16, 32, 64])}
-GAMES_LAM = {"change_weight": 1.0}  # lam=games on Breakout's 64x64 grayscale frames, at the games runs' batch of 32
 SETTINGS = {"old": {"fused_optimizer": False}, "new": {}}
 MINIGRID_ID = "MiniGrid-Empty-8x8-v0"
 PIXELS = {"kind": "minigrid_rgb", "frame_size": 64, "tile_size": 8}
@@ -94,9 +93,10 @@ def training_rows(root: Path, rounds: int, ceiling: float, models: list[str]) ->
     for model in models:
         size, channels = MODELS[model]
         data = training_data(root, size, model)
-        base = dict(obs_shape=list(data.obs_shape), preprocess=data.preprocess, channels=channels,
-                    **(GAMES_LAM if model == "games" else {}))
-        for variant, lam_cfg in (("flexlam", LAMConfig(**base)), ("fixed", LAMConfig(**base, nested_dropout=False))):
+        base = dict(obs_shape=list(data.obs_shape), preprocess=data.preprocess, channels=channels)
+        if model == "games":  # lam=games as shipped, on Breakout's 64x64 grayscale frames
+            base = lam_config_for({**lam_preset("games"), **base}, data).to_dict()
+        for variant, lam_cfg in (("flexlam", LAMConfig.from_dict(base)), ("fixed", LAMConfig.from_dict({**base, "nested_dropout": False}))):
             batches = {"benchmark": [64, 256], "games": [32, 64]}.get(model, [64])
             for batch in batches:
                 flops = update_flops(lam_cfg, data, TrainConfig(batch_size=batch))

@@ -107,6 +107,23 @@ def lam_config_for(values: Any, data: TransitionData | None) -> LAMConfig:
     return LAMConfig.from_dict(values)
 
 
+def lam_preset(name: str) -> dict[str, Any]:
+    """The LAM options of a Hydra ``lam`` preset (``configs/lam/<name>.yaml``, e.g. ``games``), for code that builds
+    LAMs without the CLI: one source for a recipe, so scripts do not restate (and drift from) it."""
+    from importlib.resources import files
+
+    from hydra import compose, initialize_config_module
+
+    presets = sorted(p.name.removesuffix(".yaml") for p in files("flexlam_rl.configs").joinpath("lam").iterdir()
+                     if p.name.endswith(".yaml"))
+    if name not in presets:
+        raise ConfigError(f"Unknown LAM preset {name!r}; expected one of {', '.join(presets)} (configs/lam/).")
+    with initialize_config_module("flexlam_rl.configs", version_base="1.3"):
+        values = dict(plain(compose("pretrain", overrides=[f"lam={name}"]).lam))
+    values.pop("name", None)
+    return values
+
+
 def check_data_matches(lam_cfg: LAMConfig, data: TransitionData) -> None:
     if tuple(lam_cfg.obs_shape) != tuple(data.obs_shape):
         raise ConfigError(

@@ -87,15 +87,15 @@ def test_predict_newest_copies_the_known_frames_and_needs_a_stack() -> None:
 
 
 def test_games_recipe_trains_and_is_a_lam_config(tmp_path, pixel_dataset: str) -> None:
-    from hydra import compose, initialize_config_module
+    from flexlam_rl.errors import ConfigError
+    from flexlam_rl.train import lam_config_for, lam_preset
 
-    from flexlam_rl.train import lam_config_for
-
-    with initialize_config_module("flexlam_rl.configs", version_base="1.3"):
-        cfg = compose("pretrain", overrides=["lam=games"])
     data = load_transitions(pixel_dataset, heldout_fraction=0.25)
-    lam_cfg = lam_config_for({**dict(cfg.lam), "channels": [8, 16], "hidden_dim": 32}, data)
+    lam_cfg = lam_config_for({**lam_preset("games"), "channels": [8, 16], "hidden_dim": 32}, data)
     assert lam_cfg.code_norm and lam_cfg.nested_dropout  # the recipe the games ablation's rule picked
+    assert not lam_preset("flexlam")["code_norm"] and lam_preset("fixed")["nested_dropout"] is False
+    with pytest.raises(ConfigError, match="expected one of fixed, flexlam, games"):
+        lam_preset("game")
     run = pretrain(tmp_path / "run", data, lam_cfg, TrainConfig(steps=30, **FAST_TRAIN))
     assert np.isfinite(run.final_loss)
 
