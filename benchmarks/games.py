@@ -27,6 +27,11 @@ IDM trained on the same labels (with both confusion matrices). Variants (LAM con
 - ``norm``, ``changed_norm``: ``base`` and ``changed`` with each slot's encoder values standardized over the batch
   before FSQ (``lam.code_norm=true``, :class:`flexlam_rl.quantize.CodeNorm`); added on 2026-12-01 after
   ``games_trace.py`` showed a fresh encoder's values spreading ~0.003 over transitions against bins ~0.3 wide;
+- ``stack_norm``: ``norm`` with two stacked frames as o_t, the newest predicted; added on 2026-12-01 after ``norm``
+  left BigFish's and StarPilot's codes unused (``results/games``), measured on them with ``changed_norm`` under
+  ``--out benchmarks/results/games_procgen``. Rule fixed before those runs: a variant replaces ``norm`` as the
+  pixel-game recipe only if it uses its code on BigFish and StarPilot and, run on the three ablation games, the
+  rule below still chooses it;
 - ``base_b64``, ``changed_b64``: ``base`` and ``changed`` at batch 64 (the others use 32), the setting of the collapsed
   run in benchmarks/results/atari (with ``--steps 1500``).
 
@@ -95,6 +100,9 @@ VARIANTS = {  # name -> (frame_stack, LAM overrides, train overrides)
     # code for everything from the start): standardize each slot over the batch before FSQ, no loss term
     "norm": (1, {"code_norm": True}, {}),
     "changed_norm": (1, {"change_weight": 1.0, "code_norm": True}, {}),
+    # added after norm left BigFish's and StarPilot's codes unused (controllability 0.00 / 0.02, results/games):
+    # o_t as two frames, so the other objects' motion is predictable without the code (LAPO feeds past frames)
+    "stack_norm": (2, {"predict_newest": True, "code_norm": True}, {}),
 }
 SUITE = ["breakout", "pong", "freeway", "procgen-coinrun", "procgen-bigfish", "procgen-starpilot"]
 PPO_GAMES = ["breakout", "procgen-coinrun"]  # one game per family whose code is used (BigFish's is not: results/games)
@@ -250,9 +258,14 @@ def _mean_per_budget(runs: list[dict[str, Any]], key: str) -> dict[int, float]:
 
 
 def action_names(game: str) -> list[str]:
-    """The game's action names (ALE's and our Procgen env's ``get_action_meanings``)."""
+    """The game's action names (ALE's and our Procgen env's ``get_action_meanings``; Procgen's are one fixed list,
+    read without making the env, so a report can be rebuilt where procgen is not installed)."""
     import gymnasium as gym
 
+    if game.startswith("procgen-"):
+        from flexlam_rl.envs.procgen import ACTION_MEANINGS
+
+        return list(ACTION_MEANINGS)
     env = gym.make(f"flexlam/{game}-v0")
     try:
         return list(env.unwrapped.get_action_meanings())
@@ -287,10 +300,11 @@ def suite_table(games: list[dict[str, Any]]) -> str:
 
 
 def ppo_runs(runs: list[dict[str, Any]], games: list[str], timesteps: int, out: Path) -> list[dict[str, Any]]:
-    """PPO in latent space at each game's best budget (seed 0's LAM and translator) and on raw actions, same steps."""
+    """PPO in latent space at each game's best budget (seed 0's LAM and translator) and on raw actions, same steps,
+    for ``games`` not yet saved under ``out/ppo``; returns every PPO run saved there (so runs made by separate
+    invocations, e.g. one per venv, all reach the report)."""
     from flexlam_rl.agents.train import AgentConfig, train_agent
 
-    results = []
     for game in games:
         run = next(r for r in runs if r["game"] == game and r["seed"] == 0)
         for space in ("latent", "raw"):
@@ -307,8 +321,23 @@ def ppo_runs(runs: list[dict[str, Any]], games: list[str], timesteps: int, out: 
                                          "timesteps": timesteps, "eval_mean_return": agent.eval_mean_return,
                                          "train_return_last20": agent.train_return, "curve": agent.curve,
                                          "wall_s": time.time() - start})
-            results.append(read_json(path, "PPO run"))
-    return results
+    return saved_ppo_runs(out)
+
+
+def ppo_table(runs: list[dict[str, Any]]) -> list[str]:
+    """Report lines: PPO in latent space vs on raw actions (secondary: one seed, short runs, no ranking claimed)."""
+    rows = [[r["game"], r["space"], r["prefix_len"] or "-", r["timesteps"], f"{r['eval_mean_return']:.2f}",
+             f"{r['train_return_last20']:.2f}", f"{r['wall_s'] / 60:.0f}"] for r in runs]
+    return ["## PPO in latent space (best k) vs raw actions, equal env steps", "",
+            "Secondary: one seed per game at a short length, so no ranking is claimed.", "",
+            markdown_table(["game", "actions", "k", "env steps", "eval return (5 episodes)", "last 20 training episodes",
+                            "wall min"], rows), ""]
+
+
+def saved_ppo_runs(out: Path) -> list[dict[str, Any]]:
+    """Every PPO run saved under ``out/ppo``, by game then space."""
+    runs = [read_json(p, "PPO run") for p in sorted((out / "ppo").glob("*.json"))]
+    return sorted(runs, key=lambda r: (r["game"], r["space"] != "latent", r["timesteps"]))
 
 
 def main() -> None:
@@ -337,20 +366,20 @@ def main() -> None:
                           *(f"    {c}" for c in commands), "", recipe_table(runs), "", choice_text(choice)])
     else:
         out = args.out or Path("benchmarks/results/games")
-        games = args.games or SUITE
+        games = args.games or (SUITE if args.mode == "suite" else PPO_GAMES)
         runs = run_all(games, [args.variant], args.seeds, args.steps, out, args.report_only)
-        summary = suite_summary([r for r in runs if r["game"] in games])
+        order = {g: i for i, g in enumerate(SUITE)}  # every game saved for this variant, not just this invocation's
+        summary = suite_summary(sorted((r for r in runs if r["variant"] == args.variant and r["steps"] == args.steps),
+                                       key=lambda r: (order.get(r["game"], len(order)), r["game"], r["seed"])))
         commands = _commands(out, None if args.report_only else command)
         result = {"commands": commands, "variant": args.variant, "steps": args.steps, "label_fraction": LABEL_FRACTION,
                   "games": summary}
-        if args.mode == "ppo":
-            result["ppo"] = ppo_runs(runs, args.games or PPO_GAMES, args.timesteps, out)
-        elif (out / "results.json").is_file():  # a suite rerun keeps the PPO runs saved beside it
-            result["ppo"] = read_json(out / "results.json", "games results", 2**24).get("ppo", [])
+        result["ppo"] = ppo_runs(runs, games, args.timesteps, out) if args.mode == "ppo" else saved_ppo_runs(out)
         atomic_write_json(out / "results.json", result)
         below = [g for g in summary if g["translator_over_idm"] < TARGET_RATIO or weak_idm(g) or not code_used(g)]
         text = "\n".join([f"# LAMs on games: recipe `{args.variant}`", "", "Made by:", "", *(f"    {c}" for c in commands), "",
                           suite_table(summary), "",
+                          *(ppo_table(result["ppo"]) if result["ppo"] else []),
                           *(["## Below the bar, code unused or IDM under twice chance: confusion on held-out transitions", "",
                              *(confusion_text(g, action_names(g["task"])) for g in below)] if below else [])])
     atomic_write_bytes(out / "results.md", text.encode())
