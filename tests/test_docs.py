@@ -74,3 +74,22 @@ def test_what_the_readme_says_about_games_is_what_the_committed_results_say() ->
     assert games["procgen-coinrun"]["translator_over_idm"] < 0.85
     for task in ("procgen-bigfish", "procgen-starpilot"):
         assert max(games[task]["controllability"].values()) <= 0.05 and games[task]["idm_accuracy"] < 2 / 15, task
+
+    # the Procgen follow-up: the move is in BigFish's data, the IDM misses it with every label, no variant fixed it
+    assert "the player's one-step move is in the data" in text and "even with every transition labelled" in text
+    idm = json.loads((ROOT / "benchmarks/results/games_procgen/idm.json").read_text())
+    move = idm["displacement"]["norm"]["horizontal_by_a_t"]
+    assert move["-1"] < -0.5 < 0.5 < move["1"] and abs(move["0"]) < 0.1
+    everything = [r for r in idm["idm"] if r["variant"] == "norm" and r["fraction"] == 1.0]
+    assert everything and everything[0]["idm"] < 2 * everything[0]["chance"]
+    followup = json.loads((ROOT / "benchmarks/results/games_procgen/results.json").read_text())["runs"]
+    assert "neither two stacked frames nor a frame skip of 4 fixed the code" in text
+    page = (ROOT / "docs/benchmarks/games.md").read_text()  # its games follow-up says the same of a frame skip of 4
+    assert "about three times larger" in page and "rises\nabove twice chance, but not from 2% of them" in page
+    skip = idm["displacement"]["norm_skip4"]["horizontal_by_a_t"]
+    assert 2.5 < skip["1"] / move["1"] < 3.5 and 2.5 < skip["-1"] / move["-1"] < 3.5
+    by_fraction = {r["fraction"]: r for r in idm["idm"] if r["variant"] == "norm_skip4"}
+    assert by_fraction[1.0]["idm"] > 2 * by_fraction[1.0]["chance"] > by_fraction[0.02]["idm"]
+    for variant in ("stack_norm", "norm_skip4"):
+        run = next(r for r in followup if r["game"] == "procgen-bigfish" and r["variant"] == variant)
+        assert max(run["controllability"].values()) <= 0.05, variant

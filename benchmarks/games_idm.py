@@ -1,0 +1,123 @@
+"""Is the action in a game's data, and can our IDM read it? Procgen BigFish, where the recipe's code goes unused.
+
+    python benchmarks/games_idm.py [--variants norm norm_skip4] [--fractions 0.02 0.2 1.0] [--out benchmarks/results/games_procgen]
+
+Two checks per data variant of ``benchmarks/games.py`` (same datasets, same held-out split):
+
+- **The action, read by hand.** BigFish's player is the one green fish, so the centroid of its green pixels in
+  o_t and o_t+1 gives its displacement; the mean displacement per horizontal / vertical component of the
+  recorded action says whether the action shows in one step (and that actions and frames are aligned: the
+  displacement follows a_t more than a_t-1).
+- **The supervised IDM against its label count**: the one ``games.py`` compares the translator with (the LAM's
+  encoder architecture, 2000 updates), from 2% of the training transitions up to all of them. If it stays near
+  chance with every label, the translator / IDM ratio says nothing and the fault is in what the encoder
+  architecture can see, not in the labels.
+
+Each (variant, fraction) is saved under ``<out>/idm/`` as it finishes, so a rerun resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from games import ALIGN, VARIANTS, game_data  # the harness whose IDM this checks (benchmarks/ is the script's path)
+
+from flexlam_rl.align import AlignConfig, LabelConfig, label_and_eval_sets, run_alignment
+from flexlam_rl.bench.cache import train_cached
+from flexlam_rl.checkpoint import atomic_write_bytes, atomic_write_json, read_json
+from flexlam_rl.data import TransitionSet, load_transitions
+from flexlam_rl.sources import cache_root
+from flexlam_rl.tables import markdown_table
+from flexlam_rl.train import TrainConfig, lam_config_for
+
+GAME = "procgen-bigfish"
+# Procgen's 15 actions (ALE order): the horizontal and vertical component each presses (+1: right / up)
+HORIZONTAL = np.array([-1, -1, -1, 0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0])
+VERTICAL = np.array([-1, 0, 1, -1, 0, 1, -1, 0, 1, 0, 0, 0, 0, 0, 0])
+
+
+def player_centroids(frames: np.ndarray) -> np.ndarray:
+    """``[N, H, W, 3]`` uint8 -> ``[N, 2]`` (x, y) of the green pixels (BigFish's player; NaN where none)."""
+    f = frames.astype(np.int16)
+    green = (f[..., 1] > 150) & (f[..., 0] < 100) & (f[..., 2] < 120)
+    count = green.sum((1, 2))
+    ys, xs = np.arange(f.shape[1])[None, :, None], np.arange(f.shape[2])[None, None, :]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.stack([(green * xs).sum((1, 2)) / count, (green * ys).sum((1, 2)) / count], 1)
+    out[count <= 5] = np.nan
+    return out
+
+
+def displacement(train: TransitionSet, limit: int = 4000) -> dict[str, Any]:
+    """Mean player displacement (px) per action component, by a_t and by a_t-1."""
+    idx = np.arange(1, len(train), max(1, len(train) // limit))[:limit]
+    batch = train.__getitems__(idx)
+    move = player_centroids(batch["next_obs"]) - player_centroids(batch["obs"])
+    move[:, 1] *= -1  # image y grows downwards; +1 = up
+    found = ~np.isnan(move).any(1)
+    now, before = batch["action"].astype(int), train.actions(idx - 1).astype(int)
+    same_episode = train.frame_index[idx] == train.frame_index[idx - 1] + 1
+    out: dict[str, Any] = {"transitions": int(len(idx)), "player_found": float(found.mean())}
+    for axis, (name, comp) in enumerate((("horizontal", HORIZONTAL), ("vertical", VERTICAL))):
+        for label, actions, keep in (("a_t", now, found), ("a_t-1", before, found & same_episode)):
+            out[f"{name}_by_{label}"] = {str(v): float(move[keep & (comp[actions] == v), axis].mean()) for v in (-1, 0, 1)}
+    return out
+
+
+def idm_accuracy(variant: str, fraction: float, seed: int) -> dict[str, Any]:
+    """The supervised IDM (and, beside it, the translator at k = 8) from ``fraction`` of the training transitions."""
+    frame_stack, overrides, train_overrides, *frame_skip = VARIANTS[variant]
+    dataset_id = game_data(GAME, frame_stack, *frame_skip)
+    data = load_transitions(dataset_id, 0.1, 0)
+    lam = train_cached(data, lam_config_for(overrides, data), TrainConfig(**{"steps": 3000, "batch_size": 32, "seed": seed,
+                       "progress": False, "eval_every": 10**9, **train_overrides}), cache_root() / "games").lam
+    pool, evaluation = label_and_eval_sets([dataset_id], [dataset_id], 0.1, 0)
+    labels = LabelConfig(count=max(1, round(fraction * len(pool))), seed=seed)
+    result = run_alignment(lam, pool, evaluation, labels, AlignConfig(**ALIGN, seed=seed), [8], supervised_idm=True)
+    return {"variant": variant, "fraction": fraction, "labels": len(result.labels), "idm": result.supervised_idm,
+            "translator_k8": result.scores[8], "chance": 1 / int(pool.sources[0].action_space.n)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variants", nargs="+", default=["norm", "norm_skip4"], choices=list(VARIANTS))
+    parser.add_argument("--fractions", nargs="+", type=float, default=[0.02, 0.2, 1.0])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/games_procgen"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    moves, rows = {}, []
+    for variant in args.variants:
+        frame_stack, _, _, *frame_skip = VARIANTS[variant]
+        moves[variant] = displacement(load_transitions(game_data(GAME, frame_stack, *frame_skip), 0.1, 0).train)
+        for fraction in args.fractions:
+            path = args.out / "idm" / f"{variant}_{fraction:g}_s{args.seed}.json"
+            if not path.is_file():
+                print(f"{variant} {fraction:g} ...", flush=True)
+                atomic_write_json(path, idm_accuracy(variant, fraction, args.seed))
+            rows.append(read_json(path, "IDM run"))
+    command = "python benchmarks/games_idm.py " + " ".join(sys.argv[1:])
+    atomic_write_json(args.out / "idm.json", {"command": command, "game": GAME, "displacement": moves, "idm": rows})
+    move_rows = [[v, f"{m['player_found']:.2f}",
+                  *(" / ".join(f"{m[f'{axis}_by_{a}'][s]:+.2f}" for s in ("-1", "0", "1"))
+                    for axis in ("horizontal", "vertical") for a in ("a_t", "a_t-1"))] for v, m in moves.items()]
+    idm_rows = [[r["variant"], f"{r['fraction']:g}", r["labels"], f"{r['idm']:.3f}", f"{r['translator_k8']:.3f}", f"{r['chance']:.3f}"]
+                for r in rows]
+    text = "\n".join([f"# Is the action in {GAME}'s data, and can our IDM read it?", "", f"Made by: `{command}`", "",
+                      "Player (green fish) displacement in px per action component (-1 / 0 / +1; +1 = right, up):", "",
+                      markdown_table(["data", "player found", "horizontal by a_t", "horizontal by a_t-1", "vertical by a_t",
+                                      "vertical by a_t-1"], move_rows), "",
+                      "Supervised IDM (the LAM's encoder architecture, 2000 updates) and translator (k = 8) against labels:", "",
+                      markdown_table(["data", "fraction", "labels", "IDM", "translator k=8", "chance"], idm_rows), ""])
+    atomic_write_bytes(args.out / "idm.md", text.encode())
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
