@@ -134,16 +134,23 @@ def game_data(game: str, frame_stack: int, frame_skip: int | None = None) -> str
     return dataset_id
 
 
-def run_one(game: str, variant: str, steps: int, seed: int, cache: Path) -> dict[str, Any]:
-    """Train (or reuse) one LAM and score it; the translator is saved beside the LAM for PPO."""
+def train_variant(game: str, variant: str, steps: int, seed: int, cache: Path) -> tuple[str, Any, Any, Any]:
+    """(dataset id, transitions, LAM config, cached training run) of one (game, variant, seed): the one place that
+    builds a variant's settings, so every script reusing its LAM hits the same cache entry."""
     frame_stack, overrides, train_overrides, *frame_skip = VARIANTS[variant]
     dataset_id = game_data(game, frame_stack, *frame_skip)
     data = load_transitions(dataset_id, 0.1, 0)
     lam_cfg = lam_config_for(overrides, data)
     train_cfg = TrainConfig(**{"steps": steps, "batch_size": 32, "seed": seed, "progress": False, "eval_every": 10**9,
                                **train_overrides})
+    return dataset_id, data, lam_cfg, train_cached(data, lam_cfg, train_cfg, cache)
+
+
+def run_one(game: str, variant: str, steps: int, seed: int, cache: Path) -> dict[str, Any]:
+    """Train (or reuse) one LAM and score it; the translator is saved beside the LAM for PPO."""
+    frame_stack = VARIANTS[variant][0]
     start = time.time()
-    trained = train_cached(data, lam_cfg, train_cfg, cache)
+    dataset_id, data, lam_cfg, trained = train_variant(game, variant, steps, seed, cache)
     lam = trained.lam
     picks = sample(len(data.heldout), 1024, seed)
     report = controllability(lam, data.heldout, BUDGETS, picks)

@@ -25,15 +25,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from games import ALIGN, VARIANTS, game_data  # the harness whose IDM this checks (benchmarks/ is the script's path)
+from games import ALIGN, VARIANTS, game_data, train_variant  # the harness whose IDM this checks (benchmarks/ is the script's path)
 
 from flexlam_rl.align import AlignConfig, LabelConfig, label_and_eval_sets, run_alignment
-from flexlam_rl.bench.cache import train_cached
 from flexlam_rl.checkpoint import atomic_write_bytes, atomic_write_json, read_json
 from flexlam_rl.data import TransitionSet, load_transitions
 from flexlam_rl.sources import cache_root
 from flexlam_rl.tables import markdown_table
-from flexlam_rl.train import TrainConfig, lam_config_for
 
 GAME = "procgen-bigfish"
 # Procgen's 15 actions (ALE order): the horizontal and vertical component each presses (+1: right / up)
@@ -71,11 +69,8 @@ def displacement(train: TransitionSet, limit: int = 4000) -> dict[str, Any]:
 
 def idm_accuracy(variant: str, fraction: float, seed: int) -> dict[str, Any]:
     """The supervised IDM (and, beside it, the translator at k = 8) from ``fraction`` of the training transitions."""
-    frame_stack, overrides, train_overrides, *frame_skip = VARIANTS[variant]
-    dataset_id = game_data(GAME, frame_stack, *frame_skip)
-    data = load_transitions(dataset_id, 0.1, 0)
-    lam = train_cached(data, lam_config_for(overrides, data), TrainConfig(**{"steps": 3000, "batch_size": 32, "seed": seed,
-                       "progress": False, "eval_every": 10**9, **train_overrides}), cache_root() / "games").lam
+    dataset_id, _, _, trained = train_variant(GAME, variant, 3000, seed, cache_root() / "games")
+    lam = trained.lam
     pool, evaluation = label_and_eval_sets([dataset_id], [dataset_id], 0.1, 0)
     labels = LabelConfig(count=max(1, round(fraction * len(pool))), seed=seed)
     result = run_alignment(lam, pool, evaluation, labels, AlignConfig(**ALIGN, seed=seed), [8], supervised_idm=True)
