@@ -26,6 +26,7 @@ and an exact test at 10 seeds stops at 1/512.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -168,6 +169,29 @@ def exact_null_rate(n_seeds: int, level: float = LEVEL) -> float:
     enumerated, i.e. n <= ENUMERATE_UP_TO)."""
     step = 2.0 / 2**n_seeds
     return float(np.floor((1 - level) / step + 1e-9) * step)
+
+
+def median_interval(values: Sequence[float], level: float = LEVEL) -> tuple[float, tuple[float, float] | None]:
+    """The median of ``values`` and its distribution-free interval from order statistics (None below 6 values).
+
+    For quantities that can be censored, such as "the label count at which a strategy catches up", where a seed
+    that never does is +inf: ranks still order it, where a mean or a sign-flip interval would be undefined.
+    The interval [x_(j), x_(n+1-j)] covers the median with probability 1 - 2 P(Binomial(n, 1/2) < j); j is the
+    largest with coverage >= ``level`` (10 values: j = 2, coverage 0.979).
+    """
+    x = np.sort(np.asarray(values, dtype=np.float64))
+    n = len(x)
+    median = float(np.median(x)) if n else float("nan")
+    below = 0.0  # P(Binomial(n, 1/2) < j)
+    best = None
+    for j in range(1, n // 2 + 1):
+        below += math.comb(n, j - 1) / 2**n
+        if 1 - 2 * below < level:
+            break
+        best = j
+    if best is None:
+        return median, None
+    return median, (float(x[best - 1]), float(x[n - best]))
 
 
 def min_p_value(n_seeds: int) -> float:
