@@ -87,8 +87,11 @@ def measure_cost(bench: Any, suite: Any, seed: int, cache: Path) -> list[dict[st
         start = time.perf_counter()
         train_translator(lam, embed_transitions(lam, pool, chosen), spec, align)
         fit_s = time.perf_counter() - start
+        batch = pool.__getitems__(chosen)  # what was picked: how many labels went to frames that do not change
+        unchanged = float(np.mean([np.array_equal(a, b) for a, b in zip(batch["obs"], batch["next_obs"])]))
         rows.append({"suite": suite.name, "strategy": strategy, "labels": count, "select_s": select_s, "fit_s": fit_s,
-                     "select_over_fit": select_s / fit_s, "seed": seed, "threads": torch.get_num_threads()})
+                     "select_over_fit": select_s / fit_s, "unchanged_frame_share": unchanged, "seed": seed,
+                     "threads": torch.get_num_threads()})
         print(f"  [{suite.name} seed {seed}] cost {strategy}: select {select_s:.2f} s, fit {fit_s:.2f} s", flush=True)
     return rows
 
@@ -182,9 +185,10 @@ def report(result: dict[str, Any], scale: str) -> str:
         cost = result["cost"]
         lines += [f"Cost of picking the labels at 2% (`{cost['command']}`, one seed, {cost['rows'][0]['threads']} thread(s), "
                   "machine otherwise idle), beside the translator fit they feed:", "",
-                  markdown_table(["suite", "strategy", "labels", "select (s)", "translator fit (s)", "select / fit"],
+                  markdown_table(["suite", "strategy", "labels", "select (s)", "translator fit (s)", "select / fit",
+                                  "labels on unchanged frames"],
                                  [[r["suite"], r["strategy"], r["labels"], f"{r['select_s']:.2f}", f"{r['fit_s']:.2f}",
-                                   f"{r['select_over_fit']:.2f}"] for r in cost["rows"]]), ""]
+                                   f"{r['select_over_fit']:.2f}", f"{r['unchanged_frame_share']:.0%}"] for r in cost["rows"]]), ""]
     return "\n".join(lines)
 
 

@@ -1,6 +1,7 @@
 """Throughput: LAM training against the machine's fp32 matmul ceiling, and what latent actions cost per env step.
 
     python benchmarks/throughput.py [--rounds 3] [--out benchmarks/results/throughput]
+    python benchmarks/throughput.py --models games --conv-model games --skip-wrappers --out benchmarks/results/throughput_games
 
 In one run:
 
@@ -11,6 +12,8 @@ In one run:
   [16, 32, 64], lam=games, batch 32 and 64) LAMs, FlexLAM and fixed,
   with the old setting (``fused_optimizer=False``) and the new default side by side. FLOPs are
   counted by ``torch.utils.flop_counter.FlopCounterMode`` over one forward + backward.
+- ``conv_layers``: every conv of one LAM (``--conv-model``: benchmark-size, or games-size at batch 32) timed
+  alone, forward + backward: what oneDNN gives for these layer shapes, against the whole step.
 - ``wrapper``: microseconds per env step, raw vs latent actions (k = 2), for a single env and for
   vector envs of 8 (SB3 ``DummyVecEnv`` and Gymnasium ``SyncVectorEnv``), on pixel
   MiniGrid-Empty-8x8 (64 px, the quickstart's LAM and translator sizes) and CartPole, with the old
@@ -48,7 +51,17 @@ MODELS = {"benchmark": (32, [8, 16, 32]), "quickstart": (64, [16, 32, 64]), "gam
 SETTINGS = {"old": {"fused_optimizer": False}, "new": {}}
 MINIGRID_ID = "MiniGrid-Empty-8x8-v0"
 PIXELS = {"kind": "minigrid_rgb", "frame_size": 64, "tile_size": 8}
-CONV_BATCH = 64
+CONV_BATCH = {"benchmark": 64, "games": 32}  # each model's training batch in its table above
+
+
+def conv_config(model: str) -> LAMConfig:
+    """The LAM whose convs the conv table times: benchmark-size (32 px RGB) or lam=games on 64 px grayscale."""
+    size, channels = MODELS[model]
+    if model == "games":
+        options = {k: v for k, v in lam_preset("games").items() if k != "name"}
+        return LAMConfig.from_dict({**options, "obs_shape": [size, size, 1], "channels": channels,
+                                    "preprocess": {"kind": "atari", "frame_size": size, "grayscale": True}})
+    return LAMConfig(obs_shape=[size, size, 3], channels=channels, preprocess={"kind": "minigrid_rgb", "frame_size": size})
 
 
 def matmul_gflops(n: int = 1024, reps: int = 30) -> float:
@@ -273,11 +286,18 @@ def _optional(result: dict[str, Any]) -> list[str]:
     """The conv and wrapper tables (absent in a --training-only run)."""
     if not result["conv_layers"]:
         return []
-    return [f"## Each conv of the benchmark-size LAM alone (batch {CONV_BATCH}, forward + backward)", "",
+    model, batch = result.get("conv_model", "benchmark"), result.get("conv_batch", 64)
+    convs = sum(r["ms"] for r in result["conv_layers"])
+    train = [r for r in result["train"] if r["model"] == f"{model}-flexlam" and r["batch"] == batch and r["setting"] == "new"]
+    share = f" of the {train[0]['ms_per_step']:.1f} ms training step above ({convs / train[0]['ms_per_step']:.0%})" if train else ""
+    lines = [f"## Each conv of the {model}-size LAM alone (batch {batch}, forward + backward)", "",
              markdown_table(["layer", "input", "out channels", "kernel", "ms", "GFLOP/s", "fraction of matmul"],
                             [[r["layer"], "x".join(map(str, r["in_shape"])), r["out_channels"], r["kernel"], f"{r['ms']:.2f}",
                               f"{r['gflops']:.0f}", f"{r['fraction_of_matmul']:.2f}"] for r in result["conv_layers"]]), "",
-             f"Sum over the convs: {sum(r['ms'] for r in result['conv_layers']):.1f} ms per step.", "",
+             f"Sum over the convs: {convs:.1f} ms per step{share}.", ""]
+    if not result["wrapper"]:
+        return lines
+    return [*lines,
              "## Latent-action wrappers (k = 2), microseconds per env step", "",
              markdown_table(["env", "form", "n_envs", "setting", "raw us", "latent us", "ratio"],
                             [[r["env"], r["form"], r["n_envs"], r["setting"], f"{r['raw_us']:.0f}", f"{r['latent_us']:.0f}",
@@ -293,6 +313,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--training-only", action="store_true", help="time the training rows only (no conv table, no wrappers)")
+    parser.add_argument("--conv-model", default="benchmark", choices=list(CONV_BATCH), help="whose convs the conv table times")
+    parser.add_argument("--skip-wrappers", action="store_true", help="no latent-action wrapper table")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/throughput"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -300,13 +322,11 @@ def main() -> None:
     print(f"matmul ceiling {ceiling:.1f} GFLOP/s", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         train = training_rows(Path(tmp), args.rounds, ceiling, args.models)
-    size, channels = MODELS["benchmark"]
-    convs = [] if args.training_only else conv_rows(
-        LAMConfig(obs_shape=[size, size, 3], channels=channels, preprocess={"kind": "minigrid_rgb", "frame_size": size}),
-        CONV_BATCH, args.rounds, ceiling)
-    wrapper = [] if args.training_only else wrapper_rows(args.rounds)
+    convs = [] if args.training_only else conv_rows(conv_config(args.conv_model), CONV_BATCH[args.conv_model], args.rounds, ceiling)
+    wrapper = [] if args.training_only or args.skip_wrappers else wrapper_rows(args.rounds)
     result = {"command": "python benchmarks/throughput.py " + " ".join(sys.argv[1:]),
               "threads": args.threads, "matmul_gflops": ceiling, "train": train, "conv_layers": convs, "wrapper": wrapper,
+              "conv_model": args.conv_model, "conv_batch": CONV_BATCH[args.conv_model],
               "versions": {"flexlam_rl": __version__, "torch": torch.__version__, "python": platform.python_version(),
                            "machine": platform.processor() or platform.machine()}}
     text = report(result)
