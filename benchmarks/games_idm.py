@@ -1,6 +1,7 @@
 """Is the action in a game's data, and can our IDM read it? Procgen BigFish, where the recipe's code goes unused.
 
-    python benchmarks/games_idm.py [--variants norm norm_skip4] [--fractions 0.02 0.2 1.0] [--out benchmarks/results/games_procgen]
+    python benchmarks/games_idm.py [--variants norm norm_skip4] [--fractions 0.02 0.2 1.0] [--steps 2000 ...]
+                                   [--out benchmarks/results/games_procgen]
 
 Two checks per data variant of ``benchmarks/games.py`` (same datasets, same held-out split):
 
@@ -9,11 +10,12 @@ Two checks per data variant of ``benchmarks/games.py`` (same datasets, same held
   recorded action says whether the action shows in one step (and that actions and frames are aligned: the
   displacement follows a_t more than a_t-1).
 - **The supervised IDM against its label count**: the one ``games.py`` compares the translator with (the LAM's
-  encoder architecture, 2000 updates), from 2% of the training transitions up to all of them. If it stays near
+  encoder architecture, 2000 updates, or ``--steps`` more), from 2% of the training transitions up to all of them. If it stays near
   chance with every label, the translator / IDM ratio says nothing and the fault is in what the encoder
   architecture can see, not in the labels.
 
-Each (variant, fraction) is saved under ``<out>/idm/`` as it finishes, so a rerun resumes.
+Each (variant, fraction, updates) is saved under ``<out>/idm/`` as it finishes, so a rerun resumes; the report
+holds every saved run, whichever invocation made it.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from flexlam_rl.sources import cache_root
 from flexlam_rl.tables import markdown_table
 
 GAME = "procgen-bigfish"
+FIRST_COMMAND = "python benchmarks/games_idm.py --variants norm norm_skip4 --fractions 0.02 1.0"  # runs saved before rows kept theirs
 # Procgen's 15 actions (ALE order): the horizontal and vertical component each presses (+1: right / up)
 HORIZONTAL = np.array([-1, -1, -1, 0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0])
 VERTICAL = np.array([-1, 0, 1, -1, 0, 1, -1, 0, 1, 0, 0, 0, 0, 0, 0])
@@ -67,14 +70,16 @@ def displacement(train: TransitionSet, limit: int = 4000) -> dict[str, Any]:
     return out
 
 
-def idm_accuracy(variant: str, fraction: float, seed: int) -> dict[str, Any]:
-    """The supervised IDM (and, beside it, the translator at k = 8) from ``fraction`` of the training transitions."""
+def idm_accuracy(variant: str, fraction: float, seed: int, steps: int = ALIGN["steps"]) -> dict[str, Any]:
+    """The supervised IDM (and, beside it, the translator at k = 8) from ``fraction`` of the training transitions,
+    each trained for ``steps`` updates (the harness's default, or more: is the IDM merely undertrained?)."""
     dataset_id, _, _, trained = train_variant(GAME, variant, 3000, seed, cache_root() / "games")
     lam = trained.lam
     pool, evaluation = label_and_eval_sets([dataset_id], [dataset_id], 0.1, 0)
     labels = LabelConfig(count=max(1, round(fraction * len(pool))), seed=seed)
-    result = run_alignment(lam, pool, evaluation, labels, AlignConfig(**ALIGN, seed=seed), [8], supervised_idm=True)
-    return {"variant": variant, "fraction": fraction, "labels": len(result.labels), "idm": result.supervised_idm,
+    result = run_alignment(lam, pool, evaluation, labels, AlignConfig(**{**ALIGN, "steps": steps}, seed=seed), [8],
+                           supervised_idm=True)
+    return {"variant": variant, "fraction": fraction, "steps": steps, "labels": len(result.labels), "idm": result.supervised_idm,
             "translator_k8": result.scores[8], "chance": 1 / int(pool.sources[0].action_space.n)}
 
 
@@ -83,33 +88,42 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=["norm", "norm_skip4"], choices=list(VARIANTS))
     parser.add_argument("--fractions", nargs="+", type=float, default=[0.02, 0.2, 1.0])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", type=int, nargs="+", default=[ALIGN["steps"]], help="IDM / translator updates (each)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/games_procgen"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    moves, rows = {}, []
+    command = "python benchmarks/games_idm.py " + " ".join(sys.argv[1:])
     for variant in args.variants:
+        for fraction in args.fractions:
+            for steps in args.steps:
+                longer = "" if steps == ALIGN["steps"] else f"_steps{steps}"
+                path = args.out / "idm" / f"{variant}_{fraction:g}_s{args.seed}{longer}.json"
+                if not path.is_file():
+                    print(f"{variant} {fraction:g} {steps} updates ...", flush=True)
+                    atomic_write_json(path, {**idm_accuracy(variant, fraction, args.seed, steps), "command": command})
+    order = list(VARIANTS)
+    rows = sorted(({"steps": ALIGN["steps"], "command": FIRST_COMMAND, **read_json(p, "IDM run")}
+                   for p in (args.out / "idm").glob("*.json")),
+                  key=lambda r: (order.index(r["variant"]), r["fraction"], r["steps"]))
+    moves = {}
+    for variant in dict.fromkeys(r["variant"] for r in rows):
         frame_stack, _, _, *frame_skip = VARIANTS[variant]
         moves[variant] = displacement(load_transitions(game_data(GAME, frame_stack, *frame_skip), 0.1, 0).train)
-        for fraction in args.fractions:
-            path = args.out / "idm" / f"{variant}_{fraction:g}_s{args.seed}.json"
-            if not path.is_file():
-                print(f"{variant} {fraction:g} ...", flush=True)
-                atomic_write_json(path, idm_accuracy(variant, fraction, args.seed))
-            rows.append(read_json(path, "IDM run"))
-    command = "python benchmarks/games_idm.py " + " ".join(sys.argv[1:])
-    atomic_write_json(args.out / "idm.json", {"command": command, "game": GAME, "displacement": moves, "idm": rows})
+    commands = list(dict.fromkeys(r["command"] for r in rows))
+    atomic_write_json(args.out / "idm.json", {"commands": commands, "game": GAME, "displacement": moves, "idm": rows})
     move_rows = [[v, f"{m['player_found']:.2f}",
                   *(" / ".join(f"{m[f'{axis}_by_{a}'][s]:+.2f}" for s in ("-1", "0", "1"))
                     for axis in ("horizontal", "vertical") for a in ("a_t", "a_t-1"))] for v, m in moves.items()]
-    idm_rows = [[r["variant"], f"{r['fraction']:g}", r["labels"], f"{r['idm']:.3f}", f"{r['translator_k8']:.3f}", f"{r['chance']:.3f}"]
-                for r in rows]
-    text = "\n".join([f"# Is the action in {GAME}'s data, and can our IDM read it?", "", f"Made by: `{command}`", "",
+    idm_rows = [[r["variant"], f"{r['fraction']:g}", r["labels"], r["steps"], f"{r['idm']:.3f}", f"{r['translator_k8']:.3f}",
+                 f"{r['chance']:.3f}"] for r in rows]
+    made_by = "Made by: " + ", then ".join(f"`{c}`" for c in commands)
+    text = "\n".join([f"# Is the action in {GAME}'s data, and can our IDM read it?", "", made_by, "",
                       "Player (green fish) displacement in px per action component (-1 / 0 / +1; +1 = right, up):", "",
                       markdown_table(["data", "player found", "horizontal by a_t", "horizontal by a_t-1", "vertical by a_t",
                                       "vertical by a_t-1"], move_rows), "",
-                      "Supervised IDM (the LAM's encoder architecture, 2000 updates) and translator (k = 8) against labels:", "",
-                      markdown_table(["data", "fraction", "labels", "IDM", "translator k=8", "chance"], idm_rows), ""])
+                      "Supervised IDM (the LAM's encoder architecture) and translator (k = 8) against labels and updates:", "",
+                      markdown_table(["data", "fraction", "labels", "updates", "IDM", "translator k=8", "chance"], idm_rows), ""])
     atomic_write_bytes(args.out / "idm.md", text.encode())
     print(text)
 
