@@ -197,20 +197,22 @@ def main() -> None:
     parser.add_argument("--scale", default="default")
     parser.add_argument("--seeds", type=int, nargs="+")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--suites", nargs="+", help="only these suites of the scale (default: all)")
     parser.add_argument("--cost", action="store_true",
                         help="time each strategy's selection on the first seed instead (writes cost.json; run it alone)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/labels"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     bench = load_scale(args.scale)
+    suites = [s for s in bench.suites if not args.suites or s.name in args.suites]
     cache = cache_root() / "bench"
     command = "python benchmarks/label_selection.py " + " ".join(sys.argv[1:])
     if args.cost:
         seed = (args.seeds or bench.seeds)[0]
-        rows = [row for suite in bench.suites for row in measure_cost(bench, suite, seed, cache)]
+        rows = [row for suite in suites for row in measure_cost(bench, suite, seed, cache)]
         atomic_write_json(args.out / "cost.json", {"command": command, "rows": rows})
     else:
-        for suite in bench.suites:
+        for suite in suites:
             for seed in args.seeds or bench.seeds:
                 path = args.out / "per_seed" / f"{suite.name}_seed{seed}.json"
                 if not path.is_file():
