@@ -93,3 +93,81 @@ def test_what_the_readme_says_about_games_is_what_the_committed_results_say() ->
     for variant in ("stack_norm", "norm_skip4"):
         run = next(r for r in followup if r["game"] == "procgen-bigfish" and r["variant"] == variant)
         assert max(run["controllability"].values()) <= 0.05, variant
+
+
+def test_the_label_selection_page_says_what_its_results_say() -> None:
+    """docs/benchmarks/labels.md: the verdicts, savings, unchanged-frame shares and costs it states are those of
+    benchmarks/results/labels/results.json."""
+    import json
+
+    result = json.loads((ROOT / "benchmarks/results/labels/results.json").read_text())
+    page = " ".join((ROOT / "docs/benchmarks/labels.md").read_text().split())
+    assert {c["n_seeds"] for c in result["curves"]} == {10} and "10 seeds per suite" in page
+    assert {(s["suite"], s["strategy"]) for s in result["savings"]} == {
+        (suite, strategy) for suite in ("minigrid", "reach") for strategy in ("random", "coverage", "uncertainty", "diversity")}
+    decided = {(c["suite"], c["protocol"], c["k"]): c for c in result["claims"] if c["verdict_adjusted"] != "tie"}
+    assert not any(c["verdict_adjusted"] == "better" and float(k) <= 0.02 for (_, _, k), c in decided.items())
+    assert {k for (suite, strategy, k), c in decided.items() if (suite, strategy) == ("minigrid", "uncertainty")
+            and c["verdict_adjusted"] == "worse"} == {"0.005", "0.01", "0.02", "0.05"}
+    drops = [-decided[("minigrid", "uncertainty", k)]["diff"] for k in ("0.005", "0.01", "0.02", "0.05")]
+    assert f"by {min(drops):.2f} to {max(drops):.2f} accuracy" in page
+    assert decided[("minigrid", "diversity", "0.05")]["verdict_adjusted"] == "better"
+    assert f"better at 5% (+{decided[('minigrid', 'diversity', '0.05')]['diff']:.3f})" in page
+    assert decided[("reach", "diversity", "0.02")]["verdict_adjusted"] == "worse"
+    assert f"`diversity` is worse at 2% (R^2 {decided[('reach', 'diversity', '0.02')]['diff']:.2f})" in page
+    assert set(decided) == {("minigrid", "uncertainty", k) for k in ("0.005", "0.01", "0.02", "0.05")} | {
+        ("minigrid", "diversity", "0.05"), ("reach", "diversity", "0.02")}
+    savings = {(s["suite"], s["strategy"]): s for s in result["savings"]}
+    assert savings[("minigrid", "uncertainty")]["seeds_never_matching"] == 7 and "in 7 of 10 seeds never reaches" in page
+    for strategy in ("coverage", "diversity"):
+        s = savings[("minigrid", strategy)]
+        assert s["ci95"][1] > s["reference_labels"] and f"[{s['ci95'][0]:.0f}, {s['ci95'][1]:.0f}]" in page
+    s = savings[("reach", "diversity")]
+    words = f"(median {s['labels_to_match_random_2pct']:.0f}, interval [{s['ci95'][0]:.0f}, {s['ci95'][1]:.0f}])"
+    assert s["ci95"][0] > s["reference_labels"] and words in page
+    cost = {(r["suite"], r["strategy"]): r for r in result["cost"]["rows"]}
+    assert f"{cost[('minigrid', 'random')]['unchanged_frame_share']:.0%} of random labels" in page
+    assert f"`coverage` puts {cost[('minigrid', 'coverage')]['unchanged_frame_share']:.0%} there" in page
+    for strategy in ("coverage", "diversity", "uncertainty"):
+        shares = sorted(cost[(suite, strategy)]["select_over_fit"] for suite in ("minigrid", "reach"))
+        assert f"`{strategy}` {shares[0]:.2f}-{shares[1]:.2f}" in page, strategy
+
+
+def test_what_the_readme_says_about_the_default_benchmark_is_what_its_results_say() -> None:
+    """README, "Does one FlexLAM replace a set of fixed LAMs?": verdict counts, the cells FlexLAM loses, what a tie
+    rules out, plateaus, compute, and how many mean differences of the withdrawn 5-seed run changed sign."""
+    import json
+
+    text = " ".join((ROOT / "README.md").read_text().split())
+    result = json.loads((ROOT / "benchmarks/results/default/results.json").read_text())
+    old = json.loads((ROOT / "benchmarks/results/default_2026-11-27/results.json").read_text())
+    headline = [c for c in result["claims"] if not c["secondary"]]
+    assert result["protocol"]["n_seeds"] == 10 and "10 seeds" in text
+    for view, words in (("equal_updates", "FlexLAM better in {better}, tie in {tie}, worse in {worse} of 40 cells"),
+                        ("equal_compute", "better in {better}, tie in {tie}, worse in {worse}.")):
+        assert words.format(**result["counts"][view]) in text, view
+    worse = {(c["suite"], c["metric"], int(c["k"])) for c in headline if c["view"] == "equal_updates" and c["verdict_adjusted"] == "worse"}
+    assert worse == {(s, "recon", k) for s in ("minigrid", "reach") for k in (4, 8)}
+    assert "The 4 are held-out next-frame error at k = 4 and k = 8 on both suites" in text
+    assert not any(c["verdict_adjusted"] != "tie" for c in headline if c["metric"] in ("align", "bc_return"))
+    for suite, words in (("minigrid", "0.03-0.09"), ("reach", "0.25-0.46")):
+        widths = [c["half_width"] for c in headline if c["suite"] == suite and c["metric"] == "align"]
+        assert f"{min(widths):.2f}-{max(widths):.2f}" == words and words in text, suite
+    runs = [run for seeds in result["models"].values() for models in seeds.values() for run in models.values()]
+    assert len(runs) == 100 and all(run["plateaued"] for run in runs) and "All 100 model runs plateaued" in text
+    ratios = {f"{c['fixed_over_flexlam_flops']:.1f}" for c in result["compute"].values()}
+    assert ratios == {"3.0"} and "3.0x less training compute" in text
+    before = {(c["suite"], c["metric"], c["protocol"], str(c["k"])): c["diff"] for c in old["claims"]
+              if c["view"] == "equal_updates" and not c["secondary"]}
+    flipped = sum((c["diff"] > 0) != (before[(c["suite"], c["metric"], c["protocol"], str(c["k"]))] > 0)
+                  for c in headline if c["view"] == "equal_updates")
+    assert f"{flipped} of its 40 equal-updates mean differences changed sign" in text
+    page = " ".join((ROOT / "docs/benchmarks/default.md").read_text().split())  # its result section says the same
+    assert f"{flipped} of its 40 equal-updates mean differences changed sign" in page and "0.03-0.09" in page
+    assert all(c["p_value"] == 2 / 1024 for c in headline if c["verdict_adjusted"] == "worse") and "p = 2/1024" in page
+    raw = result["counts_raw"]
+    assert (f"equal updates {raw['equal_updates']['better']} / {raw['equal_updates']['tie']} / {raw['equal_updates']['worse']}, "
+            f"equal compute {raw['equal_compute']['better']} / {raw['equal_compute']['tie']} / {raw['equal_compute']['worse']}") in page
+    assert raw["equal_compute"]["better"] == 9 and "Nine raw \"better\" cells of 40 with equal compute" in page
+    walls = sorted(f"{c['fixed_over_flexlam_wall']:.1f}" for c in result["compute"].values())
+    assert f"{walls[0]}-{walls[-1]}x less wall time" in page
