@@ -171,3 +171,19 @@ def test_what_the_readme_says_about_the_default_benchmark_is_what_its_results_sa
     assert raw["equal_compute"]["better"] == 9 and "Nine raw \"better\" cells of 40 with equal compute" in page
     walls = sorted(f"{c['fixed_over_flexlam_wall']:.1f}" for c in result["compute"].values())
     assert f"{walls[0]}-{walls[-1]}x less wall time" in page
+
+
+def test_label_selection_results_are_the_aggregate_of_their_saved_seeds() -> None:
+    """results.json is what benchmarks/label_selection.py's aggregation makes of the committed per-seed runs."""
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location("label_selection", ROOT / "benchmarks/label_selection.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    folder = ROOT / "benchmarks/results/labels"
+    runs = [json.loads(p.read_text()) for p in sorted((folder / "per_seed").glob("*.json"))]
+    again = json.loads(json.dumps(module.aggregate(runs)))
+    saved = json.loads((folder / "results.json").read_text())
+    for key in ("curves", "claims", "savings"):
+        assert again[key] == saved[key], key
