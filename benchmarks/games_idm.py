@@ -36,7 +36,6 @@ from flexlam_rl.sources import cache_root
 from flexlam_rl.tables import markdown_table
 
 GAME = "procgen-bigfish"
-FIRST_COMMAND = "python benchmarks/games_idm.py --variants norm norm_skip4 --fractions 0.02 1.0"  # runs saved before rows kept theirs
 # Procgen's 15 actions (ALE order): the horizontal and vertical component each presses (+1: right / up)
 HORIZONTAL = np.array([-1, -1, -1, 0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0])
 VERTICAL = np.array([-1, 0, 1, -1, 0, 1, -1, 0, 1, 0, 0, 0, 0, 0, 0])
@@ -103,8 +102,7 @@ def main() -> None:
                     print(f"{variant} {fraction:g} {steps} updates ...", flush=True)
                     atomic_write_json(path, {**idm_accuracy(variant, fraction, args.seed, steps), "command": command})
     order = list(VARIANTS)
-    rows = sorted(({"steps": ALIGN["steps"], "command": FIRST_COMMAND, **read_json(p, "IDM run")}
-                   for p in (args.out / "idm").glob("*.json")),
+    rows = sorted((read_json(p, "IDM run") for p in (args.out / "idm").glob("*.json")),
                   key=lambda r: (order.index(r["variant"]), r["fraction"], r["steps"]))
     moves = {}
     for variant in dict.fromkeys(r["variant"] for r in rows):

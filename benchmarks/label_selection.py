@@ -1,7 +1,7 @@
 """Which transitions to label: translator quality against label count, per label-selection strategy.
 
     python benchmarks/label_selection.py [--scale default] [--seeds 0 1 2 ...] [--threads 1] [--out benchmarks/results/labels]
-    python benchmarks/label_selection.py --cost --seeds 0 --threads 2   # each strategy's selection time, run alone
+    python benchmarks/label_selection.py --cost --seeds 0 --threads 1   # each strategy's selection time, run alone
 
 Per suite of the scale and seed: the benchmark's FlexLAM (trained, or reused from the benchmark's cache, by the same
 rule), then for every strategy (``random``, ``coverage``, ``uncertainty``, ``diversity``) and label fraction
@@ -59,25 +59,29 @@ def seed_setup(bench: Any, suite: Any, seed: int, cache: Path) -> tuple[Any, Any
     return models["flexlam"], data, pool, evaluation, AlignConfig(**{**bench.translator, "seed": seed})
 
 
+def label_count(fraction: float, transitions: int) -> int:
+    """Labels at ``fraction`` of the suite's training transitions (at least one)."""
+    return max(1, round(fraction * transitions))
+
+
 def run_seed(bench: Any, suite: Any, seed: int, cache: Path) -> dict[str, Any]:
     lam, data, pool, evaluation, align = seed_setup(bench, suite, seed, cache)
     scores: dict[str, dict[str, float]] = {}
     for strategy in STRATEGIES:
         for fraction in FRACTIONS:
-            count = max(1, round(fraction * len(data.train)))
-            labels = LabelConfig(count=min(count, len(pool)), strategy=strategy, seed=seed)
+            labels = LabelConfig(count=min(label_count(fraction, len(data.train)), len(pool)), strategy=strategy, seed=seed)
             result = run_alignment(lam, pool, evaluation, labels, align, [lam.num_tokens])
             scores.setdefault(strategy, {})[f"{fraction:g}"] = result.scores[lam.num_tokens]
             print(f"  [{suite.name} seed {seed}] {strategy} {fraction:g}: {result.scores[lam.num_tokens]:.3f}", flush=True)
     return {"suite": suite.name, "seed": seed, "scores": scores, "pool": len(data.train), "metric": result.metric,
-            "counts": {f"{f:g}": max(1, round(f * len(data.train))) for f in FRACTIONS}}
+            "counts": {f"{f:g}": label_count(f, len(data.train)) for f in FRACTIONS}}
 
 
 def measure_cost(bench: Any, suite: Any, seed: int, cache: Path) -> list[dict[str, Any]]:
     """Seconds to pick 2% labels with each strategy, beside the translator fit those labels feed (one run, so
     the ratio holds on a noisy machine; run it alone)."""
     lam, data, pool, _, align = seed_setup(bench, suite, seed, cache)
-    count = min(max(1, round(REFERENCE * len(data.train))), len(pool))
+    count = min(label_count(REFERENCE, len(data.train)), len(pool))
     spec = action_spec(pool.sources[int(pool.source_index[0])].action_space)
     rows = []
     for strategy in STRATEGIES:
@@ -207,10 +211,12 @@ def main() -> None:
     suites = [s for s in bench.suites if not args.suites or s.name in args.suites]
     cache = cache_root() / "bench"
     command = "python benchmarks/label_selection.py " + " ".join(sys.argv[1:])
-    if args.cost:
+    if args.cost:  # the results keep the command that made the scores; cost.json records its own
         seed = (args.seeds or bench.seeds)[0]
         rows = [row for suite in suites for row in measure_cost(bench, suite, seed, cache)]
         atomic_write_json(args.out / "cost.json", {"command": command, "rows": rows})
+        if (args.out / "results.json").is_file():
+            command = read_json(args.out / "results.json", "results")["command"]
     else:
         for suite in suites:
             for seed in args.seeds or bench.seeds:
@@ -218,9 +224,8 @@ def main() -> None:
                 if not path.is_file():
                     atomic_write_json(path, run_seed(bench, suite, seed, cache))
     runs = [read_json(p, "seed") for p in sorted((args.out / "per_seed").glob("*.json"))]
-    previous = read_json(args.out / "results.json", "results") if (args.out / "results.json").is_file() else {}
     cost_path = args.out / "cost.json"
-    result = {"command": previous.get("command", command) if args.cost else command, "scale": args.scale,
+    result = {"command": command, "scale": args.scale,
               "fractions": FRACTIONS, **aggregate(runs), "cost": read_json(cost_path, "cost") if cost_path.is_file() else None}
     atomic_write_json(args.out / "results.json", result)
     plot(result, args.out / "accuracy_vs_labels.png")

@@ -286,7 +286,7 @@ def _optional(result: dict[str, Any]) -> list[str]:
     """The conv and wrapper tables (absent in a --training-only run)."""
     if not result["conv_layers"]:
         return []
-    model, batch = result.get("conv_model", "benchmark"), result.get("conv_batch", 64)
+    model, batch = result["conv_model"], result["conv_batch"]
     convs = sum(r["ms"] for r in result["conv_layers"])
     train = [r for r in result["train"] if r["model"] == f"{model}-flexlam" and r["batch"] == batch and r["setting"] == "new"]
     share = f" of the {train[0]['ms_per_step']:.1f} ms training step above ({convs / train[0]['ms_per_step']:.0%})" if train else ""
