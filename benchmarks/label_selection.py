@@ -208,6 +208,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     bench = load_scale(args.scale)
+    unknown = set(args.suites or []) - {s.name for s in bench.suites}
+    if unknown:
+        parser.error(f"--suites {sorted(unknown)}: scale {args.scale!r} has the suites {[s.name for s in bench.suites]}")
     suites = [s for s in bench.suites if not args.suites or s.name in args.suites]
     cache = cache_root() / "bench"
     command = "python benchmarks/label_selection.py " + " ".join(sys.argv[1:])
