@@ -36,6 +36,12 @@ IDM trained on the same labels (with both confusion matrices). Variants (LAM con
   ALE's tasks already do); added on 2026-12-01 after a supervised IDM stayed near chance on BigFish even from 20%
   of its data. Rule fixed before its runs: the Procgen tasks get frame skip 4 if with it the code is used and the
   supervised IDM reaches twice chance on BigFish and StarPilot, and CoinRun's code stays used;
+- ``norm_pool``: ``norm`` with the IDM's stages convolving at full resolution and then max-pooling
+  (``lam.idm_downsample=maxpool``, IMPALA's stem as in LAPO's IDM; the supervised IDM gets the same encoder); added on
+  2026-12-01 after 10,000 updates lifted BigFish's supervised IDM with every label only to 0.167. Rule fixed before its
+  runs: it is measured on the three ablation games (the selection rule below then decides the recipe) only if on
+  BigFish the supervised IDM with every label reaches twice chance (0.133) at 2000 updates and the LAM's code is used
+  (controllability at k = 8 above 0.05);
 - ``base_b64``, ``changed_b64``: ``base`` and ``changed`` at batch 64 (the others use 32), the setting of the collapsed
   run in benchmarks/results/atari (with ``--steps 1500``).
 
@@ -110,6 +116,9 @@ VARIANTS = {  # name -> (frame_stack, LAM overrides, train overrides[, frame ski
     # added after a supervised IDM on BigFish stayed near chance even from 20% of the data (3204 labels: 0.105):
     # one Procgen step moves the player fish ~1 px; each action repeated 4 frames, as ALE's frame skip does
     "norm_skip4": (1, {"code_norm": True}, {}, 4),
+    # added after 5x more updates lifted BigFish's supervised IDM only from 0.098 to 0.167 (every label): stages that
+    # convolve at full resolution and max-pool (IMPALA's stem, as LAPO's IDM) so a 1-px move of a small sprite survives
+    "norm_pool": (1, {"code_norm": True, "idm_downsample": "maxpool"}, {}),
 }
 SUITE = ["breakout", "pong", "freeway", "procgen-coinrun", "procgen-bigfish", "procgen-starpilot"]
 PPO_GAMES = ["breakout", "procgen-coinrun"]  # one game per family whose code is used (BigFish's is not: results/games)

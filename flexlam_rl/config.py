@@ -106,6 +106,7 @@ class LAMConfig:
     spread_weight: float = 0.0  # penalty on slots whose values do not spread over a batch (flexlam_rl.model.spread_shortfall)
     spread_updates: int = 0  # > 0: the spread penalty's weight falls linearly to 0 over this many updates (0: constant)
     code_norm: bool = False  # standardize each slot's encoder values with running statistics before FSQ (CodeNorm)
+    idm_downsample: str = "stride"  # how the IDM's conv stages halve the frame: "stride" or "maxpool" (nets.down_block)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -174,6 +175,10 @@ class LAMConfig:
             raise ConfigError(f"predict_newest must be true or false, got {self.predict_newest!r}.")
         if not isinstance(self.code_norm, bool):
             raise ConfigError(f"code_norm must be true or false, got {self.code_norm!r}.")
+        from .nets import DOWNSAMPLES
+
+        if self.idm_downsample not in DOWNSAMPLES:
+            raise ConfigError(f"idm_downsample must be one of {DOWNSAMPLES}, got {self.idm_downsample!r}.")
         if self.predict_newest and (not self.is_image or validate_preprocess(self.preprocess).get("frame_stack", 1) < 2):
             raise ConfigError("predict_newest needs frames stacked by the preprocessing (preprocess frame_stack >= 2, e.g. "
                               "preprocess={kind: atari, frame_stack: 2}); these observations are single frames.")

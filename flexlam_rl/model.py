@@ -130,7 +130,7 @@ class FlexLAM(ObservationInput):
         cond_dim = config.num_tokens * config.latent_dim
         if config.is_image:
             in_ch = config.obs_shape[2]
-            self.idm = ImageIDM(in_ch, config.channels, config.hidden_dim, slot_out)
+            self.idm = ImageIDM(in_ch, config.channels, config.hidden_dim, slot_out, config.idm_downsample)
             self.fdm = ImageFDM(in_ch, config.channels, cond_dim, config.hidden_dim,
                                 newest_channels=config.frame_channels if config.predict_newest else None)
         else:

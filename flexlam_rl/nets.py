@@ -17,11 +17,23 @@ from torch import nn
 ArrayLike = np.ndarray | torch.Tensor
 
 
+DOWNSAMPLES = ("stride", "maxpool")
+
+
 def conv_block(c_in: int, c_out: int, stride: int, norm: bool = True) -> nn.Sequential:
     """Conv (4x4 at stride 2, else 3x3) -> GroupNorm(1) (unless ``norm=False``) -> GELU."""
     kernel = 4 if stride == 2 else 3
     layers = [nn.Conv2d(c_in, c_out, kernel, stride, 1), nn.GroupNorm(1, c_out), nn.GELU()]
     return nn.Sequential(*(layers if norm else [layers[0], layers[2]]))
+
+
+def down_block(c_in: int, c_out: int, downsample: str = "stride", norm: bool = True) -> nn.Sequential:
+    """One encoder stage that halves the frame: a stride-2 :func:`conv_block` (``"stride"``), or a 3x3 conv at
+    full resolution then a 3x3 max-pool at stride 2 (``"maxpool"``, IMPALA's stem): a small object's strongest
+    response survives the halving instead of being sampled past, at about 4x the stage's conv cost."""
+    if downsample == "stride":
+        return conv_block(c_in, c_out, stride=2, norm=norm)
+    return nn.Sequential(*conv_block(c_in, c_out, stride=1, norm=norm), nn.MaxPool2d(3, 2, 1))
 
 
 def mlp(dims: Sequence[int], final_activation: bool = False) -> nn.Sequential:
@@ -37,18 +49,18 @@ def mlp(dims: Sequence[int], final_activation: bool = False) -> nn.Sequential:
 class ConvEncoder(nn.Module):
     """Frames ``[B, C, H, W]`` -> ``[B, out_dim]``.
 
-    One stride-2 :func:`conv_block` per entry of ``channels``, a 4x4 average pool (so any frame
+    One :func:`down_block` per entry of ``channels``, a 4x4 average pool (so any frame
     size works), then ``Linear -> GELU -> Linear`` when ``hidden`` is given (raw outputs, e.g.
     slot values) or ``Linear -> GELU`` when it is not (features). ``norm=False`` drops the
     per-frame GroupNorm (measured better for the few-label translator, see ``Translator``).
     """
 
     def __init__(self, in_channels: int, channels: Sequence[int], out_dim: int, hidden: int | None = None,
-                 norm: bool = True):
+                 norm: bool = True, downsample: str = "stride"):
         super().__init__()
         layers, c_prev = [], in_channels
         for width in channels:
-            layers.append(conv_block(c_prev, width, stride=2, norm=norm))
+            layers.append(down_block(c_prev, width, downsample, norm=norm))
             c_prev = width
         self.convs = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(4))
         dims = [c_prev * 16, hidden, out_dim] if hidden else [c_prev * 16, out_dim]
@@ -104,8 +116,8 @@ class ObservationInput(nn.Module):
 class ImageIDM(ConvEncoder):
     """(o_t, o_t+1) pixels -> ``[B, K, L]`` pre-quantization slot values (input: o_t, o_t+1 and their difference)."""
 
-    def __init__(self, in_channels: int, channels: list[int], hidden: int, out_dim: int):
-        super().__init__(3 * in_channels, channels, out_dim, hidden=hidden)
+    def __init__(self, in_channels: int, channels: list[int], hidden: int, out_dim: int, downsample: str = "stride"):
+        super().__init__(3 * in_channels, channels, out_dim, hidden=hidden, downsample=downsample)
 
     def forward(self, x: torch.Tensor, x_next: torch.Tensor) -> torch.Tensor:
         return super().forward(torch.cat([x, x_next, x_next - x], dim=1))

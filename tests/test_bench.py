@@ -182,6 +182,8 @@ def test_saved_seeds_and_cached_runs_keep_their_keys_when_settings_are_added() -
         assert suite_key(cfg, suite) == saved["config_key"], f"{suite.name}: a setting added to the scale changed the key"
     lam = LAMConfig(obs_shape=[16, 16, 3])
     assert "code_norm" not in lam_key_record(lam) and lam_key_record(replace(lam, code_norm=True))["code_norm"] is True
+    assert "idm_downsample" not in lam_key_record(lam)
+    assert lam_key_record(replace(lam, idm_downsample="maxpool"))["idm_downsample"] == "maxpool"
 
 
 def test_dataset_ids_change_with_what_is_collected() -> None:

@@ -211,3 +211,28 @@ def test_code_norm_spreads_nearly_constant_encoder_values_and_encodes_without_th
     assert torch.equal(loaded.encode(frames, frames.flip(0)), tokens)
     with pytest.raises(ConfigError, match="code_norm must be true or false"):
         LAMConfig(obs_shape=[16, 16, 1], code_norm=1)
+
+
+def test_maxpool_idm_stages_halve_the_frame_reach_the_supervised_idm_and_survive_save_and_load(tmp_path) -> None:
+    from flexlam_rl.align.idm import SupervisedIDM
+    from flexlam_rl.nets import down_block
+
+    x = torch.zeros(1, 1, 16, 16)
+    x[0, 0, 5, 9] = 1.0  # one lit pixel: a stride-2 4x4 conv and a conv + max-pool both halve the frame
+    assert down_block(1, 4, "stride")(x).shape == down_block(1, 4, "maxpool")(x).shape == (1, 4, 8, 8)
+    cfg = LAMConfig(obs_shape=[16, 16, 3], channels=[8, 8], hidden_dim=16, idm_downsample="maxpool")
+    lam = FlexLAM(cfg)
+    assert any(isinstance(m, torch.nn.MaxPool2d) for m in lam.idm.modules())
+    assert not any(isinstance(m, torch.nn.MaxPool2d) for m in lam.fdm.modules())  # only the encoder changes
+    frames = torch.randint(0, 255, (4, 16, 16, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
+    lam(frames, frames.flip(0)).loss.backward()
+    assert all(p.grad is not None for p in lam.idm.parameters())
+    lam.save(tmp_path / "lam")
+    loaded = FlexLAM.load(tmp_path / "lam")
+    assert loaded.config.idm_downsample == "maxpool"
+    assert torch.equal(loaded.encode(frames, frames.flip(0)), lam.encode(frames, frames.flip(0)))
+    idm = SupervisedIDM(cfg.obs_shape, {"type": "discrete", "n": 3}, cfg.channels, cfg.hidden_dim, cfg.idm_downsample)
+    assert idm(frames.numpy(), frames.flip(0).numpy()).shape == (4, 3)
+    assert any(isinstance(m, torch.nn.MaxPool2d) for m in idm.modules())
+    with pytest.raises(ConfigError, match="idm_downsample must be one of"):
+        LAMConfig(obs_shape=[16, 16, 1], idm_downsample="avgpool")

@@ -21,11 +21,12 @@ IDM_MAX_BATCH = 64  # the LAM's own pretraining batch size: the reference trains
 class SupervisedIDM(ObservationInput):
     """(o_t, o_t+1) -> action heads (logits, or [-1, 1] for Box), with the LAM's encoder architecture."""
 
-    def __init__(self, obs_shape: Sequence[int], spec: dict[str, Any], channels: Sequence[int], hidden: int):
+    def __init__(self, obs_shape: Sequence[int], spec: dict[str, Any], channels: Sequence[int], hidden: int,
+                 downsample: str = "stride"):
         super().__init__()
         self.spec = spec
         out = spec["n"] if spec["type"] == "discrete" else spec["shape"][0]
-        self.net = (ImageIDM(obs_shape[2], list(channels), hidden, out) if len(obs_shape) == 3
+        self.net = (ImageIDM(obs_shape[2], list(channels), hidden, out, downsample) if len(obs_shape) == 3
                     else VectorIDM(obs_shape[0], hidden, out))
         self._init_obs_input(obs_shape)
 
@@ -37,7 +38,8 @@ class SupervisedIDM(ObservationInput):
 def train_supervised_idm(lam: FlexLAM, labeled: LabeledSet, spec: dict[str, Any], cfg: AlignConfig) -> SupervisedIDM:
     """Same labels, same number of updates, the LAM's encoder architecture, no LAM pretraining."""
     with seeded(cfg.seed):
-        model = SupervisedIDM(lam.config.obs_shape, spec, lam.config.channels, lam.config.hidden_dim)
+        model = SupervisedIDM(lam.config.obs_shape, spec, lam.config.channels, lam.config.hidden_dim,
+                              lam.config.idm_downsample)
     model.copy_obs_stats(lam)
 
     def batch_loss(idx: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -29,13 +29,14 @@ def config_hash(obj: Any) -> str:
     return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-# LAM options added while benchmark runs were cached: part of a run's key only when set, so those runs stay valid
-KEYED_WHEN_SET = ("code_norm",)
+# LAM options added while benchmark runs were cached, with the value every earlier run had: part of a run's key only
+# when set to something else, so those runs (and the committed seeds keyed by them) stay valid
+KEYED_WHEN_SET = {"code_norm": False, "idm_downsample": "stride"}
 
 
 def lam_key_record(lam_cfg: LAMConfig) -> dict[str, Any]:
-    """The LAM config as a cached run's key reads it (options of ``KEYED_WHEN_SET`` only when set)."""
-    return {k: v for k, v in lam_cfg.to_dict().items() if not (k in KEYED_WHEN_SET and not v)}
+    """The LAM config as a cached run's key reads it (options of ``KEYED_WHEN_SET`` only when not at their old value)."""
+    return {k: v for k, v in lam_cfg.to_dict().items() if not (k in KEYED_WHEN_SET and v == KEYED_WHEN_SET[k])}
 
 
 @dataclass
