@@ -138,11 +138,12 @@ def test_aggregation_pairs_seeds_and_decides_each_cell() -> None:
 
 def test_adjusted_verdicts_and_confirmatory_cells() -> None:
     """BH across a view's cells turns weak raw verdicts into ties; named cells are adjusted among themselves."""
-    from flexlam_rl.bench.report import adjust_verdicts, confirmatory
+    from flexlam_rl.bench.report import adjust_verdicts, confirmatory, confirmatory_table
 
     def cell(view: str, k: int, p: float, diff: float = 0.1, secondary: bool = False) -> dict:
         return {"view": view, "suite": "s", "metric": "align", "protocol": "standard", "k": k, "diff": diff, "p_value": p,
-                "higher_is_better": True, "secondary": secondary, "verdict": "better" if p <= 0.05 else "tie"}
+                "higher_is_better": True, "secondary": secondary, "verdict": "better" if p <= 0.05 else "tie",
+                "ci95": [0.01, 0.19], "flexlam": 0.6, "fixed": 0.5, "n_seeds": 10}
 
     claims = [cell("a", 1, 0.002), cell("a", 2, 0.04), *(cell("a", k, 0.5) for k in range(3, 11)), cell("a", 11, 0.01, secondary=True),
               cell("b", 1, 0.04)]
@@ -152,6 +153,8 @@ def test_adjusted_verdicts_and_confirmatory_cells() -> None:
     named = confirmatory(claims, [{"suite": "s", "metric": "align", "protocol": "standard", "k": 2, "view": "a"},
                                   {"suite": "s", "metric": "align", "protocol": "standard", "k": 99, "view": "a"}])
     assert named[0]["verdict_adjusted"] == "better" and named[1]["missing"]  # alone, p = 0.04 stands
+    table = confirmatory_table(named).splitlines()
+    assert "| 0.600 vs 0.500 | +0.100 [+0.010, +0.190] | 0.0400 | 10 | better |" in table[2] and "not run" in table[3]
     assert claims[1]["verdict_adjusted"] == "tie"  # the view's own adjustment is untouched
 
 

@@ -260,6 +260,9 @@ def results_markdown(result: dict[str, Any], cfg: BenchConfig) -> str:
                   f"runs ({', '.join(runs)}) have FlexLAM better / tie / worse than the fixed LAM (paired 95% CI).", ""]
         for view in VIEWS:
             lines += [f"View `{view}`:", "", gap_map_table(result, cfg, view), ""]
+    if result.get("confirmatory"):
+        lines += ["## Confirmatory cells", "", "Named before this run (`confirm` in the scale's config) and adjusted only "
+                  "among themselves; every other cell below is exploratory.", "", confirmatory_table(result["confirmatory"]), ""]
     for view in VIEWS:
         c = counts[view]
         lines += [f"## View `{view}`: better {c['better']}, tie {c['tie']}, worse {c['worse']} (headline cells, PPO excluded)",
@@ -281,6 +284,20 @@ def results_markdown(result: dict[str, Any], cfg: BenchConfig) -> str:
         lines += [f"- {suite} {name}: " + " ".join(f"{u:.2f}" for u in values) for name, values in usage.items()]
     lines.append("")
     return "\n".join(lines)
+
+
+def confirmatory_table(cells: list[dict[str, Any]]) -> str:
+    rows = []
+    for c in cells:
+        where = [c["suite"], c["metric"], c["protocol"], c["k"], c["view"]]
+        if c.get("missing"):
+            rows.append([*where, "not run", "-", "-", "-", "-"])
+            continue
+        ci = f"[{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}]" if c["ci95"] else "unbounded"
+        rows.append([*where, f"{c['flexlam']:.3f} vs {c['fixed']:.3f}", f"{c['diff']:+.3f} {ci}", f"{c['p_value']:.4f}",
+                     c["n_seeds"], c["verdict_adjusted"]])
+    return markdown_table(["suite", "metric", "labels", "k", "view", "FlexLAM vs fixed", "diff [95% CI]", "p", "seeds",
+                           "verdict (adjusted)"], rows)
 
 
 def _stop_text(cfg: BenchConfig) -> str:
