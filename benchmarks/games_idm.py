@@ -8,7 +8,10 @@ Two checks per data variant of ``benchmarks/games.py`` (same datasets, same held
 - **The action, read by hand.** BigFish's player is the one green fish, so the centroid of its green pixels in
   o_t and o_t+1 gives its displacement; the mean displacement per horizontal / vertical component of the
   recorded action says whether the action shows in one step (and that actions and frames are aligned: the
-  displacement follows a_t more than a_t-1).
+  displacement follows a_t more than a_t-1). A rule that reads the action off that displacement (each component's
+  sign, past a dead zone chosen on the training split) is scored on the held-out split: what a reader of the move
+  gets, against the IDM. Its ceiling is 0.6, not 1: six of the 15 actions (D, A, W, S, Q, E) do nothing in BigFish,
+  so with NOOP they are seven actions the frames cannot tell apart.
 - **The supervised IDM against its label count**: the one ``games.py`` compares the translator with (the LAM's
   encoder architecture, 2000 updates, or ``--steps`` more), from 2% of the training transitions up to all of them. If it stays near
   chance with every label, the translator / IDM ratio says nothing and the fault is in what the encoder
@@ -31,7 +34,7 @@ from games import ALIGN, VARIANTS, game_data, train_variant  # the harness whose
 
 from flexlam_rl.align import AlignConfig, LabelConfig, label_and_eval_sets, run_alignment
 from flexlam_rl.checkpoint import atomic_write_bytes, atomic_write_json, read_json
-from flexlam_rl.data import TransitionSet, load_transitions
+from flexlam_rl.data import TransitionData, TransitionSet, load_transitions
 from flexlam_rl.sources import cache_root
 from flexlam_rl.tables import markdown_table
 
@@ -69,6 +72,35 @@ def displacement(train: TransitionSet, limit: int = 4000) -> dict[str, Any]:
     return out
 
 
+DEAD_ZONES = (0.25, 0.5, 1.0)  # px; the rule's threshold is chosen among these on the training split
+
+
+def _moves(split: TransitionSet, limit: int = 4000) -> tuple[np.ndarray, np.ndarray]:
+    """(player displacement (x, y; +y = up), action) for up to ``limit`` evenly spaced transitions where the player shows."""
+    idx = np.arange(0, len(split), max(1, len(split) // limit))[:limit]
+    batch = split.__getitems__(idx)
+    move = player_centroids(batch["next_obs"]) - player_centroids(batch["obs"])
+    move[:, 1] *= -1
+    found = ~np.isnan(move).any(1)
+    return move[found], batch["action"].astype(int)[found]
+
+
+def rule_predict(move: np.ndarray, dead_zone: float) -> np.ndarray:
+    """The action whose horizontal / vertical components are the displacement's signs (|move| <= dead_zone: 0)."""
+    signs = np.where(move > dead_zone, 1, np.where(move < -dead_zone, -1, 0))
+    table = {(int(HORIZONTAL[a]), int(VERTICAL[a])): a for a in range(9)}
+    return np.array([table[(int(h), int(v))] for h, v in signs])
+
+
+def rule_accuracy(data: TransitionData) -> dict[str, float]:
+    """Held-out accuracy of :func:`rule_predict`, its dead zone chosen on the training split."""
+    move, action = _moves(data.train)
+    dead_zone = max(DEAD_ZONES, key=lambda z: float((rule_predict(move, z) == action).mean()))
+    move, action = _moves(data.heldout)
+    return {"dead_zone": dead_zone, "accuracy": float((rule_predict(move, dead_zone) == action).mean()),
+            "transitions": int(len(action))}
+
+
 def idm_accuracy(variant: str, fraction: float, seed: int, steps: int = ALIGN["steps"]) -> dict[str, Any]:
     """The supervised IDM (and, beside it, the translator at k = 8) from ``fraction`` of the training transitions,
     each trained for ``steps`` updates (the harness's default, or more: is the IDM merely undertrained?)."""
@@ -104,22 +136,27 @@ def main() -> None:
     order = list(VARIANTS)
     rows = sorted((read_json(p, "IDM run") for p in (args.out / "idm").glob("*.json")),
                   key=lambda r: (order.index(r["variant"]), r["fraction"], r["steps"]))
-    moves = {}
+    moves, measured = {}, set()  # per dataset, named by the first variant that reads it
     for variant in dict.fromkeys(r["variant"] for r in rows):
         frame_stack, _, _, *frame_skip = VARIANTS[variant]
-        moves[variant] = displacement(load_transitions(game_data(GAME, frame_stack, *frame_skip), 0.1, 0).train)
+        dataset_id = game_data(GAME, frame_stack, *frame_skip)
+        if dataset_id not in measured:
+            measured.add(dataset_id)
+            data = load_transitions(dataset_id, 0.1, 0)
+            moves[variant] = {**displacement(data.train), "rule": rule_accuracy(data)}
     commands = list(dict.fromkeys(r["command"] for r in rows))
     atomic_write_json(args.out / "idm.json", {"commands": commands, "game": GAME, "displacement": moves, "idm": rows})
     move_rows = [[v, f"{m['player_found']:.2f}",
                   *(" / ".join(f"{m[f'{axis}_by_{a}'][s]:+.2f}" for s in ("-1", "0", "1"))
-                    for axis in ("horizontal", "vertical") for a in ("a_t", "a_t-1"))] for v, m in moves.items()]
+                    for axis in ("horizontal", "vertical") for a in ("a_t", "a_t-1")),
+                  f"{m['rule']['accuracy']:.3f} (dead zone {m['rule']['dead_zone']:g} px)"] for v, m in moves.items()]
     idm_rows = [[r["variant"], f"{r['fraction']:g}", r["labels"], r["steps"], f"{r['idm']:.3f}", f"{r['translator_k8']:.3f}",
                  f"{r['chance']:.3f}"] for r in rows]
     made_by = "Made by: " + ", then ".join(f"`{c}`" for c in commands)
     text = "\n".join([f"# Is the action in {GAME}'s data, and can our IDM read it?", "", made_by, "",
                       "Player (green fish) displacement in px per action component (-1 / 0 / +1; +1 = right, up):", "",
                       markdown_table(["data", "player found", "horizontal by a_t", "horizontal by a_t-1", "vertical by a_t",
-                                      "vertical by a_t-1"], move_rows), "",
+                                      "vertical by a_t-1", "rule from the move: held-out accuracy"], move_rows), "",
                       "Supervised IDM (the LAM's encoder architecture) and translator (k = 8) against labels and updates:", "",
                       markdown_table(["data", "fraction", "labels", "updates", "IDM", "translator k=8", "chance"], idm_rows), ""])
     atomic_write_bytes(args.out / "idm.md", text.encode())
