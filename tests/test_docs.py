@@ -179,6 +179,30 @@ def test_what_the_readme_says_about_the_default_benchmark_is_what_its_results_sa
     assert f"{walls[0]}-{walls[-1]}x less wall time" in page
 
 
+def test_what_the_readme_and_variation_page_say_of_the_confirmatory_cells_is_what_the_run_says() -> None:
+    """The two cells the variation map named: the README's and the variation page's numbers and verdicts are those
+    of benchmarks/results/confirm/results.json (10 seeds, every model plateaued)."""
+    import json
+
+    result = json.loads((ROOT / "benchmarks/results/confirm/results.json").read_text())
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    page = " ".join((ROOT / "docs/benchmarks/variation.md").read_text().split())
+    cells = {(c["suite"], int(c["k"])): c for c in result["confirmatory"]}
+    assert set(cells) == {("reach_d1", 1), ("minigrid_dynamic", 8)} and not any(c.get("missing") for c in cells.values())
+    runs = [m for seeds in result["models"].values() for models in seeds.values() for m in models.values()]
+    assert len(runs) == 60 and all(m["plateaued"] for m in runs) and "all 60 model runs plateaued" in page
+    assert f"{result['wall_time_s'] / 60:.0f} min summed over the 20 jobs" in page
+    for (suite, k), held in ((("minigrid_dynamic", 8), True), (("reach_d1", 1), False)):
+        c = cells[(suite, k)]
+        assert c["n_seeds"] == 10 and c["verdict_adjusted"] == ("better" if held else "tie")
+        numbers = f"+{c['diff']:.3f}, 95% CI [{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}]"
+        assert numbers in readme, suite
+        assert f"FlexLAM {c['flexlam']:.3f} against {c['fixed']:.3f}" in page, suite
+        assert f"+{c['diff']:.3f} (95% CI [{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}], p = {c['p_value']:.{3 if held else 2}f})" in page
+    assert "accuracy at k = 8: confirmed." in page and "R^2 at k = 1: not confirmed." in page
+    assert "accuracy at k = 8 held (+0.132" in readme and "k = 1 did not (+0.154" in readme
+
+
 def test_label_selection_results_are_the_aggregate_of_their_saved_seeds() -> None:
     """results.json is what benchmarks/label_selection.py's aggregation makes of the committed per-seed runs."""
     import importlib.util
