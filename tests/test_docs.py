@@ -99,6 +99,16 @@ def test_what_the_readme_says_about_games_is_what_the_committed_results_say() ->
     for variant in ("stack_norm", "norm_skip4"):
         run = next(r for r in followup if r["game"] == "procgen-bigfish" and r["variant"] == variant)
         assert max(run["controllability"].values()) <= 0.05, variant
+    # the max-pool encoder reads the move: the IDM near the rule, the LAM's code used (barely), the translator off chance
+    pooled = next(r for r in idm["idm"] if r["variant"] == "norm_pool" and r["fraction"] == 1.0 and r["steps"] == 2000)
+    assert pooled["idm"] > 3 * everything[2000]["idm"] and f"the same IDM reaches {pooled['idm']:.3f} in 2000 updates" in text
+    run = next(r for r in followup if r["game"] == "procgen-bigfish" and r["variant"] == "norm_pool")
+    assert 0.05 < run["controllability"]["8"] < 0.1 and run["translator_best"] > 1.5 * run["idm"]
+    assert (f"translator {run['translator_best']:.3f} from 2% labels, against {run['idm']:.3f} for the IDM on the same labels"
+            in " ".join(text.split()))
+    page = " ".join((ROOT / "docs/benchmarks/games.md").read_text().split())
+    assert f"reaches {pooled['idm']:.3f}, close to the hand-written rule's {rule:.3f}" in page
+    assert f"controllability {run['controllability']['1']:.2f} at k = 1 to {run['controllability']['8']:.2f} at k = 8" in page
 
 
 def test_the_label_selection_page_says_what_its_results_say() -> None:
