@@ -93,6 +93,18 @@ def test_a_broken_minari_dataset_is_a_clear_error(own_dataset: str, damage: str)
         load_transitions(own_dataset)
 
 
+def test_a_dataset_from_a_newer_minari_is_named_as_such_not_as_corrupt(own_dataset: str) -> None:
+    """The procgen extra holds Minari at 0.5.3 (numpy<2); a dataset written by a newer Minari is not broken."""
+    meta = minari_root() / own_dataset / "data" / "metadata.json"
+    record = json.loads(meta.read_text())
+    record["minari_version"] = "99.0.0"
+    meta.write_text(json.dumps(record))
+    FAULTS.append("dataset: newer minari")
+    with pytest.raises(DataError, match=r"written by a newer Minari than the installed .*re-collect it here") as err:
+        load_transitions(own_dataset)
+    assert "corrupt" not in str(err.value)
+
+
 # ------------------------------------------------------------- mismatched data
 def test_labels_and_scores_from_datasets_with_different_actions_are_refused(cartpole_models, isolated_roots) -> None:
     """The bug this module was written for: a Box-action translator scored against Discrete actions of another env."""
