@@ -109,6 +109,11 @@ def test_what_the_readme_says_about_games_is_what_the_committed_results_say() ->
     page = " ".join((ROOT / "docs/benchmarks/games.md").read_text().split())
     assert f"reaches {pooled['idm']:.3f}, close to the hand-written rule's {rule:.3f}" in page
     assert f"controllability {run['controllability']['1']:.2f} at k = 1 to {run['controllability']['8']:.2f} at k = 8" in page
+    recipe = json.loads((ROOT / "benchmarks/results/games_recipe/results.json").read_text())["choice"]
+    assert recipe["chosen"] == "norm_pool" and not recipe["variants"]["norm_pool"]["collapsed_on"]
+    best = max(v["mean_translator_over_idm"] for v in recipe["variants"].values())
+    assert best == recipe["variants"]["norm_pool"]["mean_translator_over_idm"]
+    assert "ablation's rule `lam=games` now uses it" in " ".join(text.split())
 
 
 def test_the_label_selection_page_says_what_its_results_say() -> None:

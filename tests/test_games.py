@@ -6,7 +6,9 @@ Procgen itself (its Gymnasium env, collection, frames kept exact) is in test_pro
 
 from __future__ import annotations
 
+import json
 import sys
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -92,7 +94,9 @@ def test_games_recipe_trains_and_is_a_lam_config(tmp_path, pixel_dataset: str) -
 
     data = load_transitions(pixel_dataset, heldout_fraction=0.25)
     lam_cfg = lam_config_for({**lam_preset("games"), "channels": [8, 16], "hidden_dim": 32}, data)
-    assert lam_cfg.code_norm and lam_cfg.nested_dropout  # the recipe the games ablation's rule picked
+    assert lam_cfg.code_norm and lam_cfg.nested_dropout and lam_cfg.idm_downsample == "maxpool"  # the rule's pick
+    choice = json.loads((Path(__file__).parents[1] / "benchmarks/results/games_recipe/results.json").read_text())["choice"]
+    assert choice["chosen"] == "norm_pool"  # lam=games is that variant: code_norm + idm_downsample=maxpool
     assert not lam_preset("flexlam")["code_norm"] and lam_preset("fixed")["nested_dropout"] is False
     with pytest.raises(ConfigError, match="expected one of fixed, flexlam, games"):
         lam_preset("game")
