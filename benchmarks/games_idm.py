@@ -56,14 +56,20 @@ def player_centroids(frames: np.ndarray) -> np.ndarray:
     return out
 
 
+def player_moves(split: TransitionSet, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(player displacement ``[N, 2]`` in px, x right and y up (NaN where the player is not found), action) at ``idx``."""
+    batch = split.__getitems__(idx)
+    move = player_centroids(batch["next_obs"]) - player_centroids(batch["obs"])
+    move[:, 1] *= -1  # image y grows downwards; +1 = up
+    return move, batch["action"].astype(int)
+
+
 def displacement(train: TransitionSet, limit: int = 4000) -> dict[str, Any]:
     """Mean player displacement (px) per action component, by a_t and by a_t-1."""
     idx = np.arange(1, len(train), max(1, len(train) // limit))[:limit]
-    batch = train.__getitems__(idx)
-    move = player_centroids(batch["next_obs"]) - player_centroids(batch["obs"])
-    move[:, 1] *= -1  # image y grows downwards; +1 = up
+    move, now = player_moves(train, idx)
     found = ~np.isnan(move).any(1)
-    now, before = batch["action"].astype(int), train.actions(idx - 1).astype(int)
+    before = train.actions(idx - 1).astype(int)
     same_episode = train.frame_index[idx] == train.frame_index[idx - 1] + 1
     out: dict[str, Any] = {"transitions": int(len(idx)), "player_found": float(found.mean())}
     for axis, (name, comp) in enumerate((("horizontal", HORIZONTAL), ("vertical", VERTICAL))):
@@ -76,13 +82,10 @@ DEAD_ZONES = (0.25, 0.5, 1.0)  # px; the rule's threshold is chosen among these 
 
 
 def _moves(split: TransitionSet, limit: int = 4000) -> tuple[np.ndarray, np.ndarray]:
-    """(player displacement (x, y; +y = up), action) for up to ``limit`` evenly spaced transitions where the player shows."""
-    idx = np.arange(0, len(split), max(1, len(split) // limit))[:limit]
-    batch = split.__getitems__(idx)
-    move = player_centroids(batch["next_obs"]) - player_centroids(batch["obs"])
-    move[:, 1] *= -1
+    """:func:`player_moves` for up to ``limit`` evenly spaced transitions, where the player shows."""
+    move, action = player_moves(split, np.arange(0, len(split), max(1, len(split) // limit))[:limit])
     found = ~np.isnan(move).any(1)
-    return move[found], batch["action"].astype(int)[found]
+    return move[found], action[found]
 
 
 def rule_predict(move: np.ndarray, dead_zone: float) -> np.ndarray:
