@@ -2,8 +2,8 @@
 
     python benchmarks/games.py recipe [--games breakout pong procgen-coinrun] [--variants base changed stack stack_changed]
                                       [--steps 3000] [--out benchmarks/results/games_recipe]
-    python benchmarks/games.py suite --variant changed [--games ...] [--seeds 0] [--steps 3000] [--out benchmarks/results/games]
-    python benchmarks/games.py ppo --variant changed [--games breakout procgen-coinrun] [--timesteps 100000]
+    python benchmarks/games.py suite [--variant norm_pool] [--games ...] [--seeds 0] [--steps 3000] [--out benchmarks/results/games]
+    python benchmarks/games.py ppo [--variant norm_pool] [--games breakout procgen-coinrun] [--timesteps 100000]
 
 Per game, action-labelled data is collected once (Atari: an epsilon-0.5 noised scripted expert; Procgen: random
 actions held about 4 steps), then per variant and seed one FlexLAM (K = 8) is trained for ``--steps`` updates and
@@ -52,6 +52,8 @@ ratio of best translator accuracy to the supervised IDM; ties go to the simpler 
 
 ``recipe`` is the one-seed ablation; ``suite`` runs one variant on every game (``results.json``: ``games``, one object
 per game); ``ppo`` trains PPO in latent space at the best budget and on raw actions for the same env steps (secondary).
+Each variant's suite report is ``<out>/variants/<variant>/results.{json,md}``; the shipped variant's (``SHIPPED``, what
+``lam=games`` is) is also ``<out>/results.{json,md}``.
 Each run is saved under ``<out>/per_run/`` as it finishes, so a rerun resumes; reports are rebuilt from everything saved.
 """
 
@@ -120,6 +122,7 @@ VARIANTS = {  # name -> (frame_stack, LAM overrides, train overrides[, frame ski
     # convolve at full resolution and max-pool (IMPALA's stem, as LAPO's IDM) so a 1-px move of a small sprite survives
     "norm_pool": (1, {"code_norm": True, "idm_downsample": "maxpool"}, {}),
 }
+SHIPPED = "norm_pool"  # the variant ``lam=games`` is (tests check it is the ablation rule's choice)
 SUITE = ["breakout", "pong", "freeway", "procgen-coinrun", "procgen-bigfish", "procgen-starpilot"]
 PPO_GAMES = ["breakout", "procgen-coinrun"]  # one game per family whose code is used (BigFish's is not: results/games)
 PPO_EPISODE_STEPS = 1000
@@ -326,16 +329,18 @@ def suite_table(games: list[dict[str, Any]]) -> str:
                            "best / IDM", f">= {TARGET_RATIO}"], rows)
 
 
-def ppo_runs(runs: list[dict[str, Any]], games: list[str], timesteps: int, out: Path) -> list[dict[str, Any]]:
-    """PPO in latent space at each game's best budget (seed 0's LAM and translator) and on raw actions, same steps,
-    for ``games`` not yet saved under ``out/ppo``; returns every PPO run saved there (so runs made by separate
-    invocations, e.g. one per venv, all reach the report)."""
+def ppo_runs(runs: list[dict[str, Any]], games: list[str], variant: str, timesteps: int, out: Path) -> list[dict[str, Any]]:
+    """PPO in latent space at each game's best budget (seed 0's LAM and translator of ``variant``) and on raw actions,
+    same steps, for ``games`` not yet saved under ``out/ppo``; returns every PPO run of ``variant`` saved there (so
+    runs made by separate invocations, e.g. one per venv, all reach the report). The raw agent does not depend on
+    the LAM, so it is saved once per game and length and shared by every variant."""
     from flexlam_rl.agents.train import AgentConfig, train_agent
 
     for game in games:
-        run = next(r for r in runs if r["game"] == game and r["seed"] == 0)
+        run = next(r for r in runs if r["game"] == game and r["seed"] == 0 and r["variant"] == variant)
         for space in ("latent", "raw"):
-            path = out / "ppo" / f"{game}_{space}_{timesteps}.json"
+            name = f"{game}_latent_{variant}_{timesteps}" if space == "latent" else f"{game}_raw_{timesteps}"
+            path = out / "ppo" / f"{name}.json"
             if not path.is_file():
                 print(f"PPO {game} {space} ...", flush=True)
                 cfg = AgentConfig(env=game, space=space, lam_dir=run["lam_dir"] if space == "latent" else None,
@@ -343,12 +348,13 @@ def ppo_runs(runs: list[dict[str, Any]], games: list[str], timesteps: int, out: 
                                   n_envs=8, eval_freq=max(timesteps // 4, 1), eval_episodes=5, max_episode_steps=PPO_EPISODE_STEPS,
                                   progress_bar=False, gif=False, device="cpu")
                 start = time.time()
-                agent = train_agent(cfg, out / "ppo" / f"{game}_{space}")
-                atomic_write_json(path, {"game": game, "space": space, "prefix_len": run["best_k"] if space == "latent" else None,
+                agent = train_agent(cfg, out / "ppo" / name)
+                atomic_write_json(path, {"game": game, "space": space, "variant": variant if space == "latent" else None,
+                                         "prefix_len": run["best_k"] if space == "latent" else None,
                                          "timesteps": timesteps, "eval_mean_return": agent.eval_mean_return,
                                          "train_return_last20": agent.train_return, "curve": agent.curve,
                                          "wall_s": time.time() - start})
-    return saved_ppo_runs(out)
+    return saved_ppo_runs(out, variant)
 
 
 def ppo_table(runs: list[dict[str, Any]]) -> list[str]:
@@ -361,9 +367,11 @@ def ppo_table(runs: list[dict[str, Any]]) -> list[str]:
                             "wall min"], rows), ""]
 
 
-def saved_ppo_runs(out: Path) -> list[dict[str, Any]]:
-    """Every PPO run saved under ``out/ppo``, by game then space."""
+def saved_ppo_runs(out: Path, variant: str) -> list[dict[str, Any]]:
+    """Every PPO run saved under ``out/ppo`` that belongs to ``variant``'s report (its latent agents and every raw
+    one), by game then space."""
     runs = [read_json(p, "PPO run") for p in sorted((out / "ppo").glob("*.json"))]
+    runs = [r for r in runs if r.get("variant") in (None, variant)]
     return sorted(runs, key=lambda r: (r["game"], r["space"] != "latent", r["timesteps"]))
 
 
@@ -372,7 +380,7 @@ def main() -> None:
     parser.add_argument("mode", choices=["recipe", "suite", "ppo"])
     parser.add_argument("--games", nargs="+", choices=sorted(GAME_DATA))
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    parser.add_argument("--variant", default="changed", choices=list(VARIANTS), help="suite / ppo: the recipe to run")
+    parser.add_argument("--variant", default=SHIPPED, choices=list(VARIANTS), help="suite / ppo: the recipe to run")
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--timesteps", type=int, default=100_000, help="ppo: env steps per agent")
@@ -391,6 +399,7 @@ def main() -> None:
         atomic_write_json(out / "results.json", {"commands": commands, "runs": [_lean(r) for r in runs], "choice": choice})
         text = "\n".join([f"# Games recipe ablation ({len(runs)} runs)", "", "Made by:", "",
                           *(f"    {c}" for c in commands), "", recipe_table(runs), "", choice_text(choice)])
+        atomic_write_bytes(out / "results.md", text.encode())
     else:
         out = args.out or Path("benchmarks/results/games")
         games = args.games or (SUITE if args.mode == "suite" else PPO_GAMES)
@@ -398,18 +407,21 @@ def main() -> None:
         order = {g: i for i, g in enumerate(SUITE)}  # every game saved for this variant, not just this invocation's
         summary = suite_summary(sorted((r for r in runs if r["variant"] == args.variant and r["steps"] == args.steps),
                                        key=lambda r: (order.get(r["game"], len(order)), r["game"], r["seed"])))
-        commands = _commands(out, None if args.report_only else command)
+        report = out / "variants" / args.variant  # every variant's suite keeps its report; the shipped one is also <out>
+        commands = _commands(report, None if args.report_only else command)
         result = {"commands": commands, "variant": args.variant, "steps": args.steps, "label_fraction": LABEL_FRACTION,
                   "games": summary}
-        result["ppo"] = ppo_runs(runs, games, args.timesteps, out) if args.mode == "ppo" else saved_ppo_runs(out)
-        atomic_write_json(out / "results.json", result)
+        result["ppo"] = (ppo_runs(runs, games, args.variant, args.timesteps, out) if args.mode == "ppo"
+                         else saved_ppo_runs(out, args.variant))
         below = [g for g in summary if g["translator_over_idm"] < TARGET_RATIO or weak_idm(g) or not code_used(g)]
         text = "\n".join([f"# LAMs on games: recipe `{args.variant}`", "", "Made by:", "", *(f"    {c}" for c in commands), "",
                           suite_table(summary), "",
                           *(ppo_table(result["ppo"]) if result["ppo"] else []),
                           *(["## Below the bar, code unused or IDM under twice chance: confusion on held-out transitions", "",
                              *(confusion_text(g, action_names(g["task"])) for g in below)] if below else [])])
-    atomic_write_bytes(out / "results.md", text.encode())
+        for where in [report, out] if args.variant == SHIPPED else [report]:
+            atomic_write_json(where / "results.json", result)
+            atomic_write_bytes(where / "results.md", text.encode())
     print(text)
     print(json.dumps({"saved": str(out)}))
 

@@ -33,7 +33,9 @@ def down_block(c_in: int, c_out: int, downsample: str = "stride", norm: bool = T
     response survives the halving instead of being sampled past, at about 4x the stage's conv cost."""
     if downsample == "stride":
         return conv_block(c_in, c_out, stride=2, norm=norm)
-    return nn.Sequential(*conv_block(c_in, c_out, stride=1, norm=norm), nn.MaxPool2d(3, 2, 1))
+    if downsample == "maxpool":
+        return nn.Sequential(*conv_block(c_in, c_out, stride=1, norm=norm), nn.MaxPool2d(3, 2, 1))
+    raise ValueError(f"downsample must be one of {DOWNSAMPLES}, got {downsample!r}.")
 
 
 def mlp(dims: Sequence[int], final_activation: bool = False) -> nn.Sequential:

@@ -6,6 +6,7 @@ Procgen itself (its Gymnasium env, collection, frames kept exact) is in test_pro
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -97,6 +98,12 @@ def test_games_recipe_trains_and_is_a_lam_config(tmp_path, pixel_dataset: str) -
     assert lam_cfg.code_norm and lam_cfg.nested_dropout and lam_cfg.idm_downsample == "maxpool"  # the rule's pick
     choice = json.loads((Path(__file__).parents[1] / "benchmarks/results/games_recipe/results.json").read_text())["choice"]
     assert choice["chosen"] == "norm_pool"  # lam=games is that variant: code_norm + idm_downsample=maxpool
+    spec = importlib.util.spec_from_file_location("games_bench", Path(__file__).parents[1] / "benchmarks/games.py")
+    games = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(games)
+    frame_stack, overrides, train_overrides = games.VARIANTS[games.SHIPPED]  # the suite the README reports is lam=games
+    assert games.SHIPPED == choice["chosen"] and frame_stack == 1 and not train_overrides
+    assert all(lam_preset("games")[key] == value for key, value in overrides.items())
     assert not lam_preset("flexlam")["code_norm"] and lam_preset("fixed")["nested_dropout"] is False
     with pytest.raises(ConfigError, match="expected one of fixed, flexlam, games"):
         lam_preset("game")
@@ -240,3 +247,5 @@ def test_maxpool_idm_stages_halve_the_frame_reach_the_supervised_idm_and_survive
     assert any(isinstance(m, torch.nn.MaxPool2d) for m in idm.modules())
     with pytest.raises(ConfigError, match="idm_downsample must be one of"):
         LAMConfig(obs_shape=[16, 16, 1], idm_downsample="avgpool")
+    with pytest.raises(ValueError, match="downsample must be one of"):  # callers that bypass LAMConfig too
+        down_block(1, 4, "avgpool")
