@@ -103,6 +103,10 @@ def test_align_and_agent_entry_points(quickstart: dict, tmp_path: Path) -> None:
                   f"out={tmp_path / 'low'}", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "3 labels (low_return protocol" in out.stdout
+    stages = ["selecting labels (random)", "fitting the translator on 3 labels (10 updates)", "translator checkpoint"]
+    assert all(s in out.stdout for s in stages) and [out.stdout.index(s) for s in stages] == sorted(
+        out.stdout.index(s) for s in stages)  # told as it goes, not only at the end
+    assert "supervised IDM on the same" not in out.stdout  # eval.supervised_idm=false: no such stage
     again = run_cli("align", f"lam_dir={lam_dir}", *low, f"out={tmp_path / 'low'}", cwd=tmp_path)
     assert again.returncode == 2 and "already holds a translator" in again.stderr and "overwrite=true" in again.stderr
     own = run_cli("align", f"lam_dir={lam_dir}", *low, f"out={tmp_path / 'low'}", "overwrite=true", cwd=tmp_path)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +19,15 @@ def align_lam(
     lam_dir: str | Path, label_cfg: LabelConfig, align_cfg: AlignConfig, label_ids: Sequence[str] | None = None, *,
     eval_ids: Sequence[str] | None = None, heldout_fraction: float = 0.1, budgets: Sequence[int] | None = None,
     supervised_idm: bool = True, out: str | Path | None = None, overwrite: bool = False,
+    log: Callable[[str], None] | None = None,
 ) -> tuple[AlignmentResult, dict[str, Any]]:
     """Align the LAM saved at ``lam_dir`` and save the translator to ``out`` (default ``<lam_dir>/../translator``).
 
     Labels come from ``label_ids`` and scores from ``eval_ids``; both default to the LAM's own
     pretraining datasets (recorded in its checkpoint). A dataset that is both is split by episode
     (``heldout_fraction``): labels from its training episodes, scores on its held-out ones. Also
-    writes ``align_metrics.json`` beside the translator; returns the result and those metrics.
+    writes ``align_metrics.json`` beside the translator; returns the result and those metrics. ``log``: told
+    before each stage (see :func:`~flexlam_rl.align.training.run_alignment`).
     """
     lam_dir = Path(lam_dir)
     out = Path(out) if out else lam_dir.parent / "translator"
@@ -39,7 +41,7 @@ def align_lam(
     eval_ids = list(eval_ids or own or label_ids)
     pool, evaluation = label_and_eval_sets(label_ids, eval_ids, heldout_fraction, label_cfg.seed)
     require_frames(pool, lam.config.obs_shape, f"the LAM at {lam_dir}")
-    result = run_alignment(lam, pool, evaluation, label_cfg, align_cfg, budgets, supervised_idm)
+    result = run_alignment(lam, pool, evaluation, label_cfg, align_cfg, budgets, supervised_idm, log=log)
     result.translator.save(out, extra={"lam": str(lam_dir.resolve()), "labels": dataclasses.asdict(label_cfg),
                                        "label_datasets": label_ids, "align": dataclasses.asdict(align_cfg),
                                        "scores": result.scores})

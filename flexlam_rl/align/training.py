@@ -6,7 +6,7 @@ fit is :mod:`flexlam_rl.align.fitting`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,22 +58,28 @@ class AlignmentResult:
 def run_alignment(
     lam: FlexLAM, pool: TransitionSet, evaluation: TransitionSet, label_cfg: LabelConfig, align_cfg: AlignConfig,
     budgets: Sequence[int] | None = None, supervised_idm: bool = False, scored: LabeledSet | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> AlignmentResult:
     """Select labels from ``pool``, fit the translator (and the supervised reference), score it on ``evaluation``.
 
     ``pool`` and ``evaluation`` must not share episodes (:func:`~flexlam_rl.align.label_and_eval_sets`).
     ``scored``: ``evaluation`` already encoded by this LAM (:func:`embed_transitions` of all of it), for callers
-    that align one LAM several times.
+    that align one LAM several times. ``log``: told before each stage, so a slow fit on a loaded machine is
+    visibly progressing (the CLI prints it; library callers default to silence).
     """
+    say = log or (lambda _message: None)
     if not pool.has_actions or len(pool) == 0:
         raise DataError(f"The label pool {[s.source_id for s in pool.sources]} has no labeled transitions to align on.")
     if len(evaluation) == 0:
         raise DataError("No evaluation transitions: give eval datasets with episodes the labels do not use.")
     spec = action_spec(pool.sources[int(pool.source_index[0])].action_space)
+    say(f"selecting labels ({label_cfg.strategy}) from {len(pool)} transitions ...")
     labels = select_labels(pool, label_cfg, lam=lam)
     labeled = embed_transitions(lam, pool, labels)
     if scored is None:
+        say(f"encoding {len(evaluation)} held-out transitions ...")
         scored = embed_transitions(lam, evaluation, np.arange(len(evaluation)))
+    say(f"fitting the translator on {len(labels)} labels ({align_cfg.steps} updates) ...")
     translator = train_translator(lam, labeled, spec, align_cfg)
     result = AlignmentResult(
         translator=translator, scores=alignment_by_budget(lam, translator, scored, budgets),
@@ -81,6 +87,7 @@ def run_alignment(
         eval_transitions=len(scored.actions),
     )
     if supervised_idm:
+        say(f"fitting the supervised IDM on the same {len(labels)} labels (the reference) ...")
         pred = supervised_idm_predict(train_supervised_idm(lam, labeled, spec, align_cfg), scored)
         result.supervised_idm = action_score(pred, scored.actions.numpy(), spec["type"] == "discrete")
         result.info.update(supervised_idm_pred=pred, eval_actions=scored.actions.numpy(), eval_set=scored)

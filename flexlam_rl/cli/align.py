@@ -22,7 +22,7 @@ def align_from_config(cfg: DictConfig) -> dict[str, Any]:
     result, metrics = align_lam(
         cfg.lam_dir, label_cfg, align_cfg, label_ids, eval_ids=plain(cfg.eval.datasets), heldout_fraction=heldout_fraction,
         budgets=plain(cfg.eval.budgets), supervised_idm=bool(cfg.eval.supervised_idm), out=cfg.out,
-        overwrite=bool(cfg.get("overwrite", False)),
+        overwrite=bool(cfg.get("overwrite", False)), log=lambda message: print(message, flush=True),
     )
     scores, metric = result.scores, result.metric
     print(f"translator: {len(result.labels)} labels ({label_cfg.protocol} protocol, {result.pool_size} transitions in the "
