@@ -1,7 +1,7 @@
 """Is the action in a game's data, and can our IDM read it? Procgen BigFish, where the recipe's code goes unused.
 
-    python benchmarks/games_idm.py [--variants norm norm_skip4] [--fractions 0.02 0.2 1.0] [--steps 2000 ...]
-                                   [--out benchmarks/results/games_procgen]
+    python benchmarks/games_idm.py [--game procgen-bigfish] [--variants norm norm_skip4] [--fractions 0.02 0.2 1.0]
+                                   [--steps 2000 ...] [--out benchmarks/results/games_procgen]
 
 Two checks per data variant of ``benchmarks/games.py`` (same datasets, same held-out split):
 
@@ -18,7 +18,8 @@ Two checks per data variant of ``benchmarks/games.py`` (same datasets, same held
   architecture can see, not in the labels.
 
 Each (variant, fraction, updates) is saved under ``<out>/idm/`` as it finishes, so a rerun resumes; the report
-holds every saved run, whichever invocation made it.
+holds every saved run, whichever invocation made it. ``--game`` runs the IDM check on another game of
+``games.py`` (report ``idm_<game>.{json,md}``; the hand-read rule is BigFish's only, as it reads its green fish).
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from games import ALIGN, VARIANTS, game_data, train_variant  # the harness whose IDM this checks (benchmarks/ is the script's path)
+
+# the harness whose IDM this checks (benchmarks/ is the script's path)
+from games import ALIGN, GAME_DATA, VARIANTS, game_data, train_variant
 
 from flexlam_rl.align import AlignConfig, LabelConfig, label_and_eval_sets, run_alignment
 from flexlam_rl.checkpoint import atomic_write_bytes, atomic_write_json, read_json
@@ -104,10 +107,10 @@ def rule_accuracy(data: TransitionData) -> dict[str, float]:
             "transitions": int(len(action))}
 
 
-def idm_accuracy(variant: str, fraction: float, seed: int, steps: int = ALIGN["steps"]) -> dict[str, Any]:
+def idm_accuracy(variant: str, fraction: float, seed: int, steps: int = ALIGN["steps"], game: str = GAME) -> dict[str, Any]:
     """The supervised IDM (and, beside it, the translator at k = 8) from ``fraction`` of the training transitions,
     each trained for ``steps`` updates (the harness's default, or more: is the IDM merely undertrained?)."""
-    dataset_id, _, _, trained = train_variant(GAME, variant, 3000, seed, cache_root() / "games")
+    dataset_id, _, _, trained = train_variant(game, variant, 3000, seed, cache_root() / "games")
     lam = trained.lam
     pool, evaluation = label_and_eval_sets([dataset_id], [dataset_id], 0.1, 0)
     labels = LabelConfig(count=max(1, round(fraction * len(pool))), seed=seed)
@@ -119,6 +122,7 @@ def idm_accuracy(variant: str, fraction: float, seed: int, steps: int = ALIGN["s
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--game", default=GAME, choices=sorted(g for g in GAME_DATA if g.startswith("procgen-")))
     parser.add_argument("--variants", nargs="+", default=["norm", "norm_skip4"], choices=list(VARIANTS))
     parser.add_argument("--fractions", nargs="+", type=float, default=[0.02, 0.2, 1.0])
     parser.add_argument("--seed", type=int, default=0)
@@ -128,27 +132,30 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     command = "python benchmarks/games_idm.py " + " ".join(sys.argv[1:])
+    game = args.game
+    prefix, name = ("", "idm") if game == GAME else (f"{game}_", f"idm_{game}")  # BigFish's runs keep their names
     for variant in args.variants:
         for fraction in args.fractions:
             for steps in args.steps:
                 longer = "" if steps == ALIGN["steps"] else f"_steps{steps}"
-                path = args.out / "idm" / f"{variant}_{fraction:g}_s{args.seed}{longer}.json"
+                path = args.out / "idm" / f"{prefix}{variant}_{fraction:g}_s{args.seed}{longer}.json"
                 if not path.is_file():
-                    print(f"{variant} {fraction:g} {steps} updates ...", flush=True)
-                    atomic_write_json(path, {**idm_accuracy(variant, fraction, args.seed, steps), "command": command})
+                    print(f"{game} {variant} {fraction:g} {steps} updates ...", flush=True)
+                    atomic_write_json(path, {**idm_accuracy(variant, fraction, args.seed, steps, game), "game": game,
+                                             "command": command})
     order = list(VARIANTS)
-    rows = sorted((read_json(p, "IDM run") for p in (args.out / "idm").glob("*.json")),
+    rows = sorted((r for r in (read_json(p, "IDM run") for p in (args.out / "idm").glob("*.json")) if r.get("game", GAME) == game),
                   key=lambda r: (order.index(r["variant"]), r["fraction"], r["steps"]))
     moves, measured = {}, set()  # per dataset, named by the first variant that reads it
-    for variant in dict.fromkeys(r["variant"] for r in rows):
+    for variant in dict.fromkeys(r["variant"] for r in rows) if game == GAME else ():
         frame_stack, _, _, *frame_skip = VARIANTS[variant]
-        dataset_id = game_data(GAME, frame_stack, *frame_skip)
+        dataset_id = game_data(game, frame_stack, *frame_skip)
         if dataset_id not in measured:
             measured.add(dataset_id)
             data = load_transitions(dataset_id, 0.1, 0)
             moves[variant] = {**displacement(data.train), "rule": rule_accuracy(data)}
     commands = list(dict.fromkeys(r["command"] for r in rows))
-    atomic_write_json(args.out / "idm.json", {"commands": commands, "game": GAME, "displacement": moves, "idm": rows})
+    atomic_write_json(args.out / f"{name}.json", {"commands": commands, "game": game, "displacement": moves, "idm": rows})
     move_rows = [[v, f"{m['player_found']:.2f}",
                   *(" / ".join(f"{m[f'{axis}_by_{a}'][s]:+.2f}" for s in ("-1", "0", "1"))
                     for axis in ("horizontal", "vertical") for a in ("a_t", "a_t-1")),
@@ -156,13 +163,13 @@ def main() -> None:
     idm_rows = [[r["variant"], f"{r['fraction']:g}", r["labels"], r["steps"], f"{r['idm']:.3f}", f"{r['translator_k8']:.3f}",
                  f"{r['chance']:.3f}"] for r in rows]
     made_by = "Made by: " + ", then ".join(f"`{c}`" for c in commands)
-    text = "\n".join([f"# Is the action in {GAME}'s data, and can our IDM read it?", "", made_by, "",
-                      "Player (green fish) displacement in px per action component (-1 / 0 / +1; +1 = right, up):", "",
-                      markdown_table(["data", "player found", "horizontal by a_t", "horizontal by a_t-1", "vertical by a_t",
-                                      "vertical by a_t-1", "rule from the move: held-out accuracy"], move_rows), "",
+    moved = ["Player (green fish) displacement in px per action component (-1 / 0 / +1; +1 = right, up):", "",
+             markdown_table(["data", "player found", "horizontal by a_t", "horizontal by a_t-1", "vertical by a_t",
+                             "vertical by a_t-1", "rule from the move: held-out accuracy"], move_rows), ""] if moves else []
+    text = "\n".join([f"# Is the action in {game}'s data, and can our IDM read it?", "", made_by, "", *moved,
                       "Supervised IDM (the LAM's encoder architecture) and translator (k = 8) against labels and updates:", "",
                       markdown_table(["data", "fraction", "labels", "updates", "IDM", "translator k=8", "chance"], idm_rows), ""])
-    atomic_write_bytes(args.out / "idm.md", text.encode())
+    atomic_write_bytes(args.out / f"{name}.md", text.encode())
     print(text)
 
 
