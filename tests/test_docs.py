@@ -87,6 +87,13 @@ def test_what_the_readme_says_about_games_is_what_the_committed_results_say() ->
             f"({fish['translator_accuracy'][str(fish['best_k'])]:.3f}) beats the supervised IDM on the same 2% of labels "
             f"({fish['idm_accuracy']:.3f})") in page
     assert {f"{v:.2f}" for v in star["controllability"].values()} == {"0.02"} and "(controllability 0.02 at every budget)" in page
+    ppo = {(r["game"], r["space"]): r for r in results["ppo"]}
+    assert {r["timesteps"] for r in ppo.values()} == {100_000} and "raw actions for 100k env steps" in flat
+    assert (f"evaluation return {ppo['breakout', 'latent']['eval_mean_return']:.1f} latent vs "
+            f"{ppo['breakout', 'raw']['eval_mean_return']:.1f} raw on Breakout, "
+            f"{ppo['procgen-coinrun', 'latent']['eval_mean_return']:.1f} vs "
+            f"{ppo['procgen-coinrun', 'raw']['eval_mean_return']:.1f} on CoinRun") in flat
+    assert all(r["variant"] == "norm_pool" for r in ppo.values() if r["space"] == "latent")
     previous = json.loads((ROOT / "benchmarks/results/games/variants/norm/results.json").read_text())
     assert previous["variant"] == "norm" and "with `code_norm` alone (the previous recipe) BigFish's and StarPilot's" in flat
     for g in previous["games"]:
@@ -132,6 +139,21 @@ def test_what_the_readme_says_about_games_is_what_the_committed_results_say() ->
     best = max(v["mean_translator_over_idm"] for v in recipe["variants"].values())
     assert best == recipe["variants"]["norm_pool"]["mean_translator_over_idm"]
     assert "ablation's rule `lam=games` now uses it" in " ".join(text.split())
+
+
+def test_what_the_games_page_says_a_games_lam_costs_is_what_the_throughput_run_says() -> None:
+    import json
+
+    result = json.loads((ROOT / "benchmarks/results/throughput_games/results.json").read_text())
+    page = " ".join((ROOT / "docs/benchmarks/games.md").read_text().split())
+    step = next(r for r in result["train"] if r["model"] == "games-flexlam" and r["batch"] == 32 and r["setting"] == "new")
+    assert step["fraction_of_matmul"] < 0.5 and "is not met" in page  # the target
+    assert f"the step runs at {step['fraction_of_matmul']:.2f} of it ({step['ms_per_step']:.1f} ms;" in page
+    convs = result["conv_layers"]
+    assert f"The convs alone add up to {sum(c['ms'] for c in convs) / step['ms_per_step']:.0%} of the step" in page
+    thin = [c["fraction_of_matmul"] for c in convs if min(c["in_shape"][1], c["out_channels"]) <= 3]
+    rest = [c["fraction_of_matmul"] for c in convs if min(c["in_shape"][1], c["out_channels"]) > 3]
+    assert f"run at {min(thin):.2f}-{max(thin):.2f} of the ceiling, the rest at {min(rest):.2f}-{max(rest):.2f}" in page
 
 
 def test_the_label_selection_page_says_what_its_results_say() -> None:
