@@ -4,6 +4,7 @@
                                       [--steps 3000] [--out benchmarks/results/games_recipe]
     python benchmarks/games.py suite [--variant norm_pool] [--games ...] [--seeds 0] [--steps 3000] [--out benchmarks/results/games]
     python benchmarks/games.py ppo [--variant norm_pool] [--games breakout procgen-coinrun] [--timesteps 100000]
+    python benchmarks/games.py plateau [--games ...] [--seeds 0] [--out benchmarks/results/games_plateau]
 
 Per game, action-labelled data is collected once (Atari: an epsilon-0.5 noised scripted expert; Procgen: random
 actions held about 4 steps), then per variant and seed one FlexLAM (K = 8) is trained for ``--steps`` updates and
@@ -51,7 +52,9 @@ were seen): among the variants measured on all three ablation games, the one who
 ratio of best translator accuracy to the supervised IDM; ties go to the simpler variant.
 
 ``recipe`` is the one-seed ablation; ``suite`` runs one variant on every game (``results.json``: ``games``, one object
-per game); ``ppo`` trains PPO in latent space at the best budget and on raw actions for the same env steps (secondary).
+per game); ``ppo`` trains PPO in latent space at the best budget and on raw actions for the same env steps (secondary);
+``plateau`` trains the shipped recipe's FlexLAM on each game to a plateau under scale=default's stop rule
+(``PLATEAU``) and reports the updates and wall time it takes.
 Each variant's suite report is ``<out>/variants/<variant>/results.{json,md}``; the shipped variant's (``SHIPPED``, what
 ``lam=games`` is) is also ``<out>/results.{json,md}``.
 Each run is saved under ``<out>/per_run/`` as it finishes, so a rerun resumes; reports are rebuilt from everything saved.
@@ -127,6 +130,11 @@ SUITE = ["breakout", "pong", "freeway", "procgen-coinrun", "procgen-bigfish", "p
 PPO_GAMES = ["breakout", "procgen-coinrun"]  # one game per family whose code is used (BigFish's is not: results/games)
 PPO_EPISODE_STEPS = 1000
 TARGET_RATIO = 0.85  # the issue's bar: best translator accuracy >= 0.85 x the supervised IDM on the same labels
+# scale=default's stop rule (fixed 2026-12-01: a check every 250 updates on 512 validation transitions, every budget's
+# mean of its last 4 checks not 2% below the 4 before, one LR decay x0.1, then stop; cap 30000), at the suite's batch
+# of 32; fixed on 2026-12-02 before any games plateau run
+PLATEAU = {"until_plateau": True, "max_steps": 30000, "eval_every": 250, "eval_transitions": 512, "plateau_window": 4,
+           "plateau_tol": 0.02, "plateau_decays": 1, "plateau_lr_factor": 0.1, "checkpoint_every": 1000}
 LABEL_FRACTION = 0.02
 BUDGETS = [1, 2, 4, 8]
 ALIGN = {"steps": 2000, "batch_size": 128, "use_obs": True}
@@ -146,16 +154,29 @@ def game_data(game: str, frame_stack: int, frame_skip: int | None = None) -> str
     return dataset_id
 
 
-def train_variant(game: str, variant: str, steps: int, seed: int, cache: Path) -> tuple[str, Any, Any, Any]:
+def train_variant(game: str, variant: str, steps: int, seed: int, cache: Path,
+                  stop: dict[str, Any] | None = None) -> tuple[str, Any, Any, Any]:
     """(dataset id, transitions, LAM config, cached training run) of one (game, variant, seed): the one place that
-    builds a variant's settings, so every script reusing its LAM hits the same cache entry."""
+    builds a variant's settings, so every script reusing its LAM hits the same cache entry. ``stop``: train to a
+    plateau under these TrainConfig fields (:data:`PLATEAU`), judged on a validation split of 10% of the training
+    episodes, instead of for ``steps`` updates (the held-out split is the same either way)."""
     frame_stack, overrides, train_overrides, *frame_skip = VARIANTS[variant]
     dataset_id = game_data(game, frame_stack, *frame_skip)
-    data = load_transitions(dataset_id, 0.1, 0)
+    data = load_transitions(dataset_id, 0.1, 0, validation_fraction=0.1 if stop else 0.0)
     lam_cfg = lam_config_for(overrides, data)
-    train_cfg = TrainConfig(**{"steps": steps, "batch_size": 32, "seed": seed, "progress": False, "eval_every": 10**9,
-                               **train_overrides})
+    schedule = stop or {"steps": steps, "eval_every": 10**9}
+    train_cfg = TrainConfig(**{"batch_size": 32, "seed": seed, "progress": False, **schedule, **train_overrides})
     return dataset_id, data, lam_cfg, train_cached(data, lam_cfg, train_cfg, cache)
+
+
+def plateau_run(game: str, seed: int, cache: Path) -> dict[str, Any]:
+    """The shipped recipe's FlexLAM trained to a plateau under :data:`PLATEAU`: how many updates a game takes
+    (resumes from its checkpoints, so a run cut by a session's end continues)."""
+    _, data, _, trained = train_variant(game, SHIPPED, 0, seed, cache, stop=PLATEAU)
+    info = trained.info
+    return {"game": game, "variant": SHIPPED, "seed": seed, "updates": info["updates"], "plateaued": info["plateaued"],
+            "cap": PLATEAU["max_steps"], "wall_s": info["wall_s"], "transitions": len(data.train),
+            "curve": [{"updates": c["updates"], "wall_s": c["wall_s"], "mse": c["mse"]} for c in info["curve"]]}
 
 
 def run_one(game: str, variant: str, steps: int, seed: int, cache: Path) -> dict[str, Any]:
@@ -375,9 +396,32 @@ def saved_ppo_runs(out: Path, variant: str) -> list[dict[str, Any]]:
     return sorted(runs, key=lambda r: (r["game"], r["space"] != "latent", r["timesteps"]))
 
 
+def plateau_report(out: Path, command: str | None) -> tuple[dict[str, Any], str]:
+    """Every saved plateau run, with the wall time it implies on 2 idle cores (its updates x the games LAM's idle
+    time per update at batch 32 in ``benchmarks/results/throughput_games``, measured on Breakout's grayscale
+    frames: Procgen's RGB frames cost somewhat more per update, so theirs is a lower bound)."""
+    runs = sorted((read_json(p, "plateau run") for p in (out / "per_run").glob("*.json")),
+                  key=lambda r: (SUITE.index(r["game"]) if r["game"] in SUITE else len(SUITE), r["seed"]))
+    speed = read_json(Path("benchmarks/results/throughput_games/results.json"), "throughput")
+    step_s = next(r["ms_per_step"] for r in speed["train"] if r["model"] == "games-flexlam" and r["batch"] == 32
+                  and r["setting"] == "new") / 1000
+    for r in runs:
+        r["idle_2core_min"] = r["updates"] * step_s / 60
+    commands = _commands(out, command)
+    rows = [[r["game"], r["seed"], r["updates"], "yes" if r["plateaued"] else f"no (cap {r['cap']})", f"{r['wall_s'] / 60:.0f}",
+             f"{r['idle_2core_min']:.0f}"] for r in runs]
+    text = "\n".join([f"# Games: updates to a plateau (recipe `{SHIPPED}`, batch 32)", "", "Made by:", "",
+                      *(f"    {c}" for c in commands), "",
+                      "Stop rule: scale=default's (`PLATEAU` in benchmarks/games.py). Wall time as run: one torch thread, "
+                      "beside another 1-thread job. On 2 idle cores: updates x "
+                      f"{step_s * 1000:.0f} ms (benchmarks/results/throughput_games, Breakout; RGB Procgen costs more).", "",
+                      markdown_table(["game", "seed", "updates", "plateaued", "wall min as run", "min on 2 idle cores"], rows), ""])
+    return {"commands": commands, "ms_per_update_idle": step_s * 1000, "stop_rule": PLATEAU, "runs": runs}, text
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=["recipe", "suite", "ppo"])
+    parser.add_argument("mode", choices=["recipe", "suite", "ppo", "plateau"])
     parser.add_argument("--games", nargs="+", choices=sorted(GAME_DATA))
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--variant", default=SHIPPED, choices=list(VARIANTS), help="suite / ppo: the recipe to run")
@@ -390,7 +434,18 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     command = "python benchmarks/games.py " + " ".join(sys.argv[1:])
-    if args.mode == "recipe":
+    if args.mode == "plateau":
+        out = args.out or Path("benchmarks/results/games_plateau")
+        for game in (args.games or SUITE) if not args.report_only else ():
+            for seed in args.seeds:
+                path = out / "per_run" / f"{game}_s{seed}.json"
+                if not path.is_file():
+                    print(f"{game} seed {seed} to a plateau ...", flush=True)
+                    atomic_write_json(path, plateau_run(game, seed, cache_root() / "games"))
+        result, text = plateau_report(out, None if args.report_only else command)
+        atomic_write_json(out / "results.json", result)
+        atomic_write_bytes(out / "results.md", text.encode())
+    elif args.mode == "recipe":
         out = args.out or Path("benchmarks/results/games_recipe")
         runs = run_all(args.games or ["breakout", "pong", "procgen-coinrun"], args.variants, args.seeds, args.steps, out,
                        args.report_only)
@@ -408,11 +463,10 @@ def main() -> None:
         summary = suite_summary(sorted((r for r in runs if r["variant"] == args.variant and r["steps"] == args.steps),
                                        key=lambda r: (order.get(r["game"], len(order)), r["game"], r["seed"])))
         report = out / "variants" / args.variant  # every variant's suite keeps its report; the shipped one is also <out>
-        commands = _commands(report, None if args.report_only else command)
+        ppo = ppo_runs(runs, games, args.variant, args.timesteps, out) if args.mode == "ppo" else saved_ppo_runs(out, args.variant)
+        commands = _commands(report, None if args.report_only else command)  # read after the runs: another venv's may have written
         result = {"commands": commands, "variant": args.variant, "steps": args.steps, "label_fraction": LABEL_FRACTION,
-                  "games": summary}
-        result["ppo"] = (ppo_runs(runs, games, args.variant, args.timesteps, out) if args.mode == "ppo"
-                         else saved_ppo_runs(out, args.variant))
+                  "games": summary, "ppo": ppo}
         below = [g for g in summary if g["translator_over_idm"] < TARGET_RATIO or weak_idm(g) or not code_used(g)]
         text = "\n".join([f"# LAMs on games: recipe `{args.variant}`", "", "Made by:", "", *(f"    {c}" for c in commands), "",
                           suite_table(summary), "",
