@@ -87,6 +87,12 @@ def test_what_the_readme_says_about_games_is_what_the_committed_results_say() ->
             f"({fish['translator_accuracy'][str(fish['best_k'])]:.3f}) beats the supervised IDM on the same 2% of labels "
             f"({fish['idm_accuracy']:.3f})") in page
     assert {f"{v:.2f}" for v in star["controllability"].values()} == {"0.02"} and "(controllability 0.02 at every budget)" in page
+    every = json.loads((ROOT / "benchmarks/results/games_procgen/idm_procgen-starpilot.json").read_text())["idm"]
+    every = next(r for r in every if r["variant"] == "norm_pool" and r["fraction"] == 1.0 and r["steps"] == 2000)
+    assert every["idm"] > 4 * every["chance"] and every["translator_k8"] < 1.5 * every["chance"]  # the code, not the data
+    for where in (flat, page):
+        assert f"reaches {every['idm']:.3f} {'(' if where is flat else 'against '}chance {every['chance']:.3f}" in where
+        assert f"stays at {every['translator_k8']:.3f}" in where
     ppo = {(r["game"], r["space"]): r for r in results["ppo"]}
     assert {r["timesteps"] for r in ppo.values()} == {100_000} and "raw actions for 100k env steps" in flat
     assert (f"evaluation return {ppo['breakout', 'latent']['eval_mean_return']:.1f} latent vs "
