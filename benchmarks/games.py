@@ -175,7 +175,7 @@ def plateau_run(game: str, seed: int, cache: Path) -> dict[str, Any]:
     _, data, _, trained = train_variant(game, SHIPPED, 0, seed, cache, stop=PLATEAU)
     info = trained.info
     return {"game": game, "variant": SHIPPED, "seed": seed, "updates": info["updates"], "plateaued": info["plateaued"],
-            "cap": PLATEAU["max_steps"], "wall_s": info["wall_s"], "transitions": len(data.train),
+            "cap": PLATEAU["max_steps"], "wall_s": info["wall_s"], "threads": torch.get_num_threads(), "transitions": len(data.train),
             "curve": [{"updates": c["updates"], "wall_s": c["wall_s"], "mse": c["mse"]} for c in info["curve"]]}
 
 
@@ -408,14 +408,15 @@ def plateau_report(out: Path, command: str | None) -> tuple[dict[str, Any], str]
     for r in runs:
         r["idle_2core_min"] = r["updates"] * step_s / 60
     commands = _commands(out, command)
-    rows = [[r["game"], r["seed"], r["updates"], "yes" if r["plateaued"] else f"no (cap {r['cap']})", f"{r['wall_s'] / 60:.0f}",
-             f"{r['idle_2core_min']:.0f}"] for r in runs]
+    rows = [[r["game"], r["seed"], r["updates"], "yes" if r["plateaued"] else f"no (cap {r['cap']})", r["threads"],
+             f"{r['wall_s'] / 60:.0f}", f"{r['idle_2core_min']:.0f}"] for r in runs]
     text = "\n".join([f"# Games: updates to a plateau (recipe `{SHIPPED}`, batch 32)", "", "Made by:", "",
                       *(f"    {c}" for c in commands), "",
-                      "Stop rule: scale=default's (`PLATEAU` in benchmarks/games.py). Wall time as run: one torch thread, "
-                      "beside another 1-thread job. On 2 idle cores: updates x "
+                      "Stop rule: scale=default's (`PLATEAU` in benchmarks/games.py). Wall time as run: at the torch threads "
+                      "shown, on a machine that other jobs may have shared. On 2 idle cores: updates x "
                       f"{step_s * 1000:.0f} ms (benchmarks/results/throughput_games, Breakout; RGB Procgen costs more).", "",
-                      markdown_table(["game", "seed", "updates", "plateaued", "wall min as run", "min on 2 idle cores"], rows), ""])
+                      markdown_table(["game", "seed", "updates", "plateaued", "threads", "wall min as run", "min on 2 idle cores"],
+                                     rows), ""])
     return {"commands": commands, "ms_per_update_idle": step_s * 1000, "stop_rule": PLATEAU, "runs": runs}, text
 
 
