@@ -162,6 +162,17 @@ def test_what_the_games_page_says_a_games_lam_costs_is_what_the_throughput_run_s
     assert f"run at {min(thin):.2f}-{max(thin):.2f} of the ceiling, the rest at {min(rest):.2f}-{max(rest):.2f}" in page
 
 
+def test_what_the_games_page_says_of_the_time_to_a_plateau_is_what_the_runs_say() -> None:
+    import json
+
+    runs = {r["game"]: r for r in json.loads((ROOT / "benchmarks/results/games_plateau/results.json").read_text())["runs"]}
+    page = " ".join((ROOT / "docs/benchmarks/games.md").read_text().split())
+    breakout = runs["breakout"]
+    assert breakout["plateaued"] and breakout["threads"] == 1
+    assert (f"Breakout plateaued after {breakout['updates']} updates: {breakout['wall_s'] / 60:.0f} minutes at one thread on a "
+            f"shared machine, about {breakout['idle_2core_min']:.0f} minutes on 2 idle cores") in page
+
+
 def test_the_label_selection_page_says_what_its_results_say() -> None:
     """docs/benchmarks/labels.md: the verdicts, savings, unchanged-frame shares and costs it states are those of
     benchmarks/results/labels/results.json."""
