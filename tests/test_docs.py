@@ -171,6 +171,10 @@ def test_what_the_games_page_says_of_the_time_to_a_plateau_is_what_the_runs_say(
     assert breakout["plateaued"] and breakout["threads"] == 1
     assert (f"Breakout plateaued after {breakout['updates']} updates: {breakout['wall_s'] / 60:.0f} minutes at one thread on a "
             f"shared machine, about {breakout['idle_2core_min']:.0f} minutes on 2 idle cores") in page
+    coinrun = runs["procgen-coinrun"]
+    assert coinrun["plateaued"] and coinrun["threads"] == 1
+    assert (f"CoinRun plateaued after {coinrun['updates']} updates: {coinrun['wall_s'] / 60:.0f} minutes as run, at least "
+            f"{coinrun['idle_2core_min']:.0f} minutes on 2 idle cores") in page
 
 
 def test_the_label_selection_page_says_what_its_results_say() -> None:
