@@ -43,6 +43,12 @@ IDM trained on the same labels (with both confusion matrices). Variants (LAM con
   runs: it is measured on the three ablation games (the selection rule below then decides the recipe) only if on
   BigFish the supervised IDM with every label reaches twice chance (0.133) at 2000 updates and the LAM's code is used
   (controllability at k = 8 above 0.05);
+- ``changed_norm_pool``, ``stack_norm_pool``: ``norm_pool`` with the changed-pixel loss, and with two stacked frames
+  as o_t (the newest predicted); added on 2026-12-02 after ``norm_pool`` left StarPilot's code unused
+  (controllability 0.02) although a supervised IDM with the same encoder reads its action from every label (0.376,
+  chance 0.067: ``results/games_procgen/idm_procgen-starpilot.md``). Rule fixed before their runs: each is run on
+  StarPilot and BigFish; a variant replaces ``norm_pool`` only if its code is used on both (the rule's test below)
+  and, run on the three ablation games, the selection rule below still chooses it;
 - ``base_b64``, ``changed_b64``: ``base`` and ``changed`` at batch 64 (the others use 32), the setting of the collapsed
   run in benchmarks/results/atari (with ``--steps 1500``).
 
@@ -124,6 +130,10 @@ VARIANTS = {  # name -> (frame_stack, LAM overrides, train overrides[, frame ski
     # added after 5x more updates lifted BigFish's supervised IDM only from 0.098 to 0.167 (every label): stages that
     # convolve at full resolution and max-pool (IMPALA's stem, as LAPO's IDM) so a 1-px move of a small sprite survives
     "norm_pool": (1, {"code_norm": True, "idm_downsample": "maxpool"}, {}),
+    # added after norm_pool left StarPilot's code unused while the same encoder, supervised, reads its action: make the
+    # code needed for the frame on a busy screen (the loss on what changes; the other objects' motion from two frames)
+    "changed_norm_pool": (1, {"change_weight": 1.0, "code_norm": True, "idm_downsample": "maxpool"}, {}),
+    "stack_norm_pool": (2, {"predict_newest": True, "code_norm": True, "idm_downsample": "maxpool"}, {}),
 }
 SHIPPED = "norm_pool"  # the variant ``lam=games`` is (tests check it is the ablation rule's choice)
 SUITE = ["breakout", "pong", "freeway", "procgen-coinrun", "procgen-bigfish", "procgen-starpilot"]
