@@ -55,6 +55,17 @@ def cartpole_expert_dataset(isolated_roots: Path) -> str:
     return collect_dataset("test/cartpole/expert-v0", "cartpole", "expert", num_episodes=3, seed=100).dataset_id
 
 
+def load_benchmark(name: str):
+    """A ``benchmarks/<name>.py`` script as a module (benchmarks/ is not a package), for tests that check its
+    constants or rebuild its results."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def tiny_lam_config(data, **overrides):
     from flexlam_rl.config import LAMConfig
 

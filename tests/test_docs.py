@@ -281,12 +281,11 @@ def test_what_the_readme_and_variation_page_say_of_the_confirmatory_cells_is_wha
 
 def test_label_selection_results_are_the_aggregate_of_their_saved_seeds() -> None:
     """results.json is what benchmarks/label_selection.py's aggregation makes of the committed per-seed runs."""
-    import importlib.util
     import json
 
-    spec = importlib.util.spec_from_file_location("label_selection", ROOT / "benchmarks/label_selection.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    from conftest import load_benchmark
+
+    module = load_benchmark("label_selection")
     folder = ROOT / "benchmarks/results/labels"
     runs = [json.loads(p.read_text()) for p in sorted((folder / "per_seed").glob("*.json"))]
     again = json.loads(json.dumps(module.aggregate(runs)))

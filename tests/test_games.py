@@ -6,7 +6,6 @@ Procgen itself (its Gymnasium env, collection, frames kept exact) is in test_pro
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -15,7 +14,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from conftest import FAST_TRAIN, tiny_lam_config
+from conftest import FAST_TRAIN, load_benchmark, tiny_lam_config
 
 from flexlam_rl import FlexLAM, LAMConfig, diagnose
 from flexlam_rl.data import load_transitions
@@ -98,9 +97,7 @@ def test_games_recipe_trains_and_is_a_lam_config(tmp_path, pixel_dataset: str) -
     assert lam_cfg.code_norm and lam_cfg.nested_dropout and lam_cfg.idm_downsample == "maxpool"  # the rule's pick
     choice = json.loads((Path(__file__).parents[1] / "benchmarks/results/games_recipe/results.json").read_text())["choice"]
     assert choice["chosen"] == "norm_pool"  # lam=games is that variant: code_norm + idm_downsample=maxpool
-    spec = importlib.util.spec_from_file_location("games_bench", Path(__file__).parents[1] / "benchmarks/games.py")
-    games = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(games)
+    games = load_benchmark("games")
     frame_stack, overrides, train_overrides = games.VARIANTS[games.SHIPPED]  # the suite the README reports is lam=games
     assert games.SHIPPED == choice["chosen"] and frame_stack == 1 and not train_overrides
     assert all(lam_preset("games")[key] == value for key, value in overrides.items())
