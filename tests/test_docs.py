@@ -175,6 +175,10 @@ def test_what_the_games_page_says_of_the_time_to_a_plateau_is_what_the_runs_say(
     assert coinrun["plateaued"] and coinrun["threads"] == 1
     assert (f"CoinRun plateaued after {coinrun['updates']} updates: {coinrun['wall_s'] / 60:.0f} minutes as run, at least "
             f"{coinrun['idle_2core_min']:.0f} minutes on 2 idle cores") in page
+    pong = runs["pong"]
+    assert pong["plateaued"] and pong["threads"] == 1
+    assert (f"Pong plateaued after {pong['updates']} updates: {pong['wall_s'] / 60:.0f} minutes as run, about "
+            f"{pong['idle_2core_min']:.0f} minutes on 2 idle cores") in page
 
 
 def test_the_label_selection_page_says_what_its_results_say() -> None:
