@@ -11,7 +11,7 @@ import torch
 
 from .checkpoint import atomic_path, read_json
 from .data import TransitionSet
-from .media import rgb_frame
+from .media import rgb_frame, write_gif
 from .model import FlexLAM
 
 
@@ -47,6 +47,53 @@ def prediction_figure(lam: FlexLAM, data: TransitionSet, path: str | Path, budge
         fig.savefig(tmp, dpi=100)
     plt.close(fig)
     return Path(path)
+
+
+def prediction_gif(rows: Sequence[Sequence[tuple[FlexLAM, int]]], data: TransitionSet, path: str | Path,
+                   steps: int = 48, scale: int = 2) -> Path | None:
+    """One held-out episode as a GIF of :func:`prediction_frames` (None when there is nothing to draw)."""
+    frames = prediction_frames(rows, data, steps)
+    return write_gif(list(frames), path, scale=scale) if frames is not None else None
+
+
+@torch.no_grad()
+def prediction_frames(rows: Sequence[Sequence[tuple[FlexLAM, int]]], data: TransitionSet, steps: int = 48) -> np.ndarray | None:
+    """Frames ``[T, H', W', 3]`` of a grid whose rows are ``rows`` (say FlexLAM, then the fixed LAMs) and whose
+    columns are the real o_t+1 and, per cell ``(lam, k)``, that LAM's prediction at budget k (2-px white gaps).
+
+    Predictions are one step each, from the real o_t and the transition's own tokens: errors never compound, so
+    what a budget's code misses shows at the step it happens. The first ``steps`` transitions of ``data``'s first
+    episode are drawn (image LAMs only; None when there is nothing to draw).
+    """
+    if len(data) == 0 or not rows or not all(lam.config.is_image for row in rows for lam, _ in row):
+        return None
+    same = (data.source_index == data.source_index[0]) & (data.episode_index == data.episode_index[0])
+    batch = data.__getitems__(np.nonzero(same)[0][:steps])
+    real = rgb_frame_batch(batch["next_obs"])
+    grid_rows = []
+    for row in rows:
+        cells = [real]
+        for lam, k in row:
+            pred = lam.decode(batch["obs"], lam.embed(lam.encode(batch["obs"], batch["next_obs"]), k)).cpu().numpy()
+            cells.append(rgb_frame_batch(np.clip(np.rint(pred), 0, 255).astype(np.uint8)))
+        grid_rows.append(_hstack(cells))
+    width = max(r.shape[2] for r in grid_rows)
+    return _vstack([np.pad(r, ((0, 0), (0, 0), (0, width - r.shape[2]), (0, 0)), constant_values=255) for r in grid_rows])
+
+
+def rgb_frame_batch(frames: np.ndarray) -> np.ndarray:
+    """``[N, H, W, C]`` frames -> ``[N, H, W, 3]`` RGB, as :func:`~flexlam_rl.media.rgb_frame` shows one."""
+    return np.stack([rgb_frame(f) for f in frames])
+
+
+def _hstack(cells: Sequence[np.ndarray], gap: int = 2) -> np.ndarray:
+    sep = np.full((*cells[0].shape[:2], gap, 3), 255, np.uint8)
+    return np.concatenate([part for cell in cells for part in (cell, sep)][:-1], axis=2)
+
+
+def _vstack(rows: Sequence[np.ndarray], gap: int = 2) -> np.ndarray:
+    sep = np.full((rows[0].shape[0], gap, *rows[0].shape[2:]), 255, np.uint8)
+    return np.concatenate([part for row in rows for part in (row, sep)][:-1], axis=1)
 
 
 def run_summary(run_dir: str | Path) -> dict[str, Any]:

@@ -82,6 +82,7 @@ def test_games_scale_scores_diagnostics_and_suites_without_an_expert(tmp_path: P
     cells = {(c["suite"], c["metric"], c["protocol"]) for c in result["claims"] if c["view"] == "equal_updates"}
     assert ("pong", "align", "standard") in cells and not any(s == "pong" and p == "low_return" for s, _, p in cells)
     assert ("breakout", "align", "low_return") in cells and ("breakout", "controllability", "any") in cells
+    assert {"breakout_predictions.gif", "pong_predictions.gif"} <= {p.name for p in (out / "gifs").iterdir()}
     seed = json.loads((out / "seeds" / "pong_seed0.json").read_text())
     control = seed["metrics"]["values"]["equal_updates"]["controllability"]["any"]
     assert set(control) == {"flexlam", "fixed"} and all(math.isfinite(v) and v <= 1 for v in control["flexlam"].values())

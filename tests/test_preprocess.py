@@ -11,6 +11,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 from conftest import FAST_TRAIN, tiny_lam_config
 
 from flexlam_rl import FlexLAM, LAMConfig, LatentActionWrapper
@@ -203,3 +204,31 @@ def test_prediction_figures_and_gifs_show_any_frame_stack(channels: int, tmp_pat
 
     assert prediction_figure(lam, Transitions(), tmp_path / "p.png").stat().st_size > 1000
     assert write_gif(list(frames), tmp_path / "g.gif").stat().st_size > 100
+
+
+def test_prediction_gif_plays_one_heldout_episode_with_a_row_per_method(pixel_dataset: str, tmp_path: Path) -> None:
+    """Each frame: rows (methods) of [real o_t+1, prediction per budget], over the first held-out episode only."""
+    from flexlam_rl.data import load_transitions
+    from flexlam_rl.inspect import prediction_frames, prediction_gif
+    from flexlam_rl.media import rgb_frame
+
+    data = load_transitions([pixel_dataset], heldout_fraction=0.25, seed=0)
+    held = data.heldout
+    first = np.nonzero((held.source_index == held.source_index[0]) & (held.episode_index == held.episode_index[0]))[0]
+    assert len(first) < len(held)  # the set holds more than one episode: only the first is played
+    torch.manual_seed(0)
+    flex = FlexLAM(LAMConfig(obs_shape=list(data.obs_shape), channels=[8], num_tokens=4, fsq_levels=[4], preprocess=data.preprocess))
+    fixed = FlexLAM(LAMConfig(obs_shape=list(data.obs_shape), channels=[8], num_tokens=2, fsq_levels=[4], preprocess=data.preprocess))
+    frames = prediction_frames([[(flex, 1), (flex, 2), (flex, 4)], [(fixed, 2)]], held, steps=100)
+    size = data.obs_shape[0]
+    assert frames.shape == (len(first), 2 * size + 2, 4 * size + 3 * 2, 3)  # 2 rows; real + 3 budgets, 2-px gaps
+    t = len(first) - 1
+    real = rgb_frame(held[int(first[t])]["next_obs"])
+    assert np.array_equal(frames[t, :size, :size], real) and np.array_equal(frames[t, size + 2 :, :size], real)
+    assert (frames[t, size + 2 :, 2 * size + 4 :] == 255).all()  # the shorter row is padded white
+    item = held[int(first[t])]
+    pred = flex.decode(item["obs"][None], flex.embed(flex.encode(item["obs"][None], item["next_obs"][None]), 2))[0].numpy()
+    assert np.array_equal(frames[t, :size, 2 * size + 4 : 3 * size + 4], rgb_frame(np.clip(np.rint(pred), 0, 255).astype(np.uint8)))
+    assert prediction_frames([[(flex, 1)]], held, steps=3).shape[0] == 3
+    assert prediction_gif([[(flex, 1)]], held, tmp_path / "p.gif").stat().st_size > 1000
+    assert prediction_gif([[(flex, 1)]], held.subset_episodes([]), tmp_path / "r.gif") is None

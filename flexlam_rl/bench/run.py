@@ -40,6 +40,7 @@ from ..diagnosis import controllability, sample
 from ..envs import task_at_frame_size
 from ..errors import ConfigError
 from ..evaluate import reconstruction_by_budget
+from ..inspect import prediction_gif
 from ..latent_bc import LatentBCTrainConfig, evaluate_latent_bc, train_latent_bc
 from ..media import write_gif
 from ..model import FlexLAM
@@ -160,6 +161,8 @@ def run_seed(cfg: BenchConfig, suite: SuiteSpec, seed: int, cache_root: Path, gi
         for method in ("flexlam", "fixed"):
             lam = models["equal_updates"][model_at(method, cfg.gif_budget)]
             work.write_gif(lam, scored[id(lam)], gif_dir / f"{suite.name}_{method}_k{cfg.gif_budget}.gif")
+    if gif_dir is not None and cfg.prediction_gifs:
+        work.write_prediction_gif(models["equal_updates"], gif_dir / f"{suite.name}_predictions.gif")
     flex_scores = scores[id(models["equal_updates"]["flexlam"])]
     return {"values": values, "models": records, "code_usage": {name: scores[id(lam)]["code_usage"]
                                                                  for name, lam in models["equal_updates"].items()},
@@ -248,6 +251,15 @@ class SeedWork:
         result.translator.save(where, extra={"protocol": protocol, "labels": len(result.labels), "seed": self.seed})
         return {k: ppo_cached(_ppo_config(self.cfg, self.suite, lam.source_path, where, k, self.seed), where) for k in budgets}
 
+    def write_prediction_gif(self, models: dict[str, FlexLAM], path: Path) -> None:
+        """Real vs predicted next frames over the stress task's first held-out episode (expert data when there is
+        some): FlexLAM at every budget on the first row, the fixed LAM of each budget on the second."""
+        behaviour = "expert" if self.suite.has_expert else next(iter(self.suite.data))
+        episode = self.data.heldout.subset_sources([self.ids[self.suite.stress_task][behaviour]])
+        budgets = self.cfg.budgets
+        rows = [[(models["flexlam"], k) for k in budgets], [(models[f"fixed_{k}"], k) for k in budgets]]
+        prediction_gif(rows, episode, path, scale=max(1, 128 // self.suite.frame_size))
+
     def write_gif(self, lam: FlexLAM, scored: ScoredModel, path: Path) -> None:
         """One latent BC episode at the GIF budget, with the policy and standard-label translator scoring trained."""
         cfg = self.cfg
@@ -288,12 +300,13 @@ def _fmt(scores: dict[int, float]) -> str:
 LATER_DEFAULTS = {"label_fractions": None, "low_return_quantiles": None, "validation_fraction": 0.0, "diagnostics": False,
                   "diagnostic_transitions": 1024}
 LATER_SUITE_DEFAULTS = {"max_episode_steps": None, "protocols": None}  # the same, for a suite's settings
+NOT_IN_KEY = ("seeds", "name", "suites", "gif_seed", "date_fixed", "confirm", "prediction_gifs")  # results never depend on these
 
 
 def suite_key(cfg: BenchConfig, suite: SuiteSpec) -> str:
     """What a suite's saved seeds depend on: every setting but the seed list, the run name and the protocol date."""
     record = jsonable(asdict(cfg))
-    shared = {k: v for k, v in record.items() if k not in ("seeds", "name", "suites", "gif_seed", "date_fixed", "confirm")
+    shared = {k: v for k, v in record.items() if k not in NOT_IN_KEY
               and not (k in LATER_DEFAULTS and v == LATER_DEFAULTS[k])}
     spec = {k: v for k, v in jsonable(asdict(suite)).items() if not (k in LATER_SUITE_DEFAULTS and v == LATER_SUITE_DEFAULTS[k])}
     return config_hash({**shared, "suite": spec})

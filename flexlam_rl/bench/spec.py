@@ -106,6 +106,9 @@ class BenchConfig:
 
     gif_budget: int = 2
     gif_seed: int = 0  # the seed whose runs write the GIFs (parallel jobs must not race on them)
+    # also a GIF per suite of real vs predicted next frames, one row per method and a column per budget, over a
+    # held-out episode of the stress task (:func:`flexlam_rl.inspect.prediction_gif`)
+    prediction_gifs: bool = False
     # also score changed-pixel error and controllability per budget (METRICS recon_changed, controllability)
     diagnostics: bool = False
     diagnostic_transitions: int = 1024  # held-out transitions the diagnostics read (a fixed sample per seed)
