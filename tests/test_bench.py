@@ -278,3 +278,24 @@ def test_median_interval_covers_the_median_at_its_level_and_orders_censored_seed
     median, ci = median_interval([5.0, 1.0, 2.0, np.inf, 3.0, 4.0, 6.0, 7.0, 8.0, np.inf])
     assert median == 5.5 and ci == (2.0, np.inf)
     assert median_interval([1.0, 2.0, 3.0, 4.0])[1] is None
+
+
+def test_the_games_scale_trains_lam_games_under_the_default_protocol() -> None:
+    """scale=games (issue 22) must be the shipped pixel-game recipe (lam=games) under scale=default's statistics and
+    stop rule, with only the cap and the batch changed: settings fixed before the run, checked so they cannot drift."""
+    from flexlam_rl.bench.spec import load_scale
+    from flexlam_rl.config import LAMConfig
+    from flexlam_rl.train import lam_preset
+
+    games, default = load_scale("games"), load_scale("default")
+    preset = lam_preset("games")
+    assert {k: preset[k] for k in games.lam} == games.lam
+    shaped_by_the_bench = {"num_tokens", "nested_dropout", "obs_shape", "obs_dtype", "preprocess"}
+    recipe = {k for k, v in preset.items() if k not in shaped_by_the_bench and v != getattr(LAMConfig, k, v)}
+    assert recipe <= set(games.lam), f"lam=games sets {sorted(recipe - set(games.lam))} that scale=games leaves out"
+    assert games.seeds == default.seeds and games.budgets == default.budgets and games.protocols == default.protocols
+    rule = ("until_plateau", "eval_every", "eval_transitions", "plateau_window", "plateau_tol", "plateau_decays", "plateau_lr_factor")
+    assert {k: games.train[k] for k in rule} == {k: default.train[k] for k in rule}
+    assert games.train["batch_size"] == 32 and games.train["max_steps"] < default.train["max_steps"]
+    assert games.date_fixed and games.diagnostics and games.prediction_gifs
+    assert all(s.frame_size == 64 and s.has_expert for s in games.suites)

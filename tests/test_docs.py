@@ -296,3 +296,37 @@ def test_label_selection_results_are_the_aggregate_of_their_saved_seeds() -> Non
     saved = json.loads((folder / "results.json").read_text())
     for key in ("curves", "claims", "savings"):
         assert again[key] == saved[key], key
+
+
+def test_what_the_games_bench_page_says_of_its_cut_is_what_the_plateau_runs_say() -> None:
+    """docs/benchmarks/games_bench.md: the plateau lengths and the cost they imply (10 seeds x 5 LAMs, the idle time
+    per update) come from benchmarks/results/games_plateau, and the cap it names is scale=games'."""
+    import json
+
+    from flexlam_rl.bench.spec import load_scale
+
+    plateau = json.loads((ROOT / "benchmarks/results/games_plateau/results.json").read_text())
+    atari = [r["updates"] for r in plateau["runs"] if not r["game"].startswith("procgen-") and r["plateaued"]]
+    hours = [10 * 5 * u * plateau["ms_per_update_idle"] / 1000 / 3600 for u in (min(atari), max(atari))]
+    page = " ".join((ROOT / "docs/benchmarks/games_bench.md").read_text().split())
+    assert f"one Atari FlexLAM took {min(atari)}-{max(atari)} updates" in page
+    assert f"take {hours[0]:.0f}-{hours[1]:.0f} hours of training alone" in page
+    cap = load_scale("games").train["max_steps"]
+    assert f"at its plateau or at **{cap} updates**" in page and f"at most {cap} updates" in page
+
+
+def test_what_the_games_page_says_of_the_variants_on_top_of_norm_pool_is_what_their_runs_say() -> None:
+    import json
+
+    runs = ROOT / "benchmarks/results/games_procgen/per_run"
+    read = lambda game, variant: json.loads((runs / f"procgen-{game}_{variant}_s0_3000.json").read_text())  # noqa: E731
+    choice = json.loads((ROOT / "benchmarks/results/games_recipe/results.json").read_text())["choice"]
+    page = " ".join((ROOT / "docs/benchmarks/games.md").read_text().split())
+    changed = read("starpilot", "changed_norm_pool")["controllability"]["8"]
+    stack = {game: read(game, "stack_norm_pool")["controllability"]["8"] for game in ("starpilot", "bigfish")}
+    assert changed <= 0.05 < min(stack.values())
+    assert f"leaves StarPilot's code unused (controllability {changed:.2f} at k = 8)" in page
+    assert f"on StarPilot ({stack['starpilot']:.3f}, at the rule's edge" in page and f"on BigFish ({stack['bigfish']:.2f})" in page
+    ratios = {v: choice["variants"][v]["mean_translator_over_idm"] for v in ("stack_norm_pool", "norm_pool")}
+    assert choice["chosen"] == "norm_pool"
+    assert f"(mean translator / IDM {ratios['stack_norm_pool']:.2f} against {ratios['norm_pool']:.2f}" in page
