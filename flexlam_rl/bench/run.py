@@ -175,22 +175,38 @@ class ScoredModel:
 
     scores: dict[str, Any]
     policy: Any  # its latent BC policy
-    translators: dict[str, Any]  # per label run
+    translators: dict[str, dict[str, Any]]  # per label run: task -> its translator
+
+
+@dataclass
+class AlignGroup:
+    """Tasks of a suite that share an action space, and so one translator: its label pool (training episodes of
+    the tasks' datasets), evaluation set (their held-out expert transitions, or every behaviour's without experts)
+    and label count at the default fraction."""
+
+    tasks: list[str]
+    pool: Any
+    eval_set: Any
+    transitions: int  # the LAM's training transitions from these tasks: what label fractions are of
+    label_count: int
 
 
 @dataclass
 class SeedWork:
-    """What every model of one (suite, seed) is scored on: data, label pool, evaluation and expert sets."""
+    """What every model of one (suite, seed) is scored on: data, alignment groups, expert sets.
+
+    A suite whose tasks share an action space (MiniGrid) has one alignment group: one translator from labels of
+    every task. Games with different action sets (Breakout's 4, Pong's 6) get one group, and one translator,
+    per task; an alignment score is then a list with one entry per group (its stratum), as latent BC's is.
+    """
 
     cfg: BenchConfig
     suite: SuiteSpec
     seed: int
     ids: dict[str, dict[str, str]]  # task -> behaviour -> dataset id
     data: Any  # the suite's TransitionData
-    pool: Any  # label pool: training episodes of every dataset
-    eval_set: Any  # held-out expert transitions (alignment scores)
+    groups: list[AlignGroup]
     bc_set: Any  # expert training transitions (latent BC targets); None: the suite has no expert data
-    label_count: int
     say: Callable[[str], None]
 
     @classmethod
@@ -199,9 +215,24 @@ class SeedWork:
         all_ids = [i for task in suite.tasks for i in ids[task].values()]
         expert_ids = [ids[t]["expert"] for t in suite.tasks] if suite.has_expert else []
         data = suite_data(cfg, all_ids)
-        pool, eval_set = label_and_eval_sets(all_ids, expert_ids or all_ids, cfg.heldout_fraction, cfg.data_seed)
+        tasks_by_actions = action_groups(data, ids, suite.tasks)
+        if len(tasks_by_actions) == 1:
+            pool, eval_set = label_and_eval_sets(all_ids, expert_ids or all_ids, cfg.heldout_fraction, cfg.data_seed)
+            groups = [AlignGroup(list(suite.tasks), pool, eval_set, len(data.train), pool_label_count(cfg, data))]
+        else:
+            groups = []
+            for tasks in tasks_by_actions:
+                mine = [i for task in tasks for i in ids[task].values()]
+                experts = [ids[t]["expert"] for t in tasks] if suite.has_expert else mine
+                pool, eval_set = label_and_eval_sets(mine, experts, cfg.heldout_fraction, cfg.data_seed)
+                transitions = len(data.train.subset_sources(mine))
+                groups.append(AlignGroup(tasks, pool, eval_set, transitions, label_count(cfg.label_fraction, transitions)))
         bc_set = data.train.subset_sources(expert_ids) if expert_ids else None
-        return cls(cfg, suite, seed, ids, data, pool, eval_set, bc_set, pool_label_count(cfg, data), say)
+        return cls(cfg, suite, seed, ids, data, groups, bc_set, say)
+
+    @property
+    def label_count(self) -> int:
+        return sum(group.label_count for group in self.groups)
 
     def score(self, lam: FlexLAM, ppo: bool = False) -> ScoredModel:
         """Every metric of one LAM at the budgets it stands for (all of them for FlexLAM, its K for a fixed LAM)."""
@@ -221,30 +252,40 @@ class SeedWork:
             out["bc_return"] = {}
             policy = train_latent_bc(lam, self.bc_set, LatentBCTrainConfig(**{**cfg.bc, "seed": seed}))
         align_cfg = AlignConfig(**{**cfg.translator, "seed": seed})
-        evaluation = embed_transitions(lam, self.eval_set, np.arange(len(self.eval_set)))  # once per model, every label run
-        translators = {}
+        # once per model and group, reused by every label run
+        evaluations = [embed_transitions(lam, g.eval_set, np.arange(len(g.eval_set))) for g in self.groups]
+        translators: dict[str, dict[str, Any]] = {}
         for run, protocol, fraction, quantile in cfg.label_runs(self.suite):
-            count = self.label_count if fraction == cfg.label_fraction else max(1, int(round(fraction * len(self.data.train))))
-            result = run_alignment(lam, self.label_pool(protocol), self.eval_set, self.label_config(protocol, count, quantile),
-                                   align_cfg, budgets, scored=evaluation)
-            translators[run] = result.translator
-            out["align"][run] = result.scores
+            results = {}
+            for group, evaluation in zip(self.groups, evaluations):
+                if protocol != "standard" and self.suite.stress_task not in group.tasks:
+                    continue  # stress labels come from the stress task alone: no translator for other action sets
+                count = group.label_count if fraction == cfg.label_fraction else label_count(fraction, group.transitions)
+                results[tuple(group.tasks)] = run_alignment(
+                    lam, self.label_pool(group, protocol), group.eval_set, self.label_config(group, protocol, count, quantile),
+                    align_cfg, budgets, scored=evaluation)
+            translators[run] = {task: result.translator for tasks, result in results.items() for task in tasks}
+            scores = [result.scores for result in results.values()]
+            out["align"][run] = scores[0] if len(self.groups) == 1 else {k: [s[k] for s in scores] for k in budgets}
             if policy is not None:
-                shared: dict[int, Any] = {}  # one translation (and memo) per budget across the suite's tasks
-                out["bc_return"][run] = {k: [evaluate_latent_bc(policy, lam, result.translator, task, [k], cfg.eval_episodes,
-                                                                EVAL_SEED_BASE + seed * 1000, translations=shared,
+                memos: dict[int, dict[int, Any]] = {}  # one translation (and memo) per translator and budget
+                out["bc_return"][run] = {k: [evaluate_latent_bc(policy, lam, translators[run][task], task, [k], cfg.eval_episodes,
+                                                                EVAL_SEED_BASE + seed * 1000,
+                                                                translations=memos.setdefault(id(translators[run][task]), {}),
                                                                 max_episode_steps=self.suite.max_episode_steps)[k]["mean"]
-                                             for task in self.suite.tasks] for k in budgets}
+                                             for task in self.suite.tasks if task in translators[run]] for k in budgets}
             if ppo:
-                out.setdefault("ppo_return", {})[run] = self.ppo_returns(lam, result, run, align_cfg, budgets)
-            self.say(f"{name} {run}: align {_fmt(result.scores)}")
+                stress = next(result for tasks, result in results.items() if self.suite.stress_task in tasks)
+                out.setdefault("ppo_return", {})[run] = self.ppo_returns(lam, stress, run, align_cfg, budgets)
+            self.say(f"{name} {run}: align {' | '.join(_fmt(s) for s in scores)}")
         return ScoredModel(out, policy, translators)
 
-    def label_pool(self, protocol: str) -> Any:
-        return self.pool if protocol == "standard" else self.pool.subset_sources(list(self.ids[self.suite.stress_task].values()))
+    def label_pool(self, group: AlignGroup, protocol: str) -> Any:
+        return group.pool if protocol == "standard" else group.pool.subset_sources(list(self.ids[self.suite.stress_task].values()))
 
-    def label_config(self, protocol: str, count: int, quantile: float) -> LabelConfig:
-        return LabelConfig(protocol=protocol, count=min(count, len(self.label_pool(protocol))), quantile=quantile, seed=self.seed)
+    def label_config(self, group: AlignGroup, protocol: str, count: int, quantile: float) -> LabelConfig:
+        return LabelConfig(protocol=protocol, count=min(count, len(self.label_pool(group, protocol))), quantile=quantile,
+                           seed=self.seed)
 
     def ppo_returns(self, lam: FlexLAM, result: Any, protocol: str, align_cfg: AlignConfig, budgets: list[int]) -> dict[int, float]:
         where = translator_dir(lam, {"protocol": protocol, "labels": result.labels.tolist(), "align": asdict(align_cfg)})
@@ -267,19 +308,40 @@ class SeedWork:
             return
         standard = next((run for run, protocol, fraction, _ in cfg.label_runs(self.suite)
                          if protocol == "standard" and fraction == cfg.label_fraction), None)
-        translator = scored.translators.get(standard) if standard else None
+        task = self.suite.tasks[0]
+        translator = scored.translators.get(standard, {}).get(task) if standard else None
         if translator is None:  # no standard run at the default fraction: align one as those runs would
-            translator = run_alignment(lam, self.pool, self.eval_set, self.label_config("standard", self.label_count, 0.25),
+            group = next(g for g in self.groups if task in g.tasks)
+            translator = run_alignment(lam, group.pool, group.eval_set, self.label_config(group, "standard", group.label_count, 0.25),
                                        AlignConfig(**{**cfg.translator, "seed": self.seed}), [lam.num_tokens]).translator
         frames: dict[int, list[np.ndarray]] = {}
-        evaluate_latent_bc(scored.policy, lam, translator, self.suite.tasks[0], [cfg.gif_budget], 1, GIF_EPISODE_SEED,
+        evaluate_latent_bc(scored.policy, lam, translator, task, [cfg.gif_budget], 1, GIF_EPISODE_SEED,
                            gif_frames=frames, max_episode_steps=self.suite.max_episode_steps)
         write_gif(frames[cfg.gif_budget], path, scale=max(1, 128 // self.suite.frame_size))
 
 
 def pool_label_count(cfg: BenchConfig, data: Any) -> int:
     """Labels at the default fraction of the training transitions (at least one)."""
-    return max(1, int(round(cfg.label_fraction * len(data.train))))
+    return label_count(cfg.label_fraction, len(data.train))
+
+
+def label_count(fraction: float, transitions: int) -> int:
+    """Labels at ``fraction`` of ``transitions`` (at least one)."""
+    return max(1, int(round(fraction * transitions)))
+
+
+def action_groups(data: Any, ids: dict[str, dict[str, str]], tasks: Sequence[str]) -> list[list[str]]:
+    """The suite's tasks grouped by action space (each group gets one translator), in suite order."""
+    spaces = {source.source_id: source.action_space for source in data.train.sources}
+    groups: list[tuple[Any, list[str]]] = []
+    for task in tasks:
+        space = spaces[next(iter(ids[task].values()))]
+        match = next((members for other, members in groups if other == space), None)
+        if match is None:
+            groups.append((space, [task]))
+        else:
+            match.append(task)
+    return [members for _, members in groups]
 
 
 def _ppo_config(cfg: BenchConfig, suite: SuiteSpec, lam_dir: str, translator: Path, k: int, seed: int) -> Any:
