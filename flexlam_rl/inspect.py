@@ -11,7 +11,7 @@ import torch
 
 from .checkpoint import atomic_path, read_json
 from .data import TransitionSet
-from .media import rgb_frame, write_gif
+from .media import rgb_frame, rgb_frames, write_gif
 from .model import FlexLAM
 
 
@@ -69,21 +69,16 @@ def prediction_frames(rows: Sequence[Sequence[tuple[FlexLAM, int]]], data: Trans
         return None
     same = (data.source_index == data.source_index[0]) & (data.episode_index == data.episode_index[0])
     batch = data.__getitems__(np.nonzero(same)[0][:steps])
-    real = rgb_frame_batch(batch["next_obs"])
+    real = rgb_frames(batch["next_obs"])
     grid_rows = []
     for row in rows:
         cells = [real]
         for lam, k in row:
             pred = lam.decode(batch["obs"], lam.embed(lam.encode(batch["obs"], batch["next_obs"]), k)).cpu().numpy()
-            cells.append(rgb_frame_batch(np.clip(np.rint(pred), 0, 255).astype(np.uint8)))
+            cells.append(rgb_frames(np.clip(np.rint(pred), 0, 255).astype(np.uint8)))
         grid_rows.append(_hstack(cells))
     width = max(r.shape[2] for r in grid_rows)
     return _vstack([np.pad(r, ((0, 0), (0, 0), (0, width - r.shape[2]), (0, 0)), constant_values=255) for r in grid_rows])
-
-
-def rgb_frame_batch(frames: np.ndarray) -> np.ndarray:
-    """``[N, H, W, C]`` frames -> ``[N, H, W, 3]`` RGB, as :func:`~flexlam_rl.media.rgb_frame` shows one."""
-    return np.stack([rgb_frame(f) for f in frames])
 
 
 def _hstack(cells: Sequence[np.ndarray], gap: int = 2) -> np.ndarray:

@@ -18,6 +18,11 @@ def rgb_frame(frame: np.ndarray) -> np.ndarray:
     return np.repeat(frame[..., -1:], 3, axis=-1)
 
 
+def rgb_frames(frames: np.ndarray) -> np.ndarray:
+    """``[N, H, W, C]`` frames -> ``[N, H, W, 3]`` RGB, each as :func:`rgb_frame` shows it."""
+    return np.stack([rgb_frame(f) for f in frames])
+
+
 def write_gif(frames: Sequence[np.ndarray], path: str | Path, scale: int = 4, duration_ms: int = 120) -> Path | None:
     """Frames ``[H, W, C]`` -> looping RGB GIF (see :func:`rgb_frame`), upscaled (nearest) and written atomically.
 
