@@ -17,6 +17,7 @@ what changed. Whole-frame errors are reported beside it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +128,36 @@ def collapse_warning(report: dict[str, Any], frame_shape: Sequence[int] | None =
     return (f"Slots {dead} emit a single code (perplexity < {COLLAPSED_PERPLEXITY}); the other slots still carry "
             f"information. Under nested dropout the last slots may have little left to encode; a fixed LAM with dead "
             f"slots has more tokens than its data needs.")
+
+
+@dataclass
+class CollapseWatch:
+    """The collapse warning during training: once, at the first check after ``after`` updates whose code looks
+    collapsed (or has dead slots), and once more if a later check finds it no longer does. An early check can
+    catch a code that has not started to matter yet (Pong's did at 500 updates and was used by 3000); the second
+    message keeps the first from standing as the run's verdict."""
+
+    after: int = 500
+    warned_at: int | None = None
+    cleared_at: int | None = None
+
+    def update(self, step: int, report: dict[str, Any], frame_shape: Sequence[int] | None = None) -> str | None:
+        """The message this check calls for (None: nothing new to say)."""
+        if step < self.after or self.cleared_at is not None:
+            return None
+        message = collapse_warning(report, frame_shape)
+        if self.warned_at is None:
+            if message is not None:
+                self.warned_at = step
+                return f"step {step}: {message}"
+            return None
+        if message is not None:
+            return None
+        self.cleared_at = step
+        control = report.get("controllability") or {}
+        best = f" (the tokens now remove up to {max(control.values()):.0%} of the error)" if control else ""
+        return (f"step {step}: the code no longer looks collapsed and no slot is dead{best}; the warning at step "
+                f"{self.warned_at} came before the tokens started to matter.")
 
 
 def diagnose(lam: FlexLAM | str | Path, dataset_ids: Sequence[str] | str, budgets: Sequence[int] | None = None,

@@ -24,7 +24,7 @@ from . import distributed
 from .checkpoint import atomic_write_json
 from .config import LAMConfig, TrainConfig, plain
 from .data import TransitionData, step_loader
-from .diagnosis import collapse_warning, controllability
+from .diagnosis import CollapseWatch, controllability
 from .errors import ConfigError, FlexLAMWarning, TrainingDiverged
 from .evaluate import reconstruction_by_budget
 from .fit import seeded
@@ -241,7 +241,8 @@ class _Run:
         # Host syncs: reading the loss is free on the CPU but stalls a GPU, so there it happens every log_every steps.
         self.sync_every = 1 if device.type == "cpu" else cfg.log_every
         self.recent_tokens: deque[torch.Tensor] = deque(maxlen=USAGE_WINDOW)
-        self.window_loss, self.window_steps, self.warned = torch.zeros((), device=device), 0, False
+        self.window_loss, self.window_steps = torch.zeros((), device=device), 0
+        self.collapse = CollapseWatch(after=COLLAPSE_CHECK_AFTER)
         self.lam.train()
 
     def loader(self):
@@ -306,9 +307,9 @@ class _Run:
                            "mse": errors["mse"], "controllability": report["controllability"]})
         if self.writer is not None:
             _log_check(self.writer, step, errors, report)
-        if not self.warned and step >= COLLAPSE_CHECK_AFTER and collapse_warning(report):
-            warnings.warn(f"step {step}: {collapse_warning(report, self.lam_cfg.obs_shape)}", FlexLAMWarning, stacklevel=2)
-            self.warned = True
+        note = self.collapse.update(step, report, self.lam_cfg.obs_shape)
+        if note is not None:
+            warnings.warn(note, FlexLAMWarning, stacklevel=2)
         if on_check is not None:
             on_check(step, {**report, "mse_checks": errors["mse"]})
         lam.train()

@@ -96,6 +96,24 @@ def test_large_frames_and_collapsed_codes_get_warnings_that_name_the_fix() -> No
     assert collapse_warning({"code_usage": [3.0], "controllability": {1: 0.5}}) is None
 
 
+def test_the_collapse_warning_is_taken_back_when_a_later_check_finds_the_code_used() -> None:
+    """Pong's code looked collapsed at 500 updates and was used by 3000: the first warning must not stand alone."""
+    from flexlam_rl.diagnosis import CollapseWatch
+
+    watch = CollapseWatch(after=500)
+    unused = {"code_usage": [3.0, 3.0], "controllability": {1: 0.0, 2: 0.01}}
+    used = {"code_usage": [3.0, 3.0], "controllability": {1: 0.3, 2: 0.51}}
+    assert watch.update(250, unused, [64, 64, 1]) is None  # still warming up
+    first = watch.update(500, unused, [64, 64, 1])
+    assert first.startswith("step 500: The LAM's code has collapsed") and "lam=games" in first
+    assert watch.update(750, unused) is None  # said once
+    cleared = watch.update(1000, used)
+    assert cleared.startswith("step 1000: the code no longer looks collapsed") and "up to 51%" in cleared and "step 500" in cleared
+    assert watch.update(1250, unused) is None and watch.update(1500, used) is None  # one warning, one retraction
+    quiet = CollapseWatch(after=500)
+    assert quiet.update(500, used) is None and quiet.update(750, used) is None  # a used code: nothing to say
+
+
 def test_sdl_prints_nothing_for_headless_rendering(isolated_roots) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SDL_", "XDG_", "DISPLAY", "WAYLAND"))}
     out = subprocess.run([sys.executable, "-m", "flexlam_rl.cli.collect", "env=pendulum-pixels", "behaviour=random", "episodes=1",
