@@ -37,7 +37,7 @@ from flexlam_rl.align import (
 )
 from flexlam_rl.align.strategies import STRATEGIES
 from flexlam_rl.bench.report import adjust_verdicts
-from flexlam_rl.bench.run import collect_suite, seed_models
+from flexlam_rl.bench.run import collect_suite, label_count, seed_models
 from flexlam_rl.bench.spec import load_scale
 from flexlam_rl.bench.stats import median_interval, paired_test, verdict
 from flexlam_rl.checkpoint import atomic_path, atomic_write_bytes, atomic_write_json, read_json
@@ -57,11 +57,6 @@ def seed_setup(bench: Any, suite: Any, seed: int, cache: Path) -> tuple[Any, Any
     all_ids = [i for task in suite.tasks for i in ids[task].values()]
     pool, evaluation = label_and_eval_sets(all_ids, [ids[t]["expert"] for t in suite.tasks], bench.heldout_fraction, bench.data_seed)
     return models["flexlam"], data, pool, evaluation, AlignConfig(**{**bench.translator, "seed": seed})
-
-
-def label_count(fraction: float, transitions: int) -> int:
-    """Labels at ``fraction`` of the suite's training transitions (at least one)."""
-    return max(1, round(fraction * transitions))
 
 
 def run_seed(bench: Any, suite: Any, seed: int, cache: Path) -> dict[str, Any]:

@@ -70,11 +70,14 @@ def prediction_frames(rows: Sequence[Sequence[tuple[FlexLAM, int]]], data: Trans
     same = (data.source_index == data.source_index[0]) & (data.episode_index == data.episode_index[0])
     batch = data.__getitems__(np.nonzero(same)[0][:steps])
     real = rgb_frames(batch["next_obs"])
+    tokens: dict[int, torch.Tensor] = {}  # one encoding per LAM, whatever budgets it is drawn at
     grid_rows = []
     for row in rows:
         cells = [real]
         for lam, k in row:
-            pred = lam.decode(batch["obs"], lam.embed(lam.encode(batch["obs"], batch["next_obs"]), k)).cpu().numpy()
+            if id(lam) not in tokens:
+                tokens[id(lam)] = lam.encode(batch["obs"], batch["next_obs"])
+            pred = lam.decode(batch["obs"], lam.embed(tokens[id(lam)], k)).cpu().numpy()
             cells.append(rgb_frames(np.clip(np.rint(pred), 0, 255).astype(np.uint8)))
         grid_rows.append(_hstack(cells))
     width = max(r.shape[2] for r in grid_rows)

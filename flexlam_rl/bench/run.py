@@ -215,18 +215,13 @@ class SeedWork:
         all_ids = [i for task in suite.tasks for i in ids[task].values()]
         expert_ids = [ids[t]["expert"] for t in suite.tasks] if suite.has_expert else []
         data = suite_data(cfg, all_ids)
-        tasks_by_actions = action_groups(data, ids, suite.tasks)
-        if len(tasks_by_actions) == 1:
-            pool, eval_set = label_and_eval_sets(all_ids, expert_ids or all_ids, cfg.heldout_fraction, cfg.data_seed)
-            groups = [AlignGroup(list(suite.tasks), pool, eval_set, len(data.train), pool_label_count(cfg, data))]
-        else:
-            groups = []
-            for tasks in tasks_by_actions:
-                mine = [i for task in tasks for i in ids[task].values()]
-                experts = [ids[t]["expert"] for t in tasks] if suite.has_expert else mine
-                pool, eval_set = label_and_eval_sets(mine, experts, cfg.heldout_fraction, cfg.data_seed)
-                transitions = len(data.train.subset_sources(mine))
-                groups.append(AlignGroup(tasks, pool, eval_set, transitions, label_count(cfg.label_fraction, transitions)))
+        groups = []
+        for tasks in action_groups(data, ids, suite.tasks):  # one group of every task where the suite shares actions
+            mine = [i for task in tasks for i in ids[task].values()]
+            experts = [ids[t]["expert"] for t in tasks] if suite.has_expert else mine
+            pool, eval_set = label_and_eval_sets(mine, experts, cfg.heldout_fraction, cfg.data_seed)
+            transitions = len(data.train.subset_sources(mine))
+            groups.append(AlignGroup(tasks, pool, eval_set, transitions, label_count(cfg.label_fraction, transitions)))
         bc_set = data.train.subset_sources(expert_ids) if expert_ids else None
         return cls(cfg, suite, seed, ids, data, groups, bc_set, say)
 
@@ -318,11 +313,6 @@ class SeedWork:
         evaluate_latent_bc(scored.policy, lam, translator, task, [cfg.gif_budget], 1, GIF_EPISODE_SEED,
                            gif_frames=frames, max_episode_steps=self.suite.max_episode_steps)
         write_gif(frames[cfg.gif_budget], path, scale=max(1, 128 // self.suite.frame_size))
-
-
-def pool_label_count(cfg: BenchConfig, data: Any) -> int:
-    """Labels at the default fraction of the training transitions (at least one)."""
-    return label_count(cfg.label_fraction, len(data.train))
 
 
 def label_count(fraction: float, transitions: int) -> int:
