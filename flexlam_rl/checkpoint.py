@@ -225,6 +225,12 @@ def load_module(
     return module.to(device).eval()
 
 
+def origin(module: Any) -> str:
+    """Where a model came from, for messages: the directory it was loaded from, or "in memory" (never saved or
+    loaded, so it has no ``source_path``)."""
+    return getattr(module, "source_path", None) or "in memory"
+
+
 def load_state_strict(module: nn.Module, tensors: Mapping[str, torch.Tensor], where: str) -> None:
     expected = module.state_dict()
     missing = sorted(set(expected) - set(tensors))

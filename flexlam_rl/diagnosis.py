@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .checkpoint import origin
 from .data import TransitionSet, eval_batches, load_transitions, require_frames
 from .errors import FlexLAMError
 from .model import FlexLAM, changed_pixels, null_fill
@@ -171,7 +172,7 @@ def diagnose(lam: FlexLAM | str | Path, dataset_ids: Sequence[str] | str, budget
     """
     lam = lam if isinstance(lam, FlexLAM) else FlexLAM.load(lam)
     data = load_transitions(dataset_ids, heldout_fraction, split_seed)
-    require_frames(data.train, lam.config.obs_shape, f"the LAM at {lam.source_path or 'hand'}")
+    require_frames(data.train, lam.config.obs_shape, f"the LAM ({origin(lam)})")
     held = data.heldout if len(data.heldout) else data.train
     picks = sample(len(held), limit, seed)
     report = controllability(lam, held, budgets, picks)

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .checkpoint import atomic_path, read_json
-from .data import TransitionSet
+from .checkpoint import atomic_path, origin, read_json
+from .data import TransitionSet, require_frames
 from .media import rgb_frame, rgb_frames, write_gif
 from .model import FlexLAM
 
@@ -67,6 +67,9 @@ def prediction_frames(rows: Sequence[Sequence[tuple[FlexLAM, int]]], data: Trans
     """
     if len(data) == 0 or not rows or not all(lam.config.is_image for row in rows for lam, _ in row):
         return None
+    for row in rows:
+        for lam, _ in row:
+            require_frames(data, lam.config.obs_shape, f"the LAM ({origin(lam)})")
     same = (data.source_index == data.source_index[0]) & (data.episode_index == data.episode_index[0])
     batch = data.__getitems__(np.nonzero(same)[0][:steps])
     real = rgb_frames(batch["next_obs"])

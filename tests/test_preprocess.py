@@ -17,7 +17,7 @@ from conftest import FAST_TRAIN, tiny_lam_config
 from flexlam_rl import FlexLAM, LAMConfig, LatentActionWrapper
 from flexlam_rl.diagnosis import collapse_warning
 from flexlam_rl.envs import apply_preprocess, get_task, preprocessed_shape, validate_preprocess
-from flexlam_rl.errors import FlexLAMError
+from flexlam_rl.errors import DataError, FlexLAMError
 
 STACKED = {"kind": "render_rgb", "frame_size": 24, "grayscale": True, "fit": "crop", "frame_stack": 2}
 
@@ -250,3 +250,11 @@ def test_prediction_gif_plays_one_heldout_episode_with_a_row_per_method(pixel_da
     assert prediction_frames([[(flex, 1)]], held, steps=3).shape[0] == 3
     assert prediction_gif([[(flex, 1)]], held, tmp_path / "p.gif").stat().st_size > 1000
     assert prediction_gif([[(flex, 1)]], held.subset_episodes([]), tmp_path / "r.gif") is None
+    other = FlexLAM(LAMConfig(obs_shape=[16, 16, 3], channels=[8], num_tokens=2, fsq_levels=[4]))
+    with pytest.raises(DataError, match=r"expects \[16, 16, 3\]; use data collected with the same preprocessing"):
+        prediction_gif([[(other, 1)]], held, tmp_path / "s.gif")
+    assert not (tmp_path / "s.gif").exists()
+    from flexlam_rl import diagnose
+
+    with pytest.raises(DataError, match=r"the LAM \(in memory\)"):  # a LAM never saved: still the clear refusal
+        diagnose(other, [pixel_dataset])
