@@ -49,6 +49,14 @@ IDM trained on the same labels (with both confusion matrices). Variants (LAM con
   chance 0.067: ``results/games_procgen/idm_procgen-starpilot.md``). Rule fixed before their runs: each is run on
   StarPilot and BigFish; a variant replaces ``norm_pool`` only if its code is used on both (the rule's test below)
   and, run on the three ablation games, the selection rule below still chooses it;
+- ``inject_norm_pool``: ``norm_pool`` with the latent also entering the decoder's first layer, tiled over the frame
+  (``lam.fdm_latent_input=true``; LAPO's world model injects its latent action there and at the bottleneck); added
+  on 2026-12-02 after ``changed_norm_pool`` and ``stack_norm_pool`` left StarPilot's code unused or at the rule's
+  edge: our decoder conditions only its 8x8 bottleneck on the code while skips carry o_t at full resolution, so a
+  small sprite's one-step move may be cheaper to blur than to read from the code. Rule fixed before its runs (the
+  same as for the two variants above): it is run on StarPilot and BigFish; it replaces ``norm_pool`` only if its
+  code is used on both (the rule's test below) and, run on the three ablation games, the selection rule below
+  still chooses it;
 - ``base_b64``, ``changed_b64``: ``base`` and ``changed`` at batch 64 (the others use 32), the setting of the collapsed
   run in benchmarks/results/atari (with ``--steps 1500``).
 
@@ -134,6 +142,9 @@ VARIANTS = {  # name -> (frame_stack, LAM overrides, train overrides[, frame ski
     # code needed for the frame on a busy screen (the loss on what changes; the other objects' motion from two frames)
     "changed_norm_pool": (1, {"change_weight": 1.0, "code_norm": True, "idm_downsample": "maxpool"}, {}),
     "stack_norm_pool": (2, {"predict_newest": True, "code_norm": True, "idm_downsample": "maxpool"}, {}),
+    # added after those two left StarPilot's code unused or at the edge: the code enters the decoder at its first layer
+    # too (LAPO), not only at the 8x8 bottleneck that full-resolution skips of o_t bypass
+    "inject_norm_pool": (1, {"code_norm": True, "idm_downsample": "maxpool", "fdm_latent_input": True}, {}),
 }
 SHIPPED = "norm_pool"  # the variant ``lam=games`` is (tests check it is the ablation rule's choice)
 SUITE = ["breakout", "pong", "freeway", "procgen-coinrun", "procgen-bigfish", "procgen-starpilot"]

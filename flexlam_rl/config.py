@@ -107,6 +107,7 @@ class LAMConfig:
     spread_updates: int = 0  # > 0: the spread penalty's weight falls linearly to 0 over this many updates (0: constant)
     code_norm: bool = False  # standardize each slot's encoder values with running statistics before FSQ (CodeNorm)
     idm_downsample: str = "stride"  # how the IDM's conv stages halve the frame: "stride" or "maxpool" (nets.down_block)
+    fdm_latent_input: bool = False  # images: the latent also enters the FDM's first layer, tiled over the frame (ImageFDM)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -179,6 +180,10 @@ class LAMConfig:
 
         if self.idm_downsample not in DOWNSAMPLES:
             raise ConfigError(f"idm_downsample must be one of {DOWNSAMPLES}, got {self.idm_downsample!r}.")
+        if not isinstance(self.fdm_latent_input, bool):
+            raise ConfigError(f"fdm_latent_input must be true or false, got {self.fdm_latent_input!r}.")
+        if self.fdm_latent_input and not self.is_image:
+            raise ConfigError("fdm_latent_input is for image LAMs; a vector LAM's FDM already reads the latent at its input.")
         if self.predict_newest and (not self.is_image or validate_preprocess(self.preprocess).get("frame_stack", 1) < 2):
             raise ConfigError("predict_newest needs frames stacked by the preprocessing (preprocess frame_stack >= 2, e.g. "
                               "preprocess={kind: atari, frame_stack: 2}); these observations are single frames.")

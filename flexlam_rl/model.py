@@ -132,7 +132,8 @@ class FlexLAM(ObservationInput):
             in_ch = config.obs_shape[2]
             self.idm = ImageIDM(in_ch, config.channels, config.hidden_dim, slot_out, config.idm_downsample)
             self.fdm = ImageFDM(in_ch, config.channels, cond_dim, config.hidden_dim,
-                                newest_channels=config.frame_channels if config.predict_newest else None)
+                                newest_channels=config.frame_channels if config.predict_newest else None,
+                                latent_input=config.fdm_latent_input)
         else:
             dim = config.obs_shape[0]
             self.idm = VectorIDM(dim, config.hidden_dim, slot_out)

@@ -149,12 +149,16 @@ class ImageFDM(nn.Module):
     rest of o_t+1's stack is o_t's newer frames, copied (they are known, not predicted).
     """
 
-    def __init__(self, in_channels: int, channels: list[int], cond_dim: int, hidden: int, newest_channels: int | None = None):
+    def __init__(self, in_channels: int, channels: list[int], cond_dim: int, hidden: int, newest_channels: int | None = None,
+                 latent_input: bool = False):
         super().__init__()
         self.newest = newest_channels
         self.cond = nn.Sequential(nn.Linear(cond_dim, hidden), nn.GELU(), nn.Linear(hidden, hidden))
+        # latent_input: the latent also enters the first layer, tiled over the frame (as LAPO's world model does), so
+        # every scale of the U-Net, skips included, can use it; otherwise it enters at the bottleneck only
+        self.inject = nn.Linear(hidden, channels[0]) if latent_input else None
         self.down = nn.ModuleList()
-        c_prev = in_channels
+        c_prev = in_channels + (channels[0] if latent_input else 0)
         for width in channels:
             self.down.append(conv_block(c_prev, width, stride=2))
             c_prev = width
@@ -170,14 +174,19 @@ class ImageFDM(nn.Module):
         nn.init.zeros_(self.out.bias)
 
     def forward(self, x: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
-        """``x [B, C, H, W]`` and ``latent [B * m, K, D]``: the latent-free down path runs once per frame
-        and is shared by the frame's m latents (multi-prefix updates)."""
+        """``x [B, C, H, W]`` and ``latent [B * m, K, D]``: unless the latent enters the first layer, the
+        latent-free down path runs once per frame and is shared by the frame's m latents (multi-prefix updates)."""
         cond = self.cond(latent.flatten(1))
-        skips, h = [], x
-        for block in self.down:
-            skips.append(h)
-            h = block(h)
         repeats = latent.shape[0] // x.shape[0]
+        if self.inject is not None and repeats > 1:
+            x, repeats = x.repeat_interleave(repeats, 0), 1
+        h = x
+        if self.inject is not None:
+            h = torch.cat([x, self.inject(cond)[:, :, None, None].expand(-1, -1, *x.shape[-2:])], dim=1)
+        skips = []
+        for block in self.down:
+            skips.append(h if skips else x)  # the full-resolution skip is the frame itself
+            h = block(h)
         if repeats > 1:
             x, h = x.repeat_interleave(repeats, 0), h.repeat_interleave(repeats, 0)
             skips = [skip.repeat_interleave(repeats, 0) for skip in skips]

@@ -246,3 +246,33 @@ def test_maxpool_idm_stages_halve_the_frame_reach_the_supervised_idm_and_survive
         LAMConfig(obs_shape=[16, 16, 1], idm_downsample="avgpool")
     with pytest.raises(ValueError, match="downsample must be one of"):  # callers that bypass LAMConfig too
         down_block(1, 4, "avgpool")
+
+
+def test_a_latent_fed_to_the_decoders_first_layer_reaches_every_scale_and_keeps_multi_prefix_updates_exact(tmp_path) -> None:
+    """fdm_latent_input: the latent, tiled over the frame, enters the FDM's first conv beside o_t; a frame decoded
+    with m latents in one call (multi-prefix updates) gives what m separate calls give."""
+    from flexlam_rl.bench.cache import lam_key_record
+
+    cfg = LAMConfig(obs_shape=[16, 16, 1], channels=[8, 8], hidden_dim=16, fdm_latent_input=True)
+    lam = FlexLAM(cfg)
+    assert lam.fdm.down[0][0].in_channels == 1 + 8  # the frame and the tiled latent
+    torch.nn.init.normal_(lam.fdm.out.weight, std=0.1)  # zero at init: make the output read the features
+    gen = torch.Generator().manual_seed(3)
+    frames = torch.randint(0, 255, (3, 16, 16, 1), dtype=torch.uint8, generator=gen)
+    x = lam.obs_input(frames)
+    latents = torch.randn(3 * 2, cfg.num_tokens, cfg.latent_dim, generator=gen)
+    together = lam.fdm(x, latents)
+    apart = torch.stack([lam.fdm(x, latents[j::2]) for j in range(2)], dim=1).flatten(0, 1)
+    torch.testing.assert_close(together, apart)
+    assert not torch.allclose(lam.fdm(x, latents[::2]), lam.fdm(x, latents[1::2]))  # the latent changes the frame
+    lam(frames, frames.flip(0)).loss.backward()
+    assert lam.fdm.inject.weight.grad is not None and lam.fdm.inject.weight.grad.abs().sum() > 0
+    lam.save(tmp_path / "lam")
+    loaded = FlexLAM.load(tmp_path / "lam")
+    assert loaded.config.fdm_latent_input and torch.equal(loaded.fdm(x, latents), lam.fdm(x, latents))
+    assert "fdm_latent_input" not in lam_key_record(LAMConfig(obs_shape=[16, 16, 1]))  # earlier cached runs keep their keys
+    assert lam_key_record(cfg)["fdm_latent_input"] is True
+    with pytest.raises(ConfigError, match="fdm_latent_input is for image LAMs"):
+        LAMConfig(obs_shape=[4], fdm_latent_input=True)
+    with pytest.raises(ConfigError, match="fdm_latent_input must be true or false"):
+        LAMConfig(obs_shape=[16, 16, 1], fdm_latent_input="yes")

@@ -31,7 +31,7 @@ def config_hash(obj: Any) -> str:
 
 # LAM options added while benchmark runs were cached, with the value every earlier run had: part of a run's key only
 # when set to something else, so those runs (and the committed seeds keyed by them) stay valid
-KEYED_WHEN_SET = {"code_norm": False, "idm_downsample": "stride"}
+KEYED_WHEN_SET = {"code_norm": False, "idm_downsample": "stride", "fdm_latent_input": False}
 
 
 def lam_key_record(lam_cfg: LAMConfig) -> dict[str, Any]:
