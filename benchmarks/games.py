@@ -192,12 +192,21 @@ def train_variant(game: str, variant: str, steps: int, seed: int, cache: Path,
 
 def plateau_run(game: str, seed: int, cache: Path) -> dict[str, Any]:
     """The shipped recipe's FlexLAM trained to a plateau under :data:`PLATEAU`: how many updates a game takes
-    (resumes from its checkpoints, so a run cut by a session's end continues)."""
+    (resumes from its checkpoints, so a run cut by a session's end continues), and whether its code is used there
+    (a code unused after ``--steps`` updates may only need more)."""
     _, data, _, trained = train_variant(game, SHIPPED, 0, seed, cache, stop=PLATEAU)
     info = trained.info
     return {"game": game, "variant": SHIPPED, "seed": seed, "updates": info["updates"], "plateaued": info["plateaued"],
             "cap": PLATEAU["max_steps"], "wall_s": info["wall_s"], "threads": torch.get_num_threads(), "transitions": len(data.train),
-            "curve": [{"updates": c["updates"], "wall_s": c["wall_s"], "mse": c["mse"]} for c in info["curve"]]}
+            "curve": [{"updates": c["updates"], "wall_s": c["wall_s"], "mse": c["mse"]} for c in info["curve"]],
+            **plateau_code(trained.lam, data, seed)}
+
+
+def plateau_code(lam: Any, data: Any, seed: int) -> dict[str, Any]:
+    """Code usage and controllability per budget of a plateau run's LAM on held-out transitions, as ``run_one``
+    scores them."""
+    report = controllability(lam, data.heldout, BUDGETS, sample(len(data.heldout), 1024, seed))
+    return {"perplexity": report["code_usage"], "controllability": report["controllability"]}
 
 
 def run_one(game: str, variant: str, steps: int, seed: int, cache: Path) -> dict[str, Any]:
@@ -430,14 +439,18 @@ def plateau_report(out: Path, command: str | None) -> tuple[dict[str, Any], str]
         r["idle_2core_min"] = r["updates"] * step_s / 60
     commands = _commands(out, command)
     rows = [[r["game"], r["seed"], r["updates"], "yes" if r["plateaued"] else f"no (cap {r['cap']})", r["threads"],
-             f"{r['wall_s'] / 60:.0f}", f"{r['idle_2core_min']:.0f}"] for r in runs]
+             f"{r['wall_s'] / 60:.0f}", f"{r['idle_2core_min']:.0f}",
+             " ".join(f"{at_budget(r['controllability'], k):.2f}" for k in BUDGETS) if "controllability" in r else "-",
+             ("yes" if code_used(r) else "**no**") if "controllability" in r else "-"] for r in runs]
     text = "\n".join([f"# Games: updates to a plateau (recipe `{SHIPPED}`, batch 32)", "", "Made by:", "",
                       *(f"    {c}" for c in commands), "",
                       "Stop rule: scale=default's (`PLATEAU` in benchmarks/games.py). Wall time as run: at the torch threads "
                       "shown, on a machine that other jobs may have shared. On 2 idle cores: updates x "
                       f"{step_s * 1000:.0f} ms (benchmarks/results/throughput_games, Breakout; RGB Procgen costs more).", "",
-                      markdown_table(["game", "seed", "updates", "plateaued", "threads", "wall min as run", "min on 2 idle cores"],
-                                     rows), ""])
+                      "Controllability and code used: the plateau LAM's code on held-out transitions, by the recipe "
+                      "rule's test (as in the ablation, which stops at 3000 updates).", "",
+                      markdown_table(["game", "seed", "updates", "plateaued", "threads", "wall min as run", "min on 2 idle cores",
+                                      "controllability k=1 2 4 8", "code used"], rows), ""])
     return {"commands": commands, "ms_per_update_idle": step_s * 1000, "stop_rule": PLATEAU, "runs": runs}, text
 
 
@@ -464,6 +477,10 @@ def main() -> None:
                 if not path.is_file():
                     print(f"{game} seed {seed} to a plateau ...", flush=True)
                     atomic_write_json(path, plateau_run(game, seed, cache_root() / "games"))
+                elif "controllability" not in read_json(path, "plateau run"):  # saved before the code was scored here
+                    print(f"{game} seed {seed}: scoring the plateau LAM's code ...", flush=True)
+                    _, data, _, trained = train_variant(game, SHIPPED, 0, seed, cache_root() / "games", stop=PLATEAU)
+                    atomic_write_json(path, {**read_json(path, "plateau run"), **plateau_code(trained.lam, data, seed)})
         result, text = plateau_report(out, None if args.report_only else command)
         atomic_write_json(out / "results.json", result)
         atomic_write_bytes(out / "results.md", text.encode())

@@ -327,6 +327,9 @@ def test_what_the_games_page_says_of_the_variants_on_top_of_norm_pool_is_what_th
     assert changed <= 0.05 < min(stack.values())
     assert f"leaves StarPilot's code unused (controllability {changed:.2f} at k = 8)" in page
     assert f"on StarPilot ({stack['starpilot']:.3f}, at the rule's edge" in page and f"on BigFish ({stack['bigfish']:.2f})" in page
+    inject = {game: read(game, "inject_norm_pool")["controllability"]["8"] for game in ("starpilot", "bigfish")}
+    assert inject["starpilot"] <= 0.05 < inject["bigfish"]
+    assert f"on BigFish ({inject['bigfish']:.2f} at k = 8) but not on StarPilot ({inject['starpilot']:.2f})" in page
     ratios = {v: choice["variants"][v]["mean_translator_over_idm"] for v in ("stack_norm_pool", "norm_pool")}
     assert choice["chosen"] == "norm_pool"
     assert f"(mean translator / IDM {ratios['stack_norm_pool']:.2f} against {ratios['norm_pool']:.2f}" in page
