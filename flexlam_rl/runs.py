@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -35,6 +36,7 @@ from .checkpoint import (
     read_json,
     read_tensors,
 )
+from .config import LAMConfig
 from .errors import CheckpointError, ConfigError, FlexLAMError
 from .model import FlexLAM
 
@@ -135,6 +137,10 @@ def writer_lock(run_dir: Path) -> Iterator[None]:
         lock.release()
 
 
+LAM_DEFAULTS = json.loads(json.dumps({f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
+                                      for f in dataclasses.fields(LAMConfig) if f.name != "obs_shape"}))
+
+
 def check_same_run(run_dir: Path, record: dict[str, Any]) -> int | None:
     """A restart must train the same model on the same data with the same trajectory settings.
 
@@ -145,6 +151,8 @@ def check_same_run(run_dir: Path, record: dict[str, Any]) -> int | None:
     previous = read_json(path, "run record")
     for key in ("lam", "train", "datasets"):
         old, new = previous.get(key), json.loads(json.dumps(record[key]))
+        if key == "lam" and isinstance(old, dict):  # options added since the run was saved: it had their defaults
+            old = {**LAM_DEFAULTS, **old}
         if old != new:
             if isinstance(old, dict) and isinstance(new, dict):
                 changed = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new))

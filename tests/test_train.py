@@ -60,6 +60,21 @@ def test_restart_with_a_different_config_is_refused(pixels, tmp_path) -> None:
         pretrain(tmp_path / "run", pixels, tiny_lam_config(pixels, num_tokens=2), TrainConfig(steps=4, **FAST))
 
 
+def test_a_run_saved_before_an_option_existed_resumes_at_its_default(pixels, tmp_path) -> None:
+    """Upgrading must not strand runs: a run.json without a LAM option added since reads as that option's default."""
+    import json
+
+    cfg = tiny_lam_config(pixels)
+    pretrain(tmp_path / "run", pixels, cfg, TrainConfig(steps=4, checkpoint_every=2, **FAST))
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    del record["lam"]["fdm_latent_input"]  # as written by a version without the option
+    (tmp_path / "run" / "run.json").write_text(json.dumps(record))
+    assert pretrain(tmp_path / "run", pixels, cfg, TrainConfig(steps=6, checkpoint_every=2, **FAST)).resumed_from == 4
+    (tmp_path / "run" / "run.json").write_text(json.dumps(record))
+    with pytest.raises(ValueError, match=r"fdm_latent_input: False -> True"):  # set otherwise, it is another model
+        pretrain(tmp_path / "run", pixels, tiny_lam_config(pixels, fdm_latent_input=True), TrainConfig(steps=8, **FAST))
+
+
 def test_vector_lam_trains_on_cartpole(vector_dataset: str, tmp_path) -> None:
     data = load_transitions(vector_dataset, heldout_fraction=0.2)
     cfg = tiny_lam_config(data, num_tokens=4, fsq_levels=[8])
