@@ -474,13 +474,14 @@ def main() -> None:
         for game in (args.games or SUITE) if not args.report_only else ():
             for seed in args.seeds:
                 path = out / "per_run" / f"{game}_s{seed}.json"
-                if not path.is_file():
+                saved = read_json(path, "plateau run") if path.is_file() else None
+                if saved is None:
                     print(f"{game} seed {seed} to a plateau ...", flush=True)
                     atomic_write_json(path, plateau_run(game, seed, cache_root() / "games"))
-                elif "controllability" not in read_json(path, "plateau run"):  # saved before the code was scored here
+                elif "controllability" not in saved:  # saved before the code was scored here
                     print(f"{game} seed {seed}: scoring the plateau LAM's code ...", flush=True)
                     _, data, _, trained = train_variant(game, SHIPPED, 0, seed, cache_root() / "games", stop=PLATEAU)
-                    atomic_write_json(path, {**read_json(path, "plateau run"), **plateau_code(trained.lam, data, seed)})
+                    atomic_write_json(path, {**saved, **plateau_code(trained.lam, data, seed)})
         result, text = plateau_report(out, None if args.report_only else command)
         atomic_write_json(out / "results.json", result)
         atomic_write_bytes(out / "results.md", text.encode())
