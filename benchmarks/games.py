@@ -57,6 +57,14 @@ IDM trained on the same labels (with both confusion matrices). Variants (LAM con
   same as for the two variants above): it is run on StarPilot and BigFish; it replaces ``norm_pool`` only if its
   code is used on both (the rule's test below) and, run on the three ablation games, the selection rule below
   still chooses it;
+- ``skip4_norm_pool``: ``norm_pool`` on data whose actions are each repeated for 4 frames (as ``norm_skip4``);
+  added on 2026-12-02 after ``inject_norm_pool`` also left StarPilot's code unused (0.02) and its plateau run showed
+  more updates do not help: a third of StarPilot's pixels change every step (the scrolling background), its ship
+  moves a pixel or two, so the code buys almost nothing on the frame; over 4 frames the ship's move is 4x larger
+  (LAOM predicts a frame several steps ahead for the same reason). ``norm_skip4`` did not help BigFish, but with
+  the stride encoder that could not read BigFish's action even supervised. Rule fixed before its runs (``norm_skip4``'s):
+  the Procgen tasks get frame skip 4 under ``lam=games`` only if with it the code is used (the rule's test below)
+  and the supervised IDM reaches twice chance on StarPilot and BigFish, and CoinRun's code stays used;
 - ``base_b64``, ``changed_b64``: ``base`` and ``changed`` at batch 64 (the others use 32), the setting of the collapsed
   run in benchmarks/results/atari (with ``--steps 1500``).
 
@@ -145,6 +153,9 @@ VARIANTS = {  # name -> (frame_stack, LAM overrides, train overrides[, frame ski
     # added after those two left StarPilot's code unused or at the edge: the code enters the decoder at its first layer
     # too (LAPO), not only at the 8x8 bottleneck that full-resolution skips of o_t bypass
     "inject_norm_pool": (1, {"code_norm": True, "idm_downsample": "maxpool", "fdm_latent_input": True}, {}),
+    # added after inject_norm_pool and StarPilot's plateau run left its code unused: each action held for 4 frames, so
+    # the ship's move is 4x larger against a background that scrolls every step
+    "skip4_norm_pool": (1, {"code_norm": True, "idm_downsample": "maxpool"}, {}, 4),
 }
 SHIPPED = "norm_pool"  # the variant ``lam=games`` is (tests check it is the ablation rule's choice)
 SUITE = ["breakout", "pong", "freeway", "procgen-coinrun", "procgen-bigfish", "procgen-starpilot"]
