@@ -14,6 +14,8 @@ In one run:
   counted by ``torch.utils.flop_counter.FlopCounterMode`` over one forward + backward.
 - ``conv_layers``: every conv of one LAM (``--conv-model``: benchmark-size, or games-size at batch 32) timed
   alone, forward + backward: what oneDNN gives for these layer shapes, against the whole step.
+- ``memory_format``: one update of that LAM (forward, backward, AdamW on fixed frames) with its weights
+  contiguous and channels-last: whether oneDNN's native layout would speed up training.
 - ``wrapper``: microseconds per env step, raw vs latent actions (k = 2), for a single env and for
   vector envs of 8 (SB3 ``DummyVecEnv`` and Gymnasium ``SyncVectorEnv``), on pixel
   MiniGrid-Empty-8x8 (64 px, the quickstart's LAM and translator sizes) and CartPole, with the old
@@ -163,6 +165,36 @@ def conv_rows(lam_cfg: LAMConfig, batch: int, rounds: int, ceiling: float) -> li
     return rows
 
 
+
+def memory_format_rows(lam_cfg: LAMConfig, batch: int, rounds: int, ceiling: float) -> list[dict[str, Any]]:
+    """One update (forward, backward, AdamW) of the LAM with its weights in each memory format, on fixed frames:
+    whether channels-last (oneDNN's native layout) would speed up training. Outside the real loop, so only the
+    two rows' ratio is read."""
+    torch.manual_seed(0)
+    frames = torch.randint(0, 256, (batch, *lam_cfg.obs_shape), dtype=torch.uint8)
+    nxt = frames.roll(1, dims=1)
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        FlexLAM(lam_cfg)(frames, nxt).loss.backward()
+    flops = float(counter.get_total_flops())
+    times: dict[str, list[float]] = {"contiguous": [], "channels_last": []}
+    for _ in range(rounds):
+        for fmt in times:
+            lam = FlexLAM(lam_cfg).to(memory_format=getattr(torch, f"{fmt}_format" if fmt == "contiguous" else fmt))
+            opt = torch.optim.AdamW(lam.parameters(), 1e-3)
+            for i in range(13):
+                if i == 3:
+                    start = time.perf_counter()
+                out = lam(frames, nxt)
+                opt.zero_grad()
+                out.loss.backward()
+                opt.step()
+            times[fmt].append((time.perf_counter() - start) / 10)
+    return [{"memory_format": fmt, "ms_per_step": statistics.median(t) * 1000,
+             "fraction_of_matmul": flops / statistics.median(t) / 1e9 / ceiling} for fmt, t in times.items()]
+
+
 # --------------------------------------------------------------------------- wrappers
 def latent_models(env: str) -> tuple[FlexLAM, Translator]:
     """Quickstart-size models (untrained: the cost is the same) for pixel MiniGrid or CartPole."""
@@ -295,6 +327,11 @@ def _optional(result: dict[str, Any]) -> list[str]:
                             [[r["layer"], "x".join(map(str, r["in_shape"])), r["out_channels"], r["kernel"], f"{r['ms']:.2f}",
                               f"{r['gflops']:.0f}", f"{r['fraction_of_matmul']:.2f}"] for r in result["conv_layers"]]), "",
              f"Sum over the convs: {convs:.1f} ms per step{share}.", ""]
+    if result.get("memory_format"):
+        lines += [f"## One update of the {model}-size LAM by weight memory format (batch {batch}, fixed frames, outside the loop)", "",
+                  markdown_table(["memory format", "ms/step", "fraction of matmul"],
+                                 [[r["memory_format"], f"{r['ms_per_step']:.1f}", f"{r['fraction_of_matmul']:.2f}"]
+                                  for r in result["memory_format"]]), ""]
     if not result["wrapper"]:
         return lines
     return [*lines,
@@ -323,9 +360,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         train = training_rows(Path(tmp), args.rounds, ceiling, args.models)
     convs = [] if args.training_only else conv_rows(conv_config(args.conv_model), CONV_BATCH[args.conv_model], args.rounds, ceiling)
+    memory = [] if args.training_only else memory_format_rows(conv_config(args.conv_model), CONV_BATCH[args.conv_model],
+                                                                args.rounds, ceiling)
     wrapper = [] if args.training_only or args.skip_wrappers else wrapper_rows(args.rounds)
     result = {"command": "python benchmarks/throughput.py " + " ".join(sys.argv[1:]),
-              "threads": args.threads, "matmul_gflops": ceiling, "train": train, "conv_layers": convs, "wrapper": wrapper,
+              "threads": args.threads, "matmul_gflops": ceiling, "train": train, "conv_layers": convs, "memory_format": memory,
+              "wrapper": wrapper,
               "conv_model": args.conv_model, "conv_batch": CONV_BATCH[args.conv_model],
               "versions": {"flexlam_rl": __version__, "torch": torch.__version__, "python": platform.python_version(),
                            "machine": platform.processor() or platform.machine()}}
