@@ -64,7 +64,8 @@ IDM trained on the same labels (with both confusion matrices). Variants (LAM con
   (LAOM predicts a frame several steps ahead for the same reason). ``norm_skip4`` did not help BigFish, but with
   the stride encoder that could not read BigFish's action even supervised. Rule fixed before its runs (``norm_skip4``'s):
   the Procgen tasks get frame skip 4 under ``lam=games`` only if with it the code is used (the rule's test below)
-  and the supervised IDM reaches twice chance on StarPilot and BigFish, and CoinRun's code stays used;
+  and the supervised IDM from every label (``games_idm.py --fractions 1.0``, 2000 updates) reaches twice chance on
+  StarPilot and BigFish, and CoinRun's code stays used;
 - ``base_b64``, ``changed_b64``: ``base`` and ``changed`` at batch 64 (the others use 32), the setting of the collapsed
   run in benchmarks/results/atari (with ``--steps 1500``).
 
