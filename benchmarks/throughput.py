@@ -165,7 +165,6 @@ def conv_rows(lam_cfg: LAMConfig, batch: int, rounds: int, ceiling: float) -> li
     return rows
 
 
-
 def memory_format_rows(lam_cfg: LAMConfig, batch: int, rounds: int, ceiling: float) -> list[dict[str, Any]]:
     """One update (forward, backward, AdamW) of the LAM with its weights in each memory format, on fixed frames:
     whether channels-last (oneDNN's native layout) would speed up training. Outside the real loop, so only the
@@ -178,10 +177,11 @@ def memory_format_rows(lam_cfg: LAMConfig, batch: int, rounds: int, ceiling: flo
     with FlopCounterMode(display=False) as counter:
         FlexLAM(lam_cfg)(frames, nxt).loss.backward()
     flops = float(counter.get_total_flops())
-    times: dict[str, list[float]] = {"contiguous": [], "channels_last": []}
+    formats = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
+    times: dict[str, list[float]] = {fmt: [] for fmt in formats}
     for _ in range(rounds):
-        for fmt in times:
-            lam = FlexLAM(lam_cfg).to(memory_format=getattr(torch, f"{fmt}_format" if fmt == "contiguous" else fmt))
+        for fmt, memory_format in formats.items():
+            lam = FlexLAM(lam_cfg).to(memory_format=memory_format)
             opt = torch.optim.AdamW(lam.parameters(), 1e-3)
             for i in range(13):
                 if i == 3:
