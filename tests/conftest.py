@@ -66,6 +66,26 @@ def load_benchmark(name: str):
     return module
 
 
+def assert_same_numbers(got, want, path: str = "", rel: float = 1e-9) -> None:
+    """Nested JSON-like values equal, floats up to ``rel``: a result rebuilt on another CPU can differ in the last
+    bit of a float (a different SIMD path in numpy), which is not a different result."""
+    import math
+
+    if isinstance(want, float) or isinstance(got, float):
+        assert isinstance(got, (int, float)) and isinstance(want, (int, float)), f"{path}: {got!r} != {want!r}"
+        assert math.isclose(got, want, rel_tol=rel, abs_tol=1e-12), f"{path}: {got!r} != {want!r}"
+    elif isinstance(want, dict):
+        assert isinstance(got, dict) and got.keys() == want.keys(), f"{path}: keys {sorted(got)} != {sorted(want)}"
+        for key in want:
+            assert_same_numbers(got[key], want[key], f"{path}.{key}", rel)
+    elif isinstance(want, list):
+        assert isinstance(got, list) and len(got) == len(want), f"{path}: {got!r} != {want!r}"
+        for i, (a, b) in enumerate(zip(got, want)):
+            assert_same_numbers(a, b, f"{path}[{i}]", rel)
+    else:
+        assert got == want, f"{path}: {got!r} != {want!r}"
+
+
 def tiny_lam_config(data, **overrides):
     from flexlam_rl.config import LAMConfig
 

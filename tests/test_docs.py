@@ -295,7 +295,7 @@ def test_label_selection_results_are_the_aggregate_of_their_saved_seeds() -> Non
     """results.json is what benchmarks/label_selection.py's aggregation makes of the committed per-seed runs."""
     import json
 
-    from conftest import load_benchmark
+    from conftest import assert_same_numbers, load_benchmark
 
     module = load_benchmark("label_selection")
     folder = ROOT / "benchmarks/results/labels"
@@ -303,7 +303,7 @@ def test_label_selection_results_are_the_aggregate_of_their_saved_seeds() -> Non
     again = json.loads(json.dumps(module.aggregate(runs)))
     saved = json.loads((folder / "results.json").read_text())
     for key in ("curves", "claims", "savings"):
-        assert again[key] == saved[key], key
+        assert_same_numbers(again[key], saved[key], key)
 
 
 def test_what_the_games_bench_page_says_of_its_cut_is_what_the_plateau_runs_say() -> None:
