@@ -13,6 +13,7 @@ import minari
 import pytest
 
 from flexlam_rl import FlexLAM
+from flexlam_rl.cli.quickstart import parse_stage_times
 
 TINY = ["lam.channels=[8,16]", "lam.hidden_dim=64", "lam.num_tokens=4", "train.progress=false", "train.batch_size=16"]
 
@@ -88,6 +89,9 @@ def test_quickstart_runs_the_whole_pipeline_on_a_tiny_override(quickstart: dict)
     assert "quickstart done" in out.stdout and str(run.resolve()) in out.stdout
     for stage in ("=== pretrain ===", "=== align ===", "=== latent BC ===", "=== agent in latent space ==="):
         assert stage in out.stdout
+    times = parse_stage_times(out.stdout)  # what benchmarks/quickstart.py reads off a fresh machine's run
+    assert list(times) == ["collect", "pretrain", "align", "latent BC", "agent in latent space", "total"]
+    assert abs(times["total"] - sum(list(times.values())[:-1])) <= 5  # rounded to 1 s each
     for artifact in ("lam/model.safetensors", "translator/model.safetensors", "latent_bc/model.safetensors",
                      "agent/model.zip", "align_metrics.json", "latent_bc_metrics.json", "agent/agent_metrics.json"):
         assert (run / artifact).is_file(), artifact
