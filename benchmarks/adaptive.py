@@ -110,10 +110,9 @@ def latent_bc_rows(qs_run: Path, seeds: list[int]) -> dict[str, Any]:
 
 
 def token_cost_figure(rows: list[dict[str, Any]], path: Path) -> None:
-    import matplotlib
+    from flexlam_rl.media import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(5.2, 3.8))
     for row in rows:

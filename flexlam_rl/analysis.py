@@ -111,10 +111,9 @@ def _action_name(task: str, action: int) -> str:
 
 def rate_distortion_figures(result: Mapping[str, Any], out_dir: str | Path, prefix: str = "rate_distortion") -> list[Path]:
     """``<prefix>.png`` (tokens vs MSE per task) and ``<prefix>_lengths.png`` (the chosen-length histograms)."""
-    import matplotlib
+    from .media import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     from .checkpoint import atomic_path
 

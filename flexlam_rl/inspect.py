@@ -21,10 +21,9 @@ def prediction_figure(lam: FlexLAM, data: TransitionSet, path: str | Path, budge
     """A grid of held-out transitions: o_t, the real o_t+1, and the prediction at each budget (image LAMs only)."""
     if not lam.config.is_image or len(data) == 0:
         return None
-    import matplotlib
+    from .media import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     budgets = list(budgets) if budgets is not None else sorted({1, 2, 4, lam.num_tokens} & set(range(1, lam.num_tokens + 1)))
     picks = np.sort(np.random.default_rng(seed).permutation(len(data))[: min(count, len(data))])

@@ -1,13 +1,27 @@
-"""GIFs of evaluation episodes (imageio; no moviepy needed)."""
+"""GIFs of evaluation episodes (imageio; no moviepy needed) and the pyplot every figure is drawn with."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from .checkpoint import atomic_path
+
+
+def pyplot() -> Any:
+    """matplotlib.pyplot on the file-only Agg backend (no display on a server or in CI). matplotlib's INFO lines
+    (a fresh HOME's "generated new fontManager") are kept out of a run's output: Hydra logs INFO to stdout."""
+    import matplotlib
+
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def rgb_frame(frame: np.ndarray) -> np.ndarray:

@@ -163,10 +163,9 @@ def combine_probes(per_seed: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 def token_probe_figure(results: Mapping[str, Mapping[str, Any]], path: Any) -> Any:
     """One row per task: the action probe and the distractor probe against k, FlexLAM as a line, fixed LAMs as points
     (with the seeds' standard deviation as error bars when ``results`` come from :func:`combine_probes`)."""
-    import matplotlib
+    from .media import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     from .checkpoint import atomic_path
 

@@ -15,10 +15,9 @@ from .spec import METRICS, BenchConfig
 
 def plot_budget_curves(result: dict[str, Any], cfg: BenchConfig, path: Path, view: str = "equal_updates") -> Path:
     """Mean +- standard error per budget, FlexLAM vs fixed, one panel per (suite, metric, protocol)."""
-    import matplotlib
+    from ..media import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     summary = result["summary"][view]
     panels = [(s, m, p) for s, ms in summary.items() for m, ps in ms.items() for p in ps]
@@ -48,10 +47,9 @@ def plot_budget_curves(result: dict[str, Any], cfg: BenchConfig, path: Path, vie
 def plot_learning_curves(result: dict[str, Any], cfg: BenchConfig, path: Path) -> Path:
     """Held-out MSE per budget against updates and against wall seconds: FlexLAM at every k (solid) and each
     fixed LAM at its K (dashed, same colour), means over seeds."""
-    import matplotlib
+    from ..media import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     suites = list(result["learning_curves"])
     fig, axes = plt.subplots(len(suites), 2, figsize=(11, 3.6 * len(suites)), squeeze=False)
@@ -80,10 +78,9 @@ def plot_learning_curves(result: dict[str, Any], cfg: BenchConfig, path: Path) -
 def plot_gap_heatmap(result: dict[str, Any], cfg: BenchConfig, path: Path, view: str = "equal_updates") -> Path:
     """FlexLAM minus fixed (signed so that > 0 means FlexLAM is better) over suites (variation levels) x label
     runs (the label-scarcity dial), one panel per (metric, budget); ``*`` marks cells whose 95% CI excludes 0."""
-    import matplotlib
+    from ..media import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     suites = [s.name for s in cfg.suites if s.name in result["seeds_done"]]
     runs = [run[0] for run in cfg.label_runs()]
