@@ -87,6 +87,14 @@ def controllability(lam: FlexLAM, data: TransitionSet, budgets: Sequence[int] | 
     }
 
 
+def budget_errors(report: dict[str, Any]) -> dict[str, Any]:
+    """A :func:`controllability` report as :func:`~flexlam_rl.evaluate.reconstruction_by_budget` gives it on the same
+    transitions (own-token errors, all-null, copy, code usage): where the diagnostic decoded every transition, one
+    pass serves both instead of decoding each transition a second time."""
+    return {"mse": {k: errors["own"] for k, errors in report["mse"].items()}, "null": report["null"],
+            "copy": report["copy"], "code_usage": report["code_usage"], "transitions": report["transitions"]}
+
+
 def sample(n: int, limit: int, seed: int = 0) -> np.ndarray:
     """A fixed random ``limit`` of ``n`` transitions, sorted (sequential reads): what a diagnostic decodes."""
     return np.sort(np.random.default_rng(seed).permutation(n)[: min(limit, n)])

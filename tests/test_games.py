@@ -18,8 +18,9 @@ from conftest import FAST_TRAIN, load_benchmark, tiny_lam_config
 
 from flexlam_rl import FlexLAM, LAMConfig, diagnose
 from flexlam_rl.data import load_transitions
-from flexlam_rl.diagnosis import collapse_warning, controllability
+from flexlam_rl.diagnosis import budget_errors, collapse_warning, controllability
 from flexlam_rl.errors import ConfigError, DataError, FlexLAMError
+from flexlam_rl.evaluate import reconstruction_by_budget
 from flexlam_rl.model import changed_pixels, frame_loss
 from flexlam_rl.train import TrainConfig, pretrain
 
@@ -46,6 +47,19 @@ def test_tokens_that_carry_the_action_are_controllable_and_a_blind_decoder_is_no
     warning = collapse_warning(untouched, blind.config.obs_shape)
     assert warning and "lam=games" in warning and "32x32" not in warning  # small frames are not named as a cause
     assert collapse_warning(report) is None or "Slots" in collapse_warning(report)
+
+
+def test_the_diagnostic_over_every_transition_gives_the_held_out_errors_too(pixel_dataset: str, trained: FlexLAM) -> None:
+    """pretraining's final report reads its per-budget errors off the diagnostic when that decoded every held-out
+    transition (one pass instead of two): they must be reconstruction_by_budget's numbers."""
+    data = load_transitions(pixel_dataset, heldout_fraction=0.25)
+    direct = reconstruction_by_budget(trained, data.heldout, [1, 2, 4])
+    derived = budget_errors(controllability(trained, data.heldout, [1, 2, 4]))
+    assert derived["mse"].keys() == direct["mse"].keys() and derived["transitions"] == direct["transitions"]
+    for k in direct["mse"]:
+        assert derived["mse"][k] == pytest.approx(direct["mse"][k], rel=1e-5)
+    assert derived["null"] == pytest.approx(direct["null"], rel=1e-5) and derived["copy"] == pytest.approx(direct["copy"], rel=1e-5)
+    assert derived["code_usage"] == pytest.approx(direct["code_usage"], rel=1e-6)
 
 
 def test_diagnose_contract_and_bad_input(pixel_dataset: str, trained: FlexLAM, vector_dataset: str, tmp_path) -> None:
