@@ -341,3 +341,25 @@ def test_what_the_games_page_says_of_the_variants_on_top_of_norm_pool_is_what_th
     ratios = {v: choice["variants"][v]["mean_translator_over_idm"] for v in ("stack_norm_pool", "norm_pool")}
     assert choice["chosen"] == "norm_pool"
     assert f"(mean translator / IDM {ratios['stack_norm_pool']:.2f} against {ratios['norm_pool']:.2f}" in page
+
+
+def test_the_quickstart_time_and_output_the_docs_show_are_the_measured_ones() -> None:
+    """README and Getting started quote benchmarks/results/quickstart (README command 1 in a fresh clone with a fresh
+    HOME, timed alone): its minutes, install included, and what it printed, for today's command and config."""
+    import json
+
+    from conftest import load_benchmark
+
+    module = load_benchmark("quickstart")
+    folder = ROOT / "benchmarks/results/quickstart"
+    result = json.loads((folder / "results.json").read_text())
+    readme = (ROOT / "README.md").read_text()
+    page = (DOCS / "getting-started.md").read_text()
+    assert result["command"] == module.readme_command(readme), "README command 1 changed: rerun python benchmarks/quickstart.py"
+    assert result["config_sha256"] == module.config_digest(ROOT), "configs/quickstart.yaml changed: rerun benchmarks/quickstart.py"
+    assert result["rc"] == 0 and result["wall_s"] <= module.LIMIT_S == 600
+    said = f"{result['wall_s'] / 60:.1f} minutes on 2 idle {result['machine']['cpu']} cores, install included"
+    for text in (readme, page):
+        assert said in " ".join(text.split())
+    shown = re.search(r"What it printed.*?:\n\n```\n(.*?)```", page, re.S)
+    assert shown and shown.group(1).strip() == (folder / "output.txt").read_text().strip()
