@@ -43,10 +43,12 @@ def run_pretraining(
         return {"step": result.step, "resumed_from": result.resumed_from, "lam_dir": str(result.lam_dir)}
     lam = FlexLAM.load(result.lam_dir)
     picks = sample(len(data.heldout), DIAGNOSE_TRANSITIONS)
-    every = 0 < len(picks) == len(data.heldout)  # the diagnostic decodes the whole held-out split: no second pass
-    evaluation = None if every else reconstruction_by_budget(lam, data.heldout, budgets)
-    control = controllability(lam, data.heldout, budgets, picks)
-    evaluation = evaluation or budget_errors(control)
+    if 0 < len(picks) == len(data.heldout):  # the diagnostic decodes the whole held-out split: no second pass
+        control = controllability(lam, data.heldout, budgets, picks)
+        evaluation = budget_errors(control)
+    else:  # a sample (or nothing: reconstruction_by_budget's error names the fix)
+        evaluation = reconstruction_by_budget(lam, data.heldout, budgets)
+        control = controllability(lam, data.heldout, budgets, picks)
     collapsed = collapse_warning(control, lam_cfg.obs_shape)
     if collapsed:
         warnings.warn(collapsed, FlexLAMWarning, stacklevel=2)
