@@ -10,7 +10,8 @@ cores: anything else running makes the time meaningless.
 
 Writes ``results.json`` (command, commit, the quickstart config's sha256, machine, wall time, the quickstart's own
 stage times, install = the rest) and ``output.txt`` (what the command printed to stdout from its first stage on, the
-clone's path replaced by ``/path/to``; progress bars go to stderr and are left out).
+clone's path replaced by ``/path/to``; tqdm's bars go to stderr and are left out, SB3's PPO bar prints to stdout and
+stays).
 """
 
 from __future__ import annotations
