@@ -55,19 +55,25 @@ def controllability(lam: FlexLAM, data: TransitionSet, budgets: Sequence[int] | 
     tokens_seen = []
     for batch in eval_batches(data, batch_size, indices=indices):
         x, x_next = lam.normalize(batch["obs"]), lam.normalize(batch["next_obs"], "next_obs")
-        slots, tokens = lam._tokenize(x, x_next)
+        rows = lam.eval_rows()
+        slots, tokens = (torch.cat(parts) for parts in zip(*(lam._tokenize(x[i : i + rows], x_next[i : i + rows])
+                                                            for i in range(0, x.shape[0], rows))))
         tokens_seen.append(tokens.cpu())
         n = x.shape[0]
         other = slots.roll(1, dims=0)  # another transition of the same batch
         latents = [null_fill(slots if kind == "own" else other, k, lam.null_latent) for k, kind in names]
         latents.append(null_fill(slots, 0, lam.null_latent))
-        preds = lam.fdm(x, torch.stack(latents, 1).flatten(0, 1)).view(n, len(latents), *x.shape[1:])
-        preds = torch.cat([preds, x[:, None]], 1)  # the copy baseline
-        err = (preds - x_next[:, None]) ** 2  # [n, L, ...]
-        mask = changed_pixels(x, x_next)  # [n, 1, ...] broadcast over channels
-        whole += err.flatten(2).mean(-1).sum(0).double().cpu().numpy()
-        changed += (err * mask[:, None]).flatten(2).sum(-1).sum(0).double().cpu().numpy()
-        changed_count += float(mask.expand_as(x).sum())
+        latents = torch.stack(latents, 1)  # [n, L, K, D]
+        rows = lam.eval_rows(latents.shape[1])
+        for i in range(0, n, rows):  # partners are the whole batch's; only the calls are chunked (lam.eval_rows)
+            xs, xs_next = x[i : i + rows], x_next[i : i + rows]
+            preds = lam.fdm(xs, latents[i : i + rows].flatten(0, 1)).view(len(xs), latents.shape[1], *x.shape[1:])
+            preds = torch.cat([preds, xs[:, None]], 1)  # the copy baseline
+            err = (preds - xs_next[:, None]) ** 2  # [rows, L, ...]
+            mask = changed_pixels(xs, xs_next)  # [rows, 1, ...] broadcast over channels
+            whole += err.flatten(2).mean(-1).sum(0).double().cpu().numpy()
+            changed += (err * mask[:, None]).flatten(2).sum(-1).sum(0).double().cpu().numpy()
+            changed_count += float(mask.expand_as(xs).sum())
         pixels += float(x.numel())
     lam.train(was_training)
     count = sum(len(t) for t in tokens_seen)

@@ -25,7 +25,7 @@ def reconstruction_by_budget(
     lam: FlexLAM,
     data: TransitionSet,
     budgets: Sequence[int] | None = None,
-    batch_size: int = 256,
+    batch_size: int | None = None,
     limit: int | None = None,
     indices: Sequence[int] | None = None,
 ) -> dict[str, Any]:
@@ -47,7 +47,8 @@ def reconstruction_by_budget(
     # summed on the LAM's device and read once at the end: no host sync per batch
     sums = torch.zeros(len(lengths), dtype=torch.float64, device=lam.device)
     copy_sum, count, all_tokens = torch.zeros((), dtype=torch.float64, device=lam.device), 0, []
-    for batch in eval_batches(data, max(1, batch_size // len(lengths)), limit, indices):
+    rows = max(1, batch_size // len(lengths)) if batch_size else lam.eval_rows(len(lengths))
+    for batch in eval_batches(data, rows, limit, indices):
         x, x_next = lam.normalize(batch["obs"]), lam.normalize(batch["next_obs"])
         errors, tokens = lam._errors_by_length(x, x_next, lengths)
         all_tokens.append(tokens)

@@ -56,6 +56,10 @@ def frame_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | No
     return loss
 
 
+# bytes of the widest activation one no-grad call may make: glibc serves blocks over its 32 MB mmap ceiling from fresh
+# mappings that the kernel zero-fills on every call; on a 64x64 games LAM that was most of a held-out check's time
+# (256 decoded frames per call: 1.7M page faults, ~45% of the check in the kernel)
+EVAL_ACTIVATION_BYTES = 16 * 2**20
 SATURATION_MARGIN = 2.0  # |z| past this puts FSQ's tanh bound in its flat tail (every code is reached by |z| < 1.5)
 
 
@@ -273,10 +277,22 @@ class FlexLAM(ObservationInput):
         _, tokens = self._tokenize(x, x_next)
         return tokens
 
+    def eval_rows(self, per_row: int = 1) -> int:
+        """Transitions per no-grad call when each is decoded ``per_row`` times (1: encoding), so that the widest
+        activation, a full-resolution conv stage with its skip, stays under ``EVAL_ACTIVATION_BYTES``; vectors: 256
+        frames per call."""
+        if not self.config.is_image:
+            return max(1, 256 // per_row)
+        h, w, c = self.config.obs_shape
+        frame_bytes = 4 * h * w * (self.config.channels[0] + 2 * c)
+        return max(1, EVAL_ACTIVATION_BYTES // (frame_bytes * per_row))
+
     @torch.no_grad()
-    def encode_many(self, obs: ArrayLike, next_obs: ArrayLike, batch_size: int = 256) -> torch.Tensor:
-        """Any number of transitions -> tokens ``[N, K]`` on the CPU, encoded ``batch_size`` at a time (the one
-        batched encoding every probe, translator fit, label strategy and BC target uses)."""
+    def encode_many(self, obs: ArrayLike, next_obs: ArrayLike, batch_size: int | None = None) -> torch.Tensor:
+        """Any number of transitions -> tokens ``[N, K]`` on the CPU, encoded ``batch_size`` (default
+        :meth:`eval_rows`) at a time (the one batched encoding every probe, translator fit, label strategy and BC
+        target uses)."""
+        batch_size = batch_size or self.eval_rows()
         n = len(obs)
         if len(next_obs) != n:
             raise FlexLAMError(f"obs and next_obs differ in length ({n} vs {len(next_obs)}).")
@@ -284,11 +300,12 @@ class FlexLAM(ObservationInput):
         return torch.cat(parts) if parts else torch.zeros(0, self.num_tokens, dtype=torch.int64)
 
     @torch.no_grad()
-    def encode_set(self, data: Any, indices: Sequence[int] | None = None, batch_size: int = 256) -> torch.Tensor:
+    def encode_set(self, data: Any, indices: Sequence[int] | None = None, batch_size: int | None = None) -> torch.Tensor:
         """A :class:`~flexlam_rl.data.TransitionSet`'s transitions (``indices``, default all) -> tokens ``[N, K]`` on
         the CPU, read from the set a batch at a time (a large pixel pool is never held in memory whole)."""
         from .data import eval_batches
 
+        batch_size = batch_size or self.eval_rows()
         parts = [self.encode(b["obs"], b["next_obs"]).cpu() for b in eval_batches(data, batch_size, indices=indices)]
         return torch.cat(parts) if parts else torch.zeros(0, self.num_tokens, dtype=torch.int64)
 

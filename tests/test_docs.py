@@ -162,6 +162,27 @@ def test_what_the_games_page_says_a_games_lam_costs_is_what_the_throughput_run_s
     assert f"run at {min(thin):.2f}-{max(thin):.2f} of the ceiling, the rest at {min(rest):.2f}-{max(rest):.2f}" in page
 
 
+def test_what_the_performance_page_says_of_held_out_checks_is_what_the_eval_memory_run_says() -> None:
+    import json
+
+    result = json.loads((ROOT / "benchmarks/results/eval_memory/results.json").read_text())
+    page = " ".join((ROOT / "docs/performance.md").read_text().split())
+    rows = {(r["calls"], r["keep_freed_memory"]): r for r in result["rows"]}
+    old, new = rows[("one per batch", False)], rows[("capped", True)]
+    assert f"`{result['command']}`" in page and result["threads"] == 2
+    assert (f"decoded {old['frames_per_call']['reconstruction']} and {old['frames_per_call']['controllability']} frames per call"
+            in page)
+    assert (f"{old['check']['page_faults']:,.0f} page faults and {old['check']['sys_s']:.2f} s of kernel CPU time per check, "
+            f"which took {old['check']['wall_s']:.2f} s") in page
+    assert f"here {new['frames_per_call']['reconstruction']} and {new['frames_per_call']['controllability']} frames a call" in page
+    assert (f"{new['check']['page_faults']:,.0f} page faults and {new['check']['wall_s']:.2f} s per check "
+            f"({old['check']['wall_s'] / new['check']['wall_s']:.1f}x faster)") in page
+    capped, kept = rows[("capped", False)]["check"]["wall_s"], rows[("one per batch", True)]["check"]["wall_s"]
+    assert f"Capped calls alone take {capped:.2f} s (heap trimming still hands pages back), keeping freed memory alone {kept:.2f} s" in page
+    updates = [r["update"]["ms"] for r in result["rows"]]
+    assert f"({min(updates):.0f}-{max(updates):.0f} ms across these runs)" in page
+
+
 def test_what_the_games_page_says_of_the_time_to_a_plateau_is_what_the_runs_say() -> None:
     import json
 

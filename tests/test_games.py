@@ -62,6 +62,28 @@ def test_the_diagnostic_over_every_transition_gives_the_held_out_errors_too(pixe
     assert derived["code_usage"] == pytest.approx(direct["code_usage"], rel=1e-6)
 
 
+def test_held_out_scoring_in_small_calls_gives_the_numbers_of_one_call_per_batch(pixel_dataset: str, trained: FlexLAM,
+                                                                                    monkeypatch) -> None:
+    """Scoring caps each call's activations (FlexLAM.eval_rows: large blocks cost page faults, not arithmetic);
+    the chunks must not change a number, nor which transition is another's shuffled partner."""
+    import flexlam_rl.model as model
+
+    data = load_transitions(pixel_dataset, heldout_fraction=0.25)
+    whole = (controllability(trained, data.heldout), reconstruction_by_budget(trained, data.heldout), trained.encode_set(data.heldout))
+    h, w, c = trained.config.obs_shape
+    frame_bytes = 4 * h * w * (trained.config.channels[0] + 2 * c)
+    monkeypatch.setattr(model, "EVAL_ACTIVATION_BYTES", 3 * frame_bytes)  # 3 frames a call: chunks of 1 transition
+    assert trained.eval_rows() == 3 and trained.eval_rows(9) == 1 and len(data.heldout) > 3
+    chunked = (controllability(trained, data.heldout), reconstruction_by_budget(trained, data.heldout), trained.encode_set(data.heldout))
+    assert torch.equal(chunked[2], whole[2])
+    for k in whole[0]["controllability"]:
+        assert chunked[0]["controllability"][k] == pytest.approx(whole[0]["controllability"][k], rel=1e-4, abs=1e-6)
+        for kind in ("own", "shuffled"):
+            assert chunked[0]["mse_changed"][k][kind] == pytest.approx(whole[0]["mse_changed"][k][kind], rel=1e-5)
+        assert chunked[1]["mse"][k] == pytest.approx(whole[1]["mse"][k], rel=1e-5)
+    assert chunked[0]["copy_changed"] == pytest.approx(whole[0]["copy_changed"], rel=1e-6)
+
+
 def test_diagnose_contract_and_bad_input(pixel_dataset: str, trained: FlexLAM, vector_dataset: str, tmp_path) -> None:
     trained.save(tmp_path / "lam")
     result = diagnose(str(tmp_path / "lam"), [pixel_dataset], limit=32, heldout_fraction=0.25)

@@ -346,7 +346,7 @@ def write_reports(cfg: BenchConfig, out_dir: Path, command: str, keys: dict[str,
     result = {
         "name": cfg.name, "command": command, **({"reaggregated_by": reaggregated_by} if reaggregated_by else {}),
         "config": jsonable(asdict(cfg)), "suite_keys": keys,
-        "wall_time_s": wall, "versions": _versions(), "seeds_done": {s: sorted(v) for s, v in per_seed.items()},
+        "wall_time_s": wall, "versions": versions(), "seeds_done": {s: sorted(v) for s, v in per_seed.items()},
         **agg, "per_seed": {suite: {seed: run["values"] for seed, run in seeds.items()} for suite, seeds in per_seed.items()},
     }
     atomic_write_json(out_dir / "results.json", jsonable(result))
@@ -358,7 +358,8 @@ def write_reports(cfg: BenchConfig, out_dir: Path, command: str, keys: dict[str,
     return result
 
 
-def _versions() -> dict[str, str]:
+def versions() -> dict[str, str]:
+    """The versions a result was made with (stored beside every benchmark result)."""
     import gymnasium
     import minari
     import stable_baselines3

@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 
 from ..config import parse_config, plain
 from ..errors import FlexLAMError, FlexLAMWarning
+from ..runtime import keep_freed_memory
 
 CONFIG_PATH = "pkg://flexlam_rl.configs"
 T = TypeVar("T")
@@ -95,6 +96,7 @@ def clean_errors(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], An
     @functools.wraps(task)
     def wrapper(cfg: DictConfig) -> Any:
         _plain_warnings()
+        keep_freed_memory()  # in the process that runs the task (a joblib or DDP worker too), not only the launcher
         try:
             return task(cfg)
         except KeyboardInterrupt:
