@@ -8,7 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-torch.set_num_threads(2)
+# Under pytest-xdist (the README runs `-n 2`) two workers share the 2 cores: one torch thread each, and
+# OMP_NUM_THREADS=1 for the CLIs they spawn (two 2-thread processes on 2 cores run ~10x slower than one alone).
+THREADS = 1 if os.environ.get("PYTEST_XDIST_WORKER") else 2
+os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
+torch.set_num_threads(THREADS)
 
 TINY_PIXELS = {"kind": "minigrid_rgb", "frame_size": 32}
 TINY_LAM = {"channels": [8, 16], "hidden_dim": 64, "latent_dim": 8, "num_tokens": 4, "fsq_levels": [4]}

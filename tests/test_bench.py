@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import THREADS
 
 from flexlam_rl.bench import BenchConfig, SuiteSpec, aggregate, mean_se
 from flexlam_rl.bench.report import _mean_curves, final_change, models_table
@@ -19,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _bench(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "flexlam_rl.cli.bench", *args], cwd=cwd, env=os.environ.copy(),
+    return subprocess.run([sys.executable, "-m", "flexlam_rl.cli.bench", *args, f"threads={THREADS}"], cwd=cwd, env=os.environ.copy(),
                           capture_output=True, text=True, timeout=850)
 
 
