@@ -55,9 +55,9 @@ def controllability(lam: FlexLAM, data: TransitionSet, budgets: Sequence[int] | 
     tokens_seen = []
     for batch in eval_batches(data, batch_size, indices=indices):
         x, x_next = lam.normalize(batch["obs"]), lam.normalize(batch["next_obs"], "next_obs")
-        rows = lam.eval_rows()
-        slots, tokens = (torch.cat(parts) for parts in zip(*(lam._tokenize(x[i : i + rows], x_next[i : i + rows])
-                                                            for i in range(0, x.shape[0], rows))))
+        step = lam.eval_rows()
+        slots, tokens = (torch.cat(parts) for parts in zip(*(lam._tokenize(x[i : i + step], x_next[i : i + step])
+                                                            for i in range(0, x.shape[0], step))))
         tokens_seen.append(tokens.cpu())
         n = x.shape[0]
         other = slots.roll(1, dims=0)  # another transition of the same batch

@@ -57,8 +57,7 @@ def frame_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | No
 
 
 # bytes of the widest activation one no-grad call may make: glibc serves blocks over its 32 MB mmap ceiling from fresh
-# mappings that the kernel zero-fills on every call; on a 64x64 games LAM that was most of a held-out check's time
-# (256 decoded frames per call: 1.7M page faults, ~45% of the check in the kernel)
+# mappings that the kernel zero-fills on every call (benchmarks/results/eval_memory: a games LAM's held-out check)
 EVAL_ACTIVATION_BYTES = 16 * 2**20
 SATURATION_MARGIN = 2.0  # |z| past this puts FSQ's tanh bound in its flat tail (every code is reached by |z| < 1.5)
 
