@@ -11,6 +11,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
+from conftest import THREADS
 from gymnasium.utils.env_checker import check_env
 
 from flexlam_rl import FlexLAM, LAMConfig
@@ -161,7 +162,8 @@ def test_token_probes_find_the_distractor_and_the_action(tmp_path: Path) -> None
 @pytest.mark.timeout(900)  # about 45 s on an idle 2-core machine
 def test_variation_smoke_scale_writes_the_gap_heatmap(tmp_path: Path) -> None:
     out = tmp_path / "variation"
-    run = subprocess.run([sys.executable, "-m", "flexlam_rl.cli.bench", "scale=variation_smoke", f"out_dir={out}"], cwd=tmp_path,
+    run = subprocess.run([sys.executable, "-m", "flexlam_rl.cli.bench", "scale=variation_smoke", f"out_dir={out}",
+                          f"threads={THREADS}"], cwd=tmp_path,
                          env=os.environ.copy(), capture_output=True, text=True, timeout=850)
     assert run.returncode == 0, run.stderr[-3000:]
     result = json.loads((out / "results.json").read_text())
