@@ -359,6 +359,15 @@ def test_what_the_games_page_says_of_the_variants_on_top_of_norm_pool_is_what_th
     inject = {game: read(game, "inject_norm_pool")["controllability"]["8"] for game in ("starpilot", "bigfish")}
     assert inject["starpilot"] <= 0.05 < inject["bigfish"]
     assert f"on BigFish ({inject['bigfish']:.2f} at k = 8) but not on StarPilot ({inject['starpilot']:.2f})" in page
+    skip4 = {game: read(game, "skip4_norm_pool") for game in ("starpilot", "bigfish", "coinrun")}
+    control = {game: run["controllability"]["8"] for game, run in skip4.items()}
+    assert control["bigfish"] <= 0.05 < min(control["starpilot"], control["coinrun"])  # the rule's test: frame skip 1 stays
+    starpilot = skip4["starpilot"]
+    assert f"it uses its code on StarPilot ({control['starpilot']:.2f} at k = 8)" in page
+    assert f"({starpilot['translator_best']:.3f} from {starpilot['labels']} labels, chance 0.067)" in page
+    assert f"CoinRun's stays used ({control['coinrun']:.2f})" in page
+    assert f"its code goes unused ({control['bigfish']:.2f}, where `norm_pool` without the frame skip reaches " \
+           f"{read('bigfish', 'norm_pool')['controllability']['8']:.2f})" in page
     ratios = {v: choice["variants"][v]["mean_translator_over_idm"] for v in ("stack_norm_pool", "norm_pool")}
     assert choice["chosen"] == "norm_pool"
     assert f"(mean translator / IDM {ratios['stack_norm_pool']:.2f} against {ratios['norm_pool']:.2f}" in page
