@@ -198,6 +198,16 @@ def test_what_the_games_page_says_of_the_time_to_a_plateau_is_what_the_runs_say(
             f"{coinrun['idle_2core_min']:.0f} minutes on 2 idle cores") in page
     pong = runs["pong"]
     assert pong["plateaued"] and pong["threads"] == 1
+    bigfish = runs["procgen-bigfish"]
+    at_3000 = json.loads((ROOT / "benchmarks/results/games_procgen/per_run/procgen-bigfish_norm_pool_s0_3000.json").read_text())
+    assert bigfish["plateaued"] and bigfish["threads"] == 2
+    assert (f"BigFish plateaued after {bigfish['updates']} updates ({bigfish['wall_s'] / 60:.0f} minutes as run, at two threads "
+            f"beside other jobs), its code used there as barely as at 3000 updates (controllability "
+            f"{bigfish['controllability']['8']:.2f} at k = 8, against {at_3000['controllability']['8']:.2f} then)") in page
+    freeway = runs["freeway"]
+    assert freeway["plateaued"] and freeway["threads"] == 2
+    assert (f"Freeway plateaued after {freeway['updates']} updates ({freeway['wall_s'] / 60:.0f} minutes as run, at two "
+            f"threads), about {freeway['idle_2core_min']:.0f} minutes on 2 idle cores") in page
     assert (f"Pong plateaued after {pong['updates']} updates: {pong['wall_s'] / 60:.0f} minutes as run, about "
             f"{pong['idle_2core_min']:.0f} minutes on 2 idle cores") in page
     starpilot = runs["procgen-starpilot"]
@@ -335,7 +345,8 @@ def test_what_the_games_bench_page_says_of_its_cut_is_what_the_plateau_runs_say(
     from flexlam_rl.bench.spec import load_scale
 
     plateau = json.loads((ROOT / "benchmarks/results/games_plateau/results.json").read_text())
-    atari = [r["updates"] for r in plateau["runs"] if not r["game"].startswith("procgen-") and r["plateaued"]]
+    games = {task for suite in load_scale("games").suites for task in suite.tasks}  # the suite's games (Freeway came later)
+    atari = [r["updates"] for r in plateau["runs"] if r["game"] in games and r["plateaued"]]
     hours = [10 * 5 * u * plateau["ms_per_update_idle"] / 1000 / 3600 for u in (min(atari), max(atari))]
     page = " ".join((ROOT / "docs/benchmarks/games_bench.md").read_text().split())
     assert f"one Atari FlexLAM took {min(atari)}-{max(atari)} updates" in page
