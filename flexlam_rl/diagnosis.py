@@ -53,9 +53,9 @@ def controllability(lam: FlexLAM, data: TransitionSet, budgets: Sequence[int] | 
     whole, changed = np.zeros(len(names) + 2), np.zeros(len(names) + 2)  # + null, copy
     pixels = changed_count = 0.0
     tokens_seen = []
+    step, rows = lam.eval_rows(), lam.eval_rows(len(names) + 1)  # transitions per call: encoding; decoding every latent
     for batch in eval_batches(data, batch_size, indices=indices):
         x, x_next = lam.normalize(batch["obs"]), lam.normalize(batch["next_obs"], "next_obs")
-        step = lam.eval_rows()
         slots, tokens = (torch.cat(parts) for parts in zip(*(lam._tokenize(x[i : i + step], x_next[i : i + step])
                                                             for i in range(0, x.shape[0], step))))
         tokens_seen.append(tokens.cpu())
@@ -64,7 +64,6 @@ def controllability(lam: FlexLAM, data: TransitionSet, budgets: Sequence[int] | 
         latents = [null_fill(slots if kind == "own" else other, k, lam.null_latent) for k, kind in names]
         latents.append(null_fill(slots, 0, lam.null_latent))
         latents = torch.stack(latents, 1)  # [n, L, K, D]
-        rows = lam.eval_rows(latents.shape[1])
         for i in range(0, n, rows):  # partners are the whole batch's; only the calls are chunked (lam.eval_rows)
             xs, xs_next = x[i : i + rows], x_next[i : i + rows]
             preds = lam.fdm(xs, latents[i : i + rows].flatten(0, 1)).view(len(xs), latents.shape[1], *x.shape[1:])

@@ -282,9 +282,12 @@ class FlexLAM(ObservationInput):
         frames per call."""
         if not self.config.is_image:
             return max(1, 256 // per_row)
+        return max(1, EVAL_ACTIVATION_BYTES // (self._eval_frame_bytes() * per_row))
+
+    def _eval_frame_bytes(self) -> int:
+        """fp32 bytes one decoded frame takes in the widest stage: the first conv's channels plus o_t and o_t+1."""
         h, w, c = self.config.obs_shape
-        frame_bytes = 4 * h * w * (self.config.channels[0] + 2 * c)
-        return max(1, EVAL_ACTIVATION_BYTES // (frame_bytes * per_row))
+        return 4 * h * w * (self.config.channels[0] + 2 * c)
 
     @torch.no_grad()
     def encode_many(self, obs: ArrayLike, next_obs: ArrayLike, batch_size: int | None = None) -> torch.Tensor:

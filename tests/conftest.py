@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,12 @@ import torch
 THREADS = 1 if os.environ.get("PYTEST_XDIST_WORKER") else 2
 os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
 torch.set_num_threads(THREADS)
+
+def run_bench(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """``flexlam-bench`` as a user runs it, at this worker's thread count."""
+    return subprocess.run([sys.executable, "-m", "flexlam_rl.cli.bench", *args, f"threads={THREADS}"], cwd=cwd,
+                          env=os.environ.copy(), capture_output=True, text=True, timeout=850)
+
 
 TINY_PIXELS = {"kind": "minigrid_rgb", "frame_size": 32}
 TINY_LAM = {"channels": [8, 16], "hidden_dim": 64, "latent_dim": 8, "num_tokens": 4, "fsq_levels": [4]}

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import THREADS
+from conftest import run_bench
 
 from flexlam_rl.bench import BenchConfig, SuiteSpec, aggregate, mean_se
 from flexlam_rl.bench.report import _mean_curves, final_change, models_table
@@ -19,16 +16,11 @@ from flexlam_rl.bench.report import _mean_curves, final_change, models_table
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _bench(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "flexlam_rl.cli.bench", *args, f"threads={THREADS}"], cwd=cwd, env=os.environ.copy(),
-                          capture_output=True, text=True, timeout=850)
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(900)  # under a minute on an idle 2-core machine; a loaded one can take several
 def test_smoke_scale_writes_every_report(tmp_path: Path) -> None:
     out = tmp_path / "smoke"
-    run = _bench("scale=smoke", f"out_dir={out}", cwd=tmp_path)
+    run = run_bench("scale=smoke", f"out_dir={out}", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     result = json.loads((out / "results.json").read_text())
     assert result["seeds_done"] == {"minigrid": [0, 1], "reach": [0, 1]}
@@ -61,9 +53,9 @@ def test_smoke_scale_writes_every_report(tmp_path: Path) -> None:
         assert (out / plot).stat().st_size > 10_000
     assert {p.name for p in (out / "gifs").iterdir()} >= {"minigrid_flexlam_k2.gif", "minigrid_fixed_k2.gif"}
 
-    again = _bench("scale=smoke", f"out_dir={out}", cwd=tmp_path)  # cached: only re-aggregates
+    again = run_bench("scale=smoke", f"out_dir={out}", cwd=tmp_path)  # cached: only re-aggregates
     assert again.returncode == 0 and again.stdout.count("already done") == 4
-    report = _bench("scale=smoke", f"out_dir={out}", "report_only=true", cwd=tmp_path)
+    report = run_bench("scale=smoke", f"out_dir={out}", "report_only=true", cwd=tmp_path)
     assert report.returncode == 0 and "equal_updates: FlexLAM better in" in report.stdout
 
 
@@ -74,7 +66,7 @@ def test_games_scale_scores_diagnostics_and_suites_without_an_expert(tmp_path: P
     expert data (as Procgen) is aligned and scored on every behaviour's held-out episodes, without latent BC."""
     pytest.importorskip("ale_py")
     out = tmp_path / "games"
-    run = _bench("scale=games_smoke", f"out_dir={out}", cwd=tmp_path)
+    run = run_bench("scale=games_smoke", f"out_dir={out}", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     result = json.loads((out / "results.json").read_text())
     summary = result["summary"]["equal_updates"]
@@ -114,9 +106,9 @@ def test_games_scale_scores_diagnostics_and_suites_without_an_expert(tmp_path: P
 
 @pytest.mark.slow
 def test_unknown_suite_and_missing_results_are_clear_errors(tmp_path: Path) -> None:
-    run = _bench("scale=smoke", "only=[nope]", f"out_dir={tmp_path / 'x'}", cwd=tmp_path)
+    run = run_bench("scale=smoke", "only=[nope]", f"out_dir={tmp_path / 'x'}", cwd=tmp_path)
     assert run.returncode == 2 and "unknown suites ['nope']" in run.stderr
-    run = _bench("scale=smoke", "report_only=true", f"out_dir={tmp_path / 'empty'}", cwd=tmp_path)
+    run = run_bench("scale=smoke", "report_only=true", f"out_dir={tmp_path / 'empty'}", cwd=tmp_path)
     assert run.returncode == 2 and "No finished seeds" in run.stderr
 
 

@@ -70,9 +70,7 @@ def test_held_out_scoring_in_small_calls_gives_the_numbers_of_one_call_per_batch
 
     data = load_transitions(pixel_dataset, heldout_fraction=0.25)
     whole = (controllability(trained, data.heldout), reconstruction_by_budget(trained, data.heldout), trained.encode_set(data.heldout))
-    h, w, c = trained.config.obs_shape
-    frame_bytes = 4 * h * w * (trained.config.channels[0] + 2 * c)
-    monkeypatch.setattr(model, "EVAL_ACTIVATION_BYTES", 3 * frame_bytes)  # 3 frames a call: chunks of 1 transition
+    monkeypatch.setattr(model, "EVAL_ACTIVATION_BYTES", 3 * trained._eval_frame_bytes())  # 3 frames a call: chunks of 1 transition
     assert trained.eval_rows() == 3 and trained.eval_rows(9) == 1 and len(data.heldout) > 3
     chunked = (controllability(trained, data.heldout), reconstruction_by_budget(trained, data.heldout), trained.encode_set(data.heldout))
     assert torch.equal(chunked[2], whole[2])

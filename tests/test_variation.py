@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import pytest
-from conftest import THREADS
+from conftest import run_bench
 from gymnasium.utils.env_checker import check_env
 
 from flexlam_rl import FlexLAM, LAMConfig
@@ -162,9 +159,7 @@ def test_token_probes_find_the_distractor_and_the_action(tmp_path: Path) -> None
 @pytest.mark.timeout(900)  # about 45 s on an idle 2-core machine
 def test_variation_smoke_scale_writes_the_gap_heatmap(tmp_path: Path) -> None:
     out = tmp_path / "variation"
-    run = subprocess.run([sys.executable, "-m", "flexlam_rl.cli.bench", "scale=variation_smoke", f"out_dir={out}",
-                          f"threads={THREADS}"], cwd=tmp_path,
-                         env=os.environ.copy(), capture_output=True, text=True, timeout=850)
+    run = run_bench("scale=variation_smoke", f"out_dir={out}", cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
     result = json.loads((out / "results.json").read_text())
     assert result["seeds_done"] == {"minigrid_dynamic": [0, 1], "reach_d1": [0, 1]}
