@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from .align import Translator
 from .budgets import check_prefix_len
-from .config import check_int, parse_config
+from .config import check_int, is_int, parse_config
 from .data import TransitionSet, eval_batches
 from .errors import ConfigError, DataError
 from .fit import FitConfig, fit, seeded
@@ -215,7 +215,7 @@ def evaluate_latent_bc(
 
 
 def evaluate_adaptive_latent_bc(policy: LatentBCPolicy, lam: FlexLAM, translator: Translator, env: str, episodes: int,
-                                seed: int) -> dict[str, float]:
+                                seed: int, max_episode_steps: int | None = None) -> dict[str, float]:
     """Mean and standard error of the return of an adaptive policy, and the tokens it used per step."""
     from .wrappers import AdaptiveLatentActionWrapper, lam_env
 
@@ -226,17 +226,18 @@ def evaluate_adaptive_latent_bc(policy: LatentBCPolicy, lam: FlexLAM, translator
         used.append(int(action[-1]) + 1)
         return action
 
-    with AdaptiveLatentActionWrapper(lam_env(env, lam), lam, translator) as wrapped:
+    with AdaptiveLatentActionWrapper(lam_env(env, lam, max_episode_steps=max_episode_steps), lam, translator) as wrapped:
         returns = rollout_returns(wrapped, act, episodes, seed)
     return {"mean": float(np.mean(returns)), "stderr": standard_error(returns),
             "mean_tokens": float(np.mean(used))}
 
 
-def random_returns(env: str, episodes: int, seed: int, frame_size: int | None = None) -> list[float]:
-    """Returns of uniformly random real actions: the floor latent BC is compared with."""
+def random_returns(env: str, episodes: int, seed: int, frame_size: int | None = None,
+                   max_episode_steps: int | None = None) -> list[float]:
+    """Returns of uniformly random real actions: the floor latent BC is compared with (under the same step cap)."""
     from .envs import task_at_frame_size
 
-    with task_at_frame_size(env, frame_size).make() as raw:
+    with task_at_frame_size(env, frame_size).make(max_episode_steps) as raw:
         raw.action_space.seed(seed)
         return rollout_returns(raw, lambda obs: raw.action_space.sample(), episodes, seed)
 
@@ -244,12 +245,14 @@ def random_returns(env: str, episodes: int, seed: int, frame_size: int | None = 
 def run_latent_bc(
     lam_dir: str | Path, env: str, expert_datasets: Sequence[str], train_cfg: LatentBCTrainConfig, *,
     translator_dir: str | Path | None = None, budgets: Sequence[int] | None = None, episodes: int = 20, seed: int = 10_000,
-    out: str | Path | None = None, gif: bool = True, adaptive_tol: float | None = None,
+    out: str | Path | None = None, gif: bool = True, adaptive_tol: float | None = None, max_episode_steps: int | None = None,
 ) -> dict[str, Any]:
     """``flexlam-latent-bc`` as a library call: clone on ``expert_datasets`` (actions never read), score
     every budget on ``env`` against a random policy, save the policy (default ``<lam_dir>/../latent_bc``),
     a GIF at the best budget and ``latent_bc_metrics.json``; returns those metrics. ``adaptive_tol``: also
-    train and score an adaptive-length policy (:func:`train_latent_bc` with ``tol``), saved to ``<out>_adaptive``."""
+    train and score an adaptive-length policy (:func:`train_latent_bc` with ``tol``), saved to ``<out>_adaptive``.
+    ``max_episode_steps`` caps every scored episode (the policy's, the random floor's, the GIF's): None keeps the
+    task's own limit (thousands of steps on the Atari tasks, where a policy that never loses plays them all)."""
     from .checkpoint import atomic_write_json
     from .data import load_transitions
     from .media import write_gif
@@ -263,11 +266,13 @@ def run_latent_bc(
             raise DataError(f"Expert dataset {source.describe()} does not fit the LAM at {lam_dir}, which reads observations "
                             f"{lam.config.obs_shape} (preprocessing {lam.config.preprocess}); collect expert data with the "
                             f"LAM's preprocessing.")
+    if max_episode_steps is not None and not (is_int(max_episode_steps) and max_episode_steps >= 1):
+        raise ConfigError(f"max_episode_steps must be a positive integer or null (the task's own limit), got {max_episode_steps!r}.")
     latent_env(env, lam, translator, 1).close()  # the env must fit the LAM's observations and the translator's actions
     policy = train_latent_bc(lam, expert, train_cfg)
     budgets = list(budgets) if budgets else list(range(1, lam.num_tokens + 1))
-    by_budget = evaluate_latent_bc(policy, lam, translator, env, budgets, episodes, seed)
-    rand = random_returns(env, episodes, seed)
+    by_budget = evaluate_latent_bc(policy, lam, translator, env, budgets, episodes, seed, max_episode_steps=max_episode_steps)
+    rand = random_returns(env, episodes, seed, max_episode_steps=max_episode_steps)
     out = Path(out) if out else lam_dir.parent / "latent_bc"
     policy.save(out, extra={"lam": str(lam_dir.resolve()), "expert_datasets": list(expert_datasets),
                             "train": asdict(train_cfg), "returns": by_budget})
@@ -275,14 +280,16 @@ def run_latent_bc(
     gif_path = None
     if gif:
         frames: dict[int, list[np.ndarray]] = {}
-        evaluate_latent_bc(policy, lam, translator, env, [best], 1, seed, gif_frames=frames)
+        evaluate_latent_bc(policy, lam, translator, env, [best], 1, seed, gif_frames=frames, max_episode_steps=max_episode_steps)
         gif_path = write_gif(frames[best], out.parent / f"latent_bc_k{best}.gif")
     metrics = {"returns": by_budget, "random": {"mean": float(np.mean(rand)), "stderr": standard_error(rand)},
-               "env": env, "episodes": episodes, "expert_transitions": len(expert), "best_budget": best,
+               "env": env, "episodes": episodes, "max_episode_steps": max_episode_steps, "expert_transitions": len(expert),
+               "best_budget": best,
                "policy": str(out.resolve()), "gif": str(gif_path) if gif_path else None}
     if adaptive_tol is not None:
         adaptive = train_latent_bc(lam, expert, train_cfg, tol=adaptive_tol)
-        metrics["adaptive"] = {"tol": adaptive_tol, **evaluate_adaptive_latent_bc(adaptive, lam, translator, env, episodes, seed)}
+        metrics["adaptive"] = {"tol": adaptive_tol, **evaluate_adaptive_latent_bc(adaptive, lam, translator, env, episodes, seed,
+                                                                                      max_episode_steps)}
         adaptive.save(out.parent / f"{out.name}_adaptive", extra={"lam": str(lam_dir.resolve()), "tol": adaptive_tol,
                                                                   "returns": metrics["adaptive"]})
     atomic_write_json(out.parent / "latent_bc_metrics.json", metrics)

@@ -26,6 +26,8 @@ def test_smoke_scale_writes_every_report(tmp_path: Path) -> None:
     assert result["seeds_done"] == {"minigrid": [0, 1], "reach": [0, 1]}
     assert set(result["summary"]["equal_updates"]["minigrid"]) == {"recon", "align", "bc_return", "ppo_return"}
     assert set(result["summary"]["equal_compute"]["minigrid"]) == {"recon", "align", "bc_return"}  # PPO: secondary, one view
+    ppo = result["summary"]["equal_updates"]["minigrid"]["ppo_return"]["standard"]
+    assert all(math.isfinite(cell["mean"]) for method in ppo.values() for cell in method.values())  # every PPO run ended episodes
     for view in ("equal_updates", "equal_compute"):
         assert set(result["summary"][view]["reach"]) == {"recon", "align", "bc_return"}  # no PPO on reach
     claims = result["claims"]

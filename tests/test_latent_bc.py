@@ -7,12 +7,14 @@ import pytest
 import torch
 
 from flexlam_rl.data import load_transitions
+from flexlam_rl.errors import ConfigError
 from flexlam_rl.latent_bc import (
     LatentBCPolicy,
     LatentBCTrainConfig,
     evaluate_latent_bc,
     random_returns,
     rollout_returns,
+    run_latent_bc,
     token_targets,
     train_latent_bc,
 )
@@ -60,3 +62,18 @@ def test_rollout_records_frames_of_the_first_episode() -> None:
     frames: list = []
     returns = rollout_returns(env, lambda o: env.action_space.sample(), 2, 0, frames)
     assert len(returns) == 2 and len(frames) == int(returns[0]) + 1
+
+
+def test_run_latent_bc_caps_every_scored_episode(cartpole_models, cartpole_expert_dataset, tmp_path) -> None:
+    """A cap of 12 steps holds for the policy, the random floor and the GIF alike (CartPole pays 1 per step),
+    so a long game (Pong, Breakout) can be scored in minutes; a cap that is not a positive integer is refused."""
+    bc = LatentBCTrainConfig(steps=50)
+    metrics = run_latent_bc(cartpole_models["lam_dir"], "cartpole", [cartpole_expert_dataset], bc, budgets=[2], episodes=2,
+                            translator_dir=cartpole_models["translator_dir"], out=tmp_path / "bc", max_episode_steps=12)
+    assert metrics["max_episode_steps"] == 12 and metrics["returns"][2]["mean"] <= 12 and metrics["random"]["mean"] <= 12
+    uncapped = float(np.mean(random_returns("cartpole", 2, seed=10_000)))
+    assert metrics["random"]["mean"] < uncapped  # the cap cut the random floor's episodes too
+    with pytest.raises(ConfigError, match=r"max_episode_steps must be a positive integer or null.*got 0"):
+        run_latent_bc(cartpole_models["lam_dir"], "cartpole", [cartpole_expert_dataset], bc, max_episode_steps=0,
+                      translator_dir=cartpole_models["translator_dir"], out=tmp_path / "never")
+    assert not (tmp_path / "never").exists()

@@ -182,11 +182,12 @@ def test_atari_end_to_end_from_the_command_line(tmp_path: Path) -> None:
     align = cli("align", f"lam_dir={tmp_path / 'run' / 'lam'}", "labels.count=20", "translator.steps=5", "translator.hidden_dim=16")
     assert "labels" in align and "accuracy" in align
     bc = cli("latent_bc", f"lam_dir={tmp_path / 'run' / 'lam'}", "env=breakout", "expert_datasets=[atari/breakout/expert-v0]",
-             "bc.steps=3", "episodes=1", "budgets=[1,4]")
-    assert "| return |" in bc
+             "bc.steps=3", "episodes=1", "budgets=[1,4]", "max_episode_steps=60")
+    assert "| return |" in bc and "(at most 60 steps each)" in bc
     agent = cli("train_agent", "agent.env=breakout", f"agent.lam_dir={tmp_path / 'run' / 'lam'}", "agent.prefix_len=2",
                 "agent.total_timesteps=64", "agent.n_envs=2", "agent.eval_freq=64", "agent.eval_episodes=1",
-                "agent.progress_bar=false", "agent.algo_kwargs={n_steps: 32, batch_size: 32}", f"run_dir={tmp_path / 'agent'}")
+                "agent.progress_bar=false", "agent.algo_kwargs={n_steps: 32, batch_size: 32}", "agent.max_episode_steps=60",
+                f"run_dir={tmp_path / 'agent'}")
     assert (tmp_path / "agent" / "model.zip").is_file() and "final eval mean return" in agent
     inspect = cli("inspect", f"run_dir={tmp_path / 'run'}")
     assert "step 4 of 4" in inspect and "atari/breakout/random-v0" in inspect and "predictions" in inspect

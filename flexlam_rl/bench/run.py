@@ -340,6 +340,7 @@ def _ppo_config(cfg: BenchConfig, suite: SuiteSpec, lam_dir: str, translator: Pa
     return AgentConfig(
         env=suite.stress_task, frame_size=suite.frame_size, lam_dir=str(lam_dir), translator_dir=str(translator),
         prefix_len=k, total_timesteps=cfg.ppo_steps, n_envs=cfg.ppo_n_envs, seed=seed, eval_freq=10**9,
+        max_episode_steps=suite.max_episode_steps,
         eval_episodes=cfg.ppo_eval_episodes, device="cpu", progress_bar=False, gif=False, algo_kwargs=dict(PPO_ALGO_KWARGS),
     )
 

@@ -38,7 +38,7 @@ class SuiteSpec:
     data: dict[str, dict[str, Any]]  # behaviour -> {episodes, epsilon?}
     stress_task: str
     ppo: bool = True
-    max_episode_steps: int | None = None  # cap on data and evaluation episodes (None: the task's own)
+    max_episode_steps: int | None = None  # cap on data, latent BC and PPO episodes (None: the task's own)
     protocols: list[str] | None = None  # label protocols for this suite (None: the scale's); low_return needs returns
 
     def __post_init__(self) -> None:

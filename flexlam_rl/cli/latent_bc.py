@@ -18,10 +18,12 @@ def latent_bc_from_config(cfg: DictConfig) -> dict[str, Any]:
         cfg.lam_dir, cfg.env, plain(cfg.expert_datasets), section(LatentBCTrainConfig, cfg.bc, "bc"),
         translator_dir=cfg.translator_dir, budgets=plain(cfg.budgets), episodes=int(cfg.episodes), seed=int(cfg.seed),
         out=cfg.out, gif=bool(cfg.gif), adaptive_tol=plain(cfg.get("adaptive_tol")),
+        max_episode_steps=plain(cfg.get("max_episode_steps")),
     )
     returns = metrics["returns"]
+    cap = f" (at most {metrics['max_episode_steps']} steps each)" if metrics["max_episode_steps"] else ""
     print(f"latent BC on {metrics['expert_transitions']} action-free expert transitions; mean return over "
-          f"{cfg.episodes} episodes of {cfg.env}:")
+          f"{cfg.episodes} episodes of {cfg.env}{cap}:")
     print(markdown_table(["k", *returns, "random"],
                          [["return", *(f"{v['mean']:.3f}" for v in returns.values()), f"{metrics['random']['mean']:.3f}"]]))
     if "adaptive" in metrics:
