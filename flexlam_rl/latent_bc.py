@@ -177,16 +177,18 @@ def rollout_returns(env: gym.Env, act: Callable[[np.ndarray], Any], episodes: in
     return returns
 
 
-def latent_env(env: str, lam: FlexLAM, translator: Translator, prefix_len: int,
+def latent_env(env: str | gym.Env, lam: FlexLAM, translator: Translator, prefix_len: int,
                translations: dict[int, Any] | None = None, max_episode_steps: int | None = None) -> gym.Env:
     """A task or Gymnasium id, seen as ``lam`` sees it, acting through ``lam`` + ``translator`` at budget k.
 
+    ``env`` may also be an env :func:`~flexlam_rl.wrappers.lam_env` made (then ``max_episode_steps`` is its own):
+    several budgets can share it, and its construction (a ROM load on Atari) is paid once.
     ``translations`` (budget -> :class:`~flexlam_rl.wrappers.LatentTranslation`, filled here) lets the envs of
     several tasks share one translation and its memo per budget; the caller keeps one dict per (LAM, translator).
     """
     from .wrappers import LatentActionWrapper, LatentTranslation, lam_env
 
-    raw = lam_env(env, lam, max_episode_steps=max_episode_steps)
+    raw = env if isinstance(env, gym.Env) else lam_env(env, lam, max_episode_steps=max_episode_steps)
     if translations is None:
         return LatentActionWrapper(raw, lam, translator, prefix_len)
     if prefix_len not in translations:
@@ -204,13 +206,17 @@ def evaluate_latent_bc(
     With ``gif_frames``, each budget's first episode is recorded into ``gif_frames[k]``; ``translations``: see
     :func:`latent_env` (evaluating one translator on several tasks); ``max_episode_steps``: None keeps the task's.
     """
+    from .wrappers import lam_env
+
+    budgets = [check_prefix_len(k, policy.config.num_tokens) for k in budgets]
     out = {}
-    for k in budgets:
-        k = check_prefix_len(k, policy.config.num_tokens)
-        frames = None if gif_frames is None else gif_frames.setdefault(k, [])
-        with latent_env(env, lam, translator, k, translations, max_episode_steps) as wrapped:
+    # one env for every budget: each episode resets it with its own seed, so budgets still see the same episodes
+    with lam_env(env, lam, max_episode_steps=max_episode_steps) as raw:
+        for k in budgets:
+            frames = None if gif_frames is None else gif_frames.setdefault(k, [])
+            wrapped = latent_env(raw, lam, translator, k, translations)  # not closed: that would close ``raw``
             returns = rollout_returns(wrapped, lambda o, k=k: policy.act(np.asarray(o)[None], k)[0], episodes, seed, frames)
-        out[k] = {"mean": float(np.mean(returns)), "stderr": standard_error(returns)}
+            out[k] = {"mean": float(np.mean(returns)), "stderr": standard_error(returns)}
     return out
 
 

@@ -42,6 +42,8 @@ def test_latent_bc_on_expert_data_beats_a_random_policy_at_every_budget(cartpole
     random = float(np.mean(random_returns("cartpole", 10, seed=0)))
     assert set(scores) == {1, 4}
     assert all(s["mean"] > 4 * random for s in scores.values()), (scores, random)
+    # budgets share one env, reset with each episode's seed: the returns of one env per budget
+    assert {k: evaluate_latent_bc(policy, lam, translator, "cartpole", [k], episodes=3, seed=0)[k] for k in (4, 1)} == scores
     shared: dict = {}  # one translation per budget, reused (memo and all) by a second evaluation: same returns
     for _ in range(2):
         assert evaluate_latent_bc(policy, lam, translator, "cartpole", [1, 4], episodes=3, seed=0, translations=shared) == scores

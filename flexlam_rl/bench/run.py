@@ -264,11 +264,11 @@ class SeedWork:
             out["align"][run] = scores[0] if len(self.groups) == 1 else {k: [s[k] for s in scores] for k in budgets}
             if policy is not None:
                 memos: dict[int, dict[int, Any]] = {}  # one translation (and memo) per translator and budget
-                out["bc_return"][run] = {k: [evaluate_latent_bc(policy, lam, translators[run][task], task, [k], cfg.eval_episodes,
-                                                                EVAL_SEED_BASE + seed * 1000,
-                                                                translations=memos.setdefault(id(translators[run][task]), {}),
-                                                                max_episode_steps=self.suite.max_episode_steps)[k]["mean"]
-                                             for task in self.suite.tasks if task in translators[run]] for k in budgets}
+                by_task = [evaluate_latent_bc(policy, lam, translators[run][task], task, budgets, cfg.eval_episodes,
+                                              EVAL_SEED_BASE + seed * 1000, translations=memos.setdefault(id(translators[run][task]), {}),
+                                              max_episode_steps=self.suite.max_episode_steps)
+                           for task in self.suite.tasks if task in translators[run]]
+                out["bc_return"][run] = {k: [returns[k]["mean"] for returns in by_task] for k in budgets}
             if ppo:
                 stress = next(result for tasks, result in results.items() if self.suite.stress_task in tasks)
                 out.setdefault("ppo_return", {})[run] = self.ppo_returns(lam, stress, run, align_cfg, budgets)
