@@ -404,3 +404,25 @@ def test_the_quickstart_time_and_output_the_docs_show_are_the_measured_ones() ->
         assert said in " ".join(text.split())
     shown = re.search(r"What it printed.*?:\n\n```\n(.*?)```", page, re.S)
     assert shown and shown.group(1).strip() == (folder / "output.txt").read_text().strip()
+
+
+def test_what_the_data_guide_says_of_breakout_without_lam_games_is_what_the_atari_run_says() -> None:
+    import json
+
+    result = json.loads((ROOT / "benchmarks/results/atari/results.json").read_text())
+    page = " ".join((ROOT / "docs/guide/data.md").read_text().split())
+    assert f"`{result['command']}` runs these stages with the default LAM" in page
+    assert not result["lam"].get("code_norm") and not any(word.startswith("lam=") for stage in result["stages"]
+                                                         for word in stage["command"].split())
+    walls = [round(stage["wall_s"]) for stage in result["stages"]]
+    assert (f"collect {walls[0]} s + {walls[1]} s, pretrain {walls[2]} s, align {walls[3]} s, latent BC {walls[4]} s, "
+            f"PPO {walls[5]} s") in page
+    assert set(result["code_usage"]) == {1.0} and f"perplexity {result['code_usage'][0]:.2f} of {len(result['code_usage'])}" in page
+    null, copy = (f"{result[key]:.1e}".replace("e-0", "e-") for key in ("null_mse", "copy_mse"))
+    assert f"the all-null error ({null}, against {copy} for copying o_t)" in page
+    align = result["align"]
+    low, high = min(align["by_budget"].values()), max(align["by_budget"].values())
+    assert (f"translator accuracy {low:.2f}-{high:.2f} at every k against {align['supervised_idm']:.2f} for a supervised IDM "
+            f"on the same {align['labels']} labels") in page
+    returns = [r["mean"] for r in result["latent_bc"]["returns"].values()]
+    assert f"latent BC {min(returns):.1f}-{max(returns):.1f} points against {result['latent_bc']['random']['mean']:.1f}" in page
