@@ -160,6 +160,14 @@ def test_what_the_games_page_says_a_games_lam_costs_is_what_the_throughput_run_s
     thin = [c["fraction_of_matmul"] for c in convs if min(c["in_shape"][1], c["out_channels"]) <= 3]
     rest = [c["fraction_of_matmul"] for c in convs if min(c["in_shape"][1], c["out_channels"]) > 3]
     assert f"run at {min(thin):.2f}-{max(thin):.2f} of the ceiling, the rest at {min(rest):.2f}-{max(rest):.2f}" in page
+    layout = json.loads((ROOT / "benchmarks/results/throughput_games_memory_format/results.json").read_text())
+    rows = {r["memory_format"]: r for r in layout["memory_format"]}
+    assert f"`{layout['command']}`" in page
+    assert f"a matmul ceiling of {layout['matmul_gflops']:.0f} GFLOP/s against {result['matmul_gflops']:.0f}" in page
+    plain, last = rows["contiguous"], rows["channels_last"]
+    assert (f"{plain['ms_per_step']:.1f} ms contiguous, {last['ms_per_step']:.1f} ms channels-last, "
+            f"{plain['fraction_of_matmul']:.2f} and {last['fraction_of_matmul']:.2f} of that run's ceiling") in page
+    assert rows["channels_last"]["ms_per_step"] < rows["contiguous"]["ms_per_step"] and rows["channels_last"]["fraction_of_matmul"] < 0.5
 
 
 def test_what_the_performance_page_says_of_held_out_checks_is_what_the_eval_memory_run_says() -> None:
