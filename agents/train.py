@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from flexlam_rl.checkpoint import atomic_path, atomic_write_json
-from flexlam_rl.config import check_positive_ints, is_int
+from flexlam_rl.config import check_optional_positive_int, check_positive_ints, is_int
 from flexlam_rl.errors import ConfigError
 from flexlam_rl.media import write_gif
 
@@ -62,8 +62,7 @@ class AgentConfig:
             raise ConfigError(f"agent.prefix_len must be a token budget (1..K) or 'adaptive', got {self.prefix_len!r}.")
         if self.token_cost and self.prefix_len != "adaptive":
             raise ConfigError("agent.token_cost needs agent.prefix_len=adaptive (a fixed budget uses the same tokens every step).")
-        if self.max_episode_steps is not None and not (is_int(self.max_episode_steps) and self.max_episode_steps >= 1):
-            raise ConfigError(f"agent.max_episode_steps must be a positive integer or null, got {self.max_episode_steps!r}.")
+        check_optional_positive_int("agent.max_episode_steps", self.max_episode_steps, "the task's own limit")
 
     def check_lam(self) -> None:
         """Refuse a budget the LAM does not have before any env is built (reads only the LAM's config)."""

@@ -71,6 +71,12 @@ def check_int(name: str, value: Any, low: int, high: int) -> None:
         raise ConfigError(f"{name} must be an integer in {low}..{high}, got {value!r}.")
 
 
+def check_optional_positive_int(name: str, value: Any, none_means: str) -> None:
+    """A positive integer or None (``none_means`` says what None stands for), or a clear error."""
+    if value is not None and not (is_int(value) and value >= 1):
+        raise ConfigError(f"{name} must be a positive integer or null ({none_means}), got {value!r}.")
+
+
 def check_positive_ints(section: str, obj: Any, names: Sequence[str]) -> None:
     """Each named field of ``obj`` is a positive integer (``{section}.{name}`` in the message)."""
     for name in names:

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from .align import Translator
 from .budgets import check_prefix_len
-from .config import check_int, is_int, parse_config
+from .config import check_int, check_optional_positive_int, parse_config
 from .data import TransitionSet, eval_batches
 from .errors import ConfigError, DataError
 from .fit import FitConfig, fit, seeded
@@ -263,6 +263,7 @@ def run_latent_bc(
     from .data import load_transitions
     from .media import write_gif
 
+    check_optional_positive_int("max_episode_steps", max_episode_steps, "the task's own limit")  # before anything loads
     lam_dir = Path(lam_dir)
     lam = FlexLAM.load(lam_dir)
     translator = Translator.load(Path(translator_dir) if translator_dir else lam_dir.parent / "translator")
@@ -272,8 +273,6 @@ def run_latent_bc(
             raise DataError(f"Expert dataset {source.describe()} does not fit the LAM at {lam_dir}, which reads observations "
                             f"{lam.config.obs_shape} (preprocessing {lam.config.preprocess}); collect expert data with the "
                             f"LAM's preprocessing.")
-    if max_episode_steps is not None and not (is_int(max_episode_steps) and max_episode_steps >= 1):
-        raise ConfigError(f"max_episode_steps must be a positive integer or null (the task's own limit), got {max_episode_steps!r}.")
     latent_env(env, lam, translator, 1).close()  # the env must fit the LAM's observations and the translator's actions
     policy = train_latent_bc(lam, expert, train_cfg)
     budgets = list(budgets) if budgets else list(range(1, lam.num_tokens + 1))
