@@ -150,6 +150,30 @@ def test_aggregation_pairs_seeds_and_decides_each_cell() -> None:
     assert result["models"]["s"][0]["flexlam"]["final_change"] is None  # one check: no slope to read
 
 
+COMMITTED = sorted(p.parent.name for p in (ROOT / "benchmarks/results").glob("*/results.json") if (p.parent / "seeds").is_dir())
+
+
+@pytest.mark.parametrize("name", COMMITTED)
+def test_committed_results_are_the_aggregate_of_their_saved_seeds(name: str) -> None:
+    """A committed results.json (verdicts, counts, curves) is what today's aggregation makes of the per-seed files
+    committed beside it, under the config it records: no result was typed, edited or left stale."""
+    from conftest import assert_same_numbers
+
+    from flexlam_rl.config import parse_config
+
+    folder = ROOT / "benchmarks/results" / name
+    saved = json.loads((folder / "results.json").read_text())
+    per_seed: dict[str, dict[int, dict]] = {}
+    for path in sorted((folder / "seeds").glob("*.json")):
+        record = json.loads(path.read_text())
+        if saved["suite_keys"].get(record["suite"]) == record["config_key"]:
+            per_seed.setdefault(record["suite"], {})[int(record["seed"])] = record["metrics"]
+    assert {suite: sorted(seeds) for suite, seeds in per_seed.items()} == saved["seeds_done"]
+    again = json.loads(json.dumps(aggregate(per_seed, parse_config(BenchConfig, saved["config"], "scale"))))
+    for key in ("claims", "counts", "counts_raw", "summary", "learning_curves", "models", "compute"):
+        assert_same_numbers(again[key], saved[key], f"{name}.{key}")
+
+
 def test_adjusted_verdicts_and_confirmatory_cells() -> None:
     """BH across a view's cells turns weak raw verdicts into ties; named cells are adjusted among themselves."""
     from flexlam_rl.bench.report import adjust_verdicts, confirmatory, confirmatory_table
