@@ -159,15 +159,12 @@ def test_committed_results_are_the_aggregate_of_their_saved_seeds(name: str) -> 
     committed beside it, under the config it records: no result was typed, edited or left stale."""
     from conftest import assert_same_numbers
 
+    from flexlam_rl.bench.report import saved_seeds
     from flexlam_rl.config import parse_config
 
     folder = ROOT / "benchmarks/results" / name
     saved = json.loads((folder / "results.json").read_text())
-    per_seed: dict[str, dict[int, dict]] = {}
-    for path in sorted((folder / "seeds").glob("*.json")):
-        record = json.loads(path.read_text())
-        if saved["suite_keys"].get(record["suite"]) == record["config_key"]:
-            per_seed.setdefault(record["suite"], {})[int(record["seed"])] = record["metrics"]
+    per_seed, _ = saved_seeds(folder, saved["suite_keys"])
     assert {suite: sorted(seeds) for suite, seeds in per_seed.items()} == saved["seeds_done"]
     again = json.loads(json.dumps(aggregate(per_seed, parse_config(BenchConfig, saved["config"], "scale"))))
     for key in ("claims", "counts", "counts_raw", "summary", "learning_curves", "models", "compute"):

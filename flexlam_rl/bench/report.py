@@ -328,18 +328,25 @@ def _flop(value: float) -> str:
     return f"{value / 1e12:.2f} TFLOP" if value >= 1e12 else f"{value / 1e9:.2f} GFLOP"
 
 
-def write_reports(cfg: BenchConfig, out_dir: Path, command: str, keys: dict[str, str],
-                  reaggregated_by: str | None = None) -> dict[str, Any]:
-    """Aggregate every saved seed of this config (``keys``: suite -> config key) into the reports
-    (``reaggregated_by``: the command that re-read saved seeds made by ``command``)."""
+def saved_seeds(out_dir: Path, keys: dict[str, str]) -> tuple[dict[str, dict[int, dict[str, Any]]], float]:
+    """The saved (suite, seed) metrics under ``out_dir/seeds`` made with this config (``keys``: suite -> config
+    key; seeds of another configuration of the same name are skipped), and their summed wall time."""
     per_seed: dict[str, dict[int, dict[str, Any]]] = {}
     wall = 0.0
     for path in sorted((out_dir / "seeds").glob("*.json")) if (out_dir / "seeds").is_dir() else []:
         record = read_json(path, "seed result")
         if keys.get(record.get("suite")) != record.get("config_key"):
-            continue  # from another configuration of this benchmark name
+            continue
         per_seed.setdefault(record["suite"], {})[int(record["seed"])] = record["metrics"]
         wall += float(record.get("wall_time_s", 0.0))
+    return per_seed, wall
+
+
+def write_reports(cfg: BenchConfig, out_dir: Path, command: str, keys: dict[str, str],
+                  reaggregated_by: str | None = None) -> dict[str, Any]:
+    """Aggregate every saved seed of this config (``keys``: suite -> config key) into the reports
+    (``reaggregated_by``: the command that re-read saved seeds made by ``command``)."""
+    per_seed, wall = saved_seeds(out_dir, keys)
     if not per_seed:
         raise DataError(f"No finished seeds for this configuration under {out_dir}; run the benchmark first.")
     agg = aggregate(per_seed, cfg)
