@@ -64,7 +64,7 @@ def plot_learning_curves(result: dict[str, Any], cfg: BenchConfig, path: Path) -
                         ax.plot([p[x_key] for p in points], [at_budget(p["mse"], k) for p in points], style, color=colour,
                                 label=f"{'FlexLAM' if name == 'flexlam' else 'fixed'} k={k}")
             ax.set_yscale("log")
-            ax.set_xlabel("updates" if x_key == "updates" else "wall seconds (updates x mean s/update; 1 thread per job)")
+            ax.set_xlabel("updates" if x_key == "updates" else "wall seconds (updates x the model's mean s/update)")
             ax.set_ylabel("held-out next-frame MSE")
             ax.set_title(f"{suite}")
             ax.legend(fontsize=7, ncol=2)

@@ -253,7 +253,9 @@ def results_markdown(result: dict[str, Any], cfg: BenchConfig) -> str:
              f"seed, its 95% interval, and the verdict (`better` / `tie` / `worse` for FlexLAM; the sign of error metrics is "
              f"flipped in the verdict) after the multiplicity adjustment, with the cell's own verdict in brackets where the "
              f"adjustment changed it. {CAPPED}: some model in the cell hit the update cap. "
-             f"Compute: {result['wall_time_s'] / 60:.1f} min summed over (suite, seed) jobs.", "", protocol_text(result), ""]
+             f"Wall time: {result['wall_time_s'] / 60:.1f} min summed over the processes that finished each (suite, seed) "
+             f"job (a job resumed from its cached models counts only its last process; each model's own training "
+             f"time is in the Models table).", "", protocol_text(result), ""]
     if "gap_map" in result:
         runs = [run[0] for run in cfg.label_runs()]
         lines += ["## The gap map", "", f"Per variation level (suite), metric and budget: how many of the {len(runs)} label "
@@ -301,9 +303,10 @@ def confirmatory_table(cells: list[dict[str, Any]]) -> str:
 
 
 def _stop_text(cfg: BenchConfig) -> str:
+    cap = f", or for at most {cfg.train['max_steps']} updates" if "max_steps" in cfg.train else ""
     if cfg.validation_fraction > 0:
         return (f"Every LAM trains until its error on a validation split ({cfg.validation_fraction:g} of the training "
-                f"episodes, never scored) has plateaued at every budget it serves (`train` settings in results.json).")
+                f"episodes, never scored) has plateaued at every budget it serves{cap} (`train` settings in results.json).")
     return ("Every LAM trains until its held-out loss plateaus, judged on the split the reconstruction metric is scored on "
             "(the protocol in force when this run was made; `train` settings in results.json).")
 
