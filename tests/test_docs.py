@@ -306,6 +306,96 @@ def test_what_the_readme_says_about_the_default_benchmark_is_what_its_results_sa
     assert f"{walls[0]}-{walls[-1]}x less wall time" in page
 
 
+def test_what_the_readme_and_games_bench_page_say_of_the_games_verdict_is_what_its_results_say() -> None:
+    """README and docs/benchmarks/games_bench.md on the games run: verdict counts per view, the cells that lean, the
+    ranges of the differences and intervals they quote, the cap, compute, latent BC's range and the run's cost, all
+    from benchmarks/results/games_bench (its results.json is itself checked against the seed files in test_bench)."""
+    import json
+
+    folder = ROOT / "benchmarks/results/games_bench"
+    result = json.loads((folder / "results.json").read_text())
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    page = " ".join((ROOT / "docs/benchmarks/games_bench.md").read_text().split())
+    cells = [c for c in result["claims"] if not c["secondary"]]
+    n_cells = len(cells) // 2
+    assert result["protocol"]["n_seeds"] == 10 and n_cells == 28 and "28 cells per view" in readme
+
+    def cell(view: str, metric: str, protocol: str, k: int) -> dict:
+        return next(c for c in cells if (c["view"], c["metric"], c["protocol"], int(c["k"])) == (view, metric, protocol, k))
+
+    def span(values: list[float], digits: int = 3) -> str:
+        return f"{min(values):.{digits}f}-{max(values):.{digits}f}"
+
+    counts = result["counts"]
+    assert "FlexLAM better in {better}, tie in {tie}, worse in {worse} of 28 cells".format(**counts["equal_updates"]) in readme
+    assert "better in {better}, tie in {tie}, worse in {worse}:".format(**counts["equal_compute"]) in readme
+    assert "better {better}, tie {tie}, worse {worse} of 28 cells".format(**counts["equal_updates"]) in page
+    assert "training FLOPs): better {better}, tie {tie}, worse {worse}.".format(**counts["equal_compute"]) in page
+    # equal updates: the two raw cells, and the leans quoted
+    raw = sorted((c["metric"], c["protocol"], int(c["k"]), c["verdict"]) for c in cells
+                 if c["view"] == "equal_updates" and c["verdict"] != "tie")
+    assert raw == [("align", "standard", 8, "better"), ("controllability", "any", 2, "worse")]
+    assert f"k = 8 (FlexLAM {cell('equal_updates', 'align', 'standard', 8)['diff']:+.3f}, raw better)" in page
+    assert f"controllability at k = 2 ({cell('equal_updates', 'controllability', 'any', 2)['diff']:+.3f}, raw worse)" in page
+    for metric, protocol in (("align", "low_return"), ("controllability", "any")):
+        diffs = [cell("equal_updates", metric, protocol, k)["diff"] for k in (1, 2, 4, 8)]
+        assert all(d < 0 for d in diffs)
+        assert f"(by {span([-d for d in diffs])})" in readme and f"(by {span([-d for d in diffs])})" in page, metric
+    standard, low = (span([cell("equal_updates", "align", p, k)["half_width"] for k in (1, 2, 4, 8)], 2)
+                     for p in ("standard", "low_return"))
+    assert f"differences larger than {standard}, low-return ones larger than {low}." in page
+    assert f"standard-label accuracy differences larger than {standard}." in readme
+    # equal compute: what is better where
+    better = {(c["metric"], c["protocol"], int(c["k"])) for c in cells
+              if c["view"] == "equal_compute" and c["verdict_adjusted"] == "better"}
+    everywhere = (("recon", "any"), ("recon_changed", "any"), ("controllability", "any"), ("align", "standard"))
+    assert better == {(m, p, k) for m, p in everywhere for k in (1, 2, 4, 8)} | {("align", "low_return", k) for k in (4, 8)}
+    diffs = [cell("equal_compute", "align", "standard", k)["diff"] for k in (1, 2, 4, 8)]
+    assert f"(by {span(diffs)})" in page
+    default = json.loads((ROOT / "benchmarks/results/default/results.json").read_text())  # "at plateau ... tied everywhere"
+    assert default["counts"]["equal_compute"] == {"better": 0, "tie": 40, "worse": 0}
+    assert "the same view tied in every cell" in page and "the same view tied everywhere" in readme
+    # the cap, the plateau, the equal-compute share and compute
+    runs = [run for models in result["models"]["atari"].values() for run in models.values()]
+    assert len(runs) == 50 and not any(run["plateaued"] for run in runs) and {run["updates"] for run in runs} == {3000}
+    assert result["config"]["train"]["max_steps"] == 3000 and "all 50 model runs stopped at the 3000-update cap" in readme
+    shares = {run["equal_compute"]["updates"] for models in result["models"]["atari"].values() for run in models.values()
+              if "equal_compute" in run}
+    assert shares == {750} and "each fixed LAM stopped at 750 updates" in readme and f"what {3000 - 750} more updates buy" in page
+    by_type: dict[str, list[float]] = {}
+    for models in result["models"]["atari"].values():
+        for name, run in models.items():
+            by_type.setdefault(name, []).append(run["final_change"])
+    changes = [-100 * sum(v) / len(v) for v in by_type.values()]
+    assert f"{min(changes):.0f}-{max(changes):.0f}%" == "15-20%" and "15-20%" in readme and "15-20% below" in page
+    compute = result["compute"]["atari"]
+    assert f"{compute['fixed_over_flexlam_flops']:.1f}x less training compute" in readme
+    flops, wall = compute["fixed_over_flexlam_flops"], compute["fixed_over_flexlam_wall"]
+    assert f"{flops:.1f}x less training compute ({wall:.1f}x less wall time)" in page
+    # latent BC's range per game, over models, budgets, label sets and views
+    per_game: dict[int, list[float]] = {0: [], 1: []}
+    seeds = result["per_seed"]["atari"]
+    for view in ("equal_updates", "equal_compute"):
+        for protocol, methods in seeds["0"][view]["bc_return"].items():
+            for method, budgets in methods.items():
+                for k, games in budgets.items():
+                    for game in range(len(games)):
+                        per_game[game].append(sum(seeds[s][view]["bc_return"][protocol][method][k][game] for s in seeds) / len(seeds))
+    breakout, pong = f"{min(per_game[0]):.2f}-{max(per_game[0]):.2f}", f"{min(per_game[1]):.2f} to {max(per_game[1]):.2f}"
+    assert f"Breakout {breakout}, Pong {pong}" in readme and f"{breakout} on Breakout and {pong} on Pong" in page
+    # cost, from the models' own wall times and seed 9's scoring-only process
+    models = result["models"]["atari"]
+    minutes = [sum(run["wall_s"] for run in models[str(seed)].values()) / 60 for seed in range(10)]
+    mean = sum(minutes) / len(minutes)
+    assert f"{sum(minutes) / 60:.1f} h, {mean:.0f} min per job on average ({min(minutes):.0f}-{max(minutes):.0f})" in page
+    fast = [minutes[i] for i in (0, 1, 2, 9)]
+    slow = minutes[3:9]
+    assert f"Seeds 0-2 and 9 trained in {min(fast):.0f}-{max(fast):.0f} min, seeds 3-8 in {min(slow):.0f}-{max(slow):.0f} min" in page
+    seed9 = json.loads((folder / "seeds/atari_seed9.json").read_text())
+    assert f"Scoring one seed took {seed9['wall_time_s'] / 60:.0f} min" in page
+    assert f"The wall time in results.md ({result['wall_time_s'] / 60:.1f} min)" in page
+
+
 def test_what_the_readme_and_variation_page_say_of_the_confirmatory_cells_is_what_the_run_says() -> None:
     """The two cells the variation map named: the README's and the variation page's numbers and verdicts are those
     of benchmarks/results/confirm/results.json (10 seeds, every model plateaued)."""
