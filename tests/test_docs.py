@@ -337,6 +337,13 @@ def test_what_the_readme_and_games_bench_page_say_of_the_games_verdict_is_what_i
     assert raw == [("align", "standard", 8, "better"), ("controllability", "any", 2, "worse")]
     assert f"k = 8 (FlexLAM {cell('equal_updates', 'align', 'standard', 8)['diff']:+.3f}, raw better)" in page
     assert f"controllability at k = 2 ({cell('equal_updates', 'controllability', 'any', 2)['diff']:+.3f}, raw worse)" in page
+    def favour(c: dict) -> float:  # > 0: the difference favours FlexLAM
+        return c["diff"] if c["higher_is_better"] else -c["diff"]
+
+    signs = [favour(c) for c in cells if c["view"] == "equal_updates"]
+    lean = (sum(s < 0 for s in signs), sum(s > 0 for s in signs), sum(s == 0 for s in signs))
+    words = f"favour the fixed LAM in {lean[0]} of 28 cells (FlexLAM in {lean[1]}, one is exactly 0;"
+    assert lean[2] == 1 and words in readme and words in page
     for metric, protocol in (("align", "low_return"), ("controllability", "any")):
         diffs = [cell("equal_updates", metric, protocol, k)["diff"] for k in (1, 2, 4, 8)]
         assert all(d < 0 for d in diffs)
