@@ -511,6 +511,38 @@ def test_the_quickstart_time_and_output_the_docs_show_are_the_measured_ones() ->
     assert shown and shown.group(1).strip() == (folder / "output.txt").read_text().strip()
 
 
+def test_what_the_data_guide_says_of_breakout_with_lam_games_is_what_the_atari_games_run_says() -> None:
+    """The guide's Breakout commands, run end to end by `benchmarks/atari.py --lam games`: every number it quotes."""
+    import json
+
+    result = json.loads((ROOT / "benchmarks/results/atari_games/results.json").read_text())
+    page = " ".join((ROOT / "docs/guide/data.md").read_text().split())
+    assert f"`{result['command']}` runs these commands" in page and result["lam"]["code_norm"]
+    pretrain = next(stage["command"] for stage in result["stages"] if stage["command"].startswith("flexlam-pretrain"))
+    assert {"lam=games", "train.steps=3000", "train.batch_size=32"} <= set(pretrain.split())
+    walls = [round(stage["wall_s"]) for stage in result["stages"]]
+    assert (f"collect {walls[0]} s + {walls[1]} s, pretrain {walls[2]} s, align {walls[3]} s, latent BC {walls[4]} s, "
+            f"PPO {walls[5]} s") in page
+    usage = result["code_usage"]
+    assert f"perplexity {min(usage):.2f}-{max(usage):.2f} of {len(usage)} per slot" in page
+
+    def short(value: float) -> str:
+        return f"{value:.1e}".replace("e-0", "e-")
+
+    mse = result["heldout_mse"].values()
+    assert max(mse) < result["null_mse"] < result["copy_mse"]
+    assert (f"(held-out error {short(min(mse))} to {short(max(mse))}, against {short(result['null_mse'])} all-null and "
+            f"{short(result['copy_mse'])} for copying o_t)") in page
+    align = result["align"]
+    low, high = min(align["by_budget"].values()), max(align["by_budget"].values())
+    assert (f"translator accuracy {low:.2f}-{high:.2f} at k = 1-8 against {align['supervised_idm']:.2f} for a supervised "
+            f"IDM on the same {align['labels']} labels") in page
+    returns = [r["mean"] for r in result["latent_bc"]["returns"].values()]
+    random = result["latent_bc"]["random"]["mean"]
+    assert max(returns) < random and f"latent BC scores {min(returns):.1f}-{max(returns):.1f} points against {random:.1f}" in page
+    assert f"PPO through k = 2 tokens {result['ppo']['eval_mean_return']:.1f} after 20k steps" in page
+
+
 def test_what_the_data_guide_says_of_breakout_without_lam_games_is_what_the_atari_run_says() -> None:
     import json
 
