@@ -285,7 +285,7 @@ def test_what_the_readme_says_about_the_default_benchmark_is_what_its_results_sa
     assert not any(c["verdict_adjusted"] != "tie" for c in headline if c["metric"] in ("align", "bc_return"))
     for suite, words in (("minigrid", "0.03-0.09"), ("reach", "0.25-0.46")):
         widths = [c["half_width"] for c in headline if c["suite"] == suite and c["metric"] == "align"]
-        assert f"{min(widths):.2f}-{max(widths):.2f}" == words and words in text, suite
+        assert _span(widths, 2) == words and words in text, suite
     runs = [run for seeds in result["models"].values() for models in seeds.values() for run in models.values()]
     assert len(runs) == 100 and all(run["plateaued"] for run in runs) and "All 100 model runs plateaued" in text
     ratios = {f"{c['fixed_over_flexlam_flops']:.1f}" for c in result["compute"].values()}
@@ -306,6 +306,11 @@ def test_what_the_readme_says_about_the_default_benchmark_is_what_its_results_sa
     assert f"{walls[0]}-{walls[-1]}x less wall time" in page
 
 
+def _span(values: list[float], digits: int = 3) -> str:
+    """A range as the docs write it: 0.009-0.044."""
+    return f"{min(values):.{digits}f}-{max(values):.{digits}f}"
+
+
 def test_what_the_readme_and_games_bench_page_say_of_the_games_verdict_is_what_its_results_say() -> None:
     """README and docs/benchmarks/games_bench.md on the games run: verdict counts per view, the cells that lean, the
     ranges of the differences and intervals they quote, the cap, compute, latent BC's range and the run's cost, all
@@ -322,9 +327,6 @@ def test_what_the_readme_and_games_bench_page_say_of_the_games_verdict_is_what_i
 
     def cell(view: str, metric: str, protocol: str, k: int) -> dict:
         return next(c for c in cells if (c["view"], c["metric"], c["protocol"], int(c["k"])) == (view, metric, protocol, k))
-
-    def span(values: list[float], digits: int = 3) -> str:
-        return f"{min(values):.{digits}f}-{max(values):.{digits}f}"
 
     counts = result["counts"]
     assert "FlexLAM better in {better}, tie in {tie}, worse in {worse} of 28 cells".format(**counts["equal_updates"]) in readme
@@ -347,8 +349,8 @@ def test_what_the_readme_and_games_bench_page_say_of_the_games_verdict_is_what_i
     for metric, protocol in (("align", "low_return"), ("controllability", "any")):
         diffs = [cell("equal_updates", metric, protocol, k)["diff"] for k in (1, 2, 4, 8)]
         assert all(d < 0 for d in diffs)
-        assert f"(by {span([-d for d in diffs])})" in readme and f"(by {span([-d for d in diffs])})" in page, metric
-    standard, low = (span([cell("equal_updates", "align", p, k)["half_width"] for k in (1, 2, 4, 8)], 2)
+        assert f"(by {_span([-d for d in diffs])})" in readme and f"(by {_span([-d for d in diffs])})" in page, metric
+    standard, low = (_span([cell("equal_updates", "align", p, k)["half_width"] for k in (1, 2, 4, 8)], 2)
                      for p in ("standard", "low_return"))
     assert f"differences larger than {standard}, low-return ones larger than {low}." in page
     assert f"standard-label accuracy differences larger than {standard}." in readme
@@ -358,7 +360,7 @@ def test_what_the_readme_and_games_bench_page_say_of_the_games_verdict_is_what_i
     everywhere = (("recon", "any"), ("recon_changed", "any"), ("controllability", "any"), ("align", "standard"))
     assert better == {(m, p, k) for m, p in everywhere for k in (1, 2, 4, 8)} | {("align", "low_return", k) for k in (4, 8)}
     diffs = [cell("equal_compute", "align", "standard", k)["diff"] for k in (1, 2, 4, 8)]
-    assert f"(by {span(diffs)})" in page
+    assert f"(by {_span(diffs)})" in page
     default = json.loads((ROOT / "benchmarks/results/default/results.json").read_text())  # "at plateau ... tied everywhere"
     assert default["counts"]["equal_compute"] == {"better": 0, "tie": 40, "worse": 0}
     assert "the same view tied in every cell" in page and "the same view tied everywhere" in readme
@@ -376,8 +378,8 @@ def test_what_the_readme_and_games_bench_page_say_of_the_games_verdict_is_what_i
     changes = [-100 * sum(v) / len(v) for v in by_type.values()]
     assert f"{min(changes):.0f}-{max(changes):.0f}%" == "15-20%" and "15-20%" in readme and "15-20% below" in page
     compute = result["compute"]["atari"]
-    assert f"{compute['fixed_over_flexlam_flops']:.1f}x less training compute" in readme
     flops, wall = compute["fixed_over_flexlam_flops"], compute["fixed_over_flexlam_wall"]
+    assert f"{flops:.1f}x less training compute" in readme
     assert f"{flops:.1f}x less training compute ({wall:.1f}x less wall time)" in page
     # latent BC's range per game, over models, budgets, label sets and views
     per_game: dict[int, list[float]] = {0: [], 1: []}
@@ -388,7 +390,7 @@ def test_what_the_readme_and_games_bench_page_say_of_the_games_verdict_is_what_i
                 for k, games in budgets.items():
                     for game in range(len(games)):
                         per_game[game].append(sum(seeds[s][view]["bc_return"][protocol][method][k][game] for s in seeds) / len(seeds))
-    breakout, pong = f"{min(per_game[0]):.2f}-{max(per_game[0]):.2f}", f"{min(per_game[1]):.2f} to {max(per_game[1]):.2f}"
+    breakout, pong = _span(per_game[0], 2), f"{min(per_game[1]):.2f} to {max(per_game[1]):.2f}"
     assert f"Breakout {breakout}, Pong {pong}" in readme and f"{breakout} on Breakout and {pong} on Pong" in page
     # cost, from the models' own wall times and seed 9's scoring-only process
     models = result["models"]["atari"]
@@ -529,19 +531,19 @@ def test_what_the_data_guide_says_of_breakout_with_lam_games_is_what_the_atari_g
     assert (f"collect {walls[0]} s + {walls[1]} s, pretrain {walls[2]} s, align {walls[3]} s, latent BC {walls[4]} s, "
             f"PPO {walls[5]} s") in page
     usage = result["code_usage"]
-    assert f"perplexity {min(usage):.2f}-{max(usage):.2f} of {len(usage)} per slot" in page
+    assert f"perplexity {_span(usage, 2)} of {len(usage)} per slot" in page
 
     mse = result["heldout_mse"].values()
     assert max(mse) < result["null_mse"] < result["copy_mse"]
     assert (f"(held-out error {_sci(min(mse))} to {_sci(max(mse))}, against {_sci(result['null_mse'])} all-null and "
             f"{_sci(result['copy_mse'])} for copying o_t)") in page
     align = result["align"]
-    low, high = min(align["by_budget"].values()), max(align["by_budget"].values())
-    assert (f"translator accuracy {low:.2f}-{high:.2f} at k = 1-8 against {align['supervised_idm']:.2f} for a supervised "
+    accuracy = _span(list(align["by_budget"].values()), 2)
+    assert (f"translator accuracy {accuracy} at k = 1-8 against {align['supervised_idm']:.2f} for a supervised "
             f"IDM on the same {align['labels']} labels") in page
     returns = [r["mean"] for r in result["latent_bc"]["returns"].values()]
     random = result["latent_bc"]["random"]["mean"]
-    assert max(returns) < random and f"latent BC scores {min(returns):.1f}-{max(returns):.1f} points against {random:.1f}" in page
+    assert max(returns) < random and f"latent BC scores {_span(returns, 1)} points against {random:.1f}" in page
     assert f"PPO through k = 2 tokens {result['ppo']['eval_mean_return']:.1f} after 20k steps" in page
 
 
