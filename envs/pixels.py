@@ -8,7 +8,12 @@ wrappers, agents and ``gym.make`` of a latent id see what the LAM saw during pre
 Kinds: ``identity`` (the env's own observations), ``minigrid_rgb`` (MiniGrid's full-grid render),
 ``render_rgb`` (the env's ``rgb_array`` render: pixels for state-based envs), ``image`` (the env's own
 image observations) and ``atari`` (Gymnasium's ``AtariPreprocessing``; ``pip install "flexlam-rl[atari]"``).
-Pixel kinds take ``frame_size`` (square frames), ``grayscale``, ``fit`` (``stretch`` the whole frame,
+``atari`` also plays the game as RL users know it: ``noop_max`` no-op frames at each reset (30, DQN's
+convention), ``fire_reset`` (FIRE at each reset and after each lost life on games that need it, by SB3's
+``FireResetEnv`` and ``EpisodicLifeEnv``), and ``sticky`` (ALE v5's ``repeat_action_probability``, 0.25: each
+emulator frame repeats the previous action with that probability). A lost life ends an episode only where an
+agent trains (:func:`end_episodes_on_life_loss`); scored episodes are whole games. Pixel kinds take
+``frame_size`` (square frames), ``grayscale``, ``fit`` (``stretch`` the whole frame,
 or ``crop`` the centre square first, keeping the aspect), ``frame_skip`` (actions repeated, the last
 two frames max-pooled) and ``frame_stack`` (the last n frames as channels).
 """
@@ -32,7 +37,10 @@ FITS = ("stretch", "crop")
 LARGE_FRAME = 96  # above this, a LAM's training step gets expensive on a CPU: warn
 GAME_FRAME = 64  # the frame size the games recipe is measured at (benchmarks/results/games): the default, and the advice
 _PIXEL_DEFAULTS = {"frame_size": GAME_FRAME, "grayscale": False, "fit": "stretch", "frame_skip": 1, "frame_stack": 1}
-_KIND_DEFAULTS = {"minigrid_rgb": {"tile_size": 8}, "atari": {"frame_skip": 4, "grayscale": True}}  # atari: 64x64 gray
+ATARI_CONVENTIONS = {"noop_max": 30, "fire_reset": True, "sticky": 0.25}  # what the atari kind does unless told otherwise
+# what an atari spec recorded before those keys existed did (data and LAMs made then): read so, never as today's defaults
+ATARI_LEGACY = {"noop_max": 0, "fire_reset": False, "sticky": 0.25}
+_KIND_DEFAULTS = {"minigrid_rgb": {"tile_size": 8}, "atari": {"frame_skip": 4, "grayscale": True, **ATARI_CONVENTIONS}}
 
 # Packages that register Gymnasium ids on import, by id prefix.
 _REGISTERING_PACKAGES = {"MiniGrid-": "minigrid", "BabyAI-": "minigrid", "ALE/": "ale_py"}
@@ -157,6 +165,17 @@ class StackAsChannels(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
         return np.concatenate(list(np.asarray(observation)), axis=-1)
 
 
+def stack_frames(env: gym.Env, frame_stack: int) -> gym.Env:
+    """A policy's view: the last ``frame_stack`` frames as channels, oldest first, zeros before the episode's
+    first frame (SB3's ``VecFrameStack`` convention, so a policy trained on one acts in the other; a ball's
+    velocity is invisible in one frame). Vectors and ``frame_stack=1`` pass through. The LAM and the translator
+    still read single frames: stack on top of a latent-action wrapper, never below it."""
+    space = env.observation_space
+    if frame_stack == 1 or not (isinstance(space, spaces.Box) and len(space.shape) == 3):
+        return env
+    return StackAsChannels(gym.wrappers.FrameStackObservation(env, frame_stack, padding_type="zero"))
+
+
 def _check_frame_size(frame_size: int) -> None:
     if not isinstance(frame_size, (int, np.integer)) or isinstance(frame_size, bool) or not 8 <= frame_size <= 512:
         raise FlexLAMError(f"frame_size must be an integer in 8..512, got {frame_size!r}.")
@@ -190,14 +209,32 @@ def validate_preprocess(preprocess: Mapping[str, Any] | str | None) -> dict[str,
     for key in ("frame_skip", "frame_stack", "tile_size"):
         if key in out and (not isinstance(out[key], int) or isinstance(out[key], bool) or not 1 <= out[key] <= 64):
             raise FlexLAMError(f"preprocess {key} must be an integer in 1..64, got {out[key]!r}.")
-    if not isinstance(out["grayscale"], bool):
-        raise FlexLAMError(f"preprocess grayscale must be true or false, got {out['grayscale']!r}.")
+    for key in ("grayscale", "fire_reset"):
+        if key in out and not isinstance(out[key], bool):
+            raise FlexLAMError(f"preprocess {key} must be true or false, got {out[key]!r}.")
+    noop = out.get("noop_max", 0)
+    if not isinstance(noop, int) or isinstance(noop, bool) or not 0 <= noop <= 1000:
+        raise FlexLAMError(f"preprocess noop_max must be an integer in 0..1000 (no-op frames at each reset), got {noop!r}.")
+    if "sticky" in out and (isinstance(out["sticky"], bool) or not isinstance(out["sticky"], (int, float))
+                            or not 0.0 <= out["sticky"] < 1.0):
+        raise FlexLAMError(f"preprocess sticky must be a probability in [0, 1) (ALE's repeat_action_probability), "
+                           f"got {out['sticky']!r}.")
     if out["fit"] not in FITS:
         raise FlexLAMError(f"preprocess fit must be one of {FITS}, got {out['fit']!r}.")
     if out["frame_stack"] * (1 if out["grayscale"] else 3) > 16:
         raise FlexLAMError(f"frame_stack={out['frame_stack']} of {'grayscale' if out['grayscale'] else 'RGB'} frames makes "
                            f"more than 16 channels; stack fewer frames or use grayscale: true.")
     return out
+
+
+def recorded_preprocess(preprocess: Mapping[str, Any] | str | None) -> Mapping[str, Any] | str | None:
+    """A preprocessing spec read from a record (a dataset's env spec, a LAM's config) as it was meant when written:
+    an ``atari`` spec from before the Atari conventions were recorded did what :data:`ATARI_LEGACY` says (no no-op
+    starts, no FIRE), and gets those keys, so old data is never taken for data made under today's defaults. Any
+    other spec is returned as is (not normalized: records keep their own spelling, and cache keys with them)."""
+    if isinstance(preprocess, Mapping) and preprocess.get("kind") == "atari" and "noop_max" not in preprocess:
+        return {**preprocess, **ATARI_LEGACY}
+    return preprocess
 
 
 def preprocessed_shape(preprocess: Mapping[str, Any] | str | None) -> tuple[int, int, int] | None:
@@ -245,17 +282,69 @@ def _atari(env: gym.Env, spec: dict[str, Any]) -> gym.Env:
     if spec["fit"] == "crop":
         raise FlexLAMError('preprocess kind "atari" stretches the whole screen (AtariPreprocessing); for a centre crop use '
                            'kind "image" with fit: crop and frame_skip.')
-    env = gym.wrappers.AtariPreprocessing(env, noop_max=0, frame_skip=spec["frame_skip"], screen_size=spec["frame_size"],
-                                          terminal_on_life_loss=False, grayscale_obs=spec["grayscale"],
-                                          grayscale_newaxis=True, scale_obs=False)
+    env = gym.wrappers.AtariPreprocessing(env, noop_max=spec["noop_max"], frame_skip=spec["frame_skip"],
+                                          screen_size=spec["frame_size"], terminal_on_life_loss=False,
+                                          grayscale_obs=spec["grayscale"], grayscale_newaxis=True, scale_obs=False)
+    if spec["fire_reset"] and "FIRE" in env.unwrapped.get_action_meanings():
+        env = FireAfterLifeLoss(env)
     env.metadata = {**env.metadata, "render_modes": ["rgb_array"]}
     return env
+
+
+class FireAfterLifeLoss(gym.Wrapper, gym.utils.RecordConstructorArgs):
+    """FIRE at each reset and after each lost life, and play on: a scored episode is the whole game.
+
+    SB3's ``FireResetEnv`` over its ``EpisodicLifeEnv`` does the work (a lost life "ends" their episode and
+    their reset presses FIRE without resetting the game); this wrapper only continues the game through those
+    ends. Training envs end episodes at a lost life on top of it (:func:`end_episodes_on_life_loss`).
+    """
+
+    def __init__(self, env: gym.Env):
+        from stable_baselines3.common.atari_wrappers import EpisodicLifeEnv, FireResetEnv
+
+        gym.utils.RecordConstructorArgs.__init__(self)
+        self.lives = EpisodicLifeEnv(env)
+        gym.Wrapper.__init__(self, FireResetEnv(self.lives))
+
+    def reset(self, **kwargs: Any):
+        self.lives.was_real_done = True  # a reset from outside starts a new game, after a step cap's truncation too
+        return self.env.reset(**kwargs)
+
+    def step(self, action: Any):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        if terminated and not truncated and not self.lives.was_real_done:  # a life lost, the game goes on
+            obs, _ = self.env.reset()  # SB3: a no-op step, then FIRE (the game is not reset)
+            terminated = False
+        return obs, reward, terminated, truncated, info
+
+
+def end_episodes_on_life_loss(env: gym.Env) -> gym.Env:
+    """A training env: on Atari a lost life ends the episode (SB3's ``EpisodicLifeEnv``, DQN's convention; its
+    reset continues the game), put above the ``Monitor`` that records whole games. Other envs are returned as is."""
+    if not hasattr(env.unwrapped, "ale"):
+        return env
+    from stable_baselines3.common.atari_wrappers import EpisodicLifeEnv
+
+    return EpisodicLifeEnv(env)
+
+
+def raw_env_kwargs(preprocess: Mapping[str, Any] | str | None) -> dict[str, Any]:
+    """What ``gym.make`` of the raw env needs for this preprocessing: ALE skips no frames itself (``AtariPreprocessing``
+    does) and repeats actions with the spec's ``sticky`` probability."""
+    spec = validate_preprocess(preprocess)
+    return {"frameskip": 1, "repeat_action_probability": float(spec["sticky"])} if spec["kind"] == "atari" else {}
+
+
+def skips_frames(preprocess: Mapping[str, Any] | str | None) -> bool:
+    """Whether one agent step is several raw env steps: a step cap must then count agent steps, outside the skip."""
+    spec = validate_preprocess(preprocess)
+    return spec.get("frame_skip", 1) > 1
 
 
 def preprocess_for_env(env: gym.Env, preprocess: Mapping[str, Any] | str | None) -> dict[str, Any]:
     """The same frames from whatever this env offers: MiniGrid's full render, an ALE screen, an image
     observation, or an ``rgb_array`` render (a LAM pretrained on one kind of env can act in another)."""
-    spec = validate_preprocess(preprocess)
+    spec = validate_preprocess(recorded_preprocess(preprocess))
     if spec["kind"] == "identity":
         return spec
     space = env.observation_space
@@ -268,7 +357,8 @@ def preprocess_for_env(env: gym.Env, preprocess: Mapping[str, Any] | str | None)
     else:
         kind = "render_rgb"
     common = {key: spec[key] for key in _PIXEL_DEFAULTS}
-    return validate_preprocess({**common, "kind": kind, **({"tile_size": spec.get("tile_size", 8)} if kind == "minigrid_rgb" else {})})
+    own = {key: spec.get(key, default) for key, default in _KIND_DEFAULTS.get(kind, {}).items() if key not in _PIXEL_DEFAULTS}
+    return validate_preprocess({**common, "kind": kind, **own})
 
 
 def needs_rgb_render(preprocess: Mapping[str, Any] | str | None) -> bool:
@@ -288,7 +378,7 @@ def make_pixel_env(
     ``MinariDataset.recover_environment()`` can rebuild it in another process.
     """
     kwargs = dict(env_kwargs or {})
-    spec = validate_preprocess(preprocess)
+    spec = validate_preprocess(recorded_preprocess(preprocess))
     if not ensure_env_registered(env_id):
         hint = ' (pip install "flexlam-rl[atari]")' if env_id.startswith("ALE/") else ""
         raise FlexLAMError(f"Env {env_id!r} is not registered{hint}.")
@@ -300,7 +390,7 @@ def make_pixel_env(
         if not env_id.startswith("ALE/"):
             raise FlexLAMError(f"preprocess kind 'atari' is for ALE games (ALE/...), not {env_id!r}; use "
                                f"{_fitting_kind(env_id)} for this env.")
-        kwargs.setdefault("frameskip", 1)  # AtariPreprocessing skips frames itself
+        kwargs = {**raw_env_kwargs(spec), **kwargs}
     if spec["kind"] == "minigrid_rgb" and not env_id.startswith(("MiniGrid-", "BabyAI-")):
         raise FlexLAMError(f"preprocess kind 'minigrid_rgb' is for MiniGrid envs, not {env_id!r}; use "
                            f"{_fitting_kind(env_id)} for this env.")

@@ -15,13 +15,14 @@ import gymnasium as gym
 
 from flexlam_rl.errors import FlexLAMError
 
-from .pixels import ensure_env_registered, validate_preprocess
+from .pixels import ATARI_CONVENTIONS, ensure_env_registered, validate_preprocess
 from .procgen import GAMES as PROCGEN_GAMES
 from .procgen import register_procgen
 
 _PIXELS_64 = {"kind": "minigrid_rgb", "frame_size": 64}
 _RENDER_64 = {"kind": "render_rgb", "frame_size": 64}
-_ATARI_64 = {"kind": "atari", "frame_size": 64, "grayscale": True, "frame_skip": 4}  # pip install "flexlam-rl[atari]"
+# pip install "flexlam-rl[atari]"; the conventions are spelled out: a spec without them is read as a record made before them
+_ATARI_64 = {"kind": "atari", "frame_size": 64, "grayscale": True, "frame_skip": 4, **ATARI_CONVENTIONS}
 _PROCGEN_64 = {"kind": "image", "frame_size": 64}  # Procgen's own 64x64 RGB frames; pip install "flexlam-rl[procgen]"
 
 

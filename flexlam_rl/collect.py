@@ -24,8 +24,8 @@ import gymnasium as gym
 import numpy as np
 
 from .envs import get_task, make_behaviour
-from .errors import DatasetExistsError, FlexLAMError
-from .sources import dataset_exists, default_dataset_id, minari_frames, minari_root, validate_dataset_id
+from .errors import DataError, DatasetExistsError, FlexLAMError
+from .sources import dataset_exists, dataset_preprocess, default_dataset_id, minari_frames, minari_root, validate_dataset_id
 
 
 @contextlib.contextmanager
@@ -168,10 +168,25 @@ def ensure_dataset(
         dataset_id = default_dataset_id(env, behaviour, epsilon if behaviour == "noisy" else None)
     with dataset_lock(dataset_id):
         if dataset_exists(dataset_id):
+            _check_same_preprocess(dataset_id, get_task(env, preprocess).preprocess)
             return dataset_id, None
         stats = collect_dataset(dataset_id, env, behaviour, num_episodes, seed=seed, epsilon=epsilon,
                                 max_episode_steps=max_episode_steps, preprocess=preprocess)
     return dataset_id, stats
+
+
+def _check_same_preprocess(dataset_id: str, wanted: dict[str, Any]) -> None:
+    """Refuse to reuse a dataset collected under other observation or env settings (say, before the Atari
+    conventions): its frames are not what this run would collect."""
+    from .envs.pixels import validate_preprocess
+
+    stored, wanted = dataset_preprocess(dataset_id), validate_preprocess(wanted)
+    if stored != wanted:
+        keys = sorted(set(stored) | set(wanted))
+        differ = {key: (stored.get(key), wanted.get(key)) for key in keys if stored.get(key) != wanted.get(key)}
+        raise DataError(f"Dataset {dataset_id!r} at {minari_root() / dataset_id} was collected with other settings than this run "
+                        f"asks for (recorded vs asked: {differ}); re-collect it (flexlam-collect ... dataset_id={dataset_id} "
+                        f"if_exists=overwrite) or delete that folder.")
 
 
 def _write_chunk(dataset: Any, dataset_id: str, chunk: list, env: gym.Env, behaviour: str, task: str, jpeg: bool) -> Any:

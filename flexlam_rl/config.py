@@ -166,8 +166,9 @@ class LAMConfig:
         check_int("hidden_dim", self.hidden_dim, 1, 16384)
         if not isinstance(self.preprocess, Mapping) or "kind" not in self.preprocess:
             raise ConfigError(f"preprocess must be a mapping with a 'kind', got {self.preprocess!r}.")
-        from .envs.pixels import validate_preprocess
+        from .envs.pixels import recorded_preprocess, validate_preprocess
 
+        self.preprocess = dict(recorded_preprocess(self.preprocess))  # a LAM made before the Atari conventions: as it was
         try:
             validate_preprocess(self.preprocess)
         except (ValueError, TypeError) as exc:

@@ -23,6 +23,8 @@ import gymnasium as gym
 import numpy as np
 from safetensors.numpy import load_file
 
+from .envs.pixels import recorded_preprocess
+
 CACHE_FORMAT = 4  # 4: info.json records the frame file's size and a checksum, verified on every open
 CHECKSUM_BLOCK = 1 << 20  # bytes hashed at each end of frames.bin (with all of arrays.safetensors)
 
@@ -162,6 +164,6 @@ def open_cache(source_id: str, cache_dir: Path, action_space: gym.Space | None) 
         episode_returns=arrays["episode_returns"],
         actions=arrays.get("actions"),
         action_space=action_space if "actions" in arrays else None,
-        preprocess=info.get("preprocess") or {"kind": "identity"},
+        preprocess=dict(recorded_preprocess(info.get("preprocess") or {"kind": "identity"})),
         env_spec_id=info.get("env_spec_id"),
     )

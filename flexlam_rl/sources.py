@@ -67,6 +67,15 @@ def dataset_exists(dataset_id: str) -> bool:
     return (minari_root() / validate_dataset_id(dataset_id) / "data").is_dir()
 
 
+def dataset_preprocess(dataset_id: str) -> dict[str, Any]:
+    """The observation preprocessing a local dataset was collected with (its env spec's record, read as it was
+    meant then: :func:`~flexlam_rl.envs.pixels.recorded_preprocess`), normalized; identity when none is recorded."""
+    from .envs.pixels import recorded_preprocess, validate_preprocess
+
+    spec = _open_minari(validate_dataset_id(dataset_id)).env_spec
+    return validate_preprocess(recorded_preprocess((dict(spec.kwargs) if spec is not None else {}).get("preprocess")))
+
+
 def default_dataset_id(env: str, behaviour: str, epsilon: float | None = None, version: int = 0) -> str:
     """``flexlam/<env>/<behaviour>-v0``; noisy data carries its epsilon (``noisy50``)."""
     name = behaviour if behaviour != "noisy" or epsilon is None else f"noisy{int(round(epsilon * 100))}"

@@ -28,7 +28,7 @@ import torch
 from .align import Translator, check_action_space_fits
 from .budgets import check_prefix_len
 from .envs import apply_preprocess, get_task
-from .envs.pixels import ensure_env_registered, preprocess_for_env, validate_preprocess
+from .envs.pixels import ensure_env_registered, preprocess_for_env, raw_env_kwargs, recorded_preprocess, skips_frames, validate_preprocess
 from .errors import FlexLAMError
 from .model import FlexLAM
 
@@ -71,14 +71,18 @@ def lam_env(env: str, lam: FlexLAM, render_mode: str | None = None, env_kwargs: 
     """
     task = get_task(env)
     kwargs = dict(env_kwargs or {})
-    kind = validate_preprocess(lam.config.preprocess)["kind"]
-    if render_mode is not None or kind != "identity":
+    spec = validate_preprocess(recorded_preprocess(lam.config.preprocess))
+    if render_mode is not None or spec["kind"] != "identity":
         kwargs["render_mode"] = render_mode or "rgb_array"
-    if kind == "atari" and task.env_id.startswith("ALE/"):
-        kwargs.setdefault("frameskip", 1)  # AtariPreprocessing skips frames itself
+    if spec["kind"] == "atari" and task.env_id.startswith("ALE/"):
+        kwargs = {**raw_env_kwargs(spec), **kwargs}
     ensure_env_registered(task.env_id)
-    return match_lam_observations(gym.make(task.env_id, max_episode_steps=max_episode_steps or task.max_episode_steps, **kwargs),
-                                  lam)
+    cap = max_episode_steps or task.max_episode_steps
+    if not skips_frames(spec):
+        return match_lam_observations(gym.make(task.env_id, max_episode_steps=cap, **kwargs), lam)
+    # one agent step is several raw steps: the cap counts agent steps, outside the skip (as a task's own env does)
+    wrapped = match_lam_observations(gym.make(task.env_id, **kwargs), lam)
+    return gym.wrappers.TimeLimit(wrapped, cap) if cap else wrapped
 
 
 def validate_tokens(tokens: Any, prefix_len: int, codebook_size: int, batch: int | None = None) -> np.ndarray:

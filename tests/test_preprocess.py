@@ -168,7 +168,7 @@ def test_atari_end_to_end_from_the_command_line(tmp_path: Path) -> None:
 
     small = "preprocess={kind: atari, frame_size: 32, grayscale: true, frame_skip: 4}"
     cli("collect", "env=breakout", "behaviour=random", "episodes=2", small, "dataset_id=atari/breakout/random-v0")
-    cli("collect", "env=breakout", "behaviour=expert", "episodes=1", "max_episode_steps=200", small,
+    cli("collect", "env=breakout", "behaviour=expert", "episodes=2", "max_episode_steps=100", small,
         "dataset_id=atari/breakout/expert-v0")
     pretrain = cli("pretrain", "data.datasets=[atari/breakout/random-v0]", "lam=games", "lam.channels=[8,16]", "lam.hidden_dim=32",
                    "lam.num_tokens=4", "train.steps=4", "train.batch_size=16", "train.progress=false", "train.eval_every=2",
