@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from flexlam_rl.checkpoint import atomic_path, atomic_write_json
-from flexlam_rl.config import check_optional_positive_int, check_positive_ints, is_int
+from flexlam_rl.config import check_int, check_optional_positive_int, check_positive_ints, is_int
 from flexlam_rl.errors import ConfigError
 from flexlam_rl.media import write_gif
 
@@ -35,6 +35,7 @@ class AgentConfig:
     lam_dir: str | None = None  # LAM directory (latent space only)
     translator_dir: str | None = None  # translator directory (default: <lam_dir>/../translator)
     prefix_len: int | str = 2  # 1..K, or "adaptive": the agent chooses each step's length too
+    init_from: str | None = None  # a latent BC folder: fine-tune it on real actions, the translator as its action head
     token_cost: float = 0.0  # adaptive only: reward subtracted per token used
     total_timesteps: int = 20_000
     n_envs: int = 8
@@ -43,6 +44,7 @@ class AgentConfig:
     eval_episodes: int = 10
     max_episode_steps: int | None = None  # training and evaluation episodes (None: the task's own limit)
     frame_size: int | None = None  # raw space only: the task's pixel frame size (latent space uses the LAM's preprocessing)
+    frame_stack: int = 4  # frames the policy reads (image observations; SB3's VecFrameStack); init_from: the policy's own
     policy: str = "auto"  # auto: CnnPolicy for pixels (a small CNN below 36 px), MlpPolicy for vectors
     device: str = "auto"
     progress_bar: bool = True
@@ -63,9 +65,18 @@ class AgentConfig:
         if self.token_cost and self.prefix_len != "adaptive":
             raise ConfigError("agent.token_cost needs agent.prefix_len=adaptive (a fixed budget uses the same tokens every step).")
         check_optional_positive_int("agent.max_episode_steps", self.max_episode_steps, "the task's own limit")
+        check_int("agent.frame_stack", self.frame_stack, 1, 16)
+        if self.init_from and (self.space != "latent" or self.prefix_len == "adaptive" or self.algo != "ppo"):
+            raise ConfigError("agent.init_from fine-tunes a latent BC policy with PPO at a fixed budget: it needs agent.space=latent, "
+                              "agent.algo=ppo and an integer agent.prefix_len.")
+
+    @property
+    def translator_path(self) -> str:
+        return self.translator_dir or str(Path(self.lam_dir).parent / "translator")
 
     def check_lam(self) -> None:
-        """Refuse a budget the LAM does not have before any env is built (reads only the LAM's config)."""
+        """Refuse a budget the LAM does not have, or a latent BC policy made for another LAM or frame shape, before
+        any env is built (reads configs and the LAM's weights only)."""
         if self.space != "latent" or self.prefix_len == "adaptive":
             return
         from flexlam_rl.checkpoint import read_json
@@ -74,6 +85,10 @@ class AgentConfig:
         k = int(record.get("config", record).get("num_tokens", 0))
         if not 1 <= int(self.prefix_len) <= k:
             raise ConfigError(f"agent.prefix_len={self.prefix_len} is outside 1..{k}: the LAM at {self.lam_dir} has K = {k} tokens.")
+        if self.init_from:
+            from .finetune import check_init_from
+
+            self.frame_stack = int(check_init_from(self.init_from, self.lam_dir, self.translator_path).get("frame_stack", 1))
 
 
 @dataclass
@@ -86,32 +101,58 @@ class AgentResult:
     train_return: float  # mean return of the last 20 training episodes (stochastic policy)
     curve: list[tuple[int, float]]  # (timesteps, mean eval return)
     eval_mean_prefix_len: float | None = None  # tokens per step in the evaluation episodes (latent space)
+    baselines: dict[str, Any] | None = None  # random actions and the scripted expert on the evaluation env's settings
+    normalized: float | None = None  # (eval return - random) / (expert - random); None without an expert
 
 
-def make_vec_env(cfg: AgentConfig, n_envs: int, seed: int):
+def agent_baselines(cfg: AgentConfig):
+    """Random actions and the task's scripted expert over ``eval_episodes`` episodes of the evaluation env's base (the
+    LAM's frames or the task's, real actions, the same step cap): what the agent's return is read against."""
+    from flexlam_rl.baselines import baseline_returns
+    from flexlam_rl.envs import task_at_frame_size
+    from flexlam_rl.model import FlexLAM
+    from flexlam_rl.wrappers import lam_env
+
+    if cfg.space == "latent":
+        env = lam_env(cfg.env, FlexLAM.load(cfg.lam_dir), max_episode_steps=cfg.max_episode_steps)
+    else:
+        env = task_at_frame_size(cfg.env, cfg.frame_size).make(max_episode_steps=cfg.max_episode_steps)
+    with env:
+        return baseline_returns(env, cfg.env, cfg.eval_episodes, cfg.seed + EVAL_SEED_OFFSET, max_episode_steps=cfg.max_episode_steps)
+
+
+def make_vec_env(cfg: AgentConfig, n_envs: int, seed: int, training: bool = False):
     """Sub-envs of the task: in latent space seen as the LAM sees them (its recorded preprocessing) and
-    wrapped for latent actions; in the raw action space, the task's own preprocessed env."""
+    wrapped for latent actions (with ``init_from``: the LAM's frames, real actions); in the raw action space,
+    the task's own preprocessed env. ``training``: a lost life ends an Atari episode (above the Monitor, which
+    records whole games). Image observations reach the policy as a stack of ``frame_stack`` frames."""
     from stable_baselines3.common.env_util import make_vec_env as sb3_make_vec_env
     from stable_baselines3.common.preprocessing import is_image_space
-    from stable_baselines3.common.vec_env import VecTransposeImage
+    from stable_baselines3.common.vec_env import VecFrameStack, VecTransposeImage
 
     from flexlam_rl.envs import task_at_frame_size
+    from flexlam_rl.envs.pixels import end_episodes_on_life_loss
     from flexlam_rl.model import FlexLAM
     from flexlam_rl.wrappers import lam_env
 
     from .vec_env import LatentActionVecEnv, VecTokenCost
 
+    wrapper = end_episodes_on_life_loss if training else None
     if cfg.space == "latent":
         lam = FlexLAM.load(cfg.lam_dir)
-        translator_dir = cfg.translator_dir or str(Path(cfg.lam_dir).parent / "translator")
-        venv = LatentActionVecEnv(sb3_make_vec_env(lambda: lam_env(cfg.env, lam, max_episode_steps=cfg.max_episode_steps),
-                                                   n_envs=n_envs, seed=seed), lam, translator_dir, cfg.prefix_len)
+        venv = sb3_make_vec_env(lambda: lam_env(cfg.env, lam, max_episode_steps=cfg.max_episode_steps), n_envs=n_envs, seed=seed,
+                                wrapper_class=wrapper)
+        if not cfg.init_from:
+            venv = LatentActionVecEnv(venv, lam, cfg.translator_path, cfg.prefix_len)
         if cfg.token_cost:
             venv = VecTokenCost(venv, cfg.token_cost)
     else:
         task = task_at_frame_size(cfg.env, cfg.frame_size)
-        venv = sb3_make_vec_env(lambda: task.make(max_episode_steps=cfg.max_episode_steps), n_envs=n_envs, seed=seed)
+        venv = sb3_make_vec_env(lambda: task.make(max_episode_steps=cfg.max_episode_steps), n_envs=n_envs, seed=seed,
+                                wrapper_class=wrapper)
     if is_image_space(venv.observation_space):
+        if cfg.frame_stack > 1:  # stacked above the latent actions: the translator reads single frames
+            venv = VecFrameStack(venv, cfg.frame_stack, channels_order="last")
         venv = VecTransposeImage(venv)  # channel-first for SB3's CNN (done here so eval env matches)
     return venv
 
@@ -126,11 +167,16 @@ def train_agent(cfg: AgentConfig, run_dir: str | Path) -> AgentResult:
     cfg.check_lam()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    train_env = make_vec_env(cfg, cfg.n_envs, cfg.seed)
+    train_env = make_vec_env(cfg, cfg.n_envs, cfg.seed, training=True)
     eval_env = make_vec_env(cfg, 1, cfg.seed + EVAL_SEED_OFFSET)
     policy, policy_kwargs = policy_for(train_env.observation_space)
     if cfg.policy != "auto":
         policy, policy_kwargs = cfg.policy, {}
+    if cfg.init_from:
+        from .finetune import LatentBCActorCritic
+
+        policy, policy_kwargs = LatentBCActorCritic, {"init_from": str(cfg.init_from), "lam_dir": str(cfg.lam_dir),
+                                                       "translator_dir": cfg.translator_path, "prefix_len": int(cfg.prefix_len)}
     algo_cls = {"ppo": PPO, "a2c": A2C}[cfg.algo]
     kwargs = {**(PPO_DEFAULTS if cfg.algo == "ppo" else {}), **cfg.algo_kwargs}
     if policy_kwargs:
@@ -154,9 +200,11 @@ def train_agent(cfg: AgentConfig, run_dir: str | Path) -> AgentResult:
     returns = _evaluate(model, eval_env, cfg.eval_episodes, frames, lengths)
     gif_path = write_gif(frames, run_dir / "eval_episode.gif") if cfg.gif else None
     mean_length = float(np.mean(lengths)) if lengths else None
-    result = AgentResult(run_dir, model_path, gif_path, float(np.mean(returns)), returns, train_return, curve, mean_length)
+    baselines = agent_baselines(cfg)
+    result = AgentResult(run_dir, model_path, gif_path, float(np.mean(returns)), returns, train_return, curve, mean_length,
+                         baselines.to_dict(), baselines.normalized(float(np.mean(returns))))
     summary = {"config": asdict(cfg), "eval_mean_return": result.eval_mean_return, "eval_returns": returns,
-               "eval_mean_prefix_len": mean_length,
+               "baselines": result.baselines, "normalized": result.normalized, "eval_mean_prefix_len": mean_length,
                "train_return_last20": train_return,
                "curve": curve, "model": str(model_path), "gif": str(gif_path) if gif_path else None}
     atomic_write_json(run_dir / "agent_metrics.json", json.loads(json.dumps(summary, default=float)))

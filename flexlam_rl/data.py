@@ -39,12 +39,13 @@ class TransitionSet(Dataset):
             raise DataError(f"Datasets disagree on observation shape ({detail}); collect them with the same preprocessing.")
         self.sources = list(sources)
         self.episodes = list(episodes)
-        src, frame, action, episode_ids = [], [], [], []
+        src, frame, action, episode_ids, starts = [], [], [], [], []
         for s_idx, e_idx in self.episodes:
             source = self.sources[s_idx]
             n = int(source.episode_lengths[e_idx])
             src.append(np.full(n, s_idx, np.int64))
             frame.append(source.frame_starts[e_idx] + np.arange(n))
+            starts.append(np.full(n, source.frame_starts[e_idx], np.int64))
             action.append(source.action_starts[e_idx] + np.arange(n))
             episode_ids.append(np.full(n, e_idx, np.int64))
         empty = np.zeros(0, np.int64)
@@ -52,6 +53,7 @@ class TransitionSet(Dataset):
         self.frame_index = np.concatenate(frame) if frame else empty
         self.action_index = np.concatenate(action) if action else empty
         self.episode_index = np.concatenate(episode_ids) if episode_ids else empty
+        self.episode_start = np.concatenate(starts) if starts else empty  # frame index of each transition's episode start
 
     @property
     def obs_shape(self) -> tuple[int, ...]:
@@ -78,23 +80,41 @@ class TransitionSet(Dataset):
                             f"{bad[:5].tolist()}; pick indices from range(len(data)).")
         return idx
 
+    def _frames(self, src: np.ndarray, frame_idx: np.ndarray) -> np.ndarray:
+        """Frames ``frame_idx`` of sources ``src`` (one fancy-index per source, in sorted order: sequential reads
+        on the memory map)."""
+        out = np.empty((len(frame_idx), *self.obs_shape), dtype=self.sources[0].frames.dtype)
+        for s_idx in np.unique(src):
+            rows = np.nonzero(src == s_idx)[0]
+            order = np.argsort(frame_idx[rows])
+            out[rows[order]] = self.sources[s_idx].frames[frame_idx[rows][order]]
+        return out
+
     def __getitems__(self, indices: Sequence[int]) -> dict[str, np.ndarray]:
         idx = self._checked(indices)
         src, frame_idx = self.source_index[idx], self.frame_index[idx]
-        obs = np.empty((len(idx), *self.obs_shape), dtype=self.sources[0].frames.dtype)
-        next_obs = np.empty_like(obs)
-        for s_idx in np.unique(src):
-            rows = np.nonzero(src == s_idx)[0]
-            source = self.sources[s_idx]
-            wanted = frame_idx[rows]
-            order = np.argsort(wanted)  # sorted reads are sequential on the memory map
-            both = source.frames[np.concatenate([wanted[order], wanted[order] + 1])]
-            obs[rows[order]] = both[: len(rows)]
-            next_obs[rows[order]] = both[len(rows) :]
-        out = {"obs": obs, "next_obs": next_obs, "task": src}
+        both = self._frames(np.concatenate([src, src]), np.concatenate([frame_idx, frame_idx + 1]))
+        out = {"obs": both[: len(idx)], "next_obs": both[len(idx) :], "task": src}
         if self.has_actions:
             out["action"] = self.actions(idx)
         return out
+
+    def stacked_obs(self, indices: Sequence[int], frame_stack: int) -> np.ndarray:
+        """o_t with the ``frame_stack - 1`` frames before it as channels, oldest first: ``[N, H, W, n * C]``; frames
+        before the episode's start are zeros. What a policy sees of an env wrapped by
+        :func:`~flexlam_rl.envs.pixels.stack_frames` (SB3's ``VecFrameStack`` stacks and pads the same way)."""
+        idx = self._checked(indices)
+        if frame_stack == 1:
+            return self.__getitems__(idx)["obs"]
+        src, frame_idx, start = self.source_index[idx], self.frame_index[idx], self.episode_start[idx]
+        parts = []
+        for back in range(frame_stack - 1, -1, -1):
+            wanted = frame_idx - back
+            part = np.zeros((len(idx), *self.obs_shape), dtype=self.sources[0].frames.dtype)
+            inside = wanted >= start
+            part[inside] = self._frames(src[inside], wanted[inside])
+            parts.append(part)
+        return np.concatenate(parts, axis=-1)
 
     def actions(self, indices: Sequence[int]) -> np.ndarray:
         """The actions of transitions ``indices``, without reading their frames."""
@@ -136,12 +156,12 @@ def split_episodes(
     """
     if not 0.0 <= heldout_fraction < 1.0:
         raise DataError(f"heldout_fraction must be in [0, 1), got {heldout_fraction}.")
-    return _split_off([(s_idx, e) for s_idx, source in enumerate(sources) for e in range(source.num_episodes)],
+    return split_off_episodes([(s_idx, e) for s_idx, source in enumerate(sources) for e in range(source.num_episodes)],
                       sources, heldout_fraction, [seed])
 
 
-def _split_off(episodes: Sequence[tuple[int, int]], sources: Sequence[SourceArrays], fraction: float,
-               stream: list[int]) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+def split_off_episodes(episodes: Sequence[tuple[int, int]], sources: Sequence[SourceArrays], fraction: float,
+                       stream: list[int]) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
     """Per source, a random ``fraction`` of its ``episodes`` (at least one of two or more, never all), drawn from
     a stream keyed by the source's id: ``(kept, split off)``."""
     kept, taken = [], []
@@ -220,7 +240,7 @@ def split_sources(sources: Sequence[SourceArrays], heldout_fraction: float = 0.1
     if not 0.0 <= validation_fraction < 1.0:
         raise DataError(f"validation_fraction must be in [0, 1), got {validation_fraction}.")
     train_eps, held_eps = split_episodes(sources, heldout_fraction, seed)
-    train_eps, val_eps = _split_off(train_eps, sources, validation_fraction, [seed, 1])
+    train_eps, val_eps = split_off_episodes(train_eps, sources, validation_fraction, [seed, 1])
     train = TransitionSet(sources, train_eps)
     if len(train) == 0:
         raise DataError(f"Datasets {ids} hold no training transitions (episodes of length 0?).")

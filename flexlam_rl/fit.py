@@ -12,7 +12,7 @@ import contextlib
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
@@ -55,28 +55,34 @@ def fit(
     batch_size: int | None = None,
     validation_loss: Callable[[], float] | None = None,
     check_every: int = 10,
+    stop: Callable[[list[float]], bool] | None = None,
+    record: dict[str, Any] | None = None,
 ) -> M:
-    """Train ``model`` for exactly ``cfg.steps`` updates and return it in eval mode.
+    """Train ``model`` for ``cfg.steps`` updates (fewer when ``stop`` says so) and return it in eval mode.
 
     Each update draws ``batch_size`` (default ``cfg.batch_size``) indices into ``0..num_items-1``
     (with replacement) from a generator seeded with ``cfg.seed`` and minimizes
     ``batch_loss(indices, generator)``; the loss may draw more randomness (e.g. prefix lengths)
     from the same generator. With ``validation_loss``, it is read every ``check_every`` updates
-    (and after the last) and the weights of its lowest value are the ones returned (early stopping).
+    (and after the last) and the weights of its lowest value are the ones returned (early stopping);
+    ``stop(losses so far)`` ends training after a check (a plateau rule). ``record`` receives ``updates``,
+    ``plateaued`` and ``validation`` (the lowest validation loss, None without one).
     """
     if num_items < 1:
         raise ConfigError("Nothing to fit: the training set is empty.")
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     generator = torch.Generator().manual_seed(cfg.seed)
-    best, best_state = math.inf, None
+    best, best_state, losses, plateaued = math.inf, None, [], False
     for step in range(cfg.steps + 1):
         if validation_loss is not None and (step % check_every == 0 or step == cfg.steps):
             model.eval()
             with torch.no_grad():
                 loss = float(validation_loss())
+            losses.append(loss)
             if loss < best:
                 best, best_state = loss, {k: v.clone() for k, v in model.state_dict().items()}
-        if step == cfg.steps:
+            plateaued = stop is not None and step < cfg.steps and stop(losses)
+        if step == cfg.steps or plateaued:
             break
         model.train()
         idx = torch.randint(0, num_items, (batch_size or cfg.batch_size,), generator=generator)
@@ -86,4 +92,6 @@ def fit(
         optimizer.step()
     if best_state is not None:
         model.load_state_dict(best_state)
+    if record is not None:
+        record.update(updates=step, plateaued=plateaued, validation=best if best_state is not None else None)
     return model.eval()

@@ -10,6 +10,8 @@ No I/O here: :meth:`FlexLAM.save` / :meth:`FlexLAM.load` delegate to ``checkpoin
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -204,11 +206,13 @@ class FlexLAM(ObservationInput):
 
     def _tokenize_with_values(self, x: torch.Tensor, x_next: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """... and the encoder's pre-quantization values ``z [B, K, L]`` (what the saturation penalty reads)."""
-        z = self.idm(x, x_next).view(x.shape[0], self.num_tokens, self.quantizer.dim)
-        if self.code_norm is not None:
-            z = self.code_norm(z)
+        z = self._encoder_values(x, x_next)
         codes, tokens = self.quantizer(z)
         return self.token_proj(codes) + self.slot_embed, tokens, z
+
+    def _encoder_values(self, x: torch.Tensor, x_next: torch.Tensor) -> torch.Tensor:
+        z = self.idm(x, x_next).view(x.shape[0], self.num_tokens, self.quantizer.dim)
+        return self.code_norm(z) if self.code_norm is not None else z
 
     def forward(
         self, obs: ArrayLike, next_obs: ArrayLike, prefix_len: torch.Tensor | int | None = None,
@@ -275,6 +279,19 @@ class FlexLAM(ObservationInput):
         x, x_next = self.normalize(obs), self.normalize(next_obs, "next_obs")
         _, tokens = self._tokenize(x, x_next)
         return tokens
+
+    @torch.no_grad()
+    def encode_values(self, obs: ArrayLike, next_obs: ArrayLike) -> torch.Tensor:
+        """Transitions -> each slot's value before rounding, on the code grid's scale ``[B, K, L]``: rounding it
+        gives :meth:`encode`'s tokens. What a policy that regresses the latent (LAPO's latent BC) learns."""
+        x, x_next = self.normalize(obs), self.normalize(next_obs, "next_obs")
+        return self.quantizer._bound(self._encoder_values(x, x_next))
+
+    def embed_codes(self, codes: torch.Tensor, prefix_len: int | torch.Tensor) -> torch.Tensor:
+        """Codes in [-1, 1] ``[B, K, L]`` (rounded or not) -> the null-filled latent ``[B, K, D]``, differentiably:
+        :meth:`embed` for token indices, and the path a fine-tuned policy's gradient takes through this LAM."""
+        slots = self.token_proj(codes.to(self.device, torch.float32)) + self.slot_embed
+        return null_fill(slots, prefix_len, self.null_latent)
 
     def eval_rows(self, per_row: int = 1) -> int:
         """Transitions per no-grad call when each is decoded ``per_row`` times (1: encoding), so that the widest
@@ -372,8 +389,7 @@ class FlexLAM(ObservationInput):
             t = F.pad(t, (0, self.num_tokens - t.shape[1]))
         if lengths is not None and len(lengths) != t.shape[0]:
             raise FlexLAMError(f"prefix_len has {len(lengths)} lengths for {t.shape[0]} rows of tokens; give one per row.")
-        slots = self.token_proj(self.quantizer.indices_to_codes(t)) + self.slot_embed
-        return null_fill(slots, k if lengths is None else lengths.to(self.device), self.null_latent)
+        return self.embed_codes(self.quantizer.indices_to_codes(t), k if lengths is None else lengths.to(self.device))
 
     def decode(self, obs: ArrayLike, latent: torch.Tensor) -> torch.Tensor:
         """Predict the next observation from ``obs`` and a latent ``[B, K, D]``, in ``obs``'s layout."""
@@ -383,6 +399,15 @@ class FlexLAM(ObservationInput):
             got = tuple(latent.shape) if hasattr(latent, "shape") else type(latent).__name__
             raise FlexLAMError(f"latent must be a tensor of shape {expected} (from lam.embed), got {got}.")
         return self.denormalize(self.fdm(x, latent.to(self.device, torch.float32)))
+
+    def fingerprint(self) -> str:
+        """A short hash of this LAM's config and weights: what a translator or policy made for it records, so that
+        one made for another LAM (same K, same action space) is refused rather than silently wrong."""
+        digest = hashlib.sha256(json.dumps(self.config.to_dict(), sort_keys=True).encode())
+        for name, tensor in sorted(self.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        return digest.hexdigest()[:16]
 
     def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
         """Write ``model.safetensors`` + ``config.json`` into the directory ``path`` (atomically)."""

@@ -54,6 +54,12 @@ class FSQ(nn.Module):
         shift = torch.atanh(offset / half_l)
         return torch.tanh(z + shift) * half_l - offset
 
+    def values_to_indices(self, bounded: torch.Tensor) -> torch.Tensor:
+        """Values on the grid's scale (what :meth:`_bound` gives, or a regression of it) -> the nearest codes'
+        indices ``[...]``: how a policy that regresses the value before quantization picks its tokens."""
+        digits = torch.round(bounded).clamp(-self._half_width, self._levels - 1 - self._half_width)
+        return self.codes_to_indices(digits / self._half_width)
+
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         bounded = self._bound(z)
         rounded = bounded + (torch.round(bounded) - bounded).detach()

@@ -20,24 +20,31 @@ from flexlam_rl.latent_bc import (
 )
 
 
-def test_latent_bc_learns_the_idm_tokens_without_actions(cartpole_models, monkeypatch) -> None:
+@pytest.mark.parametrize("head", ["autoregressive", "independent"])
+def test_latent_bc_learns_the_idm_tokens_without_actions(cartpole_models, monkeypatch, head) -> None:
     lam, data = cartpole_models["lam"], cartpole_models["data"]
     for source in data.train.sources:  # prove actions are never read: remove them
         monkeypatch.setattr(source, "actions", None)
-    policy = train_latent_bc(lam, data.train, LatentBCTrainConfig(steps=300))
+    record: dict = {}
+    policy = train_latent_bc(lam, data.train, LatentBCTrainConfig(steps=300, head=head, until_plateau=False), record=record)
+    assert record == {"updates": 300, "plateaued": False, "validation": None}
     obs, tokens = token_targets(lam, data.train)
-    predicted = policy(obs).argmax(-1).numpy()
+    predicted = policy.act(obs, lam.num_tokens)
     majority = np.mean([np.mean(tokens[:, j] == np.bincount(tokens[:, j]).argmax()) for j in range(tokens.shape[1])])
     assert np.mean(predicted == tokens) > majority + 0.05  # better than always predicting each slot's mode
     assert policy.act(obs[:3], 2).shape == (3, 2)
 
 
-def test_latent_bc_on_expert_data_beats_a_random_policy_at_every_budget(cartpole_models, cartpole_expert_dataset, tmp_path) -> None:
+@pytest.mark.parametrize("head", ["autoregressive", "regress", "independent"])
+def test_latent_bc_on_expert_data_beats_a_random_policy_at_every_budget(cartpole_models, cartpole_expert_dataset, tmp_path,
+                                                                        head) -> None:
     """The LAM and translator only ever saw random CartPole; cloning 3 action-free expert episodes
     through them balances the pole far longer than random actions (about 240-340 vs 26 measured)."""
     lam, translator = cartpole_models["lam"], cartpole_models["translator"]
     expert = load_transitions(cartpole_expert_dataset, heldout_fraction=0.0).train
-    policy = train_latent_bc(lam, expert, LatentBCTrainConfig(steps=300))
+    record: dict = {}
+    policy = train_latent_bc(lam, expert, LatentBCTrainConfig(steps=300, head=head, check_every=20), record=record)
+    assert record["validation"] is not None and 0 < record["updates"] <= 300  # checked on a held-out expert episode
     scores = evaluate_latent_bc(policy, lam, translator, "cartpole", [1, 4], episodes=3, seed=0)
     random = float(np.mean(random_returns("cartpole", 10, seed=0)))
     assert set(scores) == {1, 4}

@@ -1,4 +1,4 @@
-"""``flexlam-latent-bc``: latent behaviour cloning scored by return at every budget, vs random."""
+"""``flexlam-latent-bc``: latent behaviour cloning scored by return at every budget, beside random, expert and true-action BC."""
 
 from __future__ import annotations
 
@@ -20,18 +20,30 @@ def latent_bc_from_config(cfg: DictConfig) -> dict[str, Any]:
         out=cfg.out, gif=bool(cfg.gif), adaptive_tol=plain(cfg.get("adaptive_tol")),
         max_episode_steps=plain(cfg.get("max_episode_steps")),
     )
-    returns = metrics["returns"]
+    returns, base, training = metrics["returns"], metrics["baselines"], metrics["training"]
     cap = f" (at most {metrics['max_episode_steps']} steps each)" if metrics["max_episode_steps"] else ""
-    print(f"latent BC on {metrics['expert_transitions']} action-free expert transitions; mean return over "
-          f"{cfg.episodes} episodes of {cfg.env}{cap}:")
-    print(markdown_table(["k", *returns, "random"],
-                         [["return", *(f"{v['mean']:.3f}" for v in returns.values()), f"{metrics['random']['mean']:.3f}"]]))
+    stop = "its validation loss plateaued" if training.get("plateaued") else "the step cap"
+    print(f"latent BC ({metrics['head']} head, {metrics['frame_stack']} frame(s)) on {metrics['expert_transitions']} action-free "
+          f"expert transitions: {training.get('updates')} updates ({stop}); mean return over {cfg.episodes} episodes of {cfg.env}{cap}:")
+    refs = [("random", base["random"]), ("expert", base["expert"]), ("true-action BC", base["true_action_bc"])]
+    rows = [["return", *(f"{v['mean']:.3f}" for v in returns.values()), *(_num(v) for _, v in refs)],
+            ["normalized", *(_num(v) for v in metrics["normalized"].values()), "0", "1" if base["expert"] is not None else "-",
+             _num(base["normalized_true_action_bc"])]]
+    print(markdown_table(["k", *returns, *(name for name, _ in refs)], rows))
+    if base["expert"] is None:
+        print(f"normalized score: none ({base['expert_note']} for {cfg.env}: (R - random) / (expert - random) needs one)")
+    else:
+        print("normalized score: (R - random) / (expert - random), under the same env settings, step cap and episodes")
     if "adaptive" in metrics:
         a = metrics["adaptive"]
         print(f"adaptive length (tol {a['tol']:g}): return {a['mean']:.3f} with {a['mean_tokens']:.2f} tokens per step")
     gif = f"  (GIF at k={metrics['best_budget']}: {metrics['gif']})" if metrics["gif"] else ""
     print(f"\nlatent BC policy: {metrics['policy']}{gif}")
     return metrics
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
 
 main = hydra_entry("latent_bc", latent_bc_from_config)
