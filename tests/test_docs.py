@@ -567,3 +567,21 @@ def test_what_the_data_guide_says_of_breakout_without_lam_games_is_what_the_atar
             f"on the same {align['labels']} labels") in page
     returns = [r["mean"] for r in result["latent_bc"]["returns"].values()]
     assert f"latent BC {min(returns):.1f}-{max(returns):.1f} points against {result['latent_bc']['random']['mean']:.1f}" in page
+
+
+def test_the_games_benchmarks_latent_bc_is_read_against_random_and_expert_play_on_its_own_settings() -> None:
+    import json
+
+    baselines = json.loads((ROOT / "benchmarks/results/games_bench/baselines.json").read_text())
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    page = " ".join((ROOT / "docs/benchmarks/games_bench.md").read_text().split())
+    breakout, pong = baselines["tasks"]["breakout"], baselines["tasks"]["pong"]
+    assert breakout["agent_steps_cap"] == pong["agent_steps_cap"] == 100 and breakout["episodes"] == 60
+    for game in (breakout, pong):
+        assert game["latent_bc_range"][1] < game["random"] < game["expert"]  # below random, as both texts say
+    (b_low, b_high), (p_low, p_high) = breakout["latent_bc_normalized_range"], pong["latent_bc_normalized_range"]
+    assert (f"random {breakout['random']:.2f} and {pong['random']:.2f}, expert {breakout['expert']:.2f} and {pong['expert']:.2f}: "
+            f"a normalized score of {b_low:.2f} to {b_high:.2f} and {p_low:.2f} to {p_high:.2f};") in readme
+    assert f"random actions score {breakout['random']:.2f} on Breakout and {pong['random']:.2f} on Pong" in page
+    assert f"scripted expert {breakout['expert']:.2f} and {pong['expert']:.2f}" in page
+    assert f"{b_low:.2f} to {b_high:.2f} on Breakout, {p_low:.2f} to {p_high:.2f} on Pong" in page
