@@ -16,11 +16,13 @@ NATURE_CNN_MIN_SIZE = 36  # SB3's NatureCNN needs frames of at least 36 px
 
 
 class SmallCNN(BaseFeaturesExtractor):
-    """flexlam-rl's :class:`~flexlam_rl.nets.ConvEncoder` as an SB3 feature extractor, for frames NatureCNN rejects."""
+    """flexlam-rl's :class:`~flexlam_rl.nets.ConvEncoder` as an SB3 feature extractor, for frames NatureCNN rejects;
+    with ``channels=(16, 32, 64)`` it is a latent BC policy's encoder (an agent from scratch with the same network
+    as one fine-tuned from latent BC)."""
 
-    def __init__(self, observation_space: gym.spaces.Box, features_dim: int = 256):
+    def __init__(self, observation_space: gym.spaces.Box, features_dim: int = 256, channels: tuple[int, ...] = SMALL_CNN_CHANNELS):
         super().__init__(observation_space, features_dim)
-        self.encoder = ConvEncoder(observation_space.shape[0], SMALL_CNN_CHANNELS, features_dim)
+        self.encoder = ConvEncoder(observation_space.shape[0], tuple(channels), features_dim)
 
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
         return self.encoder(observations)

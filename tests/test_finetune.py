@@ -109,3 +109,18 @@ def test_a_latent_bc_policy_of_another_lam_or_a_missing_one_is_refused_before_an
         AgentConfig(**base, lam_dir=str(twin), translator_dir=str(root / "translator"), init_from=str(root / "latent_bc")).check_lam()
     with pytest.raises(ConfigError, match="init_from fine-tunes a latent BC policy with PPO"):
         AgentConfig(**base, lam_dir=str(root / "lam"), init_from=str(root / "latent_bc"), algo="a2c")
+
+
+def test_the_acting_benchmarks_rules_pick_the_budget_and_decide_as_written() -> None:
+    from conftest import load_benchmark
+
+    acting = load_benchmark("acting")
+    units = [{"returns": {"1": 1.0, "2": 3.0, "4": 3.0}}, {"returns": {"1": 2.0, "2": 1.0, "4": 1.0}}]
+    assert acting.best_budget(units) == 2  # 2 and 4 tie on the mean: the smaller budget
+    assert acting.holm({"a": 0.004, "b": 0.011, "c": 0.03, "d": 0.5}) == {"a": True, "b": True, "c": False, "d": False}
+    seeds = range(8)
+    arms = {"from_latent_bc": [{"seed": s, "auc": 5.0 + s} for s in seeds], "scratch_raw": [{"seed": s, "auc": 1.0 + s} for s in seeds],
+            "scratch_latent": [{"seed": s, "auc": 6.0 + s} for s in seeds]}
+    tests = acting.finetune_verdict(arms)
+    assert tests["scratch_raw"]["diff"] == pytest.approx(4.0) and tests["scratch_raw"]["p_value"] == pytest.approx(2 / 256)
+    assert tests["scratch_latent"]["diff"] == pytest.approx(-1.0) and tests["p_both"] == 1.0  # worse than one arm: not both
