@@ -207,10 +207,16 @@ def train_agent(cfg: AgentConfig, run_dir: str | Path) -> AgentResult:
                "baselines": result.baselines, "normalized": result.normalized, "eval_mean_prefix_len": mean_length,
                "train_return_last20": train_return,
                "curve": curve, "model": str(model_path), "gif": str(gif_path) if gif_path else None}
-    atomic_write_json(run_dir / "agent_metrics.json", json.loads(json.dumps(summary, default=float)))
+    atomic_write_json(run_dir / "agent_metrics.json", json.loads(json.dumps(summary, default=_json_value)))
     train_env.close()
     eval_env.close()
     return result
+
+
+def _json_value(value: Any) -> Any:
+    """What the metrics file records of a value JSON cannot hold: a class (a policy's feature extractor, say) by its
+    import path, numbers as floats."""
+    return f"{value.__module__}.{value.__qualname__}" if isinstance(value, type) else float(value)
 
 
 def _evaluate(model: Any, env: Any, episodes: int, frames: list[np.ndarray], lengths: list[int]) -> list[float]:
