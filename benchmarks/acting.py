@@ -117,6 +117,12 @@ def prepare(spec: TaskSpec, work: Path, env: dict[str, str], smoke: bool) -> Pat
     return run
 
 
+def code_record() -> dict[str, Any]:
+    from flexlam_rl.bench.report import code_record as record
+
+    return record()
+
+
 def latent_bc_unit(spec: TaskSpec, run: Path, variant: str, seed: int, work: Path, protocol: dict[str, Any],
                    bc_overrides: dict[str, Any]) -> dict[str, Any]:
     """One latent BC seed of one variant: its returns per budget (the default variant also its baselines and the
@@ -147,7 +153,7 @@ def latent_bc_unit(spec: TaskSpec, run: Path, variant: str, seed: int, work: Pat
         scores = evaluate_latent_bc(policy, lam, Translator.load(run / "translator"), spec.task, protocol["budgets"],
                                     protocol["eval_episodes"], eval_seed, max_episode_steps=spec.cap)
         unit = {"returns": {k: v["mean"] for k, v in scores.items()}, "training": record}
-    unit.update(variant=variant, seed=seed, settings=asdict(cfg), wall_s=time.time() - start)
+    unit.update(variant=variant, seed=seed, settings=asdict(cfg), wall_s=time.time() - start, code=code_record())
     atomic_write_json(done, unit)
     return json.loads(done.read_text())
 
@@ -184,7 +190,7 @@ def ppo_unit(spec: TaskSpec, run: Path, arm: str, seed: int, k: int, work: Path)
     result = train_agent(cfg, folder / "agent")
     curve = [[0, float("nan")]] if not result.curve else [[int(t), float(r)] for t, r in result.curve]
     unit = {"arm": arm, "seed": seed, "k": k, "curve": curve, "auc": float(np.mean([r for _, r in curve])),
-            "final": result.eval_mean_return, "wall_s": time.time() - start}
+            "final": result.eval_mean_return, "wall_s": time.time() - start, "code": code_record()}
     atomic_write_json(done, unit)
     return unit
 
@@ -254,8 +260,9 @@ def report(specs: list[TaskSpec], work: Path, out: Path, protocol: dict[str, Any
     beats = holm({e["task"]: e["tests"]["p_both"] for e in finetune})
     for entry in finetune:
         entry["verdict"] = "beats both from-scratch arms" if beats[entry["task"]] else "not shown to beat both from-scratch arms"
+    codes = sorted({json.dumps(json.loads(path.read_text()).get("code"), sort_keys=True) for path in work.glob("*/*/*/s*/unit.json")})
     result = {"command": command, "protocol": {**protocol, "ablation": ABLATION}, "tasks": tasks, "finetune": finetune,
-              "ablation": ablation, "versions": versions()}
+              "ablation": ablation, "code": [json.loads(c) for c in codes], "versions": versions()}
     atomic_write_json(out / "results.json", result)
     atomic_write_bytes(out / "results.md", markdown(result).encode())
     plot(result, out / "curves.png")
@@ -271,7 +278,9 @@ def markdown(result: dict[str, Any]) -> str:
 
     budgets = [str(k) for k in result["protocol"]["budgets"]]
     lines = [f"# Acting: latent BC, its baselines and fine-tuning from it (`{result['command']}`)", "",
-             f"Protocol fixed on {result['protocol']['date_fixed']}; seeds {result['protocol']['seeds']}.", "",
+             f"Protocol fixed on {result['protocol']['date_fixed']}; seeds {result['protocol']['seeds']}; code: "
+             + ", ".join(f"{c['commit'][:10] if c and c['commit'] else '?'}{'' if c and c['clean'] else ' (uncommitted changes)'}"
+                         for c in result["code"]) + ".", "",
              "## Latent BC beside random, expert and true-action BC play (mean return, normalized score in brackets)", ""]
     rows = [[t["task"], str(t["max_episode_steps"]), _num(t["random_return"]), _num(t["expert_return"]),
              f"{_num(t['true_action_bc_return'])} ({_num(t['true_action_bc_normalized'])})",

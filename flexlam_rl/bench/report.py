@@ -381,6 +381,25 @@ def versions() -> dict[str, str]:
             "python": platform.python_version(), "platform": platform.platform()}
 
 
+def code_record() -> dict[str, Any]:
+    """The code a result was made with: the commit of the checkout this package runs from and whether its tree was
+    clean (uncommitted changes to tracked files); ``commit`` is None outside a git checkout (an installed wheel)."""
+    import subprocess
+
+    here = Path(__file__).resolve().parent
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", "-C", str(here), *args], capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "clean": None if commit is None else status == ""}
+
+
 def jsonable(obj: Any) -> Any:
     """Plain JSON types (numpy arrays and scalars become lists and numbers)."""
     return json.loads(json.dumps(obj, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
