@@ -51,6 +51,13 @@ def test_smoke_scale_writes_every_report(tmp_path: Path) -> None:
     assert result["versions"]["torch"] and result["command"].startswith("flexlam-bench")
     md = (out / "results.md").read_text()
     assert "View `equal_updates`" in md and "View `equal_compute`" in md and "plateaued" in md and "Too few seeds" in md
+    baselines = result["baselines"]  # latent BC read against random, expert and true-action BC play, per task
+    assert set(baselines) == {"minigrid", "reach"} and set(baselines["minigrid"]) == {"minigrid-empty", "minigrid-doorkey", "minigrid-lavagap"}
+    empty = baselines["minigrid"]["minigrid-empty"]
+    assert empty["expert"] > empty["random"] and empty["true_action_bc"] is not None and len(empty["latent_bc_normalized_range"]) == 2
+    low, high = empty["latent_bc_range"]
+    assert empty["latent_bc_normalized_range"][1] == pytest.approx((high - empty["random"]) / (empty["expert"] - empty["random"]))
+    assert "Latent BC beside random, expert and true-action BC play" in md and "| minigrid | minigrid-empty |" in md
     for plot in ("budget_curves.png", "learning_curves.png"):
         assert (out / plot).stat().st_size > 10_000
     assert {p.name for p in (out / "gifs").iterdir()} >= {"minigrid_flexlam_k2.gif", "minigrid_fixed_k2.gif"}

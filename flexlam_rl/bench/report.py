@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..baselines import normalized_score
 from ..checkpoint import atomic_write_bytes, atomic_write_json, read_json
 from ..errors import DataError
 from ..metrics import mean_se
@@ -70,7 +71,51 @@ def aggregate(per_seed: dict[str, dict[int, dict[str, Any]]], cfg: BenchConfig) 
             "learning_curves": {suite: _mean_curves(seeds) for suite, seeds in per_seed.items()},
             "compute": {suite: _compute(seeds, cfg) for suite, seeds in per_seed.items()},
             "code_usage": {suite: {name: np.mean([r["code_usage"][name] for r in seeds.values()], axis=0).round(3).tolist()
-                                   for name in next(iter(seeds.values()))["code_usage"]} for suite, seeds in per_seed.items()}}
+                                   for name in next(iter(seeds.values()))["code_usage"]} for suite, seeds in per_seed.items()},
+            "baselines": {suite: _baselines(seeds, cfg, suite) for suite, seeds in per_seed.items()
+                          if all("baselines" in run for run in seeds.values())}}
+
+
+def _baselines(seeds: dict[int, dict[str, Any]], cfg: BenchConfig, suite: str) -> dict[str, dict[str, Any]]:
+    """Per task: the mean over seeds of random, expert and true-action BC returns (None where there is none), and the
+    range of latent BC's mean return over views, label runs, models and budgets, also as normalized scores. A label
+    run that aligned only the stress task's translator scored only that task."""
+    runs = [seeds[s] for s in sorted(seeds)]
+    tasks = list(runs[0]["baselines"])
+    stress = next(spec.stress_task for spec in cfg.suites if spec.name == suite)
+    out: dict[str, dict[str, Any]] = {}
+    for task in tasks:
+        base = {key: (None if any(run["baselines"][task][key] is None for run in runs)
+                      else float(np.mean([run["baselines"][task][key] for run in runs]))) for key in ("random", "expert", "true_action_bc")}
+        cells = []
+        for view in VIEWS:
+            for protocol, methods in runs[0]["values"][view].get("bc_return", {}).items():
+                for method, budgets in methods.items():
+                    for k, scored in budgets.items():
+                        where = tasks if len(scored) == len(tasks) else [stress]
+                        if task in where:
+                            cells.append(float(np.mean([run["values"][view]["bc_return"][protocol][method][k][where.index(task)]
+                                                        for run in runs])))
+        norm = [normalized_score(r, base["random"], base["expert"]) for r in cells]
+        out[task] = {**base, "latent_bc_range": [min(cells), max(cells)] if cells else None,
+                     "latent_bc_normalized_range": None if not cells or None in norm else [min(norm), max(norm)],
+                     "true_action_bc_normalized": None if base["true_action_bc"] is None
+                     else normalized_score(base["true_action_bc"], base["random"], base["expert"])}
+    return out
+
+
+def baselines_table(result: dict[str, Any]) -> str:
+    """Latent BC's range per task beside its baselines, and as normalized scores (0: random play, 1: the expert's)."""
+    rows = [[suite, task, f"{b['random']:.2f}", _maybe(b["expert"]), _maybe(b["true_action_bc"]),
+             "-" if b["latent_bc_range"] is None else f"{b['latent_bc_range'][0]:.2f} to {b['latent_bc_range'][1]:.2f}",
+             "no expert" if b["latent_bc_normalized_range"] is None
+             else f"{b['latent_bc_normalized_range'][0]:.2f} to {b['latent_bc_normalized_range'][1]:.2f}"]
+            for suite, tasks in result.get("baselines", {}).items() for task, b in tasks.items()]
+    return markdown_table(["suite", "task", "random", "expert", "true-action BC", "latent BC", "latent BC normalized"], rows)
+
+
+def _maybe(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def adjust_verdicts(claims: list[dict[str, Any]]) -> None:
@@ -281,6 +326,10 @@ def results_markdown(result: dict[str, Any], cfg: BenchConfig) -> str:
                   f"{_flop(comp['flexlam_flops'])} vs the {comp['models_replaced']} fixed LAMs it replaces "
                   f"{comp['fixed_updates']:.0f} updates, {_seconds(comp['fixed_wall_s'])}, {_flop(comp['fixed_flops'])} "
                   f"({comp['fixed_over_flexlam_flops']:.1f}x the FLOPs, {comp['fixed_over_flexlam_wall']:.1f}x the wall time).", ""]
+    if result.get("baselines"):
+        lines += ["## Latent BC beside random, expert and true-action BC play", "",
+                  "Mean return per task over seeds, on the episodes and step cap latent BC is scored with; latent BC's "
+                  "range is over views, label runs, models and budgets.", "", baselines_table(result), ""]
     lines += ["Code usage (held-out perplexity per slot, mean over seeds):", ""]
     for suite, usage in result["code_usage"].items():
         lines += [f"- {suite} {name}: " + " ".join(f"{u:.2f}" for u in values) for name, values in usage.items()]

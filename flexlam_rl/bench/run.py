@@ -166,7 +166,8 @@ def run_seed(cfg: BenchConfig, suite: SuiteSpec, seed: int, cache_root: Path, gi
     flex_scores = scores[id(models["equal_updates"]["flexlam"])]
     return {"values": values, "models": records, "code_usage": {name: scores[id(lam)]["code_usage"]
                                                                  for name, lam in models["equal_updates"].items()},
-            "copy_baseline": flex_scores["copy_baseline"], "labels": {"count": work.label_count, "pool": len(work.data.train)}}
+            "copy_baseline": flex_scores["copy_baseline"], "labels": {"count": work.label_count, "pool": len(work.data.train)},
+            **({"baselines": work.baselines(models["equal_updates"]["flexlam"])} if work.bc_set is not None else {})}
 
 
 @dataclass
@@ -274,6 +275,24 @@ class SeedWork:
                 out.setdefault("ppo_return", {})[run] = self.ppo_returns(lam, stress, run, align_cfg, budgets)
             self.say(f"{name} {run}: align {' | '.join(_fmt(s) for s in scores)}")
         return ScoredModel(out, policy, translators)
+
+    def baselines(self, lam: FlexLAM) -> dict[str, dict[str, Any]]:
+        """Per task: random actions, the scripted expert and true-action BC (this seed's, on the task's expert training
+        episodes) over the episodes latent BC is scored on, with its step cap (:mod:`flexlam_rl.baselines`)."""
+        from ..baselines import baseline_returns
+        from ..wrappers import lam_env
+
+        out = {}
+        train = LatentBCTrainConfig(**{**self.cfg.bc, "seed": self.seed})
+        for task in self.suite.tasks:
+            expert = self.bc_set.subset_sources([self.ids[task]["expert"]])
+            # one episode (smoke scales) leaves none to hold out: train to the step cap, as the record then says
+            fit = train if len(expert.episodes) >= 2 else replace(train, until_plateau=False)
+            bc = (fit, list(lam.config.channels), lam.config.hidden_dim)
+            with lam_env(task, lam, max_episode_steps=self.suite.max_episode_steps) as env:
+                out[task] = baseline_returns(env, task, self.cfg.eval_episodes, EVAL_SEED_BASE + self.seed * 1000, expert, bc,
+                                             self.suite.max_episode_steps).to_dict()
+        return out
 
     def label_pool(self, group: AlignGroup, protocol: str) -> Any:
         return group.pool if protocol == "standard" else group.pool.subset_sources(list(self.ids[self.suite.stress_task].values()))
