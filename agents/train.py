@@ -75,12 +75,18 @@ class AgentConfig:
         return self.translator_dir or str(Path(self.lam_dir).parent / "translator")
 
     def check_lam(self) -> None:
-        """Refuse a budget the LAM does not have, or a latent BC policy made for another LAM or frame shape, before
-        any env is built (reads configs and the LAM's weights only)."""
-        if self.space != "latent" or self.prefix_len == "adaptive":
+        """Refuse a translator aligned on another LAM, a budget the LAM does not have, or a latent BC policy made for
+        another LAM or frame shape, before any env is built (reads checkpoints only)."""
+        if self.space != "latent":
             return
+        from flexlam_rl.align import Translator
         from flexlam_rl.checkpoint import read_json
+        from flexlam_rl.model import FlexLAM
+        from flexlam_rl.wrappers import check_translator_fits
 
+        check_translator_fits(Translator.load(self.translator_path), FlexLAM.load(self.lam_dir))
+        if self.prefix_len == "adaptive":
+            return
         record = read_json(Path(self.lam_dir) / "config.json", "LAM config")
         k = int(record.get("config", record).get("num_tokens", 0))
         if not 1 <= int(self.prefix_len) <= k:

@@ -152,6 +152,19 @@ class BatchMemo:
         self.store.clear()
 
 
+def check_translator_fits(translator: Translator, lam: FlexLAM) -> None:
+    """Refuse a translator aligned on another LAM (its recorded :meth:`~flexlam_rl.model.FlexLAM.fingerprint`): the same
+    K and action space are not enough, its tokens would mean something else. Translators made before the fingerprint
+    was recorded are not checked."""
+    from .checkpoint import origin
+
+    recorded = translator.config.lam_fingerprint
+    if recorded is not None and recorded != lam.fingerprint():
+        raise FlexLAMError(f"The translator ({origin(translator)}) was aligned on another LAM (fingerprint {recorded}) than this "
+                           f"LAM ({origin(lam)}, fingerprint {lam.fingerprint()}); use the translator aligned on this LAM "
+                           f"(flexlam-align lam_dir=...).")
+
+
 class LatentTranslation:
     """Tokens ``[n, k]`` (+ o_t) -> env actions, batched: shared by the single and every vector wrapper.
 
@@ -174,6 +187,7 @@ class LatentTranslation:
                 f"Translator expects latents [K={translator.config.num_tokens}, D={translator.config.latent_dim}] but the "
                 f"LAM gives [K={lam.num_tokens}, D={lam.latent_dim}]; use the translator aligned on this LAM."
             )
+        check_translator_fits(translator, lam)
         self.lam, self.translator = lam.eval(), translator.eval()
         self.memoize = memoize
         self.latents = BatchMemo(self._embed, memo_size)

@@ -52,7 +52,8 @@ def test_smoke_scale_writes_every_report(tmp_path: Path) -> None:
     md = (out / "results.md").read_text()
     assert "View `equal_updates`" in md and "View `equal_compute`" in md and "plateaued" in md and "Too few seeds" in md
     baselines = result["baselines"]  # latent BC read against random, expert and true-action BC play, per task
-    assert set(baselines) == {"minigrid", "reach"} and set(baselines["minigrid"]) == {"minigrid-empty", "minigrid-doorkey", "minigrid-lavagap"}
+    assert set(baselines) == {"minigrid", "reach"}
+    assert set(baselines["minigrid"]) == {"minigrid-empty", "minigrid-doorkey", "minigrid-lavagap"}
     empty = baselines["minigrid"]["minigrid-empty"]
     assert empty["expert"] > empty["random"] and empty["true_action_bc"] is not None and len(empty["latent_bc_normalized_range"]) == 2
     low, high = empty["latent_bc_range"]

@@ -13,7 +13,7 @@ from stable_baselines3 import PPO
 from flexlam_rl import FlexLAM
 from flexlam_rl.agents.finetune import LatentBCActorCritic
 from flexlam_rl.agents.train import AgentConfig, make_vec_env, train_agent
-from flexlam_rl.align import AlignConfig, LabelConfig, action_spec, embed_transitions, select_labels, train_translator
+from flexlam_rl.align import AlignConfig, LabelConfig, Translator, action_spec, embed_transitions, select_labels, train_translator
 from flexlam_rl.baselines import baseline_returns, normalized_score
 from flexlam_rl.data import load_transitions
 from flexlam_rl.errors import ConfigError
@@ -97,16 +97,21 @@ def test_a_latent_bc_policy_of_another_lam_or_a_missing_one_is_refused_before_an
     base = dict(env="minigrid-doorkey", prefix_len=2, progress_bar=False)
     with pytest.raises(ConfigError, match=r"agent.init_from=.*nope: no latent BC policy there"):
         AgentConfig(**base, lam_dir=str(root / "lam"), init_from=str(tmp_path / "nope")).check_lam()
-    other = pixel_models["lam_dir"]  # 64x64 frames: another LAM and another frame shape
+    other = pixel_models["lam_dir"]  # 64x64 frames: another LAM and another frame shape (with a translator of its own)
     with pytest.raises(ConfigError, match=r"reads frames \[32, 32, 3\], but the LAM at .* reads \[64, 64, 3\]"):
-        AgentConfig(**base, lam_dir=str(other), translator_dir=str(root / "translator"), init_from=str(root / "latent_bc")).check_lam()
+        AgentConfig(**base, lam_dir=str(other), translator_dir=str(pixel_models["translator_dir"]),
+                    init_from=str(root / "latent_bc")).check_lam()
     twin = tmp_path / "twin_lam"  # same shapes, other weights
     lam = FlexLAM.load(root / "lam")
     with torch.no_grad():
         lam.null_latent.add_(1.0)
     lam.save(twin)
+    translator = Translator.load(root / "translator")
+    translator.config.lam_fingerprint = lam.fingerprint()  # a translator aligned on the twin: only the policy mismatches
+    translator.save(tmp_path / "twin_translator")
     with pytest.raises(ConfigError, match=r"cloned through the LAM .*fingerprint [0-9a-f]{16}\), not the LAM at .*twin_lam"):
-        AgentConfig(**base, lam_dir=str(twin), translator_dir=str(root / "translator"), init_from=str(root / "latent_bc")).check_lam()
+        AgentConfig(**base, lam_dir=str(twin), translator_dir=str(tmp_path / "twin_translator"),
+                    init_from=str(root / "latent_bc")).check_lam()
     with pytest.raises(ConfigError, match="init_from fine-tunes a latent BC policy with PPO"):
         AgentConfig(**base, lam_dir=str(root / "lam"), init_from=str(root / "latent_bc"), algo="a2c")
 
@@ -124,3 +129,23 @@ def test_the_acting_benchmarks_rules_pick_the_budget_and_decide_as_written() -> 
     tests = acting.finetune_verdict(arms)
     assert tests["scratch_raw"]["diff"] == pytest.approx(4.0) and tests["scratch_raw"]["p_value"] == pytest.approx(2 / 256)
     assert tests["scratch_latent"]["diff"] == pytest.approx(-1.0) and tests["p_both"] == 1.0  # worse than one arm: not both
+
+
+def test_a_translator_aligned_on_another_lam_is_refused_in_python_and_on_the_command_line(doorkey_pipeline, tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    root = doorkey_pipeline["root"]
+    twin = FlexLAM.load(root / "lam")  # the same K, frames and action space: only the weights differ
+    with torch.no_grad():
+        twin.null_latent.add_(1.0)
+    twin.save(tmp_path / "twin")
+    with pytest.raises(ValueError, match=r"aligned on another LAM .* than this LAM"):
+        LatentActionWrapper(lam_env("minigrid-doorkey", twin), twin, root / "translator", prefix_len=2)
+    LatentActionWrapper(lam_env("minigrid-doorkey", doorkey_pipeline["lam"]), doorkey_pipeline["lam"], root / "translator", 2).close()
+    out = subprocess.run([sys.executable, "-m", "flexlam_rl.cli.train_agent", "agent.env=minigrid-doorkey",
+                          f"agent.lam_dir={tmp_path / 'twin'}", f"agent.translator_dir={root / 'translator'}", "agent.prefix_len=2",
+                          f"run_dir={tmp_path / 'agent'}"], capture_output=True, text=True, env=os.environ.copy(), timeout=300)
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    assert out.returncode == 2 and len(errors) == 1 and "LAM" in errors[0] and not (tmp_path / "agent").exists()

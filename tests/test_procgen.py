@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("procgen", reason='needs pip install ".[procgen]" (the README test command installs it last)')
+pytest.importorskip("procgen", reason='needs pip install ".[procgen]" (the README test command runs these in .venv-procgen)')
 
 import gymnasium as gym  # noqa: E402
 from gymnasium.utils.env_checker import check_env  # noqa: E402

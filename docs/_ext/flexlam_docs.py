@@ -14,7 +14,6 @@ from typing import Any
 
 from docutils import nodes
 from docutils.parsers.rst import Directive
-from docutils.statemachine import StringList
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 KEY_LINE = re.compile(r"^(?P<indent> *)(?P<key>[A-Za-z_][\w]*):(?P<rest>.*)$")
@@ -132,13 +131,30 @@ class ConfigTable(Directive):
     required_arguments = 1
 
     def run(self) -> list[nodes.Node]:
-        rows = config_rows(self.arguments[0])
-        lines = [".. list-table::", "   :header-rows: 1", "   :widths: 25 25 50", "", "   * - key", "     - default", "     - meaning"]
-        for key, default, comment in rows:
-            lines += [f"   * - ``{key}``", f"     - ``{default}``" if default else "     - (empty)", f"     - {comment or ' '}"]
-        container = nodes.container()
-        self.state.nested_parse(StringList(lines), self.content_offset, container)
-        return container.children
+        """A docutils table built node by node: the pages are MyST, where reStructuredText directive text (a
+        ``list-table``) would be parsed as Markdown and come out as a paragraph of literal text."""
+        table = nodes.table(classes=["flexlam-config"])
+        group = nodes.tgroup(cols=3)
+        table += group
+        for width in (25, 25, 50):
+            group += nodes.colspec(colwidth=width)
+        head, body = nodes.thead(), nodes.tbody()
+        head += _row([nodes.Text("key"), nodes.Text("default"), nodes.Text("meaning")])
+        for key, default, comment in config_rows(self.arguments[0]):
+            body += _row([nodes.literal(text=key), nodes.literal(text=default) if default else nodes.Text("(empty)"),
+                          nodes.Text(comment or "")])
+        group += head
+        group += body
+        return [table]
+
+
+def _row(cells: list[nodes.Node]) -> nodes.row:
+    row = nodes.row()
+    for cell in cells:
+        entry = nodes.entry()
+        entry += nodes.paragraph("", "", cell)
+        row += entry
+    return row
 
 
 def setup(app: Any) -> dict[str, Any]:

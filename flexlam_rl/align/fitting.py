@@ -71,7 +71,7 @@ def train_translator(lam: FlexLAM, labeled: LabeledSet, action_space_spec: dict[
     tcfg = TranslatorConfig(
         num_tokens=lam.num_tokens, latent_dim=lam.latent_dim, action=action_space_spec, hidden_dim=cfg.hidden_dim,
         num_layers=cfg.num_layers, use_obs=cfg.use_obs, obs_shape=list(lam.config.obs_shape) if cfg.use_obs else None,
-        train_prefix=train_prefix,
+        train_prefix=train_prefix, lam_fingerprint=lam.fingerprint(),
     )
     with seeded(cfg.seed):
         translator = Translator(tcfg)

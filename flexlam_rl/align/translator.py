@@ -30,6 +30,7 @@ class TranslatorConfig:
     obs_shape: list[int] | None = None
     obs_channels: list[int] = field(default_factory=lambda: [16, 32, 64])
     train_prefix: int | None = None  # None: random prefix per example (serves every k)
+    lam_fingerprint: str | None = None  # FlexLAM.fingerprint() of the LAM it was aligned on (None: made before it was recorded)
 
     def __post_init__(self) -> None:
         check_int("num_tokens", self.num_tokens, 1, 64)

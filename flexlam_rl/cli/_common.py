@@ -50,27 +50,30 @@ def hydra_entry(config_name: str, task: Callable[[DictConfig], Any]) -> Callable
 
 
 def unknown_override(config_name: str, args: list[str]) -> str | None:
-    """The first ``group.key=value`` override naming a key the config does not have, as a message with the known
-    keys and the closest one (Hydra's own error would first suggest appending it with ``+``); None if all are known.
+    """The first ``key=value`` or ``group.key=value`` override naming a key the config does not have, as a message
+    with the known keys and the closest one (Hydra's own error is a traceback-like struct error, and its advice to
+    prefix the override with ``+`` only moves the refusal to the config check); None if all are known.
 
     Group selections (``lam=fixed``) are applied first, so their keys count; ``+``/``~`` overrides, ``hydra.*``
     and open mappings (``agent.algo_kwargs``, ``preprocess``) are left to Hydra.
     """
-    import difflib
-
     from hydra import compose, initialize_config_module
     from omegaconf import DictConfig
 
     overrides = [a for a in args if "=" in a and not a.startswith(("-", "+", "~", "hydra"))]
+    top = [a.split("=", 1)[0] for a in overrides if "." not in a.split("=", 1)[0]]
     dotted = [a.split("=", 1)[0] for a in overrides if "." in a.split("=", 1)[0]]
-    if not dotted:
-        return None
-    selections = [a for a in overrides if "." not in a.split("=", 1)[0]]
-    try:
-        with initialize_config_module(CONFIG_PATH.removeprefix("pkg://"), version_base="1.3"):
-            cfg = compose(config_name, overrides=selections)
-    except Exception:  # a bad selection: Hydra's own message says which
-        return None
+    with initialize_config_module(CONFIG_PATH.removeprefix("pkg://"), version_base="1.3"):
+        base = compose(config_name)
+        for key in top:  # a top-level key or a group selection (lam=fixed): either way a key of the composed config
+            if key not in base:
+                return _unknown(key, key, "the config", [str(k) for k in base])
+        if not dotted:
+            return None
+        try:
+            cfg = compose(config_name, overrides=[a for a in overrides if "." not in a.split("=", 1)[0]])
+        except Exception:  # a bad selection: Hydra's own message says which
+            return None
     for key in dotted:
         node: Any = cfg
         parts = key.split(".")
@@ -78,13 +81,18 @@ def unknown_override(config_name: str, args: list[str]) -> str | None:
             if not isinstance(node, DictConfig) or (len(node) == 0 and depth > 0):
                 break  # a value or an open mapping: anything goes below it
             if part not in node:
-                section = ".".join(parts[:depth]) or "the config"
-                close = difflib.get_close_matches(part, [str(k) for k in node], n=1)
-                hint = f" Did you mean {'.'.join([*parts[:depth], close[0]])}?" if close else ""
-                return (f"Unknown key {part!r} in {section} ({key}); known keys: {sorted(str(k) for k in node)}.{hint} "
-                        f"(To add a key of your own, prefix the override with +.)")
+                return _unknown(key, part, ".".join(parts[:depth]) or "the config", [str(k) for k in node], parts[:depth])
             node = node[part]
     return None
+
+
+def _unknown(key: str, part: str, section: str, known: list[str], prefix: list[str] | None = None) -> str:
+    """The one-line message for a misspelled key: where, what is known there, and the closest known key."""
+    import difflib
+
+    close = difflib.get_close_matches(part, known, n=1)
+    hint = f" Did you mean {'.'.join([*(prefix or []), close[0]])}?" if close else ""
+    return f"Unknown key {part!r} in {section} ({key}); known keys: {sorted(known)}.{hint}"
 
 
 def clean_errors(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
