@@ -58,7 +58,7 @@ def unknown_override(config_name: str, args: list[str]) -> str | None:
     and open mappings (``agent.algo_kwargs``, ``preprocess``) are left to Hydra.
     """
     from hydra import compose, initialize_config_module
-    from omegaconf import DictConfig
+    from omegaconf import DictConfig, OmegaConf
 
     overrides = [a for a in args if "=" in a and not a.startswith(("-", "+", "~", "hydra"))]
     top = [a.split("=", 1)[0] for a in overrides if "." not in a.split("=", 1)[0]]
@@ -66,7 +66,7 @@ def unknown_override(config_name: str, args: list[str]) -> str | None:
     with initialize_config_module(CONFIG_PATH.removeprefix("pkg://"), version_base="1.3"):
         base = compose(config_name)
         for key in top:  # a top-level key or a group selection (lam=fixed): either way a key of the composed config
-            if key not in base:
+            if key not in base.keys():  # keys(), not `in`: a mandatory value (???) is a key that `in` calls absent
                 return _unknown(key, key, "the config", [str(k) for k in base])
         if not dotted:
             return None
@@ -80,8 +80,10 @@ def unknown_override(config_name: str, args: list[str]) -> str | None:
         for depth, part in enumerate(parts):
             if not isinstance(node, DictConfig) or (len(node) == 0 and depth > 0):
                 break  # a value or an open mapping: anything goes below it
-            if part not in node:
+            if part not in node.keys():
                 return _unknown(key, part, ".".join(parts[:depth]) or "the config", [str(k) for k in node], parts[:depth])
+            if OmegaConf.is_missing(node, part):
+                break  # a mandatory value (???): a value, nothing below it to check
             node = node[part]
     return None
 
