@@ -335,13 +335,13 @@ def train_latent_bc(lam: FlexLAM, expert: TransitionSet, cfg: LatentBCTrainConfi
 
 # ----------------------------------------------------------------------- scoring
 def rollout_returns(env: gym.Env, act: Callable[[np.ndarray], Any], episodes: int, seed: int,
-                    frames: list[np.ndarray] | None = None, frame_channels: int | None = None) -> list[float]:
+                    frames: list[np.ndarray] | None = None) -> list[float]:
     """Undiscounted returns of ``act`` over ``episodes`` episodes (reset seeds ``seed + i``).
 
     Every method sees the same episodes (same start states), which is what pairs their scores;
     SB3's ``evaluate_policy`` seeds a vector env once and cannot promise that. When ``frames``
-    is given, the observations of the first episode are appended to it (their last ``frame_channels``
-    channels: the newest frame of a stack).
+    is given, the observations of the first episode are appended to it (a stack's GIF shows its newest frame:
+    :func:`~flexlam_rl.media.rgb_frame`).
     """
     returns = []
     for i in range(episodes):
@@ -349,13 +349,13 @@ def rollout_returns(env: gym.Env, act: Callable[[np.ndarray], Any], episodes: in
         total, done = 0.0, False
         record = frames is not None and i == 0
         if record:
-            frames.append(np.asarray(obs)[..., -frame_channels:] if frame_channels else np.asarray(obs))
+            frames.append(np.asarray(obs))
         while not done:
             obs, reward, terminated, truncated, _ = env.step(act(obs))
             total += float(reward)
             done = terminated or truncated
             if record:
-                frames.append(np.asarray(obs)[..., -frame_channels:] if frame_channels else np.asarray(obs))
+                frames.append(np.asarray(obs))
         returns.append(total)
     return returns
 
@@ -393,15 +393,13 @@ def evaluate_latent_bc(
 
     budgets = [check_prefix_len(k, policy.config.num_tokens) for k in budgets]
     out = {}
-    channels = policy.config.obs_shape[-1] if policy.config.frame_stack > 1 else None
     # one env for every budget: each episode resets it with its own seed, so budgets still see the same episodes
     with lam_env(env, lam, max_episode_steps=max_episode_steps) as raw:
         for k in budgets:
             frames = None if gif_frames is None else gif_frames.setdefault(k, [])
             # not closed: that would close ``raw``; the policy reads a frame stack, the translator single frames
             wrapped = stack_frames(latent_env(raw, lam, translator, k, translations), policy.config.frame_stack)
-            returns = rollout_returns(wrapped, lambda o, k=k: policy.act(np.asarray(o)[None], k)[0], episodes, seed, frames,
-                                      channels)
+            returns = rollout_returns(wrapped, lambda o, k=k: policy.act(np.asarray(o)[None], k)[0], episodes, seed, frames)
             out[k] = {"mean": float(np.mean(returns)), "stderr": standard_error(returns)}
     return out
 

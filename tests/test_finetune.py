@@ -146,6 +146,7 @@ def test_a_translator_aligned_on_another_lam_is_refused_in_python_and_on_the_com
     LatentActionWrapper(lam_env("minigrid-doorkey", doorkey_pipeline["lam"]), doorkey_pipeline["lam"], root / "translator", 2).close()
     out = subprocess.run([sys.executable, "-m", "flexlam_rl.cli.train_agent", "agent.env=minigrid-doorkey",
                           f"agent.lam_dir={tmp_path / 'twin'}", f"agent.translator_dir={root / 'translator'}", "agent.prefix_len=2",
-                          f"run_dir={tmp_path / 'agent'}"], capture_output=True, text=True, env=os.environ.copy(), timeout=300)
+                          f"run_dir={tmp_path / 'agent'}"], capture_output=True, text=True, env=os.environ.copy(), timeout=300,
+                         cwd=tmp_path)  # outside the repository: a non-editable install's package, not the checkout's
     errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
     assert out.returncode == 2 and len(errors) == 1 and "LAM" in errors[0] and not (tmp_path / "agent").exists()
