@@ -154,9 +154,7 @@ class LatentBCPolicy(ObservationInput):
             raise ConfigError("This latent BC policy records no FSQ levels (saved before fine-tuning existed); train it again.")
         out = self.outputs(features)[0]
         if self.config.head == "regress":
-            levels = self.quantizer._levels
-            grid = out.clamp(-self.quantizer._half_width, levels - 1 - self.quantizer._half_width)
-            return (grid + (torch.round(grid) - grid).detach()) / self.quantizer._half_width
+            return self.quantizer.snap(out)
         probs = out.softmax(-1)
         hard = F.one_hot(out.argmax(-1), self.config.codebook_size).to(probs.dtype)
         table = self.quantizer.indices_to_codes(torch.arange(self.config.codebook_size, device=out.device))  # [V, L]

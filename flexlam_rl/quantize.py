@@ -54,11 +54,15 @@ class FSQ(nn.Module):
         shift = torch.atanh(offset / half_l)
         return torch.tanh(z + shift) * half_l - offset
 
-    def values_to_indices(self, bounded: torch.Tensor) -> torch.Tensor:
-        """Values on the grid's scale (what :meth:`_bound` gives, or a regression of it) -> the nearest codes'
-        indices ``[...]``: how a policy that regresses the value before quantization picks its tokens."""
-        digits = torch.round(bounded).clamp(-self._half_width, self._levels - 1 - self._half_width)
-        return self.codes_to_indices(digits / self._half_width)
+    def snap(self, values: torch.Tensor) -> torch.Tensor:
+        """Values on the grid's scale (what :meth:`_bound` gives, or a regression of it) ``[..., L]`` -> the nearest
+        codes in [-1, 1], with the gradient passed straight through the rounding (as :meth:`forward` does)."""
+        grid = values.clamp(-self._half_width, self._levels - 1 - self._half_width)
+        return (grid + (torch.round(grid) - grid).detach()) / self._half_width
+
+    def values_to_indices(self, values: torch.Tensor) -> torch.Tensor:
+        """The nearest codes' indices ``[...]``: how a policy that regresses the value before quantization picks its tokens."""
+        return self.codes_to_indices(self.snap(values))
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         bounded = self._bound(z)

@@ -53,3 +53,15 @@ def test_code_usage_scales_to_large_codebooks() -> None:
     indices = torch.stack([torch.arange(1000) * 60, torch.zeros(1000, dtype=torch.long)], dim=1).repeat(8, 1)  # [8000, 2]
     usage = code_usage(indices, 65536)
     assert usage[0].item() == pytest.approx(1000.0, rel=1e-4) and usage[1].item() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("levels", [[8], [5, 3]])
+def test_a_regressed_value_snaps_to_the_code_its_quantization_gives(levels) -> None:
+    """What a latent BC policy that regresses the value before quantization picks: the same code and index as the
+    LAM's own quantization of that value, and values past the grid take its end code."""
+    fsq = FSQ(levels)
+    z = torch.randn(500, 8, len(levels)) * 2
+    codes, indices = fsq(z)
+    assert torch.allclose(fsq.snap(fsq._bound(z)), codes) and torch.equal(fsq.values_to_indices(fsq._bound(z)), indices)
+    far = torch.full((1, len(levels)), 100.0)
+    assert torch.equal(fsq.snap(far), fsq.snap(fsq._bound(far)))  # the top code, as the bounded value gives
