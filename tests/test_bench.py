@@ -49,6 +49,9 @@ def test_smoke_scale_writes_every_report(tmp_path: Path) -> None:
     assert result["compute"]["minigrid"]["models_replaced"] == 4 and result["compute"]["minigrid"]["fixed_flops"] > 0
     assert len(result["code_usage"]["minigrid"]["flexlam"]) == 8 and len(result["code_usage"]["minigrid"]["fixed_2"]) == 2
     assert result["versions"]["torch"] and result["command"].startswith("flexlam-bench")
+    seed_file = json.loads((out / "seeds" / "minigrid_seed0.json").read_text())
+    assert set(seed_file["code"]) == {"commit", "clean"} and seed_file["versions"]["torch"]  # the code that made it
+    assert result["code"]["mixed"] is None and result["code"]["commit"] == seed_file["code"]["commit"]
     md = (out / "results.md").read_text()
     assert "View `equal_updates`" in md and "View `equal_compute`" in md and "plateaued" in md and "Too few seeds" in md
     baselines = result["baselines"]  # latent BC read against random, expert and true-action BC play, per task
@@ -341,3 +344,32 @@ def test_the_games_scale_trains_lam_games_under_the_default_protocol() -> None:
     assert games.train["batch_size"] == 32 and games.train["max_steps"] < default.train["max_steps"]
     assert games.date_fixed and games.diagnostics and games.prediction_gifs
     assert all(s.frame_size == 64 and s.has_expert for s in games.suites)
+
+
+def test_seed_files_made_by_different_code_are_refused_unless_allowed_and_then_said(tmp_path: Path) -> None:
+    """A report of seed files from two commits is not one result: refused before anything is written, naming the
+    files of each commit; allow_mixed_code aggregates them and results.md says so."""
+    import shutil
+
+    from flexlam_rl.bench.report import seeds_code, write_reports
+    from flexlam_rl.config import parse_config
+    from flexlam_rl.errors import DataError
+
+    source = ROOT / "benchmarks/results/confirm"
+    saved = json.loads((source / "results.json").read_text())
+    shutil.copytree(source / "seeds", tmp_path / "seeds")
+    files = sorted((tmp_path / "seeds").glob("*.json"))
+    for i, path in enumerate(files):  # two commits, as a resumed run across a code change would leave
+        record = json.loads(path.read_text())
+        record["code"] = {"commit": ("a" if i < 3 else "b") * 40, "clean": True}
+        path.write_text(json.dumps(record))
+    cfg = parse_config(BenchConfig, saved["config"], "scale")
+    with pytest.raises(DataError, match=rf"different code \(commit aaaaaaaaaaaa: {files[0].name}.*commit bbbbbbbbbbbb: .*allow_mixed_code"):
+        write_reports(cfg, tmp_path, "cmd", saved["suite_keys"])
+    assert not (tmp_path / "results.json").exists() and not (tmp_path / "results.md").exists()
+    result = write_reports(cfg, tmp_path, "cmd", saved["suite_keys"], allow_mixed_code=True)
+    assert result["code"]["commit"] is None and sorted(result["code"]["mixed"]) == ["commit aaaaaaaaaaaa", "commit bbbbbbbbbbbb"]
+    assert "MIXED code" in (tmp_path / "results.md").read_text()
+    assert seeds_code({"x.json": None, "y.json": None}, tmp_path) == {"commit": None, "clean": None, "mixed": None}  # made before
+    one = {"commit": "c" * 40, "clean": False}
+    assert seeds_code({"x.json": one, "y.json": one}, tmp_path) == {**one, "mixed": None}

@@ -291,7 +291,11 @@ def models_table(result: dict[str, Any]) -> str:
 def results_markdown(result: dict[str, Any], cfg: BenchConfig) -> str:
     counts = result["counts"]
     again = f" (re-aggregated by `{result['reaggregated_by']}`)" if result.get("reaggregated_by") else ""
-    lines = [f"# Benchmark `{cfg.name}`", "", f"Command: `{result['command']}`{again}", "",
+    code = result.get("code") or {}
+    made_by = (f"Seed files made by {_code_text(code)}." if not code.get("mixed") else
+               "Seed files made by MIXED code, aggregated anyway (allow_mixed_code=true): "
+               + "; ".join(f"{text}: {', '.join(files)}" for text, files in code["mixed"].items()) + ".")
+    lines = [f"# Benchmark `{cfg.name}`", "", f"Command: `{result['command']}`{again}", "", made_by, "",
              f"Seeds per suite: {result['seeds_done']}; budgets k in {cfg.budgets} (K = {cfg.num_tokens}). FlexLAM is one "
              f"model truncated to k tokens; fixed is a separate LAM trained with K = k. {_stop_text(cfg)} "
              f"Each cell: the FlexLAM minus fixed difference paired by "
@@ -380,9 +384,11 @@ def _flop(value: float) -> str:
     return f"{value / 1e12:.2f} TFLOP" if value >= 1e12 else f"{value / 1e9:.2f} GFLOP"
 
 
-def saved_seeds(out_dir: Path, keys: dict[str, str]) -> tuple[dict[str, dict[int, dict[str, Any]]], float]:
+def saved_seeds(out_dir: Path, keys: dict[str, str],
+                codes: dict[str, Any] | None = None) -> tuple[dict[str, dict[int, dict[str, Any]]], float]:
     """The saved (suite, seed) metrics under ``out_dir/seeds`` made with this config (``keys``: suite -> config
-    key; seeds of another configuration of the same name are skipped), and their summed wall time."""
+    key; seeds of another configuration of the same name are skipped), and their summed wall time. ``codes``, when
+    given, receives each used seed file's recorded code (None: made before seed files recorded it), by file name."""
     per_seed: dict[str, dict[int, dict[str, Any]]] = {}
     wall = 0.0
     for path in sorted((out_dir / "seeds").glob("*.json")) if (out_dir / "seeds").is_dir() else []:
@@ -391,20 +397,48 @@ def saved_seeds(out_dir: Path, keys: dict[str, str]) -> tuple[dict[str, dict[int
             continue
         per_seed.setdefault(record["suite"], {})[int(record["seed"])] = record["metrics"]
         wall += float(record.get("wall_time_s", 0.0))
+        if codes is not None:
+            codes[path.name] = record.get("code")
     return per_seed, wall
 
 
+def seeds_code(codes: dict[str, Any], out_dir: Path, allow_mixed: bool = False) -> dict[str, Any]:
+    """The one code the seed files were made by (``commit``, ``clean``; both None where no file recorded it), or a
+    refusal naming the files of each code: results made by different code are not one result. ``allow_mixed``
+    aggregates them anyway and says so (``mixed``: each code and its files)."""
+    groups: dict[str, list[str]] = {}
+    for name, code in sorted(codes.items()):
+        groups.setdefault(json.dumps(code, sort_keys=True), []).append(name)
+    if len(groups) <= 1:
+        only = json.loads(next(iter(groups), "null")) or {}
+        return {"commit": only.get("commit"), "clean": only.get("clean"), "mixed": None}
+    described = "; ".join(f"{_code_text(json.loads(code))}: {', '.join(files)}" for code, files in groups.items())
+    if not allow_mixed:
+        raise DataError(f"The seed files under {out_dir / 'seeds'} were made by different code ({described}); re-run the "
+                        f"odd ones with one commit, or aggregate them anyway with allow_mixed_code=true (results.md then says so).")
+    return {"commit": None, "clean": None, "mixed": {_code_text(json.loads(code)): files for code, files in groups.items()}}
+
+
+def _code_text(code: dict[str, Any] | None) -> str:
+    if not code or not code.get("commit"):
+        return "code not recorded"
+    return f"commit {code['commit'][:12]}" + ("" if code.get("clean") else " with uncommitted changes")
+
+
 def write_reports(cfg: BenchConfig, out_dir: Path, command: str, keys: dict[str, str],
-                  reaggregated_by: str | None = None) -> dict[str, Any]:
+                  reaggregated_by: str | None = None, allow_mixed_code: bool = False) -> dict[str, Any]:
     """Aggregate every saved seed of this config (``keys``: suite -> config key) into the reports
-    (``reaggregated_by``: the command that re-read saved seeds made by ``command``)."""
-    per_seed, wall = saved_seeds(out_dir, keys)
+    (``reaggregated_by``: the command that re-read saved seeds made by ``command``). Seed files made by different
+    code are refused before anything is written, unless ``allow_mixed_code`` (see :func:`seeds_code`)."""
+    codes: dict[str, Any] = {}
+    per_seed, wall = saved_seeds(out_dir, keys, codes)
     if not per_seed:
         raise DataError(f"No finished seeds for this configuration under {out_dir}; run the benchmark first.")
+    code = seeds_code(codes, out_dir, allow_mixed_code)
     agg = aggregate(per_seed, cfg)
     result = {
         "name": cfg.name, "command": command, **({"reaggregated_by": reaggregated_by} if reaggregated_by else {}),
-        "config": jsonable(asdict(cfg)), "suite_keys": keys,
+        "config": jsonable(asdict(cfg)), "suite_keys": keys, "code": code, "report_code": code_record(),
         "wall_time_s": wall, "versions": versions(), "seeds_done": {s: sorted(v) for s, v in per_seed.items()},
         **agg, "per_seed": {suite: {seed: run["values"] for seed, run in seeds.items()} for suite, seeds in per_seed.items()},
     }

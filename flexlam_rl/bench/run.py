@@ -46,7 +46,7 @@ from ..media import write_gif
 from ..model import FlexLAM
 from ..train import TrainConfig, update_flops
 from .cache import config_hash, ppo_cached, train_cached, translator_dir
-from .report import jsonable, write_reports
+from .report import code_record, jsonable, versions, write_reports
 from .spec import METRICS, BenchConfig, SuiteSpec
 
 EVAL_SEED_BASE = 100_000  # latent BC episodes of seed s reset with EVAL_SEED_BASE + 1000 s + i: never a data episode
@@ -385,8 +385,9 @@ def suite_key(cfg: BenchConfig, suite: SuiteSpec) -> str:
 
 
 def run_benchmark(cfg: BenchConfig, out_dir: Path, cache_root: Path, command: str, only: Sequence[str] | None = None,
-                  log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run every (suite, seed) not already saved (``only``: these suites), then report all saved work."""
+                  log: Callable[[str], None] = print, allow_mixed_code: bool = False) -> dict[str, Any]:
+    """Run every (suite, seed) not already saved (``only``: these suites), then report all saved work; every seed
+    file records the code and versions that made it (see :func:`~flexlam_rl.bench.report.seeds_code`)."""
     names = [s.name for s in cfg.suites]
     unknown = sorted(set(only or []) - set(names))
     if unknown:
@@ -406,6 +407,6 @@ def run_benchmark(cfg: BenchConfig, out_dir: Path, cache_root: Path, command: st
             stamped(f"[{suite.name} seed {seed}] running")
             t0 = time.time()
             metrics = run_seed(cfg, suite, seed, cache_root, out_dir / "gifs" if seed == cfg.gif_seed else None, stamped)
-            atomic_write_json(path, jsonable({"config_key": key, "seed": seed, "suite": suite.name,
-                                              "wall_time_s": time.time() - t0, "metrics": metrics}))
-    return write_reports(cfg, out_dir, command, {s.name: suite_key(cfg, s) for s in cfg.suites})
+            atomic_write_json(path, jsonable({"config_key": key, "seed": seed, "suite": suite.name, "code": code_record(),
+                                              "versions": versions(), "wall_time_s": time.time() - t0, "metrics": metrics}))
+    return write_reports(cfg, out_dir, command, {s.name: suite_key(cfg, s) for s in cfg.suites}, allow_mixed_code=allow_mixed_code)

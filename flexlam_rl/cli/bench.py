@@ -25,9 +25,11 @@ def bench(cfg: DictConfig) -> None:
         previous = out_dir / "results.json"
         run_command = read_json(previous, "benchmark results", 100 * 2**20).get("command", command) if previous.is_file() else command
         result = write_reports(bench, out_dir, run_command, {s.name: suite_key(bench, s) for s in bench.suites},
-                               reaggregated_by=command if run_command != command else None)
+                               reaggregated_by=command if run_command != command else None,
+                               allow_mixed_code=bool(cfg.allow_mixed_code))
     else:
-        result = run_benchmark(bench, out_dir, cache, command, only=list(cfg.only) if cfg.only else None)
+        result = run_benchmark(bench, out_dir, cache, command, only=list(cfg.only) if cfg.only else None,
+                               allow_mixed_code=bool(cfg.allow_mixed_code))
     for view, counts in result["counts"].items():
         raw = result["counts_raw"][view]
         print(f"\n{view}: FlexLAM better in {counts['better']}, tie in {counts['tie']}, worse in {counts['worse']} cells after "
