@@ -1,4 +1,5 @@
-"""The scores every part of the toolkit reports, defined once: action accuracy, R^2, mean and standard error.
+"""The scores every part of the toolkit reports, defined once: action accuracy (with its balanced form and the
+majority-class rate it is read against), R^2, mean and standard error.
 
 Standard errors use ``ddof=1`` everywhere (the sample standard deviation): with the 3-10 seeds or episodes
 our reports average over, ``ddof=0`` would understate the spread by up to 18%.
@@ -30,6 +31,21 @@ def action_score(pred: Any, target: Any, discrete: bool) -> float:
     if discrete:
         return float(np.mean(np.asarray(pred).reshape(-1) == np.asarray(target).reshape(-1)))
     return r_squared(pred, target)
+
+
+def balanced_accuracy(pred: Any, target: Any) -> float:
+    """Mean over the classes present in ``target`` of each class's recall: always answering the commonest class
+    scores 1 / (number of classes), however common it is."""
+    pred, target = np.asarray(pred).reshape(-1), np.asarray(target).reshape(-1)
+    classes = np.unique(target)
+    return float(np.mean([np.mean(pred[target == c] == c) for c in classes])) if len(classes) else float("nan")
+
+
+def majority_rate(target: Any) -> float:
+    """The accuracy of always answering the commonest action of ``target``: what an accuracy must beat to say
+    anything (the best constant answer on these transitions)."""
+    _, counts = np.unique(np.asarray(target).reshape(-1), return_counts=True)
+    return float(counts.max() / counts.sum()) if len(counts) else float("nan")
 
 
 def standard_error(values: Any) -> float:

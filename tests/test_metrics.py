@@ -47,3 +47,16 @@ def test_fit_with_a_validation_loss_returns_its_best_weights() -> None:
     assert len(seen) == 13  # steps 0, 5, ..., 60
     assert abs(float(model.weight) - 0.5) == pytest.approx(min(seen))
     assert min(seen) < seen[0] and min(seen) < seen[-1]
+
+
+def test_balanced_accuracy_and_the_majority_rate_do_not_flatter_a_constant_answer() -> None:
+    from flexlam_rl.metrics import balanced_accuracy, majority_rate
+
+    target = np.array([1] * 68 + [0] * 20 + [2] * 12)  # Freeway-like: UP most of the time
+    always_up = np.ones_like(target)
+    assert majority_rate(target) == pytest.approx(0.68) and action_score(always_up, target, True) == pytest.approx(0.68)
+    assert balanced_accuracy(always_up, target) == pytest.approx(1 / 3)  # one class of three recalled
+    assert balanced_accuracy(target, target) == 1.0
+    half = target.copy()
+    half[:34] = 0  # half of the UPs wrong: accuracy 0.34 + 0.32, balanced (0.5 + 1 + 1) / 3
+    assert balanced_accuracy(half, target) == pytest.approx(2.5 / 3)

@@ -19,7 +19,7 @@ def align_lam(
     lam_dir: str | Path, label_cfg: LabelConfig, align_cfg: AlignConfig, label_ids: Sequence[str] | None = None, *,
     eval_ids: Sequence[str] | None = None, heldout_fraction: float = 0.1, budgets: Sequence[int] | None = None,
     supervised_idm: bool = True, out: str | Path | None = None, overwrite: bool = False,
-    log: Callable[[str], None] | None = None,
+    log: Callable[[str], None] | None = None, idm_ceiling: bool = False,
 ) -> tuple[AlignmentResult, dict[str, Any]]:
     """Align the LAM saved at ``lam_dir`` and save the translator to ``out`` (default ``<lam_dir>/../translator``).
 
@@ -27,7 +27,8 @@ def align_lam(
     pretraining datasets (recorded in its checkpoint). A dataset that is both is split by episode
     (``heldout_fraction``): labels from its training episodes, scores on its held-out ones. Also
     writes ``align_metrics.json`` beside the translator; returns the result and those metrics. ``log``: told
-    before each stage (see :func:`~flexlam_rl.align.training.run_alignment`).
+    before each stage (see :func:`~flexlam_rl.align.training.run_alignment`); ``idm_ceiling``: also an IDM on every
+    transition of the label pool. Discrete actions add balanced accuracy per budget and the majority-class rate.
     """
     lam_dir = Path(lam_dir)
     out = Path(out) if out else lam_dir.parent / "translator"
@@ -41,7 +42,7 @@ def align_lam(
     eval_ids = list(eval_ids or own or label_ids)
     pool, evaluation = label_and_eval_sets(label_ids, eval_ids, heldout_fraction, label_cfg.seed)
     require_frames(pool, lam.config.obs_shape, f"the LAM at {lam_dir}")
-    result = run_alignment(lam, pool, evaluation, label_cfg, align_cfg, budgets, supervised_idm, log=log)
+    result = run_alignment(lam, pool, evaluation, label_cfg, align_cfg, budgets, supervised_idm, log=log, idm_ceiling=idm_ceiling)
     result.translator.save(out, extra={"lam": str(lam_dir.resolve()), "labels": dataclasses.asdict(label_cfg),
                                        "label_datasets": label_ids, "align": dataclasses.asdict(align_cfg),
                                        "scores": result.scores})
@@ -52,5 +53,8 @@ def align_lam(
     }
     if result.supervised_idm is not None:
         metrics["supervised_idm"] = result.supervised_idm
+    for key in ("balanced", "majority_rate", "eval_classes", "supervised_idm_balanced", "idm_all_labels", "idm_all_labels_balanced"):
+        if getattr(result, key) is not None:
+            metrics["balanced_by_budget" if key == "balanced" else key] = getattr(result, key)
     atomic_write_json(out.parent / "align_metrics.json", metrics)
     return result, metrics

@@ -16,7 +16,7 @@ import torch
 from ..budgets import check_prefix_len
 from ..data import TransitionSet
 from ..errors import DataError
-from ..metrics import action_score
+from ..metrics import action_score, balanced_accuracy, majority_rate
 from ..model import FlexLAM, null_fill
 from .actions import action_spec
 from .fitting import AlignConfig, LabeledSet, embed_transitions, train_translator
@@ -26,19 +26,26 @@ from .translator import Translator
 
 
 @torch.no_grad()
+def translated_actions(lam: FlexLAM, translator: Translator, evaluation: LabeledSet,
+                       budgets: Sequence[int] | None = None) -> dict[int, np.ndarray]:
+    """The translator's actions for the evaluation transitions at each budget k."""
+    budgets = list(budgets) if budgets is not None else list(range(1, lam.num_tokens + 1))
+    null = lam.null_latent.detach().cpu()
+    out = {}
+    for k in budgets:
+        check_prefix_len(k, lam.num_tokens)
+        latent = null_fill(evaluation.slots, k, null)
+        out[int(k)] = translator.predict(latent, evaluation.obs if translator.config.use_obs else None)
+    return out
+
+
 def alignment_by_budget(
     lam: FlexLAM, translator: Translator, evaluation: LabeledSet, budgets: Sequence[int] | None = None
 ) -> dict[int, float]:
     """Held-out accuracy (Discrete) or R^2 (Box) of translated actions per budget k."""
-    budgets = list(budgets) if budgets is not None else list(range(1, lam.num_tokens + 1))
-    null = lam.null_latent.detach().cpu()
-    scores = {}
-    for k in budgets:
-        check_prefix_len(k, lam.num_tokens)
-        latent = null_fill(evaluation.slots, k, null)
-        pred = translator.predict(latent, evaluation.obs if translator.config.use_obs else None)
-        scores[int(k)] = action_score(pred, evaluation.actions.numpy(), translator.is_discrete)
-    return scores
+    actions = evaluation.actions.numpy()
+    return {k: action_score(pred, actions, translator.is_discrete)
+            for k, pred in translated_actions(lam, translator, evaluation, budgets).items()}
 
 
 @dataclass
@@ -53,19 +60,28 @@ class AlignmentResult:
     eval_transitions: int
     supervised_idm: float | None = None  # the reference: an IDM trained on the same labels
     info: dict[str, Any] = field(default_factory=dict)
+    # Discrete actions: what an accuracy is read against (None for Box)
+    balanced: dict[int, float] | None = None  # balanced accuracy per budget k
+    majority_rate: float | None = None  # always answering the evaluation set's commonest action
+    eval_classes: int | None = None  # actions the evaluation set holds: a constant answer's balanced accuracy is 1 / this
+    supervised_idm_balanced: float | None = None
+    idm_all_labels: float | None = None  # the ceiling: an IDM trained on every labeled transition of the pool
+    idm_all_labels_balanced: float | None = None
 
 
 def run_alignment(
     lam: FlexLAM, pool: TransitionSet, evaluation: TransitionSet, label_cfg: LabelConfig, align_cfg: AlignConfig,
     budgets: Sequence[int] | None = None, supervised_idm: bool = False, scored: LabeledSet | None = None,
-    log: Callable[[str], None] | None = None,
+    log: Callable[[str], None] | None = None, idm_ceiling: bool = False,
 ) -> AlignmentResult:
     """Select labels from ``pool``, fit the translator (and the supervised reference), score it on ``evaluation``.
 
     ``pool`` and ``evaluation`` must not share episodes (:func:`~flexlam_rl.align.label_and_eval_sets`).
     ``scored``: ``evaluation`` already encoded by this LAM (:func:`embed_transitions` of all of it), for callers
     that align one LAM several times. ``log``: told before each stage, so a slow fit on a loaded machine is
-    visibly progressing (the CLI prints it; library callers default to silence).
+    visibly progressing (the CLI prints it; library callers default to silence). For discrete actions the result
+    also reads every accuracy against the evaluation set's majority-class rate and as balanced accuracy;
+    ``idm_ceiling`` adds a supervised IDM trained on every transition of the pool (the labels' ceiling).
     """
     say = log or (lambda _message: None)
     if not pool.has_actions or len(pool) == 0:
@@ -81,14 +97,28 @@ def run_alignment(
         scored = embed_transitions(lam, evaluation, np.arange(len(evaluation)))
     say(f"fitting the translator on {len(labels)} labels ({align_cfg.steps} updates) ...")
     translator = train_translator(lam, labeled, spec, align_cfg)
+    discrete, truth = spec["type"] == "discrete", scored.actions.numpy()
+    translated = translated_actions(lam, translator, scored, budgets)
     result = AlignmentResult(
-        translator=translator, scores=alignment_by_budget(lam, translator, scored, budgets),
-        metric="accuracy" if spec["type"] == "discrete" else "r2", labels=labels, pool_size=len(pool),
+        translator=translator, scores={k: action_score(pred, truth, discrete) for k, pred in translated.items()},
+        metric="accuracy" if discrete else "r2", labels=labels, pool_size=len(pool),
         eval_transitions=len(scored.actions),
     )
+    if discrete:
+        result.balanced = {k: balanced_accuracy(pred, truth) for k, pred in translated.items()}
+        result.majority_rate = majority_rate(truth)
+        result.eval_classes = len(np.unique(truth))
     if supervised_idm:
         say(f"fitting the supervised IDM on the same {len(labels)} labels (the reference) ...")
         pred = supervised_idm_predict(train_supervised_idm(lam, labeled, spec, align_cfg), scored)
-        result.supervised_idm = action_score(pred, scored.actions.numpy(), spec["type"] == "discrete")
-        result.info.update(supervised_idm_pred=pred, eval_actions=scored.actions.numpy(), eval_set=scored)
+        result.supervised_idm = action_score(pred, truth, discrete)
+        result.info.update(supervised_idm_pred=pred, eval_actions=truth, eval_set=scored)
+        if discrete:
+            result.supervised_idm_balanced = balanced_accuracy(pred, truth)
+    if idm_ceiling:
+        every = np.arange(len(pool))
+        say(f"fitting the supervised IDM on every one of the pool's {len(every)} labeled transitions (the ceiling) ...")
+        pred = supervised_idm_predict(train_supervised_idm(lam, embed_transitions(lam, pool, every), spec, align_cfg), scored)
+        result.idm_all_labels = action_score(pred, truth, discrete)
+        result.idm_all_labels_balanced = balanced_accuracy(pred, truth) if discrete else None
     return result

@@ -23,16 +23,27 @@ def align_from_config(cfg: DictConfig) -> dict[str, Any]:
         cfg.lam_dir, label_cfg, align_cfg, label_ids, eval_ids=plain(cfg.eval.datasets), heldout_fraction=heldout_fraction,
         budgets=plain(cfg.eval.budgets), supervised_idm=bool(cfg.eval.supervised_idm), out=cfg.out,
         overwrite=bool(cfg.get("overwrite", False)), log=lambda message: print(message, flush=True),
+        idm_ceiling=bool(cfg.eval.get("idm_ceiling", False)),
     )
     scores, metric = result.scores, result.metric
     print(f"translator: {len(result.labels)} labels ({label_cfg.protocol} protocol, {result.pool_size} transitions in the "
           f"pool), {align_cfg.steps} updates")
     print(f"held-out {metric} on {result.eval_transitions} transitions from {metrics['eval_datasets']} "
           f"(no episode the labels came from):")
-    print(markdown_table(["k", *scores], [[metric, *(f"{v:.3f}" for v in scores.values())]]))
+    rows = [[metric, *(f"{v:.3f}" for v in scores.values())]]
+    if result.balanced is not None:
+        rows.append(["balanced accuracy", *(f"{v:.3f}" for v in result.balanced.values())])
+    print(markdown_table(["k", *scores], rows))
+    best = max(scores, key=scores.get)
+    if result.majority_rate is not None:
+        print(f"chance: always answering the commonest action scores {result.majority_rate:.3f} accuracy; any constant "
+              f"answer, {1 / result.eval_classes:.3f} balanced accuracy ({result.eval_classes} actions occur here)")
     if result.supervised_idm is not None:
-        best = max(scores, key=scores.get)
-        print(f"best budget k={best}: {scores[best]:.3f} vs supervised IDM on the same labels: {result.supervised_idm:.3f}")
+        print(f"best budget k={best}: {scores[best]:.3f} vs supervised IDM on the same labels: {result.supervised_idm:.3f}"
+              + (f" (balanced {result.balanced[best]:.3f} vs {result.supervised_idm_balanced:.3f})" if result.balanced else ""))
+    if result.idm_all_labels is not None:
+        balanced = f" (balanced {result.idm_all_labels_balanced:.3f})" if result.idm_all_labels_balanced is not None else ""
+        print(f"ceiling: supervised IDM on every one of the pool's {result.pool_size} transitions: {result.idm_all_labels:.3f}{balanced}")
     print(f"\ntranslator checkpoint: {metrics['translator']}")
     return metrics
 

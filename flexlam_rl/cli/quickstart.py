@@ -92,7 +92,8 @@ def _align(cfg: DictConfig, lam_dir: Path, expert_id: str) -> None:
     align_from_config(OmegaConf.create({
         "lam_dir": str(lam_dir), "out": None, "overwrite": True, "labels": plain(cfg.labels),
         "translator": plain(cfg.translator),
-        "eval": {"datasets": [expert_id], "budgets": cfg.eval.budgets, "supervised_idm": cfg.eval.supervised_idm},
+        "eval": {"datasets": [expert_id], "budgets": cfg.eval.budgets, "supervised_idm": cfg.eval.supervised_idm,
+                 "idm_ceiling": cfg.eval.idm_ceiling},
     }))
 
 
