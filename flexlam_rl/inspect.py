@@ -98,11 +98,13 @@ def _vstack(rows: Sequence[np.ndarray], gap: int = 2) -> np.ndarray:
 
 def run_summary(run_dir: str | Path) -> dict[str, Any]:
     """A run directory at a glance: its config, how far it got, its data, and its code usage."""
-    from .runs import latest_checkpoint
+    from .runs import latest_checkpoint, verify_checkpoint
 
     run_dir = Path(run_dir)
     record = read_json(run_dir / "run.json", "run record")
     ckpt = latest_checkpoint(run_dir)
+    if ckpt is not None:
+        verify_checkpoint(ckpt)  # a damaged checkpoint is refused before anything is reported
     state = read_json(ckpt / "state.json", "checkpoint state") if ckpt is not None else {}
     summary = {"run_dir": str(run_dir), "lam": record.get("lam"), "train": record.get("train"), "datasets": record.get("datasets"),
                "step": state.get("step"), "steps": record.get("steps"), "code_usage": state.get("code_usage"),

@@ -57,6 +57,41 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return dirs[-1] if dirs else None
 
 
+def verify_checkpoint(ckpt: Path) -> None:
+    """Read a checkpoint whole (state, weights, optimizer) without using it: a :class:`CheckpointError` naming the
+    damaged file when any of it cannot be read."""
+    state = read_json(ckpt / "state.json", "checkpoint state")
+    if "step" not in state or "optimizer" not in state:
+        raise CheckpointError(f"{ckpt / 'state.json'} lacks its step or optimizer record; the checkpoint is incomplete.")
+    read_tensors(ckpt / "model.safetensors")
+    read_tensors(ckpt / "optimizer.safetensors")
+
+
+def set_aside_damaged_checkpoints(run_dir: Path) -> list[tuple[str, str]]:
+    """Before a run resumes (and before it writes anything else): verify its checkpoints newest first; each that
+    cannot be read is renamed ``checkpoints/damaged-step_*`` (kept for a look, never resumed from) and ``latest``
+    repointed at the newest one that can. Returns ``(name, why)`` per checkpoint set aside. When none can be read,
+    a :class:`CheckpointError` says which were tried and how to start over; nothing is changed then."""
+    candidates = sorted(_checkpoint_dirs(run_dir), reverse=True)
+    damaged: list[tuple[Path, str]] = []
+    for ckpt in candidates:
+        try:
+            verify_checkpoint(ckpt)
+        except CheckpointError as exc:
+            damaged.append((ckpt, str(exc)))
+            continue
+        for bad, _ in damaged:
+            bad.rename(bad.with_name(f"damaged-{bad.name}"))
+        if damaged:
+            atomic_write_bytes(run_dir / "checkpoints" / "latest", ckpt.name.encode())
+        return [(bad.name, why) for bad, why in damaged]
+    if damaged:
+        names = ", ".join(bad.name for bad, _ in damaged)
+        raise CheckpointError(f"No checkpoint of {run_dir} can be read ({names}; the newest: {damaged[0][1]}). Delete "
+                              f"{run_dir / 'checkpoints'} to train again from scratch, or train into another run_dir.")
+    return []
+
+
 def save_checkpoint(run_dir: Path, lam: FlexLAM, optimizer: torch.optim.Optimizer, step: int, state: dict, keep: int) -> Path:
     """Write a step folder (temp name, then rename), repoint ``latest``, refresh ``lam/``, prune."""
     root = run_dir / "checkpoints"

@@ -38,6 +38,7 @@ from .runs import (
     load_checkpoint,
     remove_stale_temps,
     save_checkpoint,
+    set_aside_damaged_checkpoints,
     writer_lock,
 )
 
@@ -172,6 +173,10 @@ def pretrain(
               "steps": cfg.total_steps, **(run_info or {})}
     try:
         with writer_lock(run_dir) if ctx.is_main else contextlib.nullcontext():
+            if ctx.is_main:  # before any run file is written: resume only from a checkpoint that reads whole
+                for name, why in set_aside_damaged_checkpoints(run_dir):
+                    warnings.warn(f"{run_dir}: checkpoint {name} cannot be read ({why}); set aside as damaged-{name}, "
+                                  f"resuming from the newest one that can.", FlexLAMWarning, stacklevel=2)
             previous_steps = check_same_run(run_dir, record)
             if ctx.is_main:
                 if cfg.until_plateau and data.checks is data.heldout:

@@ -189,3 +189,44 @@ def test_multi_prefix_updates_average_the_loss_over_stratified_prefixes(pixels) 
     assert out.loss.item() == pytest.approx(torch.stack(per_k).mean().item(), rel=1e-5)
     fixed = FlexLAM(tiny_lam_config(pixels, nested_dropout=False))
     assert fixed(obs, nxt, prefix_samples=4).prefix_len.tolist() == [4] * 8  # nothing to sample without nested dropout
+
+
+def test_a_damaged_latest_checkpoint_is_set_aside_and_the_run_resumes_from_the_one_before(pixels, tmp_path) -> None:
+    import json
+    import warnings
+
+    from flexlam_rl.errors import CheckpointError, FlexLAMWarning
+    from flexlam_rl.inspect import run_summary
+
+    cfg, run = tiny_lam_config(pixels), tmp_path / "run"
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_9(step: int, loss: float) -> None:
+        if step == 9:
+            raise Stop
+
+    with pytest.raises(Stop):
+        pretrain(run, pixels, cfg, TrainConfig(steps=12, checkpoint_every=4, **FAST), on_step=stop_at_9)
+    latest = latest_checkpoint(run)
+    assert latest.name == "step_00000008"
+    weights = latest / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])  # truncated, as a full disk or a kill mid-copy leaves it
+    with pytest.raises(CheckpointError, match="step_00000008/model.safetensors"):
+        run_summary(run)  # flexlam-inspect refuses before it reports anything
+    record = (run / "run.json").read_text()
+    with pytest.raises(CheckpointError, match=r"No checkpoint of .* can be read .*Delete .*checkpoints"):
+        (run / "checkpoints" / "step_00000004" / "optimizer.safetensors").write_bytes(b"junk")  # both damaged: refused
+        pretrain(run, pixels, cfg, TrainConfig(steps=16, checkpoint_every=4, **FAST))
+    assert (run / "run.json").read_text() == record and latest_checkpoint(run).name == "step_00000008"  # nothing touched
+    assert json.loads(record)["steps"] == 12
+    pretrain(tmp_path / "fresh", pixels, cfg, TrainConfig(steps=4, checkpoint_every=4, **FAST))  # a good step_4 to put back
+    (run / "checkpoints" / "step_00000004" / "optimizer.safetensors").write_bytes(
+        (tmp_path / "fresh" / "checkpoints" / "step_00000004" / "optimizer.safetensors").read_bytes())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        resumed = pretrain(run, pixels, cfg, TrainConfig(steps=12, checkpoint_every=4, **FAST))
+    said = [str(w.message) for w in caught if issubclass(w.category, FlexLAMWarning)]
+    assert any("checkpoint step_00000008 cannot be read" in m and "damaged-step_00000008" in m for m in said), said
+    assert resumed.resumed_from == 4 and resumed.step == 12 and (run / "checkpoints" / "damaged-step_00000008").is_dir()
