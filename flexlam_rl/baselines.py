@@ -9,7 +9,6 @@ has no normalized score ("no expert"), never a NaN.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -18,11 +17,10 @@ import numpy as np
 import torch
 
 from .align.actions import action_loss, action_spec, output_to_action
-from .config import parse_config
 from .data import TransitionSet
 from .envs import get_task, make_behaviour
 from .envs.pixels import stack_frames
-from .fit import fit, seeded
+from .fit import chunked_mean, fit, seeded
 from .latent_bc import LatentBCTrainConfig, expert_split, plateau_stop, rollout_returns, stacked_shape
 from .metrics import standard_error
 from .nets import ObservationInput, feature_encoder
@@ -43,10 +41,6 @@ class ActionBCConfig:
     @property
     def input_shape(self) -> list[int]:
         return stacked_shape(self.obs_shape, self.frame_stack)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ActionBCConfig:
-        return parse_config(cls, data, "action BC config")
 
 
 class ActionBCPolicy(ObservationInput):
@@ -92,8 +86,7 @@ def train_action_bc(expert: TransitionSet, action_space: gym.Space, cfg: LatentB
         val_actions = torch.as_tensor(validation.actions(np.arange(len(validation))))
 
         def validation_loss() -> float:
-            return float(sum(float(action_loss(spec, policy(val_obs[i : i + 512]), val_actions[i : i + 512])) * len(val_obs[i : i + 512])
-                             for i in range(0, len(val_obs), 512)) / len(val_obs))
+            return chunked_mean(lambda rows: action_loss(spec, policy(val_obs[rows]), val_actions[rows]), len(val_obs))
 
     return fit(policy, batch_loss, len(obs), cfg, validation_loss=validation_loss, check_every=cfg.check_every,
                stop=plateau_stop(cfg), record=record)
@@ -127,13 +120,6 @@ class Baselines:
         out["normalized_true_action_bc"] = None if self.true_action_bc is None else self.normalized(self.true_action_bc)
         out["expert_note"] = None if self.expert is not None else NO_EXPERT
         return out
-
-    def describe(self) -> str:
-        """One line for a CLI: every reference return and the normalization it gives."""
-        expert = NO_EXPERT if self.expert is None else f"expert {self.expert:.2f}"
-        bc = "" if self.true_action_bc is None else f", true-action BC {self.true_action_bc:.2f}"
-        cap = f", at most {self.max_episode_steps} steps" if self.max_episode_steps else ""
-        return f"baselines on {self.task} ({self.episodes} episodes{cap}): random {self.random:.2f}, {expert}{bc}"
 
 
 def baseline_returns(env: gym.Env, task: str, episodes: int, seed: int, expert: TransitionSet | None = None,

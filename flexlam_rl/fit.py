@@ -47,6 +47,13 @@ class FitConfig:
             raise ConfigError(f"lr must be > 0, got {self.lr}.")
 
 
+def chunked_mean(chunk_loss: Callable[[slice], torch.Tensor], num_items: int, chunk: int = 512) -> float:
+    """The mean over ``num_items`` of a loss that ``chunk_loss(rows)`` averages over a slice of them, a chunk at a
+    time (a validation set need not fit in one batch)."""
+    return sum(float(chunk_loss(slice(i, i + chunk))) * (min(i + chunk, num_items) - i)
+               for i in range(0, num_items, chunk)) / num_items
+
+
 def fit(
     model: M,
     batch_loss: Callable[[torch.Tensor, torch.Generator], torch.Tensor],

@@ -26,7 +26,7 @@ from .config import check_int, check_optional_positive_int, check_positive_ints,
 from .data import TransitionSet, eval_batches, split_off_episodes
 from .envs.pixels import stack_frames
 from .errors import ConfigError, DataError
-from .fit import FitConfig, fit, seeded
+from .fit import FitConfig, chunked_mean, fit, seeded
 from .metrics import standard_error
 from .model import FlexLAM
 from .nets import ObservationInput, feature_encoder
@@ -303,7 +303,7 @@ def train_latent_bc(lam: FlexLAM, expert: TransitionSet, cfg: LatentBCTrainConfi
         obs = data.stacked_obs(np.arange(len(data)), stack)
         if head == "regress":
             return obs, value_targets(lam, data)
-        return obs, torch.as_tensor(token_targets(lam, data)[1])
+        return obs, lam.encode_set(data, batch_size=256)
 
     obs, targets = targets_of(train)
     lengths = torch.as_tensor(adaptive_targets(lam, train, tol)) if tol is not None else None
@@ -320,12 +320,9 @@ def train_latent_bc(lam: FlexLAM, expert: TransitionSet, cfg: LatentBCTrainConfi
     validation_loss = None
     if validation is not None:
         val_obs, val_targets = targets_of(validation)
-        chunk = 512
 
         def validation_loss() -> float:  # tokens' loss only: the length head of an adaptive policy is not the plateau's
-            total = sum(float(policy.loss(val_obs[i : i + chunk], val_targets[i : i + chunk])) * len(val_obs[i : i + chunk])
-                        for i in range(0, len(val_obs), chunk))
-            return total / len(val_obs)
+            return chunked_mean(lambda rows: policy.loss(val_obs[rows], val_targets[rows]), len(val_obs))
 
     return fit(policy, batch_loss, len(obs), cfg, validation_loss=validation_loss, check_every=cfg.check_every,
                stop=plateau_stop(cfg), record=record)
