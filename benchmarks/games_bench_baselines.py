@@ -21,6 +21,7 @@ import numpy as np
 
 from flexlam_rl import __version__
 from flexlam_rl.baselines import normalized_score
+from flexlam_rl.bench.report import latent_bc_cells, saved_seeds
 from flexlam_rl.bench.run import EVAL_SEED_BASE
 from flexlam_rl.checkpoint import atomic_write_json
 from flexlam_rl.envs import get_task, make_behaviour
@@ -38,25 +39,11 @@ def legacy_env(task: str, frame_size: int, cap: int) -> gym.Env:
     return apply_preprocess(gym.make(env_id, max_episode_steps=cap, render_mode="rgb_array", **raw_env_kwargs(spec)), spec)
 
 
-def latent_bc_means(suite: dict, task: str, seeds: list[int]) -> list[float]:
-    """Every (view, labels, model, budget) mean over seeds of one task's latent BC return, from the seed files (a
-    label run with one translator, the stress labels', scored only its stress task)."""
-    per_cell: dict[tuple, list[float]] = {}
-    for seed in seeds:
-        values = json.loads((RESULTS / "seeds" / f"{suite['name']}_seed{seed}.json").read_text())["metrics"]["values"]
-        for view, metrics in values.items():
-            for protocol, methods in metrics["bc_return"].items():
-                for method, budgets in methods.items():
-                    for k, per_task in budgets.items():
-                        scored = suite["tasks"] if len(per_task) == len(suite["tasks"]) else [suite["stress_task"]]
-                        if task in scored:
-                            per_cell.setdefault((view, protocol, method, k), []).append(per_task[scored.index(task)])
-    return [float(np.mean(v)) for v in per_cell.values() if len(v) == len(seeds)]
-
-
 def main() -> None:
     results = json.loads((RESULTS / "results.json").read_text())
     config = results["config"]
+    per_seed, _ = saved_seeds(RESULTS, results["suite_keys"])
+    runs = {suite: [seeds[s] for s in sorted(seeds)] for suite, seeds in per_seed.items()}
     out = {"command": "python benchmarks/games_bench_baselines.py", "episodes_per_seed": config["eval_episodes"],
            "seeds": config["seeds"], "tasks": {}, "versions": {"flexlam_rl": __version__, "python": platform.python_version()}}
     for suite in config["suites"]:
@@ -70,7 +57,7 @@ def main() -> None:
                     expert = make_behaviour("expert", env.action_space, get_task(task).expert, first)
                     returns["expert"] += rollout_returns(env, lambda obs, expert=expert: expert(env), config["eval_episodes"], first)
             means = {name: float(np.mean(r)) for name, r in returns.items()}
-            bc = latent_bc_means(suite, task, config["seeds"])
+            bc = latent_bc_cells(runs[suite["name"]], suite["tasks"], suite["stress_task"], task)
             normalized = [normalized_score(r, means["random"], means["expert"]) for r in bc]
             out["tasks"][task] = {"random": means["random"], "expert": means["expert"], "episodes": len(returns["random"]),
                                   "agent_steps_cap": suite["max_episode_steps"] // get_task(task).preprocess["frame_skip"],

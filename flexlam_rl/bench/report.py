@@ -87,21 +87,29 @@ def _baselines(seeds: dict[int, dict[str, Any]], cfg: BenchConfig, suite: str) -
     for task in tasks:
         base = {key: (None if any(run["baselines"][task][key] is None for run in runs)
                       else float(np.mean([run["baselines"][task][key] for run in runs]))) for key in ("random", "expert", "true_action_bc")}
-        cells = []
-        for view in VIEWS:
-            for protocol, methods in runs[0]["values"][view].get("bc_return", {}).items():
-                for method, budgets in methods.items():
-                    for k, scored in budgets.items():
-                        where = tasks if len(scored) == len(tasks) else [stress]
-                        if task in where:
-                            cells.append(float(np.mean([run["values"][view]["bc_return"][protocol][method][k][where.index(task)]
-                                                        for run in runs])))
+        cells = latent_bc_cells(runs, tasks, stress, task)
         norm = [normalized_score(r, base["random"], base["expert"]) for r in cells]
         out[task] = {**base, "latent_bc_range": [min(cells), max(cells)] if cells else None,
                      "latent_bc_normalized_range": None if not cells or None in norm else [min(norm), max(norm)],
                      "true_action_bc_normalized": None if base["true_action_bc"] is None
                      else normalized_score(base["true_action_bc"], base["random"], base["expert"])}
     return out
+
+
+def latent_bc_cells(runs: list[dict[str, Any]], tasks: list[str], stress: str, task: str) -> list[float]:
+    """One task's latent BC return, its mean over the seeds ``runs``, for every view, label run, model and budget. A
+    label run whose returns list fewer tasks than the suite has aligned only the stress task's translator (another
+    action set), so it scored only ``stress``."""
+    cells = []
+    for view in VIEWS:
+        for protocol, methods in runs[0]["values"][view].get("bc_return", {}).items():
+            for method, budgets in methods.items():
+                for k, scored in budgets.items():
+                    where = tasks if len(scored) == len(tasks) else [stress]
+                    if task in where:
+                        cells.append(float(np.mean([run["values"][view]["bc_return"][protocol][method][k][where.index(task)]
+                                                    for run in runs])))
+    return cells
 
 
 def baselines_table(result: dict[str, Any]) -> str:
