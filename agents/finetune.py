@@ -22,22 +22,22 @@ from stable_baselines3.common.torch_layers import FlattenExtractor
 from torch import nn
 
 from flexlam_rl.align import Translator
-from flexlam_rl.checkpoint import read_json
+from flexlam_rl.checkpoint import origin, read_json
 from flexlam_rl.errors import ConfigError
 from flexlam_rl.latent_bc import LatentBCPolicy
 from flexlam_rl.model import FlexLAM
 
 
-def check_init_from(init_from: str | Path, lam_dir: str | Path, translator_dir: str | Path) -> dict[str, Any]:
+def check_init_from(init_from: str | Path, lam: FlexLAM, translator_dir: str | Path) -> dict[str, Any]:
     """Refuse a latent BC folder that is missing, made for another LAM or another frame shape, in one line naming
-    both sides, reading only configs and the LAM's weights (before any env is built); returns its config."""
-    folder = Path(init_from)
+    both sides, reading only configs (before any env is built; ``lam``: the LAM it is to act through); returns its
+    config."""
+    folder, lam_dir = Path(init_from), origin(lam)
     if not (folder / "config.json").is_file():
         raise ConfigError(f"agent.init_from={folder}: no latent BC policy there (no config.json); point it at the folder "
                           f"flexlam-latent-bc wrote (its out=, default <lam_dir>/../latent_bc).")
     record = read_json(folder / "config.json", "latent BC config")
     config, extra = record.get("config", {}), record.get("extra", {}) or {}
-    lam = FlexLAM.load(lam_dir)
     if list(config.get("obs_shape", [])) != list(lam.config.obs_shape):
         raise ConfigError(f"agent.init_from={folder} reads frames {config.get('obs_shape')}, but the LAM at {lam_dir} reads "
                           f"{lam.config.obs_shape}; fine-tune a policy cloned through this LAM.")

@@ -84,7 +84,8 @@ class AgentConfig:
         from flexlam_rl.model import FlexLAM
         from flexlam_rl.wrappers import check_translator_fits
 
-        check_translator_fits(Translator.load(self.translator_path), FlexLAM.load(self.lam_dir))
+        lam = FlexLAM.load(self.lam_dir)
+        check_translator_fits(Translator.load(self.translator_path), lam)
         if self.prefix_len == "adaptive":
             return
         record = read_json(Path(self.lam_dir) / "config.json", "LAM config")
@@ -94,7 +95,7 @@ class AgentConfig:
         if self.init_from:
             from .finetune import check_init_from
 
-            self.frame_stack = int(check_init_from(self.init_from, self.lam_dir, self.translator_path).get("frame_stack", 1))
+            self.frame_stack = int(check_init_from(self.init_from, lam, self.translator_path).get("frame_stack", 1))
 
 
 @dataclass
