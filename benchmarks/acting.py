@@ -11,12 +11,18 @@ ablation variants (seeds ``ABLATION_SEEDS``), and three PPO arms at equal env st
 from scratch in latent space at the best budget k*, and fine-tuned from the latent BC policy at k*
 (``agent.init_from``). Both scratch arms use latent BC's encoder architecture (randomly initialized).
 
-Every unit of work (a dataset, a LAM, a translator, one latent BC seed, one PPO run) is saved as it finishes under
-``--workdir`` and skipped when found: a stopped run resumes where it was. ``results.json`` (the issue's contract:
-``tasks`` and ``finetune``, plus ``ablation`` and ``protocol``), ``results.md`` and ``curves.png`` go to ``--out``.
+The run takes many hours and a session's machine keeps nothing, so it spans sessions through the repository: each
+finished unit (one latent BC seed, one PPO run) is written as a small JSON under ``--out``/units, which is committed,
+and skipped when found. The models behind them (data, LAM, translator, latent BC policies) live under ``--workdir``
+and are retrained where missing; training is deterministic for one code version, thread count and CPU kind, and
+``units/<task>/prepare.json`` records the LAM's and translator's weight digests (and each default latent BC unit its
+policy's), so a retrained model that differs stops the run instead of mixing two models' units. Resume a run from
+the commit that started it (every unit records its code). ``results.json`` (the issue's contract: ``tasks`` and
+``finetune``, plus ``ablation`` and ``protocol``), ``results.md`` and ``curves.png`` go to ``--out``.
 
 The protocol (tasks, seeds, budgets, the k* rule, env steps, the AUC and its test) was fixed on 2026-12-07, before
-any of its runs: ``PROTOCOL`` below, recorded in results.json.
+any of its runs: ``PROTOCOL`` below, recorded in results.json; revised the same day for cost only, before any unit
+was kept (``PROTOCOL["revised"]``).
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ PROTOCOL = {
     "date_fixed": "2026-12-07",
     "budgets": [1, 2, 4, 8],
     "seeds": [0, 1, 2, 3, 4, 5, 6, 7],  # 8: Holm over the 4 tasks' tests needs p <= 0.0125, and 8 seeds reach 2/256
-    "ablation_seeds": [0, 1, 2],
+    "ablation_seeds": [0, 1],
     "eval_episodes": 10,  # latent BC and baselines, per budget and seed
     "best_budget_rule": "k* = the budget with the highest mean latent BC return over seeds (ties: the smaller k)",
     "auc": "mean of the evaluation curve's returns over its points (each point: eval_episodes deterministic whole games)",
@@ -46,15 +52,18 @@ PROTOCOL = {
             "a task's fine-tuning beats both arms when both differences are positive and the larger p-value (an "
             "intersection-union test) survives Holm's adjustment over the 4 tasks at 0.05",
     "label_fraction": 0.02,
+    "threads": 1,  # torch threads per run: part of what makes a retrained model the same model
+    "revised": "2026-12-07, before any unit was kept, for cost (about 12 h of both cores does not fit one session, and "
+               "a session's machine keeps nothing): ablation seeds 0-2 -> 0-1 and the 'old' variant dropped (the "
+               "ablation is descriptive, not tested); one thread per run; finished units committed under units/",
 }
 ARMS = ("scratch_raw", "scratch_latent", "from_latent_bc")
-ABLATION = {  # one factor at a time from the shipped default; "old" is what latent BC was before (one frame, 500 updates)
+ABLATION = {  # one factor at a time from the shipped default
     "default": {},
     "independent": {"head": "independent"},
     "regress": {"head": "regress"},
     "one_frame": {"frame_stack": 1},
     "500_updates": {"until_plateau": False, "steps": 500},
-    "old": {"head": "independent", "frame_stack": 1, "until_plateau": False, "steps": 500},
 }
 
 
@@ -97,8 +106,21 @@ def tool(module: str, *args: str, env: dict[str, str], cwd: Path) -> str:
     return out.stdout
 
 
-def prepare(spec: TaskSpec, work: Path, env: dict[str, str], smoke: bool) -> Path:
-    """Data, LAM and translator of one task (each skipped when it exists); the LAM's run folder."""
+def unit_file(units: Path, task: str, stage: str, name: str, seed: int) -> Path:
+    """Where one finished unit's JSON is committed."""
+    return units / task / stage / name / f"s{seed}.json"
+
+
+def task_units(task: str, units: Path, protocol: dict[str, Any]) -> list[Path]:
+    """Every unit file one task's results need."""
+    return ([unit_file(units, task, "bc", "default", s) for s in protocol["seeds"]]
+            + [unit_file(units, task, "bc", v, s) for v in ABLATION if v != "default" for s in protocol["ablation_seeds"]]
+            + [unit_file(units, task, "ppo", arm, s) for arm in ARMS for s in protocol["seeds"]])
+
+
+def prepare(spec: TaskSpec, work: Path, env: dict[str, str], smoke: bool, units: Path) -> Path:
+    """Data, LAM and translator of one task (each skipped when it exists); the LAM's run folder. A retrained LAM or
+    translator that differs from the one the committed units were made with stops the run."""
     ids = spec.datasets("acting")
     root = Path(env["MINARI_DATASETS_PATH"])
     common = ["if_exists=skip", f"max_episode_steps={spec.cap}", f"env={spec.task}"]
@@ -114,7 +136,33 @@ def prepare(spec: TaskSpec, work: Path, env: dict[str, str], smoke: bool) -> Pat
     if not (run / "translator" / "model.safetensors").exists():
         tool("align", f"lam_dir={run / 'lam'}", f"labels.fraction={PROTOCOL['label_fraction']}", *(SMOKE["translator"] if smoke else []),
              env=env, cwd=work)
+    check_models(units / spec.task / "prepare.json", run, env)
     return run
+
+
+def check_models(record_path: Path, run: Path, env: dict[str, str]) -> None:
+    """Record the task's LAM and translator digests with the first unit; later sessions must match them."""
+    from flexlam_rl.align import Translator
+    from flexlam_rl.checkpoint import atomic_write_json, read_json, weights_digest
+    from flexlam_rl.model import FlexLAM
+
+    translator = Translator.load(run / "translator")
+    align = read_json(run / "align_metrics.json", "alignment metrics")
+    record = {"lam_fingerprint": FlexLAM.load(run / "lam").fingerprint(),
+              "translator_digest": weights_digest(translator, translator.config.to_dict()),
+              "threads": int(env["OMP_NUM_THREADS"]), "code": code_record(),
+              "alignment": {key: align[key] for key in ("metric", "by_budget", "balanced_by_budget", "majority_rate", "supervised_idm",
+                                                        "supervised_idm_balanced", "idm_all_labels", "idm_all_labels_balanced",
+                                                        "labels") if key in align}}
+    if record_path.is_file():
+        seen = read_json(record_path, "acting unit record")
+        for key in ("lam_fingerprint", "translator_digest", "threads"):
+            if seen[key] != record[key]:
+                raise SystemExit(f"{key} {record[key]} under {run} differs from {seen[key]} that the committed units in "
+                                 f"{record_path.parent} were made with (their code: {seen['code']}): run from that commit with "
+                                 f"--threads {seen['threads']}, or move {record_path.parent} aside to start the task over.")
+        return
+    atomic_write_json(record_path, record)
 
 
 def code_record() -> dict[str, Any]:
@@ -124,17 +172,17 @@ def code_record() -> dict[str, Any]:
 
 
 def latent_bc_unit(spec: TaskSpec, run: Path, variant: str, seed: int, work: Path, protocol: dict[str, Any],
-                   bc_overrides: dict[str, Any]) -> dict[str, Any]:
+                   bc_overrides: dict[str, Any], units: Path) -> dict[str, Any]:
     """One latent BC seed of one variant: its returns per budget (the default variant also its baselines and the
-    saved policy that fine-tuning starts from). Cached as JSON."""
+    saved policy that fine-tuning starts from, with its weight digest). Committed as JSON."""
     from flexlam_rl.align import Translator
-    from flexlam_rl.checkpoint import atomic_write_json
+    from flexlam_rl.checkpoint import atomic_write_json, weights_digest
     from flexlam_rl.data import load_transitions
-    from flexlam_rl.latent_bc import LatentBCTrainConfig, evaluate_latent_bc, run_latent_bc, train_latent_bc
+    from flexlam_rl.latent_bc import LatentBCPolicy, LatentBCTrainConfig, evaluate_latent_bc, run_latent_bc, train_latent_bc
     from flexlam_rl.model import FlexLAM
 
     folder = work / spec.task / "bc" / variant / f"s{seed}"
-    done = folder / "unit.json"
+    done = unit_file(units, spec.task, "bc", variant, seed)
     if done.is_file():
         return json.loads(done.read_text())
     cfg = LatentBCTrainConfig(**{**bc_overrides, **ABLATION[variant], "seed": seed})
@@ -144,8 +192,9 @@ def latent_bc_unit(spec: TaskSpec, run: Path, variant: str, seed: int, work: Pat
     if variant == "default":
         metrics = run_latent_bc(run / "lam", spec.task, [expert_id], cfg, budgets=protocol["budgets"], episodes=protocol["eval_episodes"],
                                 seed=eval_seed, out=folder / "policy", gif=seed == 0, max_episode_steps=spec.cap)
+        policy = LatentBCPolicy.load(folder / "policy")
         unit = {"returns": {k: v["mean"] for k, v in metrics["returns"].items()}, "baselines": metrics["baselines"],
-                "training": metrics["training"]}
+                "training": metrics["training"], "policy_digest": weights_digest(policy, asdict(policy.config))}
     else:
         lam = FlexLAM.load(run / "lam")
         record: dict[str, Any] = {}
@@ -158,20 +207,43 @@ def latent_bc_unit(spec: TaskSpec, run: Path, variant: str, seed: int, work: Pat
     return json.loads(done.read_text())
 
 
+def policy_folder(spec: TaskSpec, run: Path, seed: int, work: Path, unit: dict[str, Any]) -> Path:
+    """The default latent BC policy of one seed, which fine-tuning starts from; retrained from its unit's settings
+    where this machine lacks it, and refused unless it is the same policy (weight digest)."""
+    from flexlam_rl.checkpoint import weights_digest
+    from flexlam_rl.data import load_transitions
+    from flexlam_rl.latent_bc import LatentBCTrainConfig, train_latent_bc
+    from flexlam_rl.model import FlexLAM
+
+    folder = work / spec.task / "bc" / "default" / f"s{seed}" / "policy"
+    if (folder / "model.safetensors").is_file():
+        return folder
+    lam = FlexLAM.load(run / "lam")
+    expert_id = spec.datasets("acting")["expert"]
+    policy = train_latent_bc(lam, load_transitions([expert_id], 0.0, 0).train, LatentBCTrainConfig(**unit["settings"]))
+    digest = weights_digest(policy, asdict(policy.config))
+    if digest != unit["policy_digest"]:
+        raise SystemExit(f"The latent BC policy retrained for {spec.task} seed {seed} (digest {digest}) is not the one its committed "
+                         f"unit records ({unit['policy_digest']}, code {unit['code']}): resume from that commit and thread count.")
+    policy.save(folder, extra={"lam": str((run / "lam").resolve()), "lam_fingerprint": lam.fingerprint(),
+                               "expert_datasets": [expert_id], "train": unit["settings"], "retrained": True})
+    return folder
+
+
 def best_budget(units: list[dict[str, Any]]) -> int:
     """k*: the budget with the highest mean latent BC return over seeds (ties: the smaller k)."""
     means = {int(k): np.mean([u["returns"][k] for u in units]) for k in units[0]["returns"]}
     return max(sorted(means), key=lambda k: (means[k], -k))
 
 
-def ppo_unit(spec: TaskSpec, run: Path, arm: str, seed: int, k: int, work: Path) -> dict[str, Any]:
-    """One PPO run of one arm at equal env steps; its evaluation curve and AUC. Cached as JSON."""
+def ppo_unit(spec: TaskSpec, run: Path, arm: str, seed: int, k: int, work: Path, units: Path, bc_unit: dict[str, Any]) -> dict[str, Any]:
+    """One PPO run of one arm at equal env steps; its evaluation curve and AUC. Committed as JSON."""
     from flexlam_rl.agents.networks import SmallCNN
     from flexlam_rl.agents.train import AgentConfig, train_agent
     from flexlam_rl.checkpoint import atomic_write_json
 
     folder = work / spec.task / "ppo" / arm / f"s{seed}"
-    done = folder / "unit.json"
+    done = unit_file(units, spec.task, "ppo", arm, seed)
     if done.is_file():
         return json.loads(done.read_text())
     common = dict(env=spec.task, total_timesteps=spec.env_steps, seed=seed, eval_freq=spec.eval_every,
@@ -184,7 +256,7 @@ def ppo_unit(spec: TaskSpec, run: Path, arm: str, seed: int, k: int, work: Path)
         cfg = AgentConfig(**common, space="latent", lam_dir=str(run / "lam"), prefix_len=k, algo_kwargs=same_encoder)
     else:
         cfg = AgentConfig(**common, space="latent", lam_dir=str(run / "lam"), prefix_len=k,
-                          init_from=str(work / spec.task / "bc" / "default" / f"s{seed}" / "policy"))
+                          init_from=str(policy_folder(spec, run, seed, work, bc_unit)))
     cfg.check_lam()
     start = time.time()
     result = train_agent(cfg, folder / "agent")
@@ -223,15 +295,15 @@ def holm(p_values: dict[str, float], level: float = 0.05) -> dict[str, bool]:
     return rejected
 
 
-def report(specs: list[TaskSpec], work: Path, out: Path, protocol: dict[str, Any], command: str) -> dict[str, Any]:
-    """results.json, results.md and curves.png from the saved units (every unit must be there)."""
+def report(specs: list[TaskSpec], units: Path, out: Path, protocol: dict[str, Any], command: str) -> dict[str, Any]:
+    """results.json, results.md and curves.png from the committed units (every unit must be there)."""
     from flexlam_rl.baselines import normalized_score
     from flexlam_rl.bench.report import versions
     from flexlam_rl.checkpoint import atomic_write_bytes, atomic_write_json
 
     tasks, finetune, ablation = [], [], {}
     for spec in specs:
-        default = [json.loads((work / spec.task / "bc" / "default" / f"s{s}" / "unit.json").read_text()) for s in protocol["seeds"]]
+        default = [json.loads(unit_file(units, spec.task, "bc", "default", s).read_text()) for s in protocol["seeds"]]
         base = {key: float(np.mean([u["baselines"][key] for u in default])) if default[0]["baselines"][key] is not None else None
                 for key in ("random", "expert", "true_action_bc")}
         returns = {k: float(np.mean([u["returns"][k] for u in default])) for k in default[0]["returns"]}
@@ -244,23 +316,22 @@ def report(specs: list[TaskSpec], work: Path, out: Path, protocol: dict[str, Any
                       "seeds": protocol["seeds"]})
         ablation[spec.task] = {}
         for variant in ABLATION:
-            units = [json.loads((work / spec.task / "bc" / variant / f"s{s}" / "unit.json").read_text())
-                     for s in protocol["ablation_seeds"]]
-            ablation[spec.task][variant] = {"returns": {k: float(np.mean([u["returns"][k] for u in units])) for k in units[0]["returns"]},
-                                            "updates": float(np.mean([u["training"]["updates"] for u in units]))}
-        arms = {arm: [json.loads((work / spec.task / "ppo" / arm / f"s{s}" / "unit.json").read_text()) for s in protocol["seeds"]]
+            seen = [json.loads(unit_file(units, spec.task, "bc", variant, s).read_text()) for s in protocol["ablation_seeds"]]
+            ablation[spec.task][variant] = {"returns": {k: float(np.mean([u["returns"][k] for u in seen])) for k in seen[0]["returns"]},
+                                            "updates": float(np.mean([u["training"]["updates"] for u in seen]))}
+        arms = {arm: [json.loads(unit_file(units, spec.task, "ppo", arm, s).read_text()) for s in protocol["seeds"]]
                 for arm in ARMS}
         entry = {"task": spec.task, "env_steps": spec.env_steps, "k": arms["from_latent_bc"][0]["k"], "arms": {}}
-        for arm, units in arms.items():
-            points = [t for t, _ in units[0]["curve"]]
-            entry["arms"][arm] = {"curve": [[t, float(np.mean([u["curve"][i][1] for u in units]))] for i, t in enumerate(points)],
-                                  "auc": float(np.mean([u["auc"] for u in units])), "wall_s": float(np.sum([u["wall_s"] for u in units]))}
+        for arm, runs in arms.items():
+            points = [t for t, _ in runs[0]["curve"]]
+            entry["arms"][arm] = {"curve": [[t, float(np.mean([u["curve"][i][1] for u in runs]))] for i, t in enumerate(points)],
+                                  "auc": float(np.mean([u["auc"] for u in runs])), "wall_s": float(np.sum([u["wall_s"] for u in runs]))}
         entry["tests"] = finetune_verdict(arms)
         finetune.append(entry)
     beats = holm({e["task"]: e["tests"]["p_both"] for e in finetune})
     for entry in finetune:
         entry["verdict"] = "beats both from-scratch arms" if beats[entry["task"]] else "not shown to beat both from-scratch arms"
-    codes = sorted({json.dumps(json.loads(path.read_text()).get("code"), sort_keys=True) for path in work.glob("*/*/*/s*/unit.json")})
+    codes = sorted({json.dumps(json.loads(path.read_text()).get("code"), sort_keys=True) for path in units.rglob("*.json")})
     result = {"command": command, "protocol": {**protocol, "ablation": ABLATION}, "tasks": tasks, "finetune": finetune,
               "ablation": ablation, "code": [json.loads(c) for c in codes], "versions": versions()}
     atomic_write_json(out / "results.json", result)
@@ -327,9 +398,9 @@ def plot(result: dict[str, Any], path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", choices=sorted(SCALES), default="default")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=PROTOCOL["threads"], help="torch threads (a resumed run must keep its own)")
     parser.add_argument("--workdir", type=Path, default=None, help="default: $FLEXLAM_RL_CACHE (or ~/.cache/flexlam-rl)/acting[_smoke]")
-    parser.add_argument("--out", type=Path, default=None, help="default: benchmarks/results/acting[_smoke]")
+    parser.add_argument("--out", type=Path, default=None, help="default: benchmarks/results/acting[_smoke]; finished units in <out>/units")
     parser.add_argument("--report-only", action="store_true")
     parser.add_argument("--tasks", nargs="*", default=None, help="run only these tasks (the report needs them all)")
     args = parser.parse_args()
@@ -338,7 +409,8 @@ def main() -> None:
     cache = Path(os.environ.get("FLEXLAM_RL_CACHE", Path.home() / ".cache" / "flexlam-rl"))
     work = (args.workdir or cache / f"acting{suffix}").resolve()
     out = args.out or Path(f"benchmarks/results/acting{suffix}")
-    protocol = {**PROTOCOL, **({k: v for k, v in SMOKE.items() if k in PROTOCOL} if smoke else {})}
+    units = out / "units"
+    protocol = {**PROTOCOL, **({k: v for k, v in SMOKE.items() if k in PROTOCOL} if smoke else {}), "threads": args.threads}
     bc_overrides = SMOKE["bc"] if smoke else {}
     command = "python benchmarks/acting.py" + (" --scale smoke" if smoke else "")
     env = {**os.environ, "MINARI_DATASETS_PATH": str(work / "minari"), "OMP_NUM_THREADS": str(args.threads)}
@@ -351,23 +423,27 @@ def main() -> None:
     if not args.report_only:
         budgets = {}
         for spec in specs:  # every task's latent BC first (the cheaper, and what the fine-tuning starts from), then PPO
+            if all(path.is_file() for path in task_units(spec.task, units, protocol)):
+                default = [json.loads(unit_file(units, spec.task, "bc", "default", s).read_text()) for s in protocol["seeds"]]
+                budgets[spec.task] = (work / spec.task / "run", best_budget(default), default)  # nothing left: no models needed
+                continue
             print(f"[{spec.task}] data, LAM, translator", flush=True)
-            run = prepare(spec, work, env, smoke)
-            default = [latent_bc_unit(spec, run, "default", seed, work, protocol, bc_overrides) for seed in protocol["seeds"]]
+            run = prepare(spec, work, env, smoke, units)
+            default = [latent_bc_unit(spec, run, "default", seed, work, protocol, bc_overrides, units) for seed in protocol["seeds"]]
             print(f"[{spec.task}] latent BC: " + ", ".join(f"k={k}: {np.mean([u['returns'][k] for u in default]):.2f}"
                                                            for k in default[0]["returns"]), flush=True)
             for variant in ABLATION:
                 for seed in protocol["ablation_seeds"]:
-                    latent_bc_unit(spec, run, variant, seed, work, protocol, bc_overrides)
-            budgets[spec.task] = (run, best_budget(default))
+                    latent_bc_unit(spec, run, variant, seed, work, protocol, bc_overrides, units)
+            budgets[spec.task] = (run, best_budget(default), default)
         for seed in protocol["seeds"]:
             for spec in specs:
-                run, k = budgets[spec.task]
+                run, k, default = budgets[spec.task]
                 for arm in ARMS:
-                    unit = ppo_unit(spec, run, arm, seed, k, work)
+                    unit = ppo_unit(spec, run, arm, seed, k, work, units, default[protocol["seeds"].index(seed)])
                     print(f"[{spec.task}] PPO {arm} seed {seed}: AUC {unit['auc']:.2f} ({unit['wall_s']:.0f} s)", flush=True)
     if args.tasks is None or args.report_only:
-        result = report(SCALES[args.scale], work, out, protocol, command)
+        result = report(SCALES[args.scale], units, out, protocol, command)
         print(markdown(result))
     print(f"python {platform.python_version()}; work in {work}")
 

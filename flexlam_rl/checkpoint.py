@@ -9,6 +9,7 @@ copying weights: a mismatch is an error, never a silent partial load.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -33,6 +34,16 @@ MAX_CONFIG_BYTES = 1_000_000
 MAX_PARAMETERS = 500_000_000  # a config implying more is refused before anything is allocated
 
 M = TypeVar("M", bound=nn.Module)
+
+
+def weights_digest(module: nn.Module, config: Mapping[str, Any]) -> str:
+    """A short hash of a module's config and weights (not of its file, whose header holds paths and timings): two
+    trainings gave the same model exactly when their digests match."""
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 # ------------------------------------------------------------------ atomic writes

@@ -10,8 +10,6 @@ No I/O here: :meth:`FlexLAM.save` / :meth:`FlexLAM.load` delegate to ``checkpoin
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -403,11 +401,9 @@ class FlexLAM(ObservationInput):
     def fingerprint(self) -> str:
         """A short hash of this LAM's config and weights: what a translator or policy made for it records, so that
         one made for another LAM (same K, same action space) is refused rather than silently wrong."""
-        digest = hashlib.sha256(json.dumps(self.config.to_dict(), sort_keys=True).encode())
-        for name, tensor in sorted(self.state_dict().items()):
-            digest.update(name.encode())
-            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-        return digest.hexdigest()[:16]
+        from .checkpoint import weights_digest
+
+        return weights_digest(self, self.config.to_dict())
 
     def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
         """Write ``model.safetensors`` + ``config.json`` into the directory ``path`` (atomically)."""
