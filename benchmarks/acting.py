@@ -287,12 +287,9 @@ def finetune_verdict(arms: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
 
 def holm(p_values: dict[str, float], level: float = 0.05) -> dict[str, bool]:
     """Holm's step-down rejections among the tasks' p-values."""
-    order = sorted(p_values, key=p_values.get)
-    rejected, going = {}, True
-    for i, name in enumerate(order):
-        going = going and p_values[name] <= level / (len(order) - i)
-        rejected[name] = going
-    return rejected
+    from flexlam_rl.bench.stats import holm as step_down
+
+    return dict(zip(p_values, (bool(r) for r in step_down(list(p_values.values()), level))))
 
 
 def report(specs: list[TaskSpec], units: Path, out: Path, protocol: dict[str, Any], command: str) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from conftest import run_bench
 
 from flexlam_rl.bench import BenchConfig, SuiteSpec, aggregate, mean_se
 from flexlam_rl.bench.report import _mean_curves, final_change, models_table
+from flexlam_rl.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,7 +35,11 @@ def test_smoke_scale_writes_every_report(tmp_path: Path) -> None:
     assert {(c["view"], c["suite"], c["metric"], c["protocol"]) for c in claims} >= {("equal_updates", "minigrid", "align", "standard")}
     for claim in claims:  # the contract, cell by cell
         assert {"suite", "metric", "protocol", "k", "diff", "ci95", "verdict", "n_seeds", "verdict_adjusted", "half_width"} <= set(claim)
-        assert claim["n_seeds"] == 2 and claim["verdict"] == claim["verdict_adjusted"] == "tie"  # 2 seeds: no exact verdict
+        # 2 seeds: no exact verdict (and a cell whose two differences are exactly 0, e.g. no model ever scores, has no information)
+        assert claim["n_seeds"] == 2 and claim["verdict"] == claim["verdict_adjusted"] in ("tie", "no information")
+        scored = result["per_seed"][claim["suite"]]["0"][claim["view"]][claim["metric"]][claim["protocol"]]
+        seed0 = np.subtract(scored["flexlam"][str(claim["k"])], scored["fixed"][str(claim["k"])])
+        assert claim["verdict"] == "tie" or not np.any(seed0)
         assert claim["ci95"] is None and claim["half_width"] is None
     protocol = result["protocol"]
     assert protocol["multiplicity"] == "benjamini-hochberg" and "sign-flip" in protocol["interval"]
@@ -53,7 +58,8 @@ def test_smoke_scale_writes_every_report(tmp_path: Path) -> None:
     assert set(seed_file["code"]) == {"commit", "clean"} and seed_file["versions"]["torch"]  # the code that made it
     assert result["code"]["mixed"] is None and result["code"]["commit"] == seed_file["code"]["commit"]
     md = (out / "results.md").read_text()
-    assert "View `equal_updates`" in md and "View `equal_compute`" in md and "plateaued" in md and "Too few seeds" in md
+    assert "View `equal_updates`, each model to its own plateau" in md and "View `equal_compute`" in md
+    assert "plateaued" in md and "Too few seeds" in md
     baselines = result["baselines"]  # latent BC read against random, expert and true-action BC play, per task
     assert set(baselines) == {"minigrid", "reach"}
     assert set(baselines["minigrid"]) == {"minigrid-empty", "minigrid-doorkey", "minigrid-lavagap"}
@@ -178,6 +184,8 @@ def test_committed_results_are_the_aggregate_of_their_saved_seeds(name: str) -> 
     per_seed, _ = saved_seeds(folder, saved["suite_keys"])
     assert {suite: sorted(seeds) for suite, seeds in per_seed.items()} == saved["seeds_done"]
     again = json.loads(json.dumps(aggregate(per_seed, parse_config(BenchConfig, saved["config"], "scale"))))
+    # keys a claim gained after the file was made (labels, updates, noninferior) are read, not compared
+    again["claims"] = [{key: new[key] for key in old} for new, old in zip(again["claims"], saved["claims"])]
     for key in ("claims", "counts", "counts_raw", "summary", "learning_curves", "models", "compute"):
         assert_same_numbers(again[key], saved[key], f"{name}.{key}")
 
@@ -373,3 +381,92 @@ def test_seed_files_made_by_different_code_are_refused_unless_allowed_and_then_s
     assert seeds_code({"x.json": None, "y.json": None}, tmp_path) == {"commit": None, "clean": None, "mixed": None}  # made before
     one = {"commit": "c" * 40, "clean": False}
     assert seeds_code({"x.json": one, "y.json": one}, tmp_path) == {**one, "mixed": None}
+
+
+def test_noninferiority_decides_against_the_margin_and_all_zero_seeds_carry_no_information() -> None:
+    from flexlam_rl.bench import stats
+
+    rng = np.random.default_rng(0)
+    close = rng.normal(0.0, 0.02, 10)  # FlexLAM about as good: non-inferior at a margin of 0.1, not at 0.001
+    assert stats.noninferiority(close, 0.1, higher_is_better=True).noninferior
+    assert not stats.noninferiority(close - 0.2, 0.1, higher_is_better=True).noninferior  # clearly worse by more
+    assert stats.noninferiority(close + 0.05, 0.1, higher_is_better=False).noninferior  # an error 0.05 higher: within 0.1
+    assert stats.noninferiority(close + 0.15, 0.1, higher_is_better=False).noninferior is False  # 0.15 higher: beyond it
+    lower_error = stats.noninferiority(close - 0.5, 0.1, higher_is_better=False)  # lower error is better: far better
+    assert lower_error.noninferior and lower_error.p_value == pytest.approx(1 / 1024)
+    none = stats.noninferiority(np.zeros((10, 3)), 0.1, higher_is_better=True)
+    assert none.no_information and none.noninferior is None and none.p_value is None
+    assert stats.noninferiority(np.array([0.3]), 0.1, True).noninferior is None  # one seed: no test
+    with pytest.raises(ValueError, match="margin must be > 0"):
+        stats.noninferiority(close, 0.0, True)
+    assert list(stats.holm_adjusted([0.004, 0.011, 0.03, 0.5])) == pytest.approx([0.016, 0.033, 0.06, 0.5])
+    assert list(stats.holm([0.004, 0.011, 0.03, float("nan")])) == [True, True, True, False]  # 3 tested: 0.03 <= 0.05 / 1
+
+
+def test_a_skewed_cell_is_decided_at_a_level_calibrated_to_its_shape() -> None:
+    """Left-skewed differences whose true mean sits exactly at -margin: the plain one-sided sign-flip test calls
+    FlexLAM non-inferior far more often than its 2.5%; the shape check and calibrated level pull that down, and
+    symmetric (normal) cells keep the plain test's rate."""
+    from flexlam_rl.bench import stats
+
+    rng = np.random.default_rng(3)
+    flips = stats.sign_patterns(10)
+    plain, checked, normal = [], [], []
+    for _ in range(300):
+        d = (1 - rng.exponential(size=10)) - 1.0  # mean -1 = -margin, long left tail
+        plain.append(stats.one_sided_p((d + 1.0)[:, None], flips)[0] <= stats.NI_ALPHA)
+        checked.append(stats.noninferiority(d, 1.0, True).noninferior)
+        normal.append(stats.noninferiority(rng.standard_normal(10) - 1.0, 1.0, True).noninferior)
+    assert np.mean(plain) > 0.06 and np.mean(checked) < np.mean(plain) - 0.015
+    assert np.mean(normal) < 0.06
+    assert stats.power(1.0, 10, margin=1.0) == pytest.approx(0.8, abs=0.04)  # (1.96 + 0.84)^2 / 10 ~ 0.78: about 0.8
+    assert stats.power(1.0, 20, margin=1.0) > stats.power(1.0, 10, margin=1.0)
+
+
+def _primary_cfg(seeds: list[int], **extra) -> BenchConfig:
+    return BenchConfig(name="p", suites=[SuiteSpec("s", ["cartpole"], 32, {}, "cartpole")], seeds=seeds, budgets=[1, 2],
+                       num_tokens=2, protocols=["standard"], date_fixed="2026-12-07", margins={"bc_return": 0.1},
+                       primary=["s/standard/bc_return"], **extra)
+
+
+def test_the_primary_protocol_reports_endpoints_noninferiority_and_updates() -> None:
+    seeds = list(range(10, 20))
+    runs = {seed: _seed_run(1.0, 1.0, [0.5, 0.6 + 0.001 * seed], [0.5, 0.6]) for seed in seeds}
+    result = aggregate({"s": runs}, _primary_cfg(seeds, exploration_seeds=list(range(10))))
+    protocol = result["protocol"]
+    assert protocol["date_fixed"] == "2026-12-07" and protocol["primary"] == ["s/standard/bc_return"]
+    assert protocol["margins"] == {"bc_return": 0.1} and protocol["seeds"] == seeds
+    [endpoint] = result["primary"]
+    assert {"suite", "labels", "metric", "diff", "ci95", "p_value", "p_adjusted", "verdict"} <= set(endpoint)
+    assert endpoint["verdict"] == "better" and endpoint["p_adjusted"] == pytest.approx(2 / 1024) and endpoint["noninferior"]
+    cells = [c for c in result["claims"] if c["metric"] == "bc_return" and c["view"] == "equal_updates"]
+    assert all(c["noninferior"] and c["labels"] == "standard" and c["updates"] == {"flexlam": 100.0, f"fixed_{c['k']}": 100.0}
+               for c in cells)
+    recon = [c for c in result["claims"] if c["metric"] == "recon"]
+    assert all(c["verdict"] == "no information" and c["noninferior"] is None for c in recon)  # identical errors every seed
+    assert result["counts"]["equal_updates"] == {"better": 2, "tie": 0, "worse": 0, "no information": 2}
+    with pytest.raises(ConfigError, match=r"seeds \[10\] were already read"):
+        _primary_cfg([10, 11], exploration_seeds=[10])
+    with pytest.raises(ConfigError, match="primary endpoint 's/low/bc_return' must read suite/labels/metric"):
+        BenchConfig(name="p", suites=[SuiteSpec("s", ["cartpole"], 32, {}, "cartpole")], seeds=[1], budgets=[1], num_tokens=1,
+                    margins={"bc_return": 0.1}, primary=["s/low/bc_return"])
+    from flexlam_rl.bench.spec import load_scale
+
+    shipped = load_scale("primary")
+    assert not set(shipped.seeds) & set(range(10)) and len(shipped.primary) == 8
+
+
+def test_seed_files_made_under_different_protocols_are_refused_naming_them(tmp_path: Path) -> None:
+    from flexlam_rl.bench.report import protocol_key, write_reports
+    from flexlam_rl.errors import DataError
+
+    seeds = [10, 11, 12]
+    cfg = _primary_cfg(seeds)
+    (tmp_path / "seeds").mkdir()
+    for seed in seeds:
+        protocol = protocol_key(cfg) if seed != 12 else {**protocol_key(cfg), "margins": {"bc_return": 0.2}}
+        record = {"config_key": "k", "seed": seed, "suite": "s", "protocol": protocol, "metrics": _seed_run(1.0, 1.0, [0.5], [0.5])}
+        (tmp_path / "seeds" / f"s_seed{seed}.json").write_text(json.dumps(record))
+    with pytest.raises(DataError, match=r"different protocols .*0\.1.*s_seed10\.json, s_seed11\.json; .*0\.2.*: s_seed12\.json"):
+        write_reports(cfg, tmp_path, "cmd", {"s": "k"})
+    assert not (tmp_path / "results.json").exists() and not (tmp_path / "results.md").exists()

@@ -328,14 +328,16 @@ def test_what_the_readme_and_games_bench_page_say_of_the_games_verdict_is_what_i
     def cell(view: str, metric: str, protocol: str, k: int) -> dict:
         return next(c for c in cells if (c["view"], c["metric"], c["protocol"], int(c["k"])) == (view, metric, protocol, k))
 
-    counts = result["counts"]
-    assert "FlexLAM better in {better}, tie in {tie}, worse in {worse} of 28 cells".format(**counts["equal_updates"]) in readme
-    assert "better in {better}, tie in {tie}, worse in {worse}:".format(**counts["equal_compute"]) in readme
-    assert "better {better}, tie {tie}, worse {worse} of 28 cells".format(**counts["equal_updates"]) in page
-    assert "training FLOPs): better {better}, tie {tie}, worse {worse}.".format(**counts["equal_compute"]) in page
+    counts = {view: {("none" if key == "no information" else key): n for key, n in c.items()} for view, c in result["counts"].items()}
+    assert counts["equal_updates"]["none"] == counts["equal_compute"]["none"] == 1
+    assert ("FlexLAM better in {better}, tie in {tie}, worse in {worse}, no information in {none} of 28 cells"
+            .format(**counts["equal_updates"]) in readme)
+    assert "better in {better}, tie in {tie}, worse in {worse} (one no information):".format(**counts["equal_compute"]) in readme
+    assert "better {better}, tie {tie}, worse {worse}, no information {none} of 28 cells".format(**counts["equal_updates"]) in page
+    assert "training FLOPs): better {better}, tie {tie}, worse {worse}, no information {none}.".format(**counts["equal_compute"]) in page
     # equal updates: the two raw cells, and the leans quoted
     raw = sorted((c["metric"], c["protocol"], int(c["k"]), c["verdict"]) for c in cells
-                 if c["view"] == "equal_updates" and c["verdict"] != "tie")
+                 if c["view"] == "equal_updates" and c["verdict"] not in ("tie", "no information"))
     assert raw == [("align", "standard", 8, "better"), ("controllability", "any", 2, "worse")]
     assert f"k = 8 (FlexLAM {cell('equal_updates', 'align', 'standard', 8)['diff']:+.3f}, raw better)" in page
     assert f"controllability at k = 2 ({cell('equal_updates', 'controllability', 'any', 2)['diff']:+.3f}, raw worse)" in page

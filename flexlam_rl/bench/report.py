@@ -48,13 +48,17 @@ def aggregate(per_seed: dict[str, dict[int, dict[str, Any]]], cfg: BenchConfig) 
                     for k in cfg.budgets:
                         flex, fixed = (np.asarray([at_budget(f, k) for f in cells[m]], float) for m in ("flexlam", "fixed"))
                         test = paired_test(flex - fixed)
-                        claims.append({"view": view, "suite": suite, "metric": metric, "protocol": protocol, "k": k,
-                                       "diff": test.mean, "ci95": list(test.ci) if test.ci else None,
+                        none = len(runs) > 1 and not np.any(stats.seed_means(flex - fixed))
+                        claims.append({"view": view, "suite": suite, "metric": metric, "protocol": protocol, "labels": protocol,
+                                       "k": k, "diff": test.mean, "ci95": list(test.ci) if test.ci else None,
                                        "half_width": test.half_width, "p_value": test.p_value if len(runs) > 1 else None,
-                                       "verdict": verdict(test, higher), "n_seeds": len(runs),
+                                       "verdict": stats.NO_INFORMATION if none else verdict(test, higher), "n_seeds": len(runs),
                                        "flexlam": float(flex.mean()), "fixed": float(fixed.mean()),
                                        "higher_is_better": higher, "secondary": metric in SECONDARY_METRICS,
-                                       "capped": capped["flexlam"] or capped[f"fixed_{k}"]})
+                                       "capped": capped["flexlam"] or capped[f"fixed_{k}"],
+                                       "updates": {name: float(np.mean([r["models"][name]["updates"] for r in runs]))
+                                                   for name in ("flexlam", f"fixed_{k}")},
+                                       **_noninferiority(cfg, view, metric, flex - fixed, higher)})
     adjust_verdicts(claims)
     window = int(cfg.train.get("plateau_window", 4))
     models = {suite: {seed: {name: {**{key: value for key, value in record.items() if key != "curve"},
@@ -66,6 +70,8 @@ def aggregate(per_seed: dict[str, dict[int, dict[str, Any]]], cfg: BenchConfig) 
     dials = {"gap_map": gap_map(claims)} if cfg.label_fractions or cfg.low_return_quantiles else {}
     if cfg.confirm:
         dials["confirmatory"] = confirmatory(claims, cfg.confirm)
+    if cfg.primary:
+        dials["primary"] = primary_endpoints(per_seed, cfg)
     return {"claims": claims, "counts": counts, "counts_raw": counts_raw, "protocol": protocol_record(cfg, per_seed), **dials,
             "summary": summary, "models": models,
             "learning_curves": {suite: _mean_curves(seeds) for suite, seeds in per_seed.items()},
@@ -74,6 +80,50 @@ def aggregate(per_seed: dict[str, dict[int, dict[str, Any]]], cfg: BenchConfig) 
                                    for name in next(iter(seeds.values()))["code_usage"]} for suite, seeds in per_seed.items()},
             "baselines": {suite: _baselines(seeds, cfg, suite) for suite, seeds in per_seed.items()
                           if all("baselines" in run for run in seeds.values())}}
+
+
+PRIMARY_VIEW = "equal_updates"  # "each to its own plateau": the view the primary-endpoint protocol reads
+
+
+def _noninferiority(cfg: BenchConfig, view: str, metric: str, diffs: np.ndarray, higher: bool) -> dict[str, Any]:
+    """A claim's non-inferiority reading against its metric's margin (``noninferior`` None where the protocol does
+    not test it: no margin, another view, one seed, or no information)."""
+    if not cfg.margins or metric not in cfg.margins or view != PRIMARY_VIEW:
+        return {"noninferior": None}
+    ni = stats.noninferiority(diffs, float(cfg.margins[metric]), higher)
+    return {"noninferior": ni.noninferior, "margin": ni.margin, "ni_p_value": ni.p_value, "ni_test": ni.test,
+            "shape_size": ni.shape_size}
+
+
+def primary_endpoints(per_seed: dict[str, dict[int, dict[str, Any]]], cfg: BenchConfig) -> list[dict[str, Any]]:
+    """The primary endpoints named in the scale: per seed, the mean over budgets of FlexLAM minus fixed (tasks
+    averaged); the two-sided exact test, Holm-adjusted among the endpoints, and non-inferiority on the mean."""
+    out = []
+    for name in cfg.primary or []:
+        suite, labels, metric = name.split("/")
+        higher = METRICS[metric][0]
+        runs = [per_seed[suite][s] for s in sorted(per_seed.get(suite, {}))]
+        if not runs or labels not in runs[0]["values"][PRIMARY_VIEW].get(metric, {}):
+            out.append({"endpoint": name, "suite": suite, "labels": labels, "metric": metric, "missing": True})
+            continue
+        scored = [r["values"][PRIMARY_VIEW][metric][labels] for r in runs]
+        diffs = np.array([np.mean([np.mean(at_budget(v["flexlam"], k)) - np.mean(at_budget(v["fixed"], k)) for k in cfg.budgets])
+                          for v in scored])
+        test = paired_test(diffs)
+        ni = stats.noninferiority(diffs, float(cfg.margins[metric]), higher)
+        out.append({"endpoint": name, "suite": suite, "labels": labels, "metric": metric, "diff": test.mean,
+                    "ci95": list(test.ci) if test.ci else None, "p_value": test.p_value if len(runs) > 1 else None,
+                    "n_seeds": len(runs), "higher_is_better": higher, "margin": ni.margin, "noninferior": ni.noninferior,
+                    "ni_p_value": ni.p_value, "ni_test": ni.test, "no_information": ni.no_information})
+    tested = [e for e in out if not e.get("missing") and e["p_value"] is not None]
+    for e, adjusted in zip(tested, stats.holm_adjusted([e["p_value"] for e in tested])):
+        e["p_adjusted"] = float(adjusted)
+        e["verdict"] = (stats.NO_INFORMATION if e["no_information"]
+                        else stats.decide(e["diff"], e["higher_is_better"], adjusted <= 1 - stats.LEVEL))
+    for e in out:
+        e.setdefault("p_adjusted", None)
+        e.setdefault("verdict", stats.PENDING)
+    return out
 
 
 def _baselines(seeds: dict[int, dict[str, Any]], cfg: BenchConfig, suite: str) -> dict[str, dict[str, Any]]:
@@ -139,8 +189,8 @@ def adjust_verdicts(claims: list[dict[str, Any]]) -> None:
 def _adjust(family: list[dict[str, Any]]) -> None:
     """``verdict_adjusted`` for cells read together: Benjamini-Hochberg over their p-values."""
     for c, reject in zip(family, benjamini_hochberg([c["p_value"] for c in family])):
-        pending = c["verdict"] == stats.PENDING
-        c["verdict_adjusted"] = stats.PENDING if pending else stats.decide(c["diff"], c["higher_is_better"], bool(reject))
+        kept = c["verdict"] in (stats.PENDING, stats.NO_INFORMATION)
+        c["verdict_adjusted"] = c["verdict"] if kept else stats.decide(c["diff"], c["higher_is_better"], bool(reject))
 
 
 def confirmatory(claims: list[dict[str, Any]], named: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -154,7 +204,13 @@ def confirmatory(claims: list[dict[str, Any]], named: list[dict[str, Any]]) -> l
 
 
 def _count(claims: list[dict[str, Any]], view: str, key: str) -> dict[str, int]:
-    return {v: sum(1 for c in claims if c["view"] == view and not c["secondary"] and c[key] == v) for v in VERDICTS}
+    """Headline cells per verdict; ``no information`` cells (every difference exactly zero) are counted apart, and
+    only where there are some."""
+    counts = {v: sum(1 for c in claims if c["view"] == view and not c["secondary"] and c[key] == v)
+              for v in (*VERDICTS, stats.NO_INFORMATION)}
+    if not counts[stats.NO_INFORMATION]:
+        del counts[stats.NO_INFORMATION]
+    return counts
 
 
 def protocol_record(cfg: BenchConfig, per_seed: dict[str, dict[int, Any]]) -> dict[str, Any]:
@@ -165,7 +221,15 @@ def protocol_record(cfg: BenchConfig, per_seed: dict[str, dict[int, Any]]) -> di
             "null_verdict_rate": stats.null_verdict_rate(n_seeds), "exact_null_rate": stats.exact_null_rate(n_seeds),
             "null_simulation": "100,000 no-difference cells, 3 tasks correlated through the seed (rho 0.5), half normal and "
                                "half Student-t (3 dof) noise, through the same test",
-            "date_fixed": cfg.date_fixed}
+            "date_fixed": cfg.date_fixed, "seeds": list(cfg.seeds),
+            **({"primary": list(cfg.primary), "margins": dict(cfg.margins), "primary_view": PRIMARY_VIEW,
+                "noninferiority_alpha": stats.NI_ALPHA, "shape_size_limit": stats.SHAPE_SIZE_LIMIT,
+                "exploration_seeds": list(cfg.exploration_seeds or [])} if cfg.primary else {})}
+
+
+def protocol_key(cfg: BenchConfig) -> dict[str, Any]:
+    """What a seed file records of the protocol it was made under: a report refuses to mix two."""
+    return {"date_fixed": cfg.date_fixed, "margins": cfg.margins, "primary": cfg.primary}
 
 
 def gap_map(claims: list[dict[str, Any]]) -> dict[str, Any]:
@@ -322,10 +386,13 @@ def results_markdown(result: dict[str, Any], cfg: BenchConfig) -> str:
     if result.get("confirmatory"):
         lines += ["## Confirmatory cells", "", "Named before this run (`confirm` in the scale's config) and adjusted only "
                   "among themselves; every other cell below is exploratory.", "", confirmatory_table(result["confirmatory"]), ""]
+    if result.get("primary"):
+        lines += primary_markdown(result, cfg)
     for view in VIEWS:
         c = counts[view]
-        lines += [f"## View `{view}`: better {c['better']}, tie {c['tie']}, worse {c['worse']} (headline cells, PPO excluded)",
-                  "", claims_table(result, cfg, view), ""]
+        none = f", no information {c[stats.NO_INFORMATION]}" if c.get(stats.NO_INFORMATION) else ""
+        lines += [f"## View `{view}`, {VIEW_NAMES[view]}: better {c['better']}, tie {c['tie']}, worse {c['worse']}{none} "
+                  "(headline cells, PPO excluded)", "", updates_text(result, view), "", claims_table(result, cfg, view), ""]
     train = cfg.train
     lines += ["## Models: training to a plateau", "",
               f"Change at stop: per budget, the mean validation error of the last {train.get('plateau_window', 4)} checks "
@@ -347,6 +414,72 @@ def results_markdown(result: dict[str, Any], cfg: BenchConfig) -> str:
         lines += [f"- {suite} {name}: " + " ".join(f"{u:.2f}" for u in values) for name, values in usage.items()]
     lines.append("")
     return "\n".join(lines)
+
+
+VIEW_NAMES = {"equal_updates": "each model to its own plateau", "equal_compute": "FlexLAM at the fixed LAMs' summed compute"}
+
+
+def updates_text(result: dict[str, Any], view: str) -> str:
+    """The mean updates each model trained in this view, per suite: what "equal updates" never meant."""
+    per_suite: dict[str, dict[str, float]] = {}
+    for c in result["claims"]:
+        if c["view"] == view and "updates" in c:
+            per_suite.setdefault(c["suite"], {}).update(c["updates"])
+    return "Mean updates per model: " + "; ".join(
+        f"{suite}: " + ", ".join(f"{name} {n:.0f}" for name, n in sorted(models.items(), key=lambda kv: (kv[0] != "flexlam", kv[0])))
+        for suite, models in per_suite.items()) + "."
+
+
+def primary_markdown(result: dict[str, Any], cfg: BenchConfig) -> list[str]:
+    """The primary endpoints (Holm among themselves), then per budget non-inferiority against the margins, with
+    what each interval rules out read from its ends."""
+    p = result["protocol"]
+    power = p.get("power", {})
+    lines = ["## Primary endpoints", "",
+             f"Fixed {p['date_fixed']} on fresh seeds {p['seeds']} (never {p['exploration_seeds']}). Per suite and label "
+             f"protocol: the mean over budgets {cfg.budgets} of FlexLAM minus fixed ({VIEW_NAMES[PRIMARY_VIEW]}); two-sided "
+             f"exact sign-flip test, Holm-adjusted over the {len(p['primary'])} endpoints; non-inferiority at one-sided "
+             f"{p['noninferiority_alpha']} against the margins {p['margins']}. Power: the simulated chance of showing "
+             f"non-inferiority when the true difference is 0, at the exploration seeds' SDs (power.json).", ""]
+    rows = []
+    for e in result["primary"]:
+        if e.get("missing"):
+            rows.append([e["endpoint"], "not run", "-", "-", "-", "-", "-"])
+            continue
+        ci = "[unbounded]" if e["ci95"] is None else f"[{e['ci95'][0]:+.3f}, {e['ci95'][1]:+.3f}]"
+        rows.append([e["endpoint"], f"{e['diff']:+.3f} {ci}", _p(e["p_value"]), _p(e["p_adjusted"]), e["verdict"],
+                     {True: "yes", False: "not shown", None: "not tested"}[e["noninferior"]],
+                     "-" if e["endpoint"] not in power else f"{power[e['endpoint']]:.2f}"])
+    lines += [markdown_table(["endpoint", "FlexLAM - fixed [95% CI]", "p", "p (Holm)", "verdict", "non-inferior", "power"], rows), ""]
+    grouped: dict[tuple[str, str, str], dict[int, dict[str, Any]]] = {}
+    for c in result["claims"]:
+        if c["view"] == PRIMARY_VIEW and c.get("margin") is not None:
+            grouped.setdefault((c["suite"], c["labels"], c["metric"]), {})[int(c["k"])] = c
+    rows = []
+    for (suite, labels, metric), cells in grouped.items():
+        every = all(cells[k]["noninferior"] for k in cfg.budgets)
+        rows.append([suite, labels, metric, *(_ni_text(cells[k]) for k in cfg.budgets), "yes" if every else "not shown"])
+    lines += ["Per budget: non-inferiority (one-sided, margin in the metric's units) and what the 95% interval rules out; "
+              "non-inferior at every budget is an intersection-union test (each budget must pass).", "",
+              markdown_table(["suite", "labels", "metric", *(f"k={k}" for k in cfg.budgets), "non-inferior at every budget"], rows), ""]
+    return lines
+
+
+def _p(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _ni_text(cell: dict[str, Any]) -> str:
+    """``non-inferior`` / ``not shown`` / ``no information``, and the interval's ends as "rules out" statements."""
+    if cell["verdict"] == stats.NO_INFORMATION:
+        return stats.NO_INFORMATION
+    word = {True: "non-inferior", False: "not shown", None: "not tested"}[cell["noninferior"]]
+    if cell["ci95"] is None:
+        return f"{word}; nothing ruled out"
+    low, high = cell["ci95"]
+    if not cell["higher_is_better"]:
+        low, high = -high, -low
+    return f"{word}; rules out FlexLAM worse by > {max(0.0, -low):.3f} or better by > {max(0.0, high):.3f}"
 
 
 def confirmatory_table(cells: list[dict[str, Any]]) -> str:
@@ -392,15 +525,18 @@ def _flop(value: float) -> str:
     return f"{value / 1e12:.2f} TFLOP" if value >= 1e12 else f"{value / 1e9:.2f} GFLOP"
 
 
-def saved_seeds(out_dir: Path, keys: dict[str, str],
-                codes: dict[str, Any] | None = None) -> tuple[dict[str, dict[int, dict[str, Any]]], float]:
+def saved_seeds(out_dir: Path, keys: dict[str, str], codes: dict[str, Any] | None = None,
+                protocols: dict[str, Any] | None = None) -> tuple[dict[str, dict[int, dict[str, Any]]], float]:
     """The saved (suite, seed) metrics under ``out_dir/seeds`` made with this config (``keys``: suite -> config
     key; seeds of another configuration of the same name are skipped), and their summed wall time. ``codes``, when
-    given, receives each used seed file's recorded code (None: made before seed files recorded it), by file name."""
+    given, receives each used seed file's recorded code (None: made before seed files recorded it), by file name;
+    ``protocols`` every seed file's recorded protocol (:func:`protocol_key`; None where not recorded)."""
     per_seed: dict[str, dict[int, dict[str, Any]]] = {}
     wall = 0.0
     for path in sorted((out_dir / "seeds").glob("*.json")) if (out_dir / "seeds").is_dir() else []:
         record = read_json(path, "seed result")
+        if protocols is not None:
+            protocols[path.name] = record.get("protocol")
         if keys.get(record.get("suite")) != record.get("config_key"):
             continue
         per_seed.setdefault(record["suite"], {})[int(record["seed"])] = record["metrics"]
@@ -427,6 +563,22 @@ def seeds_code(codes: dict[str, Any], out_dir: Path, allow_mixed: bool = False) 
     return {"commit": None, "clean": None, "mixed": {_code_text(json.loads(code)): files for code, files in groups.items()}}
 
 
+def check_one_protocol(protocols: dict[str, Any], cfg: BenchConfig, out_dir: Path) -> None:
+    """Refuse a results folder whose seed files were made under different protocols (date fixed, margins, primary
+    endpoints), or under another than this scale's where the scale fixes one: naming the files of each. Seed files
+    made before they recorded a protocol count only under a primary-endpoint scale (as not its own)."""
+    groups: dict[str, list[str]] = {}
+    for name, record in sorted(protocols.items()):
+        if record is not None or cfg.primary:
+            groups.setdefault(json.dumps(record, sort_keys=True), []).append(name)
+    own = json.dumps(protocol_key(cfg), sort_keys=True)
+    odd = {p: files for p, files in groups.items() if p != own} if cfg.primary else {}
+    if len(groups) > 1 or odd:
+        described = "; ".join(f"{record}: {', '.join(files)}" for record, files in groups.items())
+        raise DataError(f"The seed files under {out_dir / 'seeds'} were made under different protocols ({described}; this "
+                        f"scale's: {own}); a result mixes none. Move the odd files aside or run them again under one protocol.")
+
+
 def _code_text(code: dict[str, Any] | None) -> str:
     if not code or not code.get("commit"):
         return "code not recorded"
@@ -439,11 +591,18 @@ def write_reports(cfg: BenchConfig, out_dir: Path, command: str, keys: dict[str,
     (``reaggregated_by``: the command that re-read saved seeds made by ``command``). Seed files made by different
     code are refused before anything is written, unless ``allow_mixed_code`` (see :func:`seeds_code`)."""
     codes: dict[str, Any] = {}
-    per_seed, wall = saved_seeds(out_dir, keys, codes)
+    protocols: dict[str, Any] = {}
+    per_seed, wall = saved_seeds(out_dir, keys, codes, protocols)
     if not per_seed:
         raise DataError(f"No finished seeds for this configuration under {out_dir}; run the benchmark first.")
+    check_one_protocol(protocols, cfg, out_dir)
     code = seeds_code(codes, out_dir, allow_mixed_code)
     agg = aggregate(per_seed, cfg)
+    if cfg.primary and (out_dir / "power.json").is_file():  # benchmarks/primary_power.py, at the protocol's seed count
+        power = read_json(out_dir / "power.json", "power simulation", max_bytes=10_000_000)
+        n = str(power["seeds_chosen"])
+        agg["protocol"]["power"] = {e["endpoint"]: e["power_noninferiority"][n] for e in power["endpoints"]}
+        agg["protocol"]["power_difference_at_margin"] = {e["endpoint"]: e["power_difference_at_margin"][n] for e in power["endpoints"]}
     result = {
         "name": cfg.name, "command": command, **({"reaggregated_by": reaggregated_by} if reaggregated_by else {}),
         "config": jsonable(asdict(cfg)), "suite_keys": keys, "code": code, "report_code": code_record(),

@@ -46,7 +46,7 @@ from ..media import write_gif
 from ..model import FlexLAM
 from ..train import TrainConfig, update_flops
 from .cache import config_hash, ppo_cached, train_cached, translator_dir
-from .report import code_record, jsonable, versions, write_reports
+from .report import code_record, jsonable, protocol_key, versions, write_reports
 from .spec import METRICS, BenchConfig, SuiteSpec
 
 EVAL_SEED_BASE = 100_000  # latent BC episodes of seed s reset with EVAL_SEED_BASE + 1000 s + i: never a data episode
@@ -372,7 +372,8 @@ def _fmt(scores: dict[int, float]) -> str:
 LATER_DEFAULTS = {"label_fractions": None, "low_return_quantiles": None, "validation_fraction": 0.0, "diagnostics": False,
                   "diagnostic_transitions": 1024}
 LATER_SUITE_DEFAULTS = {"max_episode_steps": None, "protocols": None}  # the same, for a suite's settings
-NOT_IN_KEY = ("seeds", "name", "suites", "gif_seed", "date_fixed", "confirm", "prediction_gifs")  # results never depend on these
+NOT_IN_KEY = ("seeds", "name", "suites", "gif_seed", "date_fixed", "confirm", "prediction_gifs", "margins", "primary",
+              "exploration_seeds")  # results never depend on these
 
 
 def suite_key(cfg: BenchConfig, suite: SuiteSpec) -> str:
@@ -408,5 +409,6 @@ def run_benchmark(cfg: BenchConfig, out_dir: Path, cache_root: Path, command: st
             t0 = time.time()
             metrics = run_seed(cfg, suite, seed, cache_root, out_dir / "gifs" if seed == cfg.gif_seed else None, stamped)
             atomic_write_json(path, jsonable({"config_key": key, "seed": seed, "suite": suite.name, "code": code_record(),
+                                              "protocol": protocol_key(cfg),
                                               "versions": versions(), "wall_time_s": time.time() - t0, "metrics": metrics}))
     return write_reports(cfg, out_dir, command, {s.name: suite_key(cfg, s) for s in cfg.suites}, allow_mixed_code=allow_mixed_code)

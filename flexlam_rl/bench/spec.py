@@ -88,6 +88,12 @@ class BenchConfig:
     # Confirmatory cells named before the run ({suite, metric, protocol, k, view}): reported on their own,
     # adjusted only among themselves (reported; not part of what results depend on).
     confirm: list[dict[str, Any]] | None = None
+    # The primary-endpoint protocol (issue 45; reported, not part of what results depend on): per metric, the
+    # non-inferiority margin in the metric's units; the primary endpoints ("suite/labels/metric": the mean over
+    # budgets of FlexLAM minus fixed), Holm-adjusted among themselves; and the seeds already read (never reused).
+    margins: dict[str, float] | None = None
+    primary: list[str] | None = None
+    exploration_seeds: list[int] | None = None
 
     # alignment (AlignConfig fields) and latent BC (LatentBCTrainConfig fields)
     label_fraction: float = 0.02
@@ -131,11 +137,33 @@ class BenchConfig:
             if missing or cell.get("suite") not in [s.name for s in self.suites] or cell.get("metric") not in METRICS:
                 raise ConfigError(f"confirm cells need suite (one of this scale's), metric ({', '.join(METRICS)}), protocol, k "
                                   f"and view; got {cell}.")
+        self._check_primary()
         if not 0 <= self.validation_fraction < 1:
             raise ConfigError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}.")
         for value in [self.low_return_quantile, *(self.low_return_quantiles or [])]:
             if not 0 < value <= 1:
                 raise ConfigError(f"low-return quantiles must be in (0, 1], got {value}.")
+
+    def _check_primary(self) -> None:
+        """Margins, primary endpoints and fresh seeds: all or none, each naming what this scale has."""
+        if self.margins is None and self.primary is None:
+            return
+        if not self.margins or not self.primary:
+            raise ConfigError("The primary-endpoint protocol needs both margins (metric -> margin) and primary (endpoints).")
+        headline = [m for m in METRICS if m not in SECONDARY_METRICS]
+        for metric, margin in self.margins.items():
+            if metric not in headline or not float(margin) > 0:
+                raise ConfigError(f"margins: {metric}={margin} needs a headline metric ({', '.join(headline)}) and a margin > 0.")
+        labels = [run[0] for run in self.label_runs()]
+        for name in self.primary:
+            parts = name.split("/")
+            if len(parts) != 3 or parts[0] not in [s.name for s in self.suites] or parts[1] not in labels or parts[2] not in self.margins:
+                raise ConfigError(f"primary endpoint {name!r} must read suite/labels/metric with a suite of this scale "
+                                  f"({', '.join(s.name for s in self.suites)}), labels in {labels} and a metric with a margin "
+                                  f"({', '.join(self.margins)}).")
+        reused = sorted(set(self.seeds) & set(self.exploration_seeds or []))
+        if reused:
+            raise ConfigError(f"seeds {reused} were already read (exploration_seeds); a confirmatory run takes fresh seeds.")
 
     def label_runs(self, suite: SuiteSpec | None = None) -> list[tuple[str, str, float, float]]:
         """Each alignment a model gets: ``(name, protocol, label fraction, low-return quantile)``.

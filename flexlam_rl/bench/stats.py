@@ -21,6 +21,17 @@ bisection; ``half_width`` is half its length: a ``tie`` rules out differences la
 Across the headline cells of a view, verdicts are adjusted with Benjamini-Hochberg at q = 0.05 (false
 discovery rate): Holm's family-wise control cannot reject anything here, since 40 cells need p <= 0.05 / 40
 and an exact test at 10 seeds stops at 1/512.
+
+The primary-endpoint protocol (a scale with ``margins``; :mod:`flexlam_rl.bench.report`) asks other questions of
+the same test: a few primary endpoints adjusted among themselves with :func:`holm`, and per budget whether FlexLAM
+is *non-inferior* to the fixed LAM, i.e. worse by less than a margin fixed in advance (:func:`noninferiority`: a
+one-sided test at 2.5% of "FlexLAM is worse by the margin or more"; "at every budget" is an intersection-union
+test, so it needs no adjustment). The test's exactness rests on symmetric differences; :func:`shape_size` checks
+that on each cell's own data, and a cell whose shape would inflate the test's false-verdict rate past
+``SHAPE_SIZE_LIMIT`` is decided at a level calibrated to that shape (:func:`calibrated_alpha`: a bootstrap of its
+centered differences), which keeps a skewed cell's false-verdict rate near the nominal one (simulated, tests). A cell whose seeds all
+differ by exactly zero carries no information (both models scored alike on every seed, e.g. neither ever plays)
+and is never called non-inferior. :func:`power` simulates all of this at a given seed SD.
 """
 
 from __future__ import annotations
@@ -38,6 +49,10 @@ MULTIPLICITY = "benjamini-hochberg"
 ENUMERATE_UP_TO = 16  # seeds: every sign pattern (65,536); above, this many random patterns (seeded)
 RANDOM_FLIPS_SEED = 0
 VERDICTS = ("better", "tie", "worse")
+NO_INFORMATION = "no information"  # every seed's difference is exactly zero
+NI_ALPHA = 0.025  # one-sided level of a non-inferiority test: a two-sided 95% interval's end beyond -margin
+SHAPE_SIZE_LIMIT = 0.075  # 1.5x the nominal 5%: above it, a cell is decided at a level calibrated to its shape
+SHAPE_RESAMPLES = 1000
 PENDING = "pending"  # a cell with a single seed: no test, no verdict, not counted
 
 
@@ -197,3 +212,129 @@ def median_interval(values: Sequence[float], level: float = LEVEL) -> tuple[floa
 def min_p_value(n_seeds: int) -> float:
     """The smallest two-sided p-value the exact test can give with ``n_seeds`` (2 / 2^n)."""
     return 2.0 / 2**n_seeds if n_seeds <= ENUMERATE_UP_TO else 1.0 / 2**ENUMERATE_UP_TO
+
+
+# ------------------------------------------------------------------ the primary-endpoint protocol
+def holm_adjusted(p_values: Sequence[float]) -> np.ndarray:
+    """Holm's step-down adjusted p-values (NaN stays NaN): reject where the adjusted value is at most the level."""
+    p = np.asarray(p_values, dtype=np.float64)
+    out = np.full(len(p), np.nan)
+    valid = np.flatnonzero(np.isfinite(p))
+    running = 0.0
+    for i, index in enumerate(valid[np.argsort(p[valid], kind="stable")]):
+        running = max(running, min(1.0, (len(valid) - i) * p[index]))
+        out[index] = running
+    return out
+
+
+def holm(p_values: Sequence[float], level: float = 1 - LEVEL) -> np.ndarray:
+    """Which hypotheses Holm's step-down rejects at family-wise level ``level`` (NaN p-values are never rejected)."""
+    adjusted = holm_adjusted(p_values)
+    return np.isfinite(adjusted) & (adjusted <= level + 1e-12)
+
+
+def one_sided_p(means: np.ndarray, flips: np.ndarray) -> np.ndarray:
+    """Sign-flip p-values of ``means [n, cells]`` for "the mean is above zero": the share of patterns whose mean is
+    at least the observed one."""
+    observed = means.mean(axis=0)
+    flipped = flips @ means / means.shape[0]
+    scale = np.abs(means).max(axis=0) + 1e-300
+    return (flipped >= observed - 1e-9 * scale).mean(axis=0)
+
+
+def calibrated_alpha(means: np.ndarray, alpha: float = NI_ALPHA, resamples: int = SHAPE_RESAMPLES, seed: int = 0) -> float:
+    """The one-sided level at which :func:`one_sided_p` keeps ``alpha`` at the data's own shape: the largest
+    threshold that at most ``alpha`` of the centered resamples (true mean zero, the data's skew) fall below."""
+    means = np.asarray(means, dtype=np.float64)
+    n = len(means)
+    rng = np.random.default_rng(seed)
+    draws = (means - means.mean())[rng.integers(0, n, size=(resamples, n))].T
+    p = np.sort(np.concatenate([one_sided_p(draws[:, i : i + 256], sign_patterns(n)) for i in range(0, resamples, 256)]))
+    allowed = p[np.arange(1, resamples + 1) / resamples <= alpha]  # p[i] is the (i+1)-th smallest
+    below = [v for v in allowed if np.mean(p <= v + 1e-12) <= alpha]
+    return float(min(alpha, max(below))) if below else 0.0
+
+
+def shape_size(means: np.ndarray, level: float = LEVEL, resamples: int = SHAPE_RESAMPLES, seed: int = 0) -> float:
+    """The two-sided test's false-verdict rate at the data's own shape: the rejection rate over resamples (with
+    replacement) of the centered seed means, whose true mean is zero but whose skew is the data's."""
+    means = np.asarray(means, dtype=np.float64)
+    n = len(means)
+    centered = means - means.mean()
+    if n < 2 or not np.any(centered):
+        return 0.0
+    rng = np.random.default_rng(seed)
+    draws = centered[rng.integers(0, n, size=(resamples, n))].T  # [n, resamples]
+    flips = sign_patterns(n)
+    rejected = 0
+    for chunk in range(0, resamples, 256):
+        part = draws[:, chunk : chunk + 256]
+        moving = np.abs(part).max(axis=0) > 0  # an all-zero resample is no test
+        rejected += int((_p_values(part[:, moving], flips) <= 1 - level).sum())
+    return rejected / resamples
+
+
+@dataclass(frozen=True)
+class NonInferiority:
+    """One cell's non-inferiority reading: is FlexLAM worse than the fixed LAM by less than ``margin``?
+
+    ``diff``: FlexLAM minus fixed (raw sign); ``p_value``: one-sided, of "worse by the margin or more";
+    ``noninferior``: None where untested (one seed, or no information); ``test``: which test decided it."""
+
+    diff: float
+    margin: float
+    p_value: float | None
+    noninferior: bool | None
+    test: str | None
+    shape_size: float
+    no_information: bool
+
+
+def noninferiority(diffs: np.ndarray, margin: float, higher_is_better: bool, alpha: float = NI_ALPHA,
+                   check_shape: bool = True) -> NonInferiority:
+    """Non-inferiority of FlexLAM for ``diffs [n_seeds]`` (or ``[n_seeds, n_tasks]``, averaged per seed), FlexLAM
+    minus fixed, against ``margin`` (> 0, in the metric's units): the exact sign-flip test of the oriented
+    differences shifted by the margin, at a level calibrated to their shape where :func:`shape_size` exceeds
+    ``SHAPE_SIZE_LIMIT``."""
+    if not margin > 0:
+        raise ValueError(f"a non-inferiority margin must be > 0, got {margin}")
+    means = seed_means(diffs)
+    mean = float(means.mean()) if len(means) else float("nan")
+    if len(means) and not np.any(means):
+        return NonInferiority(mean, margin, None, None, None, 0.0, True)
+    if len(means) < 2:
+        return NonInferiority(mean, margin, None, None, None, 0.0, False)
+    size = shape_size(means) if check_shape else 0.0
+    shifted = (means if higher_is_better else -means) + margin
+    p = float(one_sided_p(shifted[:, None], sign_patterns(len(means)))[0])
+    level, test = alpha, "sign-flip"
+    if size > SHAPE_SIZE_LIMIT:
+        level = calibrated_alpha(shifted, alpha)
+        test = f"sign-flip at a level calibrated to the cell's shape ({level:.4f})"
+    return NonInferiority(mean, margin, p, p <= level, test, size, False)
+
+
+def power(sd: float, n_seeds: int, *, margin: float | None = None, effect: float = 0.0, sims: int = 2000,
+          level: float = LEVEL, alpha: float = NI_ALPHA, seed: int = 0) -> float:
+    """Simulated power at normal seed differences with SD ``sd`` and true mean ``effect`` (oriented: positive favours
+    FlexLAM): of the non-inferiority test against ``margin`` when given, else of the two-sided difference test."""
+    rng = np.random.default_rng(seed)
+    means = effect + sd * rng.standard_normal((n_seeds, sims))
+    flips = sign_patterns(n_seeds)
+    hits = 0
+    for chunk in range(0, sims, 256):
+        part = means[:, chunk : chunk + 256]
+        if margin is None:
+            hits += int((_p_values(part, flips) <= 1 - level).sum())
+        else:
+            hits += int((one_sided_p(part + margin, flips) <= alpha).sum())
+    return hits / sims
+
+
+def seeds_for_power(sd: float, *, margin: float | None = None, effect: float = 0.0, target: float = 0.8,
+                    candidates: Sequence[int] = tuple(range(6, 41, 2))) -> int | None:
+    """The fewest seeds among ``candidates`` whose simulated :func:`power` reaches ``target`` (None: none does)."""
+    for n in candidates:
+        if power(sd, n, margin=margin, effect=effect) >= target:
+            return int(n)
+    return None
