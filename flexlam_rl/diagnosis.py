@@ -27,6 +27,7 @@ import torch
 from .checkpoint import origin
 from .data import TransitionSet, eval_batches, load_transitions, require_frames
 from .errors import FlexLAMError
+from .metrics import majority_rate
 from .model import FlexLAM, changed_pixels, null_fill
 from .quantize import code_usage
 
@@ -180,8 +181,9 @@ def diagnose(lam: FlexLAM | str | Path, dataset_ids: Sequence[str] | str, budget
     """What a LAM's tokens do on held-out episodes of ``dataset_ids``.
 
     Returns ``controllability`` (budget -> float), ``perplexity`` (list of K floats), ``collapsed`` (bool),
-    ``probe_accuracy`` (budget -> float; discrete actions) or ``probe_r2`` (Box actions) where the datasets
-    have actions, plus the errors behind the score (see :func:`controllability`).
+    ``probe_accuracy`` (budget -> float; discrete actions, beside ``probe_majority_rate``: always answering the
+    commonest action of the scored rows) or ``probe_r2`` (Box actions) where the datasets have actions, plus the
+    errors behind the score (see :func:`controllability`).
     """
     lam = lam if isinstance(lam, FlexLAM) else FlexLAM.load(lam)
     data = load_transitions(dataset_ids, heldout_fraction, split_seed)
@@ -197,7 +199,7 @@ def diagnose(lam: FlexLAM | str | Path, dataset_ids: Sequence[str] | str, budget
 
 
 def action_probe(lam: FlexLAM, train: TransitionSet, held: TransitionSet, held_picks: np.ndarray, budgets: list[int],
-                 seed: int = 0, train_limit: int = 4096) -> dict[str, dict[int, float]]:
+                 seed: int = 0, train_limit: int = 4096) -> dict[str, Any]:
     """A small MLP from the one-hot first k tokens to the true action: trained on training transitions (a fifth
     of them early-stop it), scored on the held-out ones. ``probe_accuracy`` or, for Box actions, ``probe_r2``."""
     from .probes import fit_probe, token_features
@@ -210,4 +212,6 @@ def action_probe(lam: FlexLAM, train: TransitionSet, held: TransitionSet, held_p
     valid = is_train & (np.random.default_rng(seed + 2).random(len(tokens)) < 0.2)
     scores = {k: fit_probe(token_features(tokens, k, lam.codebook_size), action, is_train & ~valid, discrete, seed, valid=valid)
               for k in budgets}
-    return {"probe_accuracy" if discrete else "probe_r2": scores}
+    if not discrete:
+        return {"probe_r2": scores}
+    return {"probe_accuracy": scores, "probe_majority_rate": majority_rate(action[~(is_train | valid)])}

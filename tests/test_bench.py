@@ -25,8 +25,10 @@ def test_smoke_scale_writes_every_report(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stderr
     result = json.loads((out / "results.json").read_text())
     assert result["seeds_done"] == {"minigrid": [0, 1], "reach": [0, 1]}
-    assert set(result["summary"]["equal_updates"]["minigrid"]) == {"recon", "align", "bc_return", "ppo_return"}
-    assert set(result["summary"]["equal_compute"]["minigrid"]) == {"recon", "align", "bc_return"}  # PPO: secondary, one view
+    assert set(result["summary"]["equal_updates"]["minigrid"]) == {"recon", "align", "align_balanced", "bc_return", "ppo_return"}
+    assert set(result["summary"]["equal_compute"]["minigrid"]) == {"recon", "align", "align_balanced", "bc_return"}  # PPO: one view
+    assert set(result["majority_rate"]) == {"minigrid"} and 0 < result["majority_rate"]["minigrid"]["standard"] < 1  # reach: R^2
+    assert "read against the majority-class rate" in (out / "results.md").read_text()
     ppo = result["summary"]["equal_updates"]["minigrid"]["ppo_return"]["standard"]
     assert all(math.isfinite(cell["mean"]) for method in ppo.values() for cell in method.values())  # every PPO run ended episodes
     for view in ("equal_updates", "equal_compute"):

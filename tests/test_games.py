@@ -89,6 +89,7 @@ def test_diagnose_contract_and_bad_input(pixel_dataset: str, trained: FlexLAM, v
     assert result["collapsed"] is False and len(result["perplexity"]) == 4 and set(result["probe_accuracy"]) == {1, 2, 3, 4}
     assert result["transitions"] == 32 and result["controllability"][4] > 0.2
     assert max(result["probe_accuracy"].values()) > 0.3  # 7 MiniGrid actions: the tokens say more than chance
+    assert 1 / 7 <= result["probe_majority_rate"] < 1  # what an accuracy is read against: always the commonest action
     with pytest.raises(DataError, match=r"have observations \[4\].*expects \[32, 32, 3\].*same preprocessing"):
         diagnose(trained, vector_dataset)
 

@@ -34,6 +34,13 @@ def config_hash(obj: Any) -> str:
 KEYED_WHEN_SET = {"code_norm": False, "idm_downsample": "stride", "fdm_latent_input": False}
 
 
+def numerics_key() -> dict[str, int]:
+    """The numerics version as a cache key reads it: left out at 1, the version every earlier cache was made under."""
+    from .._version import NUMERICS_VERSION
+
+    return {} if NUMERICS_VERSION == 1 else {"numerics": NUMERICS_VERSION}
+
+
 def lam_key_record(lam_cfg: LAMConfig) -> dict[str, Any]:
     """The LAM config as a cached run's key reads it (options of ``KEYED_WHEN_SET`` only when not at their old value)."""
     return {k: v for k, v in lam_cfg.to_dict().items() if not (k in KEYED_WHEN_SET and v == KEYED_WHEN_SET[k])}
@@ -59,7 +66,7 @@ def train_cached(data: TransitionData, lam_cfg: LAMConfig, train_cfg: TrainConfi
     """
     train_record = {k: v for k, v in asdict(train_cfg).items() if k not in ("max_steps", "progress")}
     key = config_hash({"datasets": data.dataset_ids, "lam": lam_key_record(lam_cfg), "train": train_record,
-                       "heldout": [len(data.train), len(data.heldout)],
+                       "heldout": [len(data.train), len(data.heldout)], **numerics_key(),
                        **({"validation": len(data.validation)} if data.validation is not None else {})})
     run_dir = cache_root / key
     done, snap_dir = run_dir / "done.json", run_dir / f"lam_at_{snapshot_updates}"

@@ -72,6 +72,11 @@ def aggregate(per_seed: dict[str, dict[int, dict[str, Any]]], cfg: BenchConfig) 
         dials["confirmatory"] = confirmatory(claims, cfg.confirm)
     if cfg.primary:
         dials["primary"] = primary_endpoints(per_seed, cfg)
+    majority = {suite: {labels: float(np.mean([r["majority_rate"][labels] for r in seeds.values()]))
+                        for labels in next(iter(seeds.values()))["majority_rate"]}
+                for suite, seeds in per_seed.items() if all("majority_rate" in r for r in seeds.values())}
+    if majority:
+        dials["majority_rate"] = majority
     return {"claims": claims, "counts": counts, "counts_raw": counts_raw, "protocol": protocol_record(cfg, per_seed), **dials,
             "summary": summary, "models": models,
             "learning_curves": {suite: _mean_curves(seeds) for suite, seeds in per_seed.items()},
@@ -386,6 +391,11 @@ def results_markdown(result: dict[str, Any], cfg: BenchConfig) -> str:
     if result.get("confirmatory"):
         lines += ["## Confirmatory cells", "", "Named before this run (`confirm` in the scale's config) and adjusted only "
                   "among themselves; every other cell below is exploratory.", "", confirmatory_table(result["confirmatory"]), ""]
+    if result.get("majority_rate"):
+        lines += ["Translator accuracy is read against the majority-class rate (always answering the evaluation set's "
+                  "commonest action; mean over seeds and task groups): " + "; ".join(
+                      f"{suite} {labels} {rate:.3f}" for suite, runs in result["majority_rate"].items() for labels, rate in runs.items())
+                  + ". Balanced accuracy (`align_balanced`), which a constant answer cannot inflate, is a metric of its own.", ""]
     if result.get("primary"):
         lines += primary_markdown(result, cfg)
     for view in VIEWS:

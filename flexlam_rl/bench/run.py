@@ -12,7 +12,8 @@ with K = k. Two views of fairness are scored:
 Per budget k, with FlexLAM truncated to k tokens and the fixed LAM with K = k:
 
 1. ``recon``: held-out next-frame MSE;
-2. ``align``: translator accuracy (Discrete) or R^2 (Box) on held-out expert transitions;
+2. ``align``: translator accuracy (Discrete) or R^2 (Box) on held-out expert transitions; for Discrete actions also
+   ``align_balanced`` (balanced accuracy) and, not a comparison, ``majority_rate`` (always answering the commonest action);
 3. ``bc_return``: latent BC + translator mean return, per task;
 4. ``ppo_return`` (secondary, when the suite runs PPO): SB3 PPO in latent space on the stress task;
 
@@ -31,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from .._version import NUMERICS_VERSION
 from ..align import AlignConfig, LabelConfig, embed_transitions, label_and_eval_sets, run_alignment
 from ..checkpoint import atomic_write_json, read_json
 from ..collect import ensure_dataset
@@ -45,7 +47,7 @@ from ..latent_bc import LatentBCTrainConfig, evaluate_latent_bc, train_latent_bc
 from ..media import write_gif
 from ..model import FlexLAM
 from ..train import TrainConfig, update_flops
-from .cache import config_hash, ppo_cached, train_cached, translator_dir
+from .cache import config_hash, numerics_key, ppo_cached, train_cached, translator_dir
 from .report import code_record, jsonable, protocol_key, versions, write_reports
 from .spec import METRICS, BenchConfig, SuiteSpec
 
@@ -167,6 +169,7 @@ def run_seed(cfg: BenchConfig, suite: SuiteSpec, seed: int, cache_root: Path, gi
     return {"values": values, "models": records, "code_usage": {name: scores[id(lam)]["code_usage"]
                                                                  for name, lam in models["equal_updates"].items()},
             "copy_baseline": flex_scores["copy_baseline"], "labels": {"count": work.label_count, "pool": len(work.data.train)},
+            **({"majority_rate": flex_scores["majority_rate"]} if "majority_rate" in flex_scores else {}),
             **({"baselines": work.baselines(models["equal_updates"]["flexlam"])} if work.bc_set is not None else {})}
 
 
@@ -263,6 +266,12 @@ class SeedWork:
             translators[run] = {task: result.translator for tasks, result in results.items() for task in tasks}
             scores = [result.scores for result in results.values()]
             out["align"][run] = scores[0] if len(self.groups) == 1 else {k: [s[k] for s in scores] for k in budgets}
+            if all(result.balanced is not None for result in results.values()):  # discrete actions: what accuracy is read against
+                balanced = [result.balanced for result in results.values()]
+                out.setdefault("align_balanced", {})[run] = (balanced[0] if len(balanced) == 1
+                                                             else {k: [b[k] for b in balanced] for k in budgets})
+                rates = [result.majority_rate for result in results.values()]
+                out.setdefault("majority_rate", {})[run] = rates[0] if len(rates) == 1 else rates
             if policy is not None:
                 memos: dict[int, dict[int, Any]] = {}  # one translation (and memo) per translator and budget
                 by_task = [evaluate_latent_bc(policy, lam, translators[run][task], task, budgets, cfg.eval_episodes,
@@ -382,7 +391,7 @@ def suite_key(cfg: BenchConfig, suite: SuiteSpec) -> str:
     shared = {k: v for k, v in record.items() if k not in NOT_IN_KEY
               and not (k in LATER_DEFAULTS and v == LATER_DEFAULTS[k])}
     spec = {k: v for k, v in jsonable(asdict(suite)).items() if not (k in LATER_SUITE_DEFAULTS and v == LATER_SUITE_DEFAULTS[k])}
-    return config_hash({**shared, "suite": spec})
+    return config_hash({**shared, "suite": spec, **numerics_key()})
 
 
 def run_benchmark(cfg: BenchConfig, out_dir: Path, cache_root: Path, command: str, only: Sequence[str] | None = None,
@@ -409,6 +418,6 @@ def run_benchmark(cfg: BenchConfig, out_dir: Path, cache_root: Path, command: st
             t0 = time.time()
             metrics = run_seed(cfg, suite, seed, cache_root, out_dir / "gifs" if seed == cfg.gif_seed else None, stamped)
             atomic_write_json(path, jsonable({"config_key": key, "seed": seed, "suite": suite.name, "code": code_record(),
-                                              "protocol": protocol_key(cfg),
+                                              "protocol": protocol_key(cfg), "numerics": NUMERICS_VERSION,
                                               "versions": versions(), "wall_time_s": time.time() - t0, "metrics": metrics}))
     return write_reports(cfg, out_dir, command, {s.name: suite_key(cfg, s) for s in cfg.suites}, allow_mixed_code=allow_mixed_code)

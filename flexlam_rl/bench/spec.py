@@ -17,6 +17,9 @@ METRICS = {  # name -> (higher is better, label)
     "recon_changed": (False, "held-out next-frame MSE, changed pixels"),
     "controllability": (True, "controllability (own vs shuffled tokens)"),
     "align": (True, "translator accuracy / R^2"),
+    # Discrete actions: accuracy averaged over the classes, which a constant answer cannot inflate (seed files before
+    # 2026-12-07 lack it: their reports leave it out)
+    "align_balanced": (True, "translator balanced accuracy"),
     "bc_return": (True, "latent BC return"),
     "ppo_return": (True, "PPO return (latent space)"),
 }
