@@ -86,7 +86,8 @@ def assert_same_numbers(got, want, path: str = "", rel: float = 1e-9) -> None:
 
     if isinstance(want, float) or isinstance(got, float):
         assert isinstance(got, (int, float)) and isinstance(want, (int, float)), f"{path}: {got!r} != {want!r}"
-        assert math.isclose(got, want, rel_tol=rel, abs_tol=1e-12), f"{path}: {got!r} != {want!r}"
+        same = math.isclose(got, want, rel_tol=rel, abs_tol=1e-12) or (math.isnan(got) and math.isnan(want))
+        assert same, f"{path}: {got!r} != {want!r}"
     elif isinstance(want, dict):
         assert isinstance(got, dict) and got.keys() == want.keys(), f"{path}: keys {sorted(got)} != {sorted(want)}"
         for key in want:
