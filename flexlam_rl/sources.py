@@ -11,6 +11,7 @@ The Minari root and dataset-id helpers live here too: every other module goes th
 from __future__ import annotations
 
 import contextlib
+import difflib
 import hashlib
 import inspect
 import json
@@ -83,6 +84,17 @@ def default_dataset_id(env: str, behaviour: str, epsilon: float | None = None, v
 
 
 # ---------------------------------------------------------------------- sources
+def local_dataset_ids(max_depth: int = 4) -> list[str]:
+    """The dataset ids under the local Minari root (folders holding ``data/``), for "did you mean" suggestions."""
+    root = minari_root()
+    found: list[str] = []
+    level = [root] if root.is_dir() else []
+    for _ in range(max_depth):
+        level = [child for folder in level for child in sorted(folder.iterdir()) if child.is_dir() and child.name != "data"]
+        found += [str(folder.relative_to(root)) for folder in level if (folder / "data").is_dir()]
+    return found
+
+
 def load_source(source: str, obs_key: str | None = None, video_frame_size: int = VIDEO_FRAME_SIZE) -> SourceArrays:
     """Open a local Minari dataset id or a ``video:`` source, decoding it into the cache on first use."""
     from .video import is_video_source
@@ -92,11 +104,14 @@ def load_source(source: str, obs_key: str | None = None, video_frame_size: int =
     validate_dataset_id(source)  # ids also arrive from checkpoints: never a path outside the root
     data_path = minari_root() / source / "data"
     if not data_path.is_dir():
+        close = difflib.get_close_matches(source, local_dataset_ids(), n=1, cutoff=0.8)
+        hint = f"Did you mean {close[0]!r}? " if close else ""
+        elsewhere = ("" if source.startswith("flexlam/") else  # flexlam-collect's ids exist only where they were collected
+                     f"download it elsewhere with `minari download {source}` and copy it there, ")
         raise DataError(
-            f"Minari dataset {source!r} is not in the local Minari root {minari_root()}. Create it with "
-            f"`flexlam-collect env=<task> behaviour=<expert|random|noisy> dataset_id={source}`, download it elsewhere "
-            f"with `minari download {source}` and copy it there, or point MINARI_DATASETS_PATH at the folder that "
-            f"holds it (`minari list local` shows what is there)."
+            f"Minari dataset {source!r} is not in the local Minari root {minari_root()}. {hint}Create it with "
+            f"`flexlam-collect env=<task> behaviour=<expert|random|noisy> dataset_id={source}`, {elsewhere}or point "
+            f"MINARI_DATASETS_PATH at the folder that holds it (`minari list local` shows what is there)."
         )
     dataset = _open_minari(source)
     main_file = next((p for p in sorted(data_path.iterdir()) if p.name.startswith("main_data")), None)

@@ -37,6 +37,10 @@ CASES = {
     "tokens out of range": (lambda ctx: FlexLAM(IMG).embed(torch.full((1, 4), 99), 2), ValueError, "codebook_size"),
     # data
     "dataset id not local": (lambda ctx: load_transitions("nobody/nothing/here-v0"), DataError, "minari download"),
+    "local dataset id misspelled": (lambda ctx: load_transitions(ctx["vector_id"].replace("random", "randon")), DataError,
+                                    "Did you mean 'test/cartpole/random-v0'"),
+    "collected id not local": (lambda ctx: load_transitions("flexlam/nothing/here-v0"), DataError,  # no hub holds it: no download advice
+                               r"^(?!.*minari download).*flexlam-collect env=<task>"),
     "invalid dataset id": (lambda ctx: collect_dataset("no version", "cartpole", "random", 1), ValueError, "ending in a version"),
     "existing dataset id": (lambda ctx: collect_dataset(ctx["vector_id"], "cartpole", "random", 1), FileExistsError, "if_exists=overwrite"),
     "image LAM on vector data": (lambda ctx: pretrain(ctx["tmp"] / "r", ctx["vector"], IMG, TrainConfig(steps=1, progress=False)), ValueError, "does not match the data"),
