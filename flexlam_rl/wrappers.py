@@ -57,9 +57,20 @@ def match_lam_observations(env: gym.Env, lam: FlexLAM) -> gym.Env:
             return wrapped
         reason = f"; that gives {wrapped.observation_space}"
     raise FlexLAMError(
-        f"This env's observations {env.observation_space} cannot be matched to the LAM's {list(expected)} with its "
-        f"preprocessing {lam.config.preprocess}{reason}. Wrap the env to produce {list(expected)} observations."
+        f"This env ({env_name(env)}) gives observations {env.observation_space}, which cannot be matched to the LAM's "
+        f"{list(expected)} (trained on {trained_on(lam)}) with its preprocessing {lam.config.preprocess}{reason}. Use the "
+        f"LAM in an env like the one it was trained on, or wrap this env to produce {list(expected)} observations."
     )
+
+
+def trained_on(lam: FlexLAM) -> str:
+    """What a LAM was pretrained on, for errors that say why a model and an env do not fit."""
+    datasets = list(getattr(lam, "extra", {}).get("datasets", []))
+    return ", ".join(datasets) if datasets else "data its checkpoint does not record"
+
+
+def env_name(env: gym.Env) -> str:
+    return env.spec.id if env.spec is not None else type(env.unwrapped).__name__
 
 
 def lam_env(env: str, lam: FlexLAM, render_mode: str | None = None, env_kwargs: dict[str, Any] | None = None,
@@ -200,7 +211,7 @@ class LatentTranslation:
         return gym.spaces.MultiDiscrete([self.lam.codebook_size] * self.prefix_len + ([self.lam.num_tokens] if self.adaptive else []))
 
     def check_env_action_space(self, space: gym.Space) -> None:
-        check_action_space_fits(self.translator.config.action, space)
+        check_action_space_fits(self.translator.config.action, space, trained_on(self.lam))
 
     def validate(self, tokens: Any, batch: int | None = None) -> np.ndarray:
         """Latent actions as int64 ``[k]`` (or ``[batch, k]``; adaptive: ``K + 1`` entries), or a clear error."""

@@ -60,8 +60,17 @@ CASES = {
     # acting
     "latent action out of range in step": (lambda ctx: _step(ctx, [8, 0]), ValueError, r"in 0\.\.7"),
     "latent action of the wrong length": (lambda ctx: _step(ctx, [1, 2, 3]), ValueError, r"shape \(2,\)"),
-    "translator that does not fit the env": (lambda ctx: LatentActionWrapper(gym.make("MountainCar-v0"), ctx["models"]["lam"], ctx["models"]["translator"], 2), ValueError, "cannot be matched|does not fit|Discrete"),
+    "translator whose actions the env lacks": (lambda ctx: LatentActionWrapper(_three_actions(), ctx["models"]["lam"], ctx["models"]["translator"], 2),
+                                                ValueError, r"Discrete\(2\), but this env's action space is Discrete\(3\) \(the LAM was trained on test/cartpole/"),
+    "translator that does not fit the env": (lambda ctx: LatentActionWrapper(gym.make("MountainCar-v0"), ctx["models"]["lam"], ctx["models"]["translator"], 2), ValueError, r"This env \(MountainCar-v0\) gives .* cannot be matched to the LAM's \[4\] \(trained on test/cartpole/"),
 }
+
+
+def _three_actions() -> gym.Env:
+    """CartPole's observations with a third action: fits the LAM's frames, not its translator's actions."""
+    env = gym.make("CartPole-v1")
+    env.action_space = gym.spaces.Discrete(3)
+    return env
 
 
 def _step(ctx, action):

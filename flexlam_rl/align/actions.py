@@ -30,8 +30,9 @@ def describe(spec: Mapping[str, Any]) -> str:
     return f"Box(low={spec['low']}, high={spec['high']}, shape={tuple(spec['shape'])})"
 
 
-def check_action_space_fits(spec: Mapping[str, Any], space: gym.Space) -> None:
-    """Raise a clear error when an env's action space is not the one the translator was trained for."""
+def check_action_space_fits(spec: Mapping[str, Any], space: gym.Space, made_for: str = "") -> None:
+    """Raise a clear error when an env's action space is not the one the translator was trained for (``made_for``:
+    what its LAM was trained on, said in the error)."""
     try:
         got = action_spec(space)
     except FlexLAMError as exc:
@@ -43,8 +44,9 @@ def check_action_space_fits(spec: Mapping[str, Any], space: gym.Space) -> None:
     )
     if not same:
         raise FlexLAMError(
-            f"The translator outputs actions for {describe(spec)}, but this env's action space is {space}. "
-            f"Align a translator on data from this env (flexlam-align), or wrap a matching env."
+            f"The translator outputs actions for {describe(spec)}, but this env's action space is {space}"
+            f"{f' (the LAM was trained on {made_for})' if made_for else ''}. Align a translator on data from this env "
+            f"(flexlam-align), or wrap a matching env."
         )
 
 
