@@ -49,6 +49,7 @@ def test_collect_then_pretrain_then_resume(tmp_path: Path) -> None:
     assert set(metrics["heldout"]["mse"]) == {"1", "2", "3", "4"} and metrics["step"] == 6
     assert list((tmp_path / "run" / "tb").iterdir())  # TensorBoard events
     assert FlexLAM.load(tmp_path / "run" / "lam").num_tokens == 4
+    assert not list((tmp_path / "run").glob("*.log"))  # the tool prints; Hydra leaves no empty pretrain.log
 
     again = run_cli("pretrain", *args, cwd=tmp_path)
     assert again.returncode == 0 and "resumed from step 6" in again.stdout
