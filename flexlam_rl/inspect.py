@@ -113,3 +113,38 @@ def run_summary(run_dir: str | Path) -> dict[str, Any]:
         metrics = read_json(run_dir / "metrics.json", "metrics")
         summary["heldout"], summary["controllability"] = metrics.get("heldout"), metrics.get("controllability")
     return summary
+
+
+def translator_summary(run_dir: str | Path, data: TransitionSet | None = None, frames: int = 64) -> dict[str, Any] | None:
+    """The run's translator (``<run_dir>/translator``, where flexlam-align puts it) beside its LAM: the alignment's
+    scores with what they are read against (``align_metrics.json``: majority rate, balanced accuracy, the IDMs), and,
+    given ``data``, what the first token means: per code of slot 1 (k = 1), the actions the translator gives over
+    ``frames`` held-out frames (Discrete: each action's share; Box: the mean action). None without a translator."""
+    from .align import Translator
+    from .wrappers import check_translator_fits
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "translator" / "model.safetensors").is_file():
+        return None
+    lam = FlexLAM.load(run_dir / "lam")
+    translator = Translator.load(run_dir / "translator")
+    check_translator_fits(translator, lam)  # a translator of another LAM is refused, not described
+    metrics = read_json(run_dir / "align_metrics.json", "alignment metrics") if (run_dir / "align_metrics.json").is_file() else {}
+    out: dict[str, Any] = {"alignment": {key: metrics[key] for key in (
+        "metric", "by_budget", "balanced_by_budget", "majority_rate", "eval_classes", "supervised_idm", "supervised_idm_balanced",
+        "idm_all_labels", "idm_all_labels_balanced", "labels", "eval_transitions") if key in metrics}}
+    if data is not None and len(data):
+        picks = np.linspace(0, len(data) - 1, min(frames, len(data))).astype(int)
+        obs = torch.as_tensor(data.__getitems__(picks)["obs"])
+        first: dict[int, Any] = {}
+        with torch.no_grad():
+            for code in range(lam.codebook_size):
+                tokens = torch.full((len(picks), lam.num_tokens), code, dtype=torch.long)
+                actions = translator.predict(lam.embed(tokens, 1), obs if translator.config.use_obs else None)
+                if actions.ndim == 1:
+                    values, counts = np.unique(actions, return_counts=True)
+                    first[code] = {int(v): float(c) / len(actions) for v, c in zip(values, counts)}
+                else:
+                    first[code] = [float(v) for v in actions.mean(0)]
+        out["first_token"] = {"frames": len(picks), "actions": first}
+    return out

@@ -101,6 +101,23 @@ def test_quickstart_runs_the_whole_pipeline_on_a_tiny_override(quickstart: dict)
 
 
 @pytest.mark.slow
+def test_inspect_shows_the_translator_and_what_acts_beside_the_lam(quickstart: dict) -> None:
+    """flexlam-inspect on a quickstart run: the translator's accuracy beside its chance levels and IDMs, what each
+    first-token code makes it do, and latent BC's and the agent's returns against their baselines."""
+    run = quickstart["run"]
+    out = run_cli("inspect", f"run_dir={run}", "figure=false", cwd=quickstart["cwd"])
+    assert out.returncode == 0, out.stderr
+    align = json.loads((run / "align_metrics.json").read_text())
+    assert f"translator accuracy per budget k on {align['eval_transitions']} held-out transitions" in out.stdout
+    assert f"the majority rate {align['majority_rate']:.3f}" in out.stdout and "an IDM on the same labels" in out.stdout
+    codes = [line for line in out.stdout.splitlines() if line.startswith("  code ")]
+    assert len(codes) == FlexLAM.load(run / "lam").codebook_size and all("action " in line and "%" in line for line in codes)
+    bc = json.loads((run / "latent_bc_metrics.json").read_text())
+    assert f"latent BC return: k=1: {bc['returns']['1']['mean']:.2f}" in out.stdout and "(against random" in out.stdout
+    assert "agent return: " in out.stdout
+
+
+@pytest.mark.slow
 def test_align_and_agent_entry_points(quickstart: dict, tmp_path: Path) -> None:
     lam_dir = quickstart["run"] / "lam"
     low = ["labels=low_return", "labels.count=3", "labels.quantile=0.5", "translator.steps=10", "eval.supervised_idm=false"]

@@ -6,10 +6,11 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from ..checkpoint import read_json
 from ..data import DataConfig
 from ..diagnosis import collapse_warning
 from ..errors import DataError
-from ..inspect import prediction_figure, run_summary
+from ..inspect import prediction_figure, run_summary, translator_summary
 from ..model import FlexLAM
 from ..tables import budget_table, control_table
 from ._common import hydra_entry
@@ -39,17 +40,63 @@ def inspect(cfg: DictConfig) -> None:
     warning = collapse_warning(control or {"code_usage": summary["code_usage"] or []}, lam_cfg.get("obs_shape"))
     if warning:
         print(f"warning: {warning}")
-    if cfg.figure:
-        data_cfg = DataConfig(**{**(summary.get("data") or {}), "datasets": summary["datasets"]})
-        try:
-            data = data_cfg.load()
-        except DataError as exc:
-            print(f"no prediction figure: the run's datasets cannot be opened here ({exc})")
-            return
-        figure = prediction_figure(FlexLAM.load(run_dir / "lam"), data.heldout if len(data.heldout) else data.train,
-                                   run_dir / "predictions.png")
+    data_cfg = DataConfig(**{**(summary.get("data") or {}), "datasets": summary["datasets"]})
+    try:
+        data = data_cfg.load()
+        held = data.heldout if len(data.heldout) else data.train
+    except DataError as exc:
+        print(f"the run's datasets cannot be opened here ({exc}): no prediction figure, no token -> action table")
+        held = None
+    print_translator(translator_summary(run_dir, held))
+    print_acting(run_dir)
+    if cfg.figure and held is not None:
+        figure = prediction_figure(FlexLAM.load(run_dir / "lam"), held, run_dir / "predictions.png")
         print(f"predictions (held-out o_t, real o_t+1, and the prediction per budget): {figure}" if figure
               else "no prediction figure: this LAM reads vectors, not frames")
+
+
+def print_translator(summary: dict | None) -> None:
+    """The translator's scores beside what they are read against, and what each first-token code does."""
+    if summary is None:
+        print("translator: none in this run (flexlam-align lam_dir=<run>/lam puts one at <run>/translator)")
+        return
+    a = summary["alignment"]
+    if a.get("by_budget"):
+        name = "accuracy" if a.get("metric") == "accuracy" else "R^2"
+        print(f"translator {name} per budget k on {a.get('eval_transitions', '?')} held-out transitions ({a.get('labels', '?')} labels): "
+              + ", ".join(f"{k}: {v:.3f}" for k, v in a["by_budget"].items()))
+    if a.get("balanced_by_budget"):
+        chance = (f"; chance: the majority rate {a['majority_rate']:.3f} (always the commonest action), balanced "
+                  f"{1 / a['eval_classes']:.3f} (any constant answer over {a['eval_classes']} actions)") if a.get("eval_classes") else ""
+        print("  balanced accuracy: " + ", ".join(f"{k}: {v:.3f}" for k, v in a["balanced_by_budget"].items()) + chance)
+    for key, what in (("supervised_idm", "an IDM on the same labels"), ("idm_all_labels", "an IDM on every label (the ceiling)")):
+        if a.get(key) is not None:
+            balanced = a.get(f"{key}_balanced")
+            print(f"  {what}: {a[key]:.3f}" + (f" (balanced {balanced:.3f})" if balanced is not None else ""))
+    first = summary.get("first_token")
+    if first:
+        print(f"first token alone (k = 1) -> the translator's actions over {first['frames']} held-out frames:")
+        for code, actions in first["actions"].items():
+            if isinstance(actions, dict):
+                ranked = sorted(actions.items(), key=lambda kv: -kv[1])[:3]
+                print(f"  code {code}: " + ", ".join(f"action {action} {share:.0%}" for action, share in ranked))
+            else:
+                print(f"  code {code}: mean action [" + ", ".join(f"{v:+.2f}" for v in actions) + "]")
+
+
+def print_acting(run_dir: Path) -> None:
+    """Latent BC and the agent of a run (where the quickstart puts them), read against their baselines."""
+    for path, what in ((run_dir / "latent_bc_metrics.json", "latent BC"), (run_dir / "agent" / "agent_metrics.json", "agent")):
+        if not path.is_file():
+            continue
+        metrics = read_json(path, f"{what} metrics")
+        base = metrics.get("baselines") or {}
+        against = ", ".join(f"{name} {base[name]:.2f}" for name in ("random", "expert", "true_action_bc") if base.get(name) is not None)
+        if what == "latent BC":
+            returns = ", ".join(f"k={k}: {v['mean']:.2f}" for k, v in metrics.get("returns", {}).items())
+        else:
+            returns = f"{metrics.get('eval_mean_return', float('nan')):.2f}"
+        print(f"{what} return: {returns}" + (f" (against {against})" if against else ""))
 
 
 main = hydra_entry("inspect", inspect)
