@@ -18,6 +18,7 @@ from flexlam_rl.checkpoint import atomic_path, atomic_write_json
 from flexlam_rl.config import check_int, check_optional_positive_int, check_positive_ints, is_int
 from flexlam_rl.errors import ConfigError
 from flexlam_rl.media import write_gif
+from flexlam_rl.runs import default_translator_dir
 
 ALGOS = ("ppo", "a2c")
 SPACES = ("latent", "raw")
@@ -72,7 +73,7 @@ class AgentConfig:
 
     @property
     def translator_path(self) -> str:
-        return self.translator_dir or str(Path(self.lam_dir).parent / "translator")
+        return self.translator_dir or str(default_translator_dir(self.lam_dir))
 
     def check_lam(self) -> None:
         """Refuse a translator aligned on another LAM, a budget the LAM does not have, or a latent BC policy made for

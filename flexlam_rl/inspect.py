@@ -121,13 +121,15 @@ def translator_summary(run_dir: str | Path, data: TransitionSet | None = None, f
     given ``data``, what the first token means: per code of slot 1 (k = 1), the actions the translator gives over
     ``frames`` held-out frames (Discrete: each action's share; Box: the mean action). None without a translator."""
     from .align import Translator
+    from .runs import default_translator_dir
     from .wrappers import check_translator_fits
 
     run_dir = Path(run_dir)
-    if not (run_dir / "translator" / "model.safetensors").is_file():
+    where = default_translator_dir(run_dir / "lam")
+    if not (where / "model.safetensors").is_file():
         return None
     lam = FlexLAM.load(run_dir / "lam")
-    translator = Translator.load(run_dir / "translator")
+    translator = Translator.load(where)
     check_translator_fits(translator, lam)  # a translator of another LAM is refused, not described
     metrics = read_json(run_dir / "align_metrics.json", "alignment metrics") if (run_dir / "align_metrics.json").is_file() else {}
     out: dict[str, Any] = {"alignment": {key: metrics[key] for key in (

@@ -32,6 +32,7 @@ from .model import FlexLAM
 from .nets import ObservationInput, feature_encoder
 from .plateau import window_change
 from .quantize import FSQ
+from .runs import default_translator_dir
 
 HEADS = ("autoregressive", "regress", "independent")
 
@@ -449,7 +450,7 @@ def run_latent_bc(
     check_optional_positive_int("max_episode_steps", max_episode_steps, "the task's own limit")  # before anything loads
     lam_dir = Path(lam_dir)
     lam = FlexLAM.load(lam_dir)
-    translator = Translator.load(Path(translator_dir) if translator_dir else lam_dir.parent / "translator")
+    translator = Translator.load(Path(translator_dir) if translator_dir else default_translator_dir(lam_dir))
     expert = load_transitions(list(expert_datasets), 0.0, 0).train
     for source in expert.sources:  # everything is checked before anything trains
         if tuple(source.obs_shape) != tuple(lam.config.obs_shape):

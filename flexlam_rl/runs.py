@@ -41,6 +41,12 @@ from .errors import CheckpointError, ConfigError, FlexLAMError
 from .model import FlexLAM
 
 
+def default_translator_dir(lam_dir: str | Path) -> Path:
+    """Where flexlam-align puts the translator of the LAM at ``lam_dir`` unless told otherwise, and where every
+    tool looks for it: beside the LAM, in its run folder."""
+    return Path(lam_dir).parent / "translator"
+
+
 def _checkpoint_dirs(run_dir: Path) -> list[Path]:
     root = run_dir / "checkpoints"
     return sorted(p for p in root.glob("step_*") if (p / "state.json").is_file()) if root.is_dir() else []

@@ -11,6 +11,7 @@ from ..checkpoint import atomic_write_json
 from ..data import require_frames
 from ..errors import ConfigError, DataError
 from ..model import FlexLAM
+from ..runs import default_translator_dir
 from .labels import LabelConfig, label_and_eval_sets
 from .training import AlignConfig, AlignmentResult, run_alignment
 
@@ -31,7 +32,7 @@ def align_lam(
     transition of the label pool. Discrete actions add balanced accuracy per budget and the majority-class rate.
     """
     lam_dir = Path(lam_dir)
-    out = Path(out) if out else lam_dir.parent / "translator"
+    out = Path(out) if out else default_translator_dir(lam_dir)
     if (out / "model.safetensors").exists() and not overwrite:
         raise ConfigError(f"{out} already holds a translator; pass out=<another dir>, or overwrite=true to replace it.")
     lam = FlexLAM.load(lam_dir)
