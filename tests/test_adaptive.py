@@ -238,6 +238,12 @@ def test_flexlam_analyze_cli(cartpole_models, vector_dataset, tmp_path) -> None:
               f"out={tmp_path / 'rd'}", "name=cp")
     assert out.returncode == 0, out.stderr[-2000:]
     assert "| adaptive, tol 0.1 |" in out.stdout and (tmp_path / "rd" / "cp_lengths.png").is_file()
+    import shutil
+
+    shutil.copytree(cartpole_models["lam_dir"], tmp_path / "run" / "lam")  # without out=: into the LAM's run folder
+    out = run("rate-distortion", f"lam_dir={tmp_path / 'run' / 'lam'}", f"datasets=[{vector_dataset}]", "tols=[0.1]", "limit=50")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert (tmp_path / "run" / "analysis" / "rate_distortion.json").is_file() and not (tmp_path / "benchmarks").exists()
     bad = run("rate-distortion", f"lam_dir={cartpole_models['lam_dir']}", f"datasets=[{vector_dataset}]", "tols=[-1]",
               f"out={tmp_path / 'bad'}")
     assert bad.returncode == 2 and "error: tol must be a finite number >= 0" in bad.stderr

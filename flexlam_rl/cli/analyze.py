@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
@@ -14,9 +15,14 @@ from ..tables import markdown_table
 from ._common import hydra_entry
 
 
+def output_dir(cfg: DictConfig) -> Path:
+    """``out``, or the analysed LAM's run folder (``<lam_dir>/../analysis``): an analysis belongs to its run."""
+    return Path(cfg.out) if cfg.out else Path(cfg.lam_dir).parent / "analysis"
+
+
 def rate_distortion_from_config(cfg: DictConfig) -> dict[str, Any]:
     """Run the analysis, print one table per task, say where the figures are."""
-    result = run_rate_distortion(cfg.lam_dir, cfg.out, plain(cfg.fixed_dirs), plain(cfg.datasets),
+    result = run_rate_distortion(cfg.lam_dir, output_dir(cfg), plain(cfg.fixed_dirs), plain(cfg.datasets),
                                  heldout_fraction=float(cfg.heldout_fraction), split_seed=int(cfg.split_seed),
                                  tols=plain(cfg.tols), hist_tol=float(cfg.hist_tol), limit=plain(cfg.limit), name=str(cfg.name))
     for task, entry in result["tasks"].items():
@@ -31,7 +37,8 @@ def rate_distortion_from_config(cfg: DictConfig) -> dict[str, Any]:
 
 def token_probes_from_config(cfg: DictConfig) -> dict[str, Any]:
     """Probe the first k tokens for the action and the distractors; print one table per task."""
-    results = run_token_probes(cfg.lam_dir, plain(cfg.tasks), cfg.out, plain(cfg.fixed_dirs), int(cfg.episodes), int(cfg.seed),
+    out = output_dir(cfg)
+    results = run_token_probes(cfg.lam_dir, plain(cfg.tasks), out, plain(cfg.fixed_dirs), int(cfg.episodes), int(cfg.seed),
                                str(cfg.name))
     for task, result in results.items():
         print(f"\n{task}: probes on {result['held_out']} held-out transitions (action: {result['action_metric']}, distractor: R^2)")
@@ -40,7 +47,7 @@ def token_probes_from_config(cfg: DictConfig) -> dict[str, Any]:
         rows += [[name, f"{v:.3f}", f"{r['distractor'][k]:.3f}"] for name, r in result.items() if name.startswith("fixed")
                  for k, v in r["action"].items()]
         print(markdown_table(["tokens", "-> action", "-> distractor"], rows))
-    print(f"\nfigure: {cfg.out}/{cfg.name}.png")
+    print(f"\nfigure: {out / cfg.name}.png")
     return results
 
 
