@@ -105,8 +105,8 @@ def test_games_scale_scores_diagnostics_and_suites_without_an_expert(tmp_path: P
     assert run.returncode == 0, run.stderr
     result = json.loads((out / "results.json").read_text())
     summary = result["summary"]["equal_updates"]
-    assert set(summary["atari"]) == {"recon", "recon_changed", "controllability", "align", "bc_return"}
-    assert set(summary["pong"]) == {"recon", "recon_changed", "controllability", "align"}
+    assert set(summary["atari"]) == {"recon", "recon_changed", "controllability", "align", "align_balanced", "bc_return"}
+    assert set(summary["pong"]) == {"recon", "recon_changed", "controllability", "align", "align_balanced"}
     cells = {(c["suite"], c["metric"], c["protocol"]) for c in result["claims"] if c["view"] == "equal_updates"}
     assert ("pong", "align", "standard") in cells and not any(s == "pong" and p == "low_return" for s, _, p in cells)
     assert ("atari", "align", "low_return") in cells and ("atari", "controllability", "any") in cells

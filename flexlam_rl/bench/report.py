@@ -249,13 +249,18 @@ def gap_map(claims: list[dict[str, Any]]) -> dict[str, Any]:
             c["k"], dict.fromkeys(VERDICTS, 0))
         if c["verdict_adjusted"] in cell:
             cell[c["verdict_adjusted"]] += 1
+        elif c["verdict_adjusted"] == stats.NO_INFORMATION:  # counted apart, and only where there are some
+            cell[stats.NO_INFORMATION] = cell.get(stats.NO_INFORMATION, 0) + 1
     return out
 
 
 def gap_map_table(result: dict[str, Any], cfg: BenchConfig, view: str) -> str:
     """The gap map as text: per variation level and metric, ``better / tie / worse`` label runs at each budget."""
-    rows = [[suite, METRICS[metric][1], *(" / ".join(str(cells[k][v]) for v in VERDICTS) if k in cells else "-"
-                                         for k in cfg.budgets)]
+    def text(cell: dict[str, int]) -> str:
+        none = cell.get(stats.NO_INFORMATION, 0)
+        return " / ".join(str(cell[v]) for v in VERDICTS) + (f" (+{none} no information)" if none else "")
+
+    rows = [[suite, METRICS[metric][1], *(text(cells[k]) if k in cells else "-" for k in cfg.budgets)]
             for suite, metrics in result["gap_map"][view].items() for metric, cells in metrics.items()]
     return markdown_table(["suite", "metric", *(f"k={k}: better / tie / worse" for k in cfg.budgets)], rows)
 
