@@ -157,9 +157,10 @@ def pretrain(
     ``on_step(step, loss)`` is called after every update with the mean training loss of the
     current logging window, as last read from the device; ``on_check(step, report)`` after each
     held-out check with the :func:`~flexlam_rl.diagnosis.controllability` report of the checked
-    transitions (plus ``mse_checks``, the errors the plateau reads). A second process training into the same
-    ``run_dir`` is refused. Raising ``steps`` (or a plateau run's ``max_steps``) extends a run: a plateau
-    run's LR does not depend on its cap, so that is exact; a fixed-length run continues its cosine
+    transitions (plus ``mse_checks``, the errors the plateau reads, and ``mse_transitions``, how many it read). A
+    second process training into the same ``run_dir`` is refused. Raising ``steps`` (or a plateau run's
+    ``max_steps``) extends a run: a plateau run's LR does not depend on its cap, so that is exact; a fixed-length
+    run continues its cosine
     schedule over the new length from where it stopped (not bit-identical to a fresh run of that length).
     Under ``torchrun`` each process trains on its shard of every step's batch and rank 0 alone
     writes (:mod:`flexlam_rl.distributed`).
@@ -316,7 +317,7 @@ class _Run:
         if note is not None:
             warnings.warn(note, FlexLAMWarning, stacklevel=2)
         if on_check is not None:
-            on_check(step, {**report, "mse_checks": errors["mse"]})
+            on_check(step, {**report, "mse_checks": errors["mse"], "mse_transitions": len(self.checks)})
         lam.train()
         if self.cfg.until_plateau:
             self.plateau.update(errors["mse"])
@@ -324,7 +325,8 @@ class _Run:
     def show_progress(self, on_step: Callable[[int, float], None] | None) -> None:
         if self.progress is not None:
             self.progress.update(1)
-            self.progress.set_postfix(loss=f"{self.loss_value:.5f}", min_code_usage=f"{float(self.usage.min()):.2f}", refresh=False)
+            # the least used slot's perplexity over recent training batches (1.00: a slot that always emits one code)
+            self.progress.set_postfix(loss=f"{self.loss_value:.5f}", min_slot_perplexity=f"{float(self.usage.min()):.2f}", refresh=False)
         if on_step is not None:
             on_step(self.step, self.loss_value)
 

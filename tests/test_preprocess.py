@@ -174,6 +174,8 @@ def test_atari_end_to_end_from_the_command_line(tmp_path: Path) -> None:
                    "lam.num_tokens=4", "train.steps=4", "train.batch_size=16", "train.progress=false", "train.eval_every=2",
                    f"run_dir={tmp_path / 'run'}")
     assert "k=4" in pretrain and "step 2: checked MSE per k" in pretrain and "controllability per k" in pretrain
+    check = next(line for line in pretrain.splitlines() if line.startswith("step 4: checked MSE"))
+    assert " transitions) | controllability per k " in check and " of them)" in check  # what each number read
     assert "| controllability |" in pretrain  # the final diagnostic table
     held_row = next(line for line in pretrain.splitlines() if line.startswith("| lam") or line.startswith("| games"))
     lam = FlexLAM.load(tmp_path / "run" / "lam")
