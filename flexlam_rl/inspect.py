@@ -115,11 +115,13 @@ def run_summary(run_dir: str | Path) -> dict[str, Any]:
     return summary
 
 
-def translator_summary(run_dir: str | Path, data: TransitionSet | None = None, frames: int = 64) -> dict[str, Any] | None:
+def translator_summary(run_dir: str | Path, data: TransitionSet | None = None, frames: int = 64,
+                       lam: FlexLAM | None = None) -> dict[str, Any] | None:
     """The run's translator (``<run_dir>/translator``, where flexlam-align puts it) beside its LAM: the alignment's
     scores with what they are read against (``align_metrics.json``: majority rate, balanced accuracy, the IDMs), and,
     given ``data``, what the first token means: per code of slot 1 (k = 1), the actions the translator gives over
-    ``frames`` held-out frames (Discrete: each action's share; Box: the mean action). None without a translator."""
+    ``frames`` held-out frames (Discrete: each action's share; Box: the mean action). None without a translator.
+    ``lam``: the run's LAM when the caller has loaded it already."""
     from .align import Translator
     from .runs import default_translator_dir
     from .wrappers import check_translator_fits
@@ -128,7 +130,7 @@ def translator_summary(run_dir: str | Path, data: TransitionSet | None = None, f
     where = default_translator_dir(run_dir / "lam")
     if not (where / "model.safetensors").is_file():
         return None
-    lam = FlexLAM.load(run_dir / "lam")
+    lam = lam if lam is not None else FlexLAM.load(run_dir / "lam")
     translator = Translator.load(where)
     check_translator_fits(translator, lam)  # a translator of another LAM is refused, not described
     metrics = read_json(run_dir / "align_metrics.json", "alignment metrics") if (run_dir / "align_metrics.json").is_file() else {}

@@ -32,19 +32,25 @@ def test_training_beats_the_copy_baseline(pixels, tmp_path) -> None:
     assert len(result.code_usage) == 4 and max(result.code_usage) > 1.0
 
 
+class Killed(Exception):
+    """Raised from ``on_step``: the run stops mid-way, as a crash or a kill would stop it."""
+
+
+def killed_at_step_9(run_dir, data, cfg) -> None:
+    """A 12-step run (checkpoints every 4) that dies during step 9, after its step-8 checkpoint."""
+    def kill(step: int, loss: float) -> None:
+        if step == 9:
+            raise Killed
+
+    with pytest.raises(Killed):
+        pretrain(run_dir, data, cfg, TrainConfig(steps=12, checkpoint_every=4, **FAST), on_step=kill)
+
+
 def test_checkpoints_and_exact_resume(pixels, tmp_path) -> None:
     cfg = tiny_lam_config(pixels)
     straight = pretrain(tmp_path / "straight", pixels, cfg, TrainConfig(steps=12, checkpoint_every=4, **FAST))
 
-    class Crash(Exception):
-        pass
-
-    def crash_at_9(step: int, loss: float) -> None:
-        if step == 9:
-            raise Crash
-
-    with pytest.raises(Crash):
-        pretrain(tmp_path / "resumed", pixels, cfg, TrainConfig(steps=12, checkpoint_every=4, **FAST), on_step=crash_at_9)
+    killed_at_step_9(tmp_path / "resumed", pixels, cfg)
     assert latest_checkpoint(tmp_path / "resumed").name == "step_00000008"
     FlexLAM.load(tmp_path / "resumed" / "lam")  # the run dir still loads after the crash
     resumed = pretrain(tmp_path / "resumed", pixels, cfg, TrainConfig(steps=12, checkpoint_every=4, **FAST))
@@ -200,15 +206,7 @@ def test_a_damaged_latest_checkpoint_is_set_aside_and_the_run_resumes_from_the_o
 
     cfg, run = tiny_lam_config(pixels), tmp_path / "run"
 
-    class Stop(Exception):
-        pass
-
-    def stop_at_9(step: int, loss: float) -> None:
-        if step == 9:
-            raise Stop
-
-    with pytest.raises(Stop):
-        pretrain(run, pixels, cfg, TrainConfig(steps=12, checkpoint_every=4, **FAST), on_step=stop_at_9)
+    killed_at_step_9(run, pixels, cfg)
     latest = latest_checkpoint(run)
     assert latest.name == "step_00000008"
     weights = latest / "model.safetensors"

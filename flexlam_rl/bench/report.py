@@ -561,13 +561,19 @@ def saved_seeds(out_dir: Path, keys: dict[str, str], codes: dict[str, Any] | Non
     return per_seed, wall
 
 
+def files_by_record(records: dict[str, Any]) -> dict[str, list[str]]:
+    """Seed file names grouped by what they record (a code or protocol record, as sorted JSON), names in order."""
+    groups: dict[str, list[str]] = {}
+    for name, record in sorted(records.items()):
+        groups.setdefault(json.dumps(record, sort_keys=True), []).append(name)
+    return groups
+
+
 def seeds_code(codes: dict[str, Any], out_dir: Path, allow_mixed: bool = False) -> dict[str, Any]:
     """The one code the seed files were made by (``commit``, ``clean``; both None where no file recorded it), or a
     refusal naming the files of each code: results made by different code are not one result. ``allow_mixed``
     aggregates them anyway and says so (``mixed``: each code and its files)."""
-    groups: dict[str, list[str]] = {}
-    for name, code in sorted(codes.items()):
-        groups.setdefault(json.dumps(code, sort_keys=True), []).append(name)
+    groups = files_by_record(codes)
     if len(groups) <= 1:
         only = json.loads(next(iter(groups), "null")) or {}
         return {"commit": only.get("commit"), "clean": only.get("clean"), "mixed": None}
@@ -582,10 +588,7 @@ def check_one_protocol(protocols: dict[str, Any], cfg: BenchConfig, out_dir: Pat
     """Refuse a results folder whose seed files were made under different protocols (date fixed, margins, primary
     endpoints), or under another than this scale's where the scale fixes one: naming the files of each. Seed files
     made before they recorded a protocol count only under a primary-endpoint scale (as not its own)."""
-    groups: dict[str, list[str]] = {}
-    for name, record in sorted(protocols.items()):
-        if record is not None or cfg.primary:
-            groups.setdefault(json.dumps(record, sort_keys=True), []).append(name)
+    groups = files_by_record({name: record for name, record in protocols.items() if record is not None or cfg.primary})
     own = json.dumps(protocol_key(cfg), sort_keys=True)
     odd = {p: files for p, files in groups.items() if p != own} if cfg.primary else {}
     if len(groups) > 1 or odd:

@@ -242,14 +242,20 @@ def one_sided_p(means: np.ndarray, flips: np.ndarray) -> np.ndarray:
     return (flipped >= observed - 1e-9 * scale).mean(axis=0)
 
 
+def centered_resamples(means: np.ndarray, resamples: int, seed: int) -> np.ndarray:
+    """``[n, resamples]``: seed means drawn with replacement from ``means`` minus their mean (a true mean of zero,
+    the data's own shape), what :func:`shape_size` and :func:`calibrated_alpha` test on."""
+    means = np.asarray(means, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    return (means - means.mean())[rng.integers(0, len(means), size=(resamples, len(means)))].T
+
+
 def calibrated_alpha(means: np.ndarray, alpha: float = NI_ALPHA, resamples: int = SHAPE_RESAMPLES, seed: int = 0) -> float:
     """The one-sided level at which :func:`one_sided_p` keeps ``alpha`` at the data's own shape: the largest
     threshold that at most ``alpha`` of the centered resamples (true mean zero, the data's skew) fall below."""
-    means = np.asarray(means, dtype=np.float64)
-    n = len(means)
-    rng = np.random.default_rng(seed)
-    draws = (means - means.mean())[rng.integers(0, n, size=(resamples, n))].T
-    p = np.sort(np.concatenate([one_sided_p(draws[:, i : i + 256], sign_patterns(n)) for i in range(0, resamples, 256)]))
+    draws = centered_resamples(means, resamples, seed)
+    flips = sign_patterns(draws.shape[0])
+    p = np.sort(np.concatenate([one_sided_p(draws[:, i : i + 256], flips) for i in range(0, resamples, 256)]))
     allowed = p[np.arange(1, resamples + 1) / resamples <= alpha]  # p[i] is the (i+1)-th smallest
     below = [v for v in allowed if np.mean(p <= v + 1e-12) <= alpha]
     return float(min(alpha, max(below))) if below else 0.0
@@ -259,13 +265,10 @@ def shape_size(means: np.ndarray, level: float = LEVEL, resamples: int = SHAPE_R
     """The two-sided test's false-verdict rate at the data's own shape: the rejection rate over resamples (with
     replacement) of the centered seed means, whose true mean is zero but whose skew is the data's."""
     means = np.asarray(means, dtype=np.float64)
-    n = len(means)
-    centered = means - means.mean()
-    if n < 2 or not np.any(centered):
+    if len(means) < 2 or not np.any(means - means.mean()):
         return 0.0
-    rng = np.random.default_rng(seed)
-    draws = centered[rng.integers(0, n, size=(resamples, n))].T  # [n, resamples]
-    flips = sign_patterns(n)
+    draws = centered_resamples(means, resamples, seed)
+    flips = sign_patterns(len(means))
     rejected = 0
     for chunk in range(0, resamples, 256):
         part = draws[:, chunk : chunk + 256]

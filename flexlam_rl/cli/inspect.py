@@ -47,10 +47,11 @@ def inspect(cfg: DictConfig) -> None:
     except DataError as exc:
         print(f"the run's datasets cannot be opened here ({exc}): no prediction figure, no token -> action table")
         held = None
-    print_translator(translator_summary(run_dir, held))
+    lam = FlexLAM.load(run_dir / "lam") if (run_dir / "lam").is_dir() else None  # loaded once for the parts below
+    print_translator(translator_summary(run_dir, held, lam=lam))
     print_acting(run_dir)
     if cfg.figure and held is not None:
-        figure = prediction_figure(FlexLAM.load(run_dir / "lam"), held, run_dir / "predictions.png")
+        figure = prediction_figure(lam or FlexLAM.load(run_dir / "lam"), held, run_dir / "predictions.png")
         print(f"predictions (held-out o_t, real o_t+1, and the prediction per budget): {figure}" if figure
               else "no prediction figure: this LAM reads vectors, not frames")
 
