@@ -128,6 +128,11 @@ class TransitionSet(Dataset):
             out[rows] = self.sources[s_idx].actions[self.action_index[idx[rows]]]
         return out
 
+    def names(self, indices: Sequence[int]) -> list[str]:
+        """One name per transition that is the same in any split or subset: ``<dataset id>#<frame index>``."""
+        idx = self._checked(indices)
+        return [f"{self.sources[s].source_id}#{f}" for s, f in zip(self.source_index[idx].tolist(), self.frame_index[idx].tolist())]
+
     def subset_episodes(self, keep: Sequence[tuple[int, int]]) -> TransitionSet:
         return TransitionSet(self.sources, keep)
 

@@ -278,6 +278,12 @@ class FlexLAM(ObservationInput):
         _, tokens = self._tokenize(x, x_next)
         return tokens
 
+    def latent_slots(self, obs: ArrayLike, next_obs: ArrayLike) -> torch.Tensor:
+        """Transitions -> per-slot embeddings ``[B, K, D]`` of their full code, with gradient (straight through the
+        rounding): what a loss on the latent (the action head of :mod:`flexlam_rl.supervision`) trains the IDM by."""
+        x, x_next = self.normalize(obs), self.normalize(next_obs, "next_obs")
+        return self._tokenize(x, x_next)[0]
+
     @torch.no_grad()
     def encode_values(self, obs: ArrayLike, next_obs: ArrayLike) -> torch.Tensor:
         """Transitions -> each slot's value before rounding, on the code grid's scale ``[B, K, L]``: rounding it

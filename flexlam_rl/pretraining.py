@@ -16,6 +16,7 @@ from .errors import FlexLAMWarning
 from .evaluate import reconstruction_by_budget
 from .inspect import prediction_figure
 from .model import FlexLAM
+from .supervision import SupervisionConfig
 from .train import TrainConfig, pretrain
 
 DIAGNOSE_TRANSITIONS = 1024  # held-out transitions the final controllability diagnostic decodes
@@ -24,7 +25,7 @@ DIAGNOSE_TRANSITIONS = 1024  # held-out transitions the final controllability di
 def run_pretraining(
     run_dir: str | Path, data: TransitionData, lam_cfg: LAMConfig, cfg: TrainConfig,
     budgets: list[int] | None = None, run_info: dict[str, Any] | None = None,
-    on_check: Callable[[int, dict[str, Any]], None] | None = None,
+    on_check: Callable[[int, dict[str, Any]], None] | None = None, supervision: SupervisionConfig | None = None,
 ) -> dict[str, Any]:
     """Train (or resume) in ``run_dir``, score every budget on the held-out split, write ``metrics.json``.
 
@@ -32,13 +33,14 @@ def run_pretraining(
     :func:`~flexlam_rl.evaluate.reconstruction_by_budget`), ``controllability`` (what the tokens do on held-out
     transitions, :func:`~flexlam_rl.diagnosis.controllability`), ``datasets``, ``lam`` and ``lam_dir`` (a
     ``torchrun`` worker other than rank 0 gets only ``step``, ``resumed_from`` and ``lam_dir``).
-    ``on_check`` is passed to :func:`~flexlam_rl.train.pretrain`.
+    ``on_check`` and ``supervision`` are passed to :func:`~flexlam_rl.train.pretrain`; a supervised run's metrics add
+    ``supervision`` (its labels, and ``action_head``: the head's score at the last check).
     """
     run_dir = Path(run_dir)
     notes = [large_frame_warning(lam_cfg)] if large_frame_warning(lam_cfg) else []
     for note in notes:
         warnings.warn(note, FlexLAMWarning, stacklevel=2)
-    result = pretrain(run_dir, data, lam_cfg, cfg, run_info=run_info, on_check=on_check)
+    result = pretrain(run_dir, data, lam_cfg, cfg, run_info=run_info, on_check=on_check, supervision=supervision)
     if not is_main_process():  # another torchrun worker: rank 0 scores and reports
         return {"step": result.step, "resumed_from": result.resumed_from, "lam_dir": str(result.lam_dir)}
     lam = FlexLAM.load(result.lam_dir)
@@ -58,6 +60,9 @@ def run_pretraining(
                "heldout": evaluation, "controllability": control, "datasets": data.dataset_ids, "lam": lam_cfg.to_dict(),
                "lam_dir": str(result.lam_dir),
                "predictions": str(figure) if figure else None, "warnings": notes}
+    if "supervision" in lam.extra:
+        checked = [c["action_head"] for c in result.curve if c.get("action_head") is not None]
+        metrics["supervision"] = {**lam.extra["supervision"], "action_head": checked[-1] if checked else None}
     atomic_write_json(run_dir / "metrics.json", metrics)
     return metrics
 

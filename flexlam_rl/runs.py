@@ -98,8 +98,10 @@ def set_aside_damaged_checkpoints(run_dir: Path) -> list[tuple[str, str]]:
     return []
 
 
-def save_checkpoint(run_dir: Path, lam: FlexLAM, optimizer: torch.optim.Optimizer, step: int, state: dict, keep: int) -> Path:
-    """Write a step folder (temp name, then rename), repoint ``latest``, refresh ``lam/``, prune."""
+def save_checkpoint(run_dir: Path, lam: FlexLAM, optimizer: torch.optim.Optimizer, step: int, state: dict, keep: int,
+                    heads: dict[str, torch.nn.Module] | None = None) -> Path:
+    """Write a step folder (temp name, then rename), repoint ``latest``, refresh ``lam/``, prune. ``heads``: modules
+    trained beside the LAM (an action head), saved as ``<name>.safetensors`` in the step folder only."""
     root = run_dir / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
     name = f"step_{step:08d}"
@@ -109,6 +111,8 @@ def save_checkpoint(run_dir: Path, lam: FlexLAM, optimizer: torch.optim.Optimize
     try:
         atomic_save_tensors(tmp / "model.safetensors", lam.state_dict())
         atomic_save_tensors(tmp / "optimizer.safetensors", opt_tensors)
+        for name, module in (heads or {}).items():
+            atomic_save_tensors(tmp / f"{name}.safetensors", module.state_dict())
         atomic_write_json(tmp / "state.json", {**state, "step": step, "optimizer": opt_meta})
     except BaseException:  # a full disk, a kill: the previous checkpoint stays the latest, no half folder stays
         shutil.rmtree(tmp, ignore_errors=True)
@@ -131,9 +135,12 @@ def lam_step(run_dir: Path) -> int | None:
         return None
 
 
-def load_checkpoint(ckpt: Path, lam: FlexLAM, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+def load_checkpoint(ckpt: Path, lam: FlexLAM, optimizer: torch.optim.Optimizer,
+                    heads: dict[str, torch.nn.Module] | None = None) -> dict[str, Any]:
     state = read_json(ckpt / "state.json", "checkpoint state")
     load_state_strict(lam, read_tensors(ckpt / "model.safetensors"), str(ckpt))
+    for name, module in (heads or {}).items():
+        load_state_strict(module, read_tensors(ckpt / f"{name}.safetensors"), str(ckpt))
     optimizer_from_tensors(optimizer, read_tensors(ckpt / "optimizer.safetensors"), state["optimizer"])
     return state
 
@@ -190,8 +197,8 @@ def check_same_run(run_dir: Path, record: dict[str, Any]) -> int | None:
     if not path.is_file() or latest_checkpoint(run_dir) is None:
         return None
     previous = read_json(path, "run record")
-    for key in ("lam", "train", "datasets"):
-        old, new = previous.get(key), json.loads(json.dumps(record[key]))
+    for key in ("lam", "train", "datasets", "supervision"):  # supervision: absent when off, in both records
+        old, new = previous.get(key), json.loads(json.dumps(record.get(key)))
         if key == "lam" and isinstance(old, dict):  # options added since the run was saved: it had their defaults
             old = {**LAM_DEFAULTS, **old}
         if old != new:

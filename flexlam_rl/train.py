@@ -41,6 +41,7 @@ from .runs import (
     set_aside_damaged_checkpoints,
     writer_lock,
 )
+from .supervision import ActionSupervision, SupervisionConfig
 
 USAGE_WINDOW = 20  # code usage (perplexity) is measured over the tokens of the last this many batches
 COLLAPSE_CHECK_AFTER = 500  # updates before a code that does not matter counts as collapsed, not as still warming up
@@ -80,8 +81,10 @@ def lr_at(step: int, cfg: TrainConfig, scale: float = 1.0) -> float:
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
-def step_generator(seed: int, step: int) -> torch.Generator:
-    return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, step]).generate_state(1)[0]))
+def step_generator(seed: int, step: int, stream: int = 0) -> torch.Generator:
+    """The draws of update ``step``; ``stream`` > 0 gives an independent stream (the labeled batch of supervision)."""
+    entropy = [seed, step, stream] if stream else [seed, step]
+    return torch.Generator().manual_seed(int(np.random.SeedSequence(entropy).generate_state(1)[0]))
 
 
 # --------------------------------------------------------------------- training
@@ -133,14 +136,15 @@ def check_data_matches(lam_cfg: LAMConfig, data: TransitionData) -> None:
         )
 
 
-def make_optimizer(lam: FlexLAM, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW, fused into one kernel where this torch and device support it (``fused_optimizer``)."""
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW over ``model``'s parameters (the LAM, and an action head when supervised), fused into one kernel where
+    this torch and device support it (``fused_optimizer``)."""
     if cfg.fused_optimizer:
         try:
-            return torch.optim.AdamW(lam.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+            return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
         except (RuntimeError, TypeError, ValueError):  # older torch or an unsupported device: the foreach kernel
             pass
-    return torch.optim.AdamW(lam.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
 def pretrain(
@@ -151,6 +155,7 @@ def pretrain(
     run_info: dict[str, Any] | None = None,
     on_step: Callable[[int, float], None] | None = None,
     on_check: Callable[[int, dict[str, Any]], None] | None = None,
+    supervision: SupervisionConfig | None = None,
 ) -> PretrainResult:
     """Train (or resume, or extend) a LAM in ``run_dir`` (layout: :mod:`flexlam_rl.runs`).
 
@@ -163,15 +168,23 @@ def pretrain(
     run continues its cosine
     schedule over the new length from where it stopped (not bit-identical to a fresh run of that length).
     Under ``torchrun`` each process trains on its shard of every step's batch and rank 0 alone
-    writes (:mod:`flexlam_rl.distributed`).
+    writes (:mod:`flexlam_rl.distributed`). ``supervision`` (when enabled): action labels on a few transitions train
+    a head on the latent beside the reconstruction (:mod:`flexlam_rl.supervision`); the LAM records which.
     """
     run_dir = Path(run_dir)
     check_data_matches(lam_cfg, data)
+    # the labels are chosen (and bad supervision settings refused) before anything is written
+    labeled = ActionSupervision(supervision, lam_cfg, data, cfg.seed) if supervision is not None and supervision.enabled else None
     device = distributed.device_for(resolve_device(cfg.device))
     ctx = distributed.context(device)  # one process, or one of torchrun's (see flexlam_rl.distributed)
+    if labeled is not None and ctx.active:
+        ctx.close()
+        raise ConfigError("Action supervision runs in one process for now; drop torchrun, or supervision.fraction=null.")
     run_dir = Path(ctx.broadcast(str(run_dir)))  # ranks started a second apart may have named different default dirs
     record = {"lam": lam_cfg.to_dict(), "train": _resume_relevant(cfg), "datasets": data.dataset_ids,
               "steps": cfg.total_steps, **(run_info or {})}
+    if labeled is not None:  # a restart with other labels (or none) is another run
+        record["supervision"] = asdict(labeled.cfg)
     try:
         with writer_lock(run_dir) if ctx.is_main else contextlib.nullcontext():
             if ctx.is_main:  # before any run file is written: resume only from a checkpoint that reads whole
@@ -190,16 +203,17 @@ def pretrain(
                 remove_stale_temps(run_dir)
                 atomic_write_json(run_dir / "run.json", record)
             ctx.barrier()  # every rank resumes from the same checkpoint, after rank 0 tidied the run dir
-            return _train(run_dir, data, lam_cfg, cfg, device, on_step, ctx, on_check)
+            return _train(run_dir, data, lam_cfg, cfg, device, on_step, ctx, on_check, labeled)
     finally:
         ctx.close()
 
 
 def _train(run_dir: Path, data: TransitionData, lam_cfg: LAMConfig, cfg: TrainConfig, device: torch.device,
            on_step: Callable[[int, float], None] | None, ctx: distributed.Context,
-           on_check: Callable[[int, dict[str, Any]], None] | None = None) -> PretrainResult:
+           on_check: Callable[[int, dict[str, Any]], None] | None = None,
+           supervision: ActionSupervision | None = None) -> PretrainResult:
     """The step loop: update, track the loss, check held-out error (and stop on a plateau), save."""
-    run = _Run(run_dir, data, lam_cfg, cfg, device, ctx)
+    run = _Run(run_dir, data, lam_cfg, cfg, device, ctx, supervision)
     try:
         for batch in run.loader():
             loss = run.update(batch)
@@ -220,16 +234,19 @@ class _Run:
     """One pretraining run's state and the pieces the step loop calls (rank 0 alone writes, logs and decides)."""
 
     def __init__(self, run_dir: Path, data: TransitionData, lam_cfg: LAMConfig, cfg: TrainConfig, device: torch.device,
-                 ctx: distributed.Context):
+                 ctx: distributed.Context, supervision: ActionSupervision | None = None):
         self.run_dir, self.data, self.lam_cfg, self.cfg, self.device, self.ctx = run_dir, data, lam_cfg, cfg, device, ctx
         self.lam = build_lam(lam_cfg, data, cfg.seed).to(device)
         self.model = self.lam if not ctx.active else torch.nn.parallel.DistributedDataParallel(
             self.lam, device_ids=[device.index] if device.type == "cuda" else None)
-        self.optimizer = make_optimizer(self.lam, cfg)
+        self.supervision, self.heads = supervision, {}
+        if supervision is not None:
+            self.heads = {"action_head": supervision.head.to(device)}
+        self.optimizer = make_optimizer(torch.nn.ModuleList([self.lam, *self.heads.values()]), cfg)
         self.step, self.history, self.curve, self.elapsed_before, plateau_state = 0, [], [], 0.0, None
         ckpt = latest_checkpoint(run_dir)
         if ckpt is not None:
-            state = load_checkpoint(ckpt, self.lam, self.optimizer)
+            state = load_checkpoint(ckpt, self.lam, self.optimizer, self.heads)
             self.step, self.elapsed_before = int(state["step"]), float(state.get("wall_time_s", 0.0))
             self.history, self.curve, plateau_state = list(state.get("history", [])), list(state.get("curve", [])), state.get("plateau")
         self.resumed_from = self.step
@@ -238,6 +255,8 @@ class _Run:
         self.check_budgets = None if lam_cfg.nested_dropout else [lam_cfg.num_tokens]  # a fixed LAM is defined at its K alone
         self.total = self.step if self.plateau.stopped else cfg.total_steps
         self.lam_extra = {"datasets": data.dataset_ids, "seed": cfg.seed}
+        if self.supervision is not None:
+            self.lam_extra["supervision"] = self.supervision.labels.record
         from torch.utils.tensorboard import SummaryWriter
 
         self.writer = SummaryWriter(str(run_dir / "tb"), purge_step=self.step or None) if ctx.is_main else None
@@ -248,6 +267,7 @@ class _Run:
         self.sync_every = 1 if device.type == "cpu" else cfg.log_every
         self.recent_tokens: deque[torch.Tensor] = deque(maxlen=USAGE_WINDOW)
         self.window_loss, self.window_steps = torch.zeros((), device=device), 0
+        self.window_action = torch.zeros((), device=device)
         self.collapse = CollapseWatch(after=COLLAPSE_CHECK_AFTER)
         self.lam.train()
 
@@ -265,9 +285,15 @@ class _Run:
         prefix = lam.draw_prefix_lens(cfg.batch_size, cfg.prefix_samples, step_generator(cfg.seed, self.step))
         out = self.model(batch["obs"].to(self.device, non_blocking=True), batch["next_obs"].to(self.device, non_blocking=True),
                          prefix_len=prefix[self.ctx.shard(cfg.batch_size)], step=self.step)
+        total = out.loss
+        if self.supervision is not None:
+            action_loss = self.supervision.loss(lam, step_generator(cfg.seed, self.step, stream=1))
+            self.window_action += action_loss.detach()
+            total = total + action_loss
         self.optimizer.zero_grad(set_to_none=True)
-        distributed.backward(out.loss, self.ctx)
-        torch.nn.utils.clip_grad_norm_(lam.parameters(), cfg.grad_clip, foreach=True)
+        distributed.backward(total, self.ctx)
+        torch.nn.utils.clip_grad_norm_([p for group in self.optimizer.param_groups for p in group["params"]], cfg.grad_clip,
+                                       foreach=True)
         self.optimizer.step()
         self.step += 1
         self.recent_tokens.append(out.tokens.detach())
@@ -295,8 +321,14 @@ class _Run:
             self.writer.add_scalar("train/lr", lr_at(step - 1, cfg, self.plateau.lr_scale), step)
             for slot, value in enumerate(self.usage.tolist()):
                 self.writer.add_scalar(f"code_usage/slot_{slot + 1}", value, step)
-        self.history.append({"step": step, "loss": self.loss_value})  # mean over the steps since the last entry
+        entry = {"step": step, "loss": self.loss_value}  # means over the steps since the last entry
+        if self.supervision is not None:  # the reconstruction loss above; the (weighted) action loss beside it
+            entry["action_loss"] = self.window_action.item() / self.window_steps
+            if self.writer is not None:
+                self.writer.add_scalar("train/action_loss", entry["action_loss"], step)
+        self.history.append(entry)
         self.window_loss, self.window_steps = torch.zeros((), device=self.device), 0
+        self.window_action = torch.zeros((), device=self.device)
 
     def check(self, on_check: Callable[[int, dict[str, Any]], None] | None) -> None:
         """Rank 0 scores the checked transitions and decides the plateau; every rank gets its decision."""
@@ -311,6 +343,9 @@ class _Run:
         report = controllability(lam, self.data.checks, self.check_budgets, self.checks[:CONTROL_TRANSITIONS])
         self.curve.append({"updates": step, "wall_s": self.elapsed(), "loss": heldout_objective(lam, errors["mse"]),
                            "mse": errors["mse"], "controllability": report["controllability"]})
+        if self.supervision is not None:  # how much of the action the supervised tokens hold on the checked transitions
+            report["action_head"] = self.curve[-1]["action_head"] = self.supervision.score(
+                lam, self.data.checks, self.checks[:CONTROL_TRANSITIONS])
         if self.writer is not None:
             _log_check(self.writer, step, errors, report)
         note = self.collapse.update(step, report, self.lam_cfg.obs_shape)
@@ -337,7 +372,7 @@ class _Run:
         if self.ctx.is_main:
             state = {"seed": self.cfg.seed, "history": self.history, "wall_time_s": self.elapsed(), "code_usage": self.usage.tolist(),
                      "lam_extra": self.lam_extra, "curve": self.curve, "plateau": self.plateau.state()}
-            save_checkpoint(self.run_dir, self.lam, self.optimizer, self.step, state, self.cfg.keep_checkpoints)
+            save_checkpoint(self.run_dir, self.lam, self.optimizer, self.step, state, self.cfg.keep_checkpoints, self.heads)
 
     def close(self) -> None:
         for closable in (self.writer, self.progress):

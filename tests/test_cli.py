@@ -54,6 +54,11 @@ def test_collect_then_pretrain_then_resume(tmp_path: Path) -> None:
     again = run_cli("pretrain", *args, cwd=tmp_path)
     assert again.returncode == 0 and "resumed from step 6" in again.stdout
 
+    supervised = run_cli("pretrain", *args[:-1], f"run_dir={tmp_path / 'supervised'}", "supervision.count=5", cwd=tmp_path)
+    assert supervised.returncode == 0, supervised.stderr
+    assert "action supervision: 5 of 5 labeled transitions trained a head on the first 1 token(s)" in supervised.stdout
+    assert FlexLAM.load(tmp_path / "supervised" / "lam").extra["supervision"]["labels"] == 5
+
 
 @pytest.mark.slow
 def test_sweep_runs_each_job_in_its_own_dir(tmp_path: Path) -> None:
@@ -154,6 +159,7 @@ def test_align_and_agent_entry_points(quickstart: dict, tmp_path: Path) -> None:
         ("collect", ["preprocess=foo"], "Unknown preprocess kind 'foo'"),
         ("align", ["lam_dir=/nonexistent/lam"], "No saved lam at /nonexistent/lam"),
         ("align", ["labels.fraction=0"], "fraction must be in (0, 1]"),
+        ("pretrain", ["supervision.fraction=2"], "supervision.fraction must be in (0, 1]"),
         ("train_agent", ["agent.algo=dqn"], "agent.algo must be one of"),
         ("latent_bc", ["lam_dir=/nonexistent/lam"], "No saved lam"),
     ],

@@ -93,6 +93,15 @@ def select_labels(pool: TransitionSet, cfg: LabelConfig, lam: FlexLAM | None = N
     return pick(cfg.strategy, pool, candidates, wanted, cfg.seed, lam).astype(np.int64)
 
 
+def label_digest(pool: TransitionSet, indices: np.ndarray) -> str:
+    """A short hash of which transitions ``indices`` of ``pool`` are (dataset id and frame, whatever the split or
+    order): two selections with the same digest labeled the same transitions."""
+    import hashlib
+
+    names = sorted(pool.names(indices))
+    return hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
+
+
 def check_actions_agree(label_sources: Sequence[SourceArrays], eval_sources: Sequence[SourceArrays]) -> None:
     """A translator outputs one action space: every label and eval dataset must have it, or nothing is trained."""
     reference = label_sources[0]
@@ -105,6 +114,14 @@ def check_actions_agree(label_sources: Sequence[SourceArrays], eval_sources: Seq
                     f"Pick {role} datasets of the label datasets' env (labels.datasets / eval.datasets), or align a "
                     f"translator on this env's own labels."
                 )
+
+
+def label_pool(label_sources: Sequence[SourceArrays], heldout_fraction: float, seed: int) -> TransitionSet:
+    """Where labels are drawn: the training episodes of the label datasets (a dataset's split depends on its id,
+    ``heldout_fraction`` and ``seed`` alone, so whatever else is loaded beside them, this is the same pool, in the same
+    order, and :func:`select_labels` picks the same transitions from it: alignment and action supervision during
+    pretraining both draw here)."""
+    return split_sources(label_sources, heldout_fraction, seed).train
 
 
 def label_and_eval_sets(
@@ -120,7 +137,7 @@ def label_and_eval_sets(
     sources = {i: load_source(i) for i in dict.fromkeys(label_ids + eval_ids)}
     check_actions_agree([sources[i] for i in label_ids], [sources[i] for i in eval_ids])
     data = split_sources(list(sources.values()), heldout_fraction, seed)
-    pool = data.train.subset_sources(label_ids)
+    pool = label_pool([sources[i] for i in dict.fromkeys(label_ids)], heldout_fraction, seed)
     labeled = set(label_ids)
     held = [(s, e) for s, e in data.heldout.episodes if data.heldout.sources[s].source_id in eval_ids]
     unlabeled = [(s, e) for s, e in data.train.episodes

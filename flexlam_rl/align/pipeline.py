@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..checkpoint import atomic_write_json
 from ..data import require_frames
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, FlexLAMWarning
 from ..model import FlexLAM
 from ..runs import default_translator_dir
-from .labels import LabelConfig, label_and_eval_sets
+from .labels import LabelConfig, label_and_eval_sets, label_digest
 from .training import AlignConfig, AlignmentResult, run_alignment
 
 
@@ -29,7 +30,9 @@ def align_lam(
     (``heldout_fraction``): labels from its training episodes, scores on its held-out ones. Also
     writes ``align_metrics.json`` beside the translator; returns the result and those metrics. ``log``: told
     before each stage (see :func:`~flexlam_rl.align.training.run_alignment`); ``idm_ceiling``: also an IDM on every
-    transition of the label pool. Discrete actions add balanced accuracy per budget and the majority-class rate.
+    transition of the label pool. Discrete actions add balanced accuracy per budget and the majority-class rate. A LAM
+    pretrained with action labels (:mod:`flexlam_rl.supervision`) adds ``pretraining_labels``: how many, and whether
+    this translator's labels are the same transitions (a warning when they are not).
     """
     lam_dir = Path(lam_dir)
     out = Path(out) if out else default_translator_dir(lam_dir)
@@ -54,6 +57,17 @@ def align_lam(
     }
     if result.supervised_idm is not None:
         metrics["supervised_idm"] = result.supervised_idm
+    supervised = getattr(lam, "extra", {}).get("supervision")
+    if supervised is not None:  # the LAM was pretrained with action labels: are these the same ones?
+        same = label_digest(pool, result.labels) == supervised["label_digest"]
+        metrics["pretraining_labels"] = {"labels": supervised["labels"], "same": same}
+        if not same:
+            warnings.warn(
+                f"The LAM at {lam_dir} was pretrained with {supervised['labels']} action labels (supervision.fraction="
+                f"{supervised['fraction']}, count={supervised['count']}, seed={supervised['seed']}, heldout_fraction="
+                f"{supervised['heldout_fraction']}, datasets {supervised['datasets']}); this translator's labels are "
+                f"others, so the pipeline used more labels than either count says. Use the same values in labels.* to "
+                f"reuse them.", FlexLAMWarning, stacklevel=2)
     for key in ("balanced", "majority_rate", "eval_classes", "supervised_idm_balanced", "idm_all_labels", "idm_all_labels_balanced"):
         if getattr(result, key) is not None:
             metrics["balanced_by_budget" if key == "balanced" else key] = getattr(result, key)

@@ -44,6 +44,10 @@ def align_from_config(cfg: DictConfig) -> dict[str, Any]:
     if result.idm_all_labels is not None:
         balanced = f" (balanced {result.idm_all_labels_balanced:.3f})" if result.idm_all_labels_balanced is not None else ""
         print(f"ceiling: supervised IDM on every one of the pool's {result.pool_size} transitions: {result.idm_all_labels:.3f}{balanced}")
+    if "pretraining_labels" in metrics:
+        same = metrics["pretraining_labels"]
+        print(f"the LAM was pretrained with {same['labels']} action labels: "
+              + ("these labels are the same transitions" if same["same"] else "these labels are OTHER transitions (more labels in all)"))
     print(f"\ntranslator checkpoint: {metrics['translator']}")
     return metrics
 

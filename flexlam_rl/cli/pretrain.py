@@ -10,6 +10,7 @@ from omegaconf import DictConfig
 from ..data import DataConfig
 from ..distributed import is_main_process
 from ..pretraining import run_pretraining
+from ..supervision import SupervisionConfig
 from ..tables import budget_table, control_table
 from ..train import TrainConfig, lam_config_for
 from ._common import hydra_entry, run_dir, section
@@ -19,6 +20,7 @@ def pretrain_from_config(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     """Parse the ``data``/``lam``/``train`` groups, train or resume in ``out_dir``, print the report."""
     train_cfg = section(TrainConfig, cfg.train, "train")
     data_cfg = section(DataConfig, cfg.data, "data")
+    supervision = section(SupervisionConfig, cfg.get("supervision") or {}, "supervision")
     lam_config_for(cfg.lam, None)  # typos fail before any dataset is opened
     data = data_cfg.load()
     lam_cfg = lam_config_for(cfg.lam, data)
@@ -30,7 +32,7 @@ def pretrain_from_config(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     budgets = list(cfg.eval.budgets) if cfg.eval.budgets else None
     metrics = run_pretraining(out_dir, data, lam_cfg, train_cfg, budgets,
                               run_info={"lam_name": name, "data": {k: v for k, v in vars(data_cfg).items() if k != "datasets"}},
-                              on_check=print_check if main else None)
+                              on_check=print_check if main else None, supervision=supervision)
     if not main:
         return metrics
     if metrics["resumed_from"]:
@@ -44,6 +46,14 @@ def pretrain_from_config(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     print(f"\nwhat the tokens do ({control['transitions']} held-out transitions; {control['changed_fraction']:.1%} of pixels "
           f"change per step; controllability = 1 - own / shuffled on changed pixels, 0 = tokens ignored):")
     print(control_table(control))
+    if "supervision" in metrics:
+        sup = metrics["supervision"]
+        score = "accuracy" if sup["action_space"]["type"] == "discrete" else "R^2"
+        head = f"the first {sup['tokens']} token(s)" if sup["head"] == "first" else "every budget's prefix"
+        checked = f"{sup['action_head']:.3f}" if sup["action_head"] is not None else "n/a (checked transitions store no actions)"
+        print(f"\naction supervision: {sup['labels_trained_on']} of {sup['labels']} labeled transitions trained a head on {head} "
+              f"(weight {sup['weight']}); its {score} on checked transitions: {checked}. flexlam-align with "
+              f"labels.fraction/count, seed and heldout_fraction as in supervision.* uses the same labels.")
     print(f"\nLAM checkpoint: {Path(metrics['lam_dir']).resolve()}")
     return metrics
 
@@ -55,8 +65,8 @@ def print_check(step: int, report: dict[str, Any]) -> None:
     mse = " ".join(f"{v:.5f}" for v in report["mse_checks"].values())
     control = " ".join(f"{v:.2f}" for v in report["controllability"].values())
     print(f"step {step}: checked MSE per k {mse} ({report['mse_transitions']} transitions) | controllability per k {control} "
-          f"and perplexity per slot {' '.join(f'{u:.2f}' for u in report['code_usage'])} ({report['transitions']} of them)",
-          flush=True)
+          f"and perplexity per slot {' '.join(f'{u:.2f}' for u in report['code_usage'])} ({report['transitions']} of them)"
+          + (f" | action head {report['action_head']:.3f}" if report.get("action_head") is not None else ""), flush=True)
 
 
 main = hydra_entry("pretrain", lambda cfg: pretrain_from_config(cfg, run_dir()))
