@@ -40,15 +40,20 @@ class SupervisionConfig:
     """Action labels while the LAM trains (off unless ``fraction`` or ``count`` is set).
 
     ``fraction``/``count``, ``seed`` and ``heldout_fraction`` mean what ``labels.*`` of ``flexlam-align`` mean (the
-    same values select the same transitions). ``head``: ``first`` reads the first ``tokens`` slots, ``prefix`` the
-    example's null-filled prefix at a budget drawn as nested dropout draws it. ``weight`` scales the action loss
-    beside the reconstruction loss; ``batch_size`` labeled transitions are drawn for it each update.
+    same values select the same transitions; ``split_seed``, when set, splits the label datasets' episodes instead of
+    ``seed``, as the benchmark harness splits by its data seed). ``share`` < 1 trains the head on that share of those
+    labels only (a seeded subset: fewer labels in pretraining, none the translator does not also have). ``head``:
+    ``first`` reads the first ``tokens`` slots, ``prefix`` the example's null-filled prefix at a budget drawn as nested
+    dropout draws it. ``weight`` scales the action loss beside the reconstruction loss; ``batch_size`` labeled
+    transitions are drawn for it each update.
     """
 
     fraction: float | None = None
     count: int | None = None
     seed: int = 0
     heldout_fraction: float = 0.1
+    split_seed: int | None = None  # null: seed (as flexlam-align splits)
+    share: float = 1.0  # of the selected labels, the share the head trains on
     datasets: list[str] | None = None  # null: the pretraining datasets (all must store actions)
     head: str = "first"
     tokens: int = 1
@@ -67,6 +72,10 @@ class SupervisionConfig:
         check_int("supervision.seed", self.seed, 0, 2**31 - 1)
         if not isinstance(self.heldout_fraction, (int, float)) or not 0.0 <= self.heldout_fraction < 1.0:
             raise ConfigError(f"supervision.heldout_fraction must be in [0, 1), got {self.heldout_fraction!r}.")
+        if self.split_seed is not None:
+            check_int("supervision.split_seed", self.split_seed, 0, 2**31 - 1)
+        if isinstance(self.share, bool) or not isinstance(self.share, (int, float)) or not 0 < self.share <= 1:
+            raise ConfigError(f"supervision.share must be in (0, 1] (1: every selected label), got {self.share!r}.")
         if self.head not in HEADS:
             raise ConfigError(f"supervision.head must be one of {HEADS}, got {self.head!r}.")
         check_int("supervision.tokens", self.tokens, 1, 64)
@@ -108,7 +117,8 @@ def pretraining_labels(data: TransitionData, cfg: SupervisionConfig) -> Pretrain
     """Select the labels as ``flexlam-align`` would (same pool, same selection) and find them in the training split.
 
     A selected transition that pretraining holds out (``data.split_seed`` or ``validation_fraction`` other than the
-    labels' split) is not trained on; the record says how many were.
+    labels' split), or that ``share`` leaves out, is not trained on; the record says how many were (``labels``: the
+    selection, the translator's; ``labels_trained_on``: what the head read).
     """
     ids = list(dict.fromkeys(cfg.datasets or data.dataset_ids))
     by_id = {s.source_id: s for s in data.train.sources}
@@ -121,9 +131,13 @@ def pretraining_labels(data: TransitionData, cfg: SupervisionConfig) -> Pretrain
         raise DataError(f"Action supervision needs actions, but {bare} store none (video or action-free data). Set "
                         f"supervision.datasets to datasets with actions, or supervision.fraction=null to train without labels.")
     check_actions_agree([by_id[i] for i in ids], [by_id[i] for i in ids])
-    pool = label_pool([by_id[i] for i in ids], cfg.heldout_fraction, cfg.seed)
+    pool = label_pool([by_id[i] for i in ids], cfg.heldout_fraction, cfg.seed if cfg.split_seed is None else cfg.split_seed)
     picked = select_labels(pool, cfg.label_config())
-    wanted = set(pool.names(picked))
+    used = picked
+    if cfg.share < 1:
+        rng = np.random.default_rng([cfg.seed, 1])
+        used = np.sort(rng.choice(picked, size=max(1, int(round(cfg.share * len(picked)))), replace=False))
+    wanted = set(pool.names(used))
     rows = np.array([i for i, name in enumerate(data.train.names(np.arange(len(data.train)))) if name in wanted], np.int64)
     if len(rows) == 0:
         raise DataError(f"None of the {len(picked)} labeled transitions is in the pretraining training split (split "

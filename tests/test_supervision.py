@@ -39,6 +39,12 @@ def test_the_labels_are_the_ones_the_translator_selects(pixels) -> None:
     assert labels.record["labels"] == labels.record["labels_trained_on"] == len(picked) == round(0.1 * len(pool))
     other = pretraining_labels(pixels, dataclasses.replace(cfg, seed=1))
     assert other.record["label_digest"] != labels.record["label_digest"]
+    quarter = pretraining_labels(pixels, dataclasses.replace(cfg, share=0.25))  # a subset of the same labels
+    assert quarter.record["label_digest"] == labels.record["label_digest"]
+    assert set(quarter.rows) < set(labels.rows) and len(quarter.rows) == round(0.25 * len(labels.rows))
+    split = pretraining_labels(pixels, dataclasses.replace(cfg, seed=1, split_seed=0))  # the bench splits by its data seed
+    picked = select_labels(pool, LabelConfig(fraction=0.1, seed=1))
+    assert sorted(pixels.train.names(split.rows)) == sorted(pool.names(picked))
 
 
 def test_supervised_pretraining_learns_the_action_and_the_translator_reuses_its_labels(vector_dataset, tmp_path) -> None:
@@ -109,3 +115,37 @@ def test_supervision_on_data_without_actions_fails_before_anything_is_written(pi
         pretrain(tmp_path / "run", pixels, tiny_lam_config(pixels), TrainConfig(steps=2, **FAST),
                  supervision=SupervisionConfig(fraction=0.1, tokens=9))
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_the_ablation_runs_each_arm_through_the_harness_with_the_translators_labels(tmp_path) -> None:
+    """benchmarks/supervised_pretraining.py at its smoke scale: an arm without labels and one with the head on the first
+    token; the supervised LAMs were pretrained on exactly the labels their translators get, and the report carries the
+    contract's keys for every model."""
+    from conftest import load_benchmark
+
+    from flexlam_rl.align.labels import label_digest
+    from flexlam_rl.bench.run import SeedWork, seed_models
+    from flexlam_rl.sources import cache_root
+
+    ablation = load_benchmark("supervised_pretraining")
+    ablation.run("supervised_smoke", ["none", "first@0.02"], None, "test", tmp_path)
+    result = ablation.report("test", tmp_path)
+    runs = {(r["arm"], r["model"]): r for r in result["runs"]}
+    assert set(runs) == {(arm, model) for arm in ("none", "first@0.02") for model in ("flexlam", "fixed_1", "fixed_2")}
+    for r in runs.values():
+        assert {"task", "label_fraction", "head", "model", "controllability", "translator_balanced_accuracy",
+                "idm_all_labels_balanced_accuracy", "majority_accuracy", "seeds"} <= set(r)
+        assert set(r["controllability"]) == ({"1", "2"} if r["model"] == "flexlam" else {r["model"][-1]})
+    assert runs[("none", "flexlam")]["label_fraction"] == 0.0 and runs[("first@0.02", "flexlam")]["head"] == "first"
+    assert "token_probes" in runs[("first@0.02", "flexlam")]
+    assert set(result["decisions"]) == {"protocol"}  # the head rule reads both heads' arms: no decision from one
+
+    cfg = ablation.arm_config("supervised_smoke", "first@0.02")
+    models, _ = seed_models(cfg, cfg.suites[0], 0, cache_root() / "bench", print)  # what the run trained, from its cache
+    work = SeedWork.prepare(cfg, cfg.suites[0], 0, print)
+    group = work.groups[0]
+    translator_labels = select_labels(group.pool, work.label_config(group, "standard", group.label_count, 0.25))
+    for lam in models.values():
+        assert lam.extra["supervision"]["label_digest"] == label_digest(group.pool, translator_labels)

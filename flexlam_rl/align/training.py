@@ -116,9 +116,16 @@ def run_alignment(
         if discrete:
             result.supervised_idm_balanced = balanced_accuracy(pred, truth)
     if idm_ceiling:
-        every = np.arange(len(pool))
-        say(f"fitting the supervised IDM on every one of the pool's {len(every)} labeled transitions (the ceiling) ...")
-        pred = supervised_idm_predict(train_supervised_idm(lam, embed_transitions(lam, pool, every), spec, align_cfg), scored)
-        result.idm_all_labels = action_score(pred, truth, discrete)
-        result.idm_all_labels_balanced = balanced_accuracy(pred, truth) if discrete else None
+        say(f"fitting the supervised IDM on every one of the pool's {len(pool)} labeled transitions (the ceiling) ...")
+        result.idm_all_labels, result.idm_all_labels_balanced = all_label_idm(lam, pool, scored, spec, align_cfg)
     return result
+
+
+def all_label_idm(lam: FlexLAM, pool: TransitionSet, scored: LabeledSet, spec: dict[str, Any],
+                  align_cfg: AlignConfig) -> tuple[float, float | None]:
+    """A supervised IDM (the LAM's encoder architecture, no pretraining) on every transition of ``pool``, scored on
+    ``scored``: (accuracy or R^2, balanced accuracy or None for Box actions). The ceiling scarce labels are read against."""
+    pred = supervised_idm_predict(train_supervised_idm(lam, embed_transitions(lam, pool, np.arange(len(pool))), spec, align_cfg),
+                                  scored)
+    truth, discrete = scored.actions.numpy(), spec["type"] == "discrete"
+    return action_score(pred, truth, discrete), balanced_accuracy(pred, truth) if discrete else None

@@ -21,6 +21,7 @@ from ..data import TransitionData
 from ..errors import ConfigError
 from ..model import FlexLAM
 from ..runs import latest_checkpoint
+from ..supervision import SupervisionConfig
 from ..train import TrainConfig, pretrain
 
 
@@ -57,17 +58,19 @@ class TrainedLAM:
 
 
 def train_cached(data: TransitionData, lam_cfg: LAMConfig, train_cfg: TrainConfig, cache_root: Path,
-                 snapshot_updates: int | None = None) -> TrainedLAM:
+                 snapshot_updates: int | None = None, supervision: SupervisionConfig | None = None) -> TrainedLAM:
     """Train a LAM, or reuse the run trained with exactly this data/config/seed.
 
     ``snapshot_updates=n`` also keeps the model after n updates (the equal-compute view): a plateau
     run's LR does not depend on its cap, so training to a cap of n and then on is the same trajectory.
-    A run's ``max_steps`` is not part of its key: raising the cap extends a capped run.
+    A run's ``max_steps`` is not part of its key: raising the cap extends a capped run. ``supervision`` (action labels
+    while it trains) is part of the key when given.
     """
     train_record = {k: v for k, v in asdict(train_cfg).items() if k not in ("max_steps", "progress")}
     key = config_hash({"datasets": data.dataset_ids, "lam": lam_key_record(lam_cfg), "train": train_record,
                        "heldout": [len(data.train), len(data.heldout)], **numerics_key(),
-                       **({"validation": len(data.validation)} if data.validation is not None else {})})
+                       **({"validation": len(data.validation)} if data.validation is not None else {}),
+                       **({"supervision": asdict(supervision)} if supervision is not None else {})})
     run_dir = cache_root / key
     done, snap_dir = run_dir / "done.json", run_dir / f"lam_at_{snapshot_updates}"
     record = read_json(done, "run summary") if done.is_file() else None
@@ -80,12 +83,13 @@ def train_cached(data: TransitionData, lam_cfg: LAMConfig, train_cfg: TrainConfi
         last = latest_checkpoint(run_dir)
         if last is not None and int(json.loads((last / "state.json").read_text())["step"]) > snapshot_updates:
             shutil.rmtree(run_dir)  # trained past the snapshot before it was asked for: the only way back is again
-        result = pretrain(run_dir, data, lam_cfg, replace(train_cfg, until_plateau=True, max_steps=snapshot_updates))
+        result = pretrain(run_dir, data, lam_cfg, replace(train_cfg, until_plateau=True, max_steps=snapshot_updates),
+                          supervision=supervision)
         if result.step >= snapshot_updates:  # it did not plateau first
             FlexLAM.load(result.lam_dir).save(snap_dir, extra={"updates": result.step, "wall_s": result.wall_time_s})
         finished = False
     if not finished:
-        result = pretrain(run_dir, data, lam_cfg, train_cfg)
+        result = pretrain(run_dir, data, lam_cfg, train_cfg, supervision=supervision)
         record = {"updates": result.step, "samples": result.step * train_cfg.batch_size, "wall_s": result.wall_time_s,
                   "plateaued": bool(result.plateaued), "max_steps": train_cfg.total_steps, "curve": result.curve,
                   "run_dir": str(run_dir)}

@@ -33,7 +33,8 @@ from typing import Any
 import numpy as np
 
 from .._version import NUMERICS_VERSION
-from ..align import AlignConfig, LabelConfig, embed_transitions, label_and_eval_sets, run_alignment
+from ..align import AlignConfig, LabelConfig, action_spec, embed_transitions, label_and_eval_sets, run_alignment
+from ..align.training import all_label_idm
 from ..checkpoint import atomic_write_json, read_json
 from ..collect import ensure_dataset
 from ..config import LAMConfig
@@ -46,6 +47,7 @@ from ..inspect import prediction_gif
 from ..latent_bc import LatentBCTrainConfig, evaluate_latent_bc, train_latent_bc
 from ..media import write_gif
 from ..model import FlexLAM
+from ..supervision import SupervisionConfig
 from ..train import TrainConfig, update_flops
 from .cache import config_hash, numerics_key, ppo_cached, train_cached, translator_dir
 from .report import code_record, jsonable, protocol_key, versions, write_reports
@@ -53,6 +55,7 @@ from .spec import METRICS, BenchConfig, SuiteSpec
 
 EVAL_SEED_BASE = 100_000  # latent BC episodes of seed s reset with EVAL_SEED_BASE + 1000 s + i: never a data episode
 GIF_EPISODE_SEED = 7  # the one rollout drawn into each GIF
+PROBE_SEED_BASE = 900_000  # token probe rollouts of seed s reset with PROBE_SEED_BASE + 1000 s + i: never a data episode
 PPO_ALGO_KWARGS = {"n_steps": 64, "batch_size": 128}  # short PPO runs: update often
 
 
@@ -86,15 +89,16 @@ def model_at(method: str, k: int) -> str:
     return "flexlam" if method == "flexlam" else f"fixed_{k}"
 
 
-def train_models(cfg: BenchConfig, data: Any, train_cfg: TrainConfig, cache_root: Path,
-                 log: Callable[[str], None], fixed: bool = True) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+def train_models(cfg: BenchConfig, data: Any, train_cfg: TrainConfig, cache_root: Path, log: Callable[[str], None],
+                 fixed: bool = True, supervision: SupervisionConfig | None = None,
+                 ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     """Train (or reuse) every LAM of one seed: ``({view: {model_name: FlexLAM}}, {model_name: cost record})``;
-    only the FlexLAM without ``fixed``."""
+    only the FlexLAM without ``fixed``; every one with the same action labels in pretraining when ``supervision``."""
     variants = lam_variants(cfg, data.obs_shape, data.is_image, data.preprocess)
     configs = {name: train_cfg if name == "flexlam" else replace(train_cfg, prefix_samples=1) for name in variants}
     flops = {name: update_flops(lam_cfg, data, configs[name]) for name, lam_cfg in variants.items()}
     log("LAM flexlam")
-    flexlam = train_cached(data, variants["flexlam"], configs["flexlam"], cache_root)
+    flexlam = train_cached(data, variants["flexlam"], configs["flexlam"], cache_root, supervision=supervision)
     budget = flexlam.info["updates"] * flops["flexlam"]  # the equal-compute view splits this over the fixed LAMs
     models = {"equal_updates": {"flexlam": flexlam.lam}, "equal_compute": {"flexlam": flexlam.lam}}
     records = {"flexlam": _cost(flexlam.info, flops["flexlam"])}
@@ -102,7 +106,7 @@ def train_models(cfg: BenchConfig, data: Any, train_cfg: TrainConfig, cache_root
         name = f"fixed_{k}"
         share = max(1, int(budget / len(cfg.budgets) / flops[name]))
         log(f"LAM {name} (equal-compute share: {share} updates)")
-        trained = train_cached(data, variants[name], configs[name], cache_root, snapshot_updates=share)
+        trained = train_cached(data, variants[name], configs[name], cache_root, snapshot_updates=share, supervision=supervision)
         models["equal_updates"][name] = trained.lam
         models["equal_compute"][name] = trained.snapshot or trained.lam
         records[name] = _cost(trained.info, flops[name])
@@ -115,11 +119,10 @@ def seed_models(cfg: BenchConfig, suite: SuiteSpec, seed: int, cache_root: Path,
     """One seed's equal-updates models (``{"flexlam": ..., "fixed_k": ...}``; just the FlexLAM with
     ``flexlam_only``) and its data, for analyses after a benchmark run: what the run trained comes from the
     cache (anything missing is trained, by the same rule and under the same cache key)."""
-    ids = collect_suite(suite, cfg.data_seed)
-    data = suite_data(cfg, [i for task in suite.tasks for i in ids[task].values()])
+    work = SeedWork.prepare(cfg, suite, seed, log)
     train_cfg = TrainConfig(**{**cfg.train, "seed": seed, "progress": False})
-    models, _ = train_models(cfg, data, train_cfg, cache_root, log, fixed=not flexlam_only)
-    return models["equal_updates"], data
+    models, _ = train_models(cfg, work.data, train_cfg, cache_root, log, fixed=not flexlam_only, supervision=work.supervision())
+    return models["equal_updates"], work.data
 
 
 def suite_data(cfg: BenchConfig, dataset_ids: list[str]) -> Any:
@@ -143,7 +146,7 @@ def run_seed(cfg: BenchConfig, suite: SuiteSpec, seed: int, cache_root: Path, gi
     """
     work = SeedWork.prepare(cfg, suite, seed, lambda msg: log(f"  [{suite.name} seed {seed}] {msg}"))
     train_cfg = TrainConfig(**{**cfg.train, "seed": seed, "progress": False})
-    models, records = train_models(cfg, work.data, train_cfg, cache_root, work.say)
+    models, records = train_models(cfg, work.data, train_cfg, cache_root, work.say, supervision=work.supervision())
 
     distinct = {id(lam): lam for view in models.values() for lam in view.values()}  # a fixed LAM may stand in both views
     with_ppo = {id(lam) for lam in models["equal_updates"].values()} if suite.ppo else set()  # secondary: one view only
@@ -170,6 +173,8 @@ def run_seed(cfg: BenchConfig, suite: SuiteSpec, seed: int, cache_root: Path, gi
                                                                  for name, lam in models["equal_updates"].items()},
             "copy_baseline": flex_scores["copy_baseline"], "labels": {"count": work.label_count, "pool": len(work.data.train)},
             **({"majority_rate": flex_scores["majority_rate"]} if "majority_rate" in flex_scores else {}),
+            **({"idm_all_labels": work.idm_ceiling(models["equal_updates"]["flexlam"])} if cfg.idm_ceiling is not None else {}),
+            **({"token_probes": work.token_probes(models["equal_updates"])} if suite.token_probes else {}),
             **({"baselines": work.baselines(models["equal_updates"]["flexlam"])} if work.bc_set is not None else {})}
 
 
@@ -232,6 +237,41 @@ class SeedWork:
     @property
     def label_count(self) -> int:
         return sum(group.label_count for group in self.groups)
+
+    def supervision(self) -> SupervisionConfig | None:
+        """The scale's action labels in pretraining: this seed's standard labels at ``label_fraction``, the ones its
+        translators get (``share`` < 1: a subset of them), so pretraining adds no labels."""
+        if self.cfg.supervision is None:
+            return None
+        if len(self.groups) != 1:
+            raise ConfigError(f"scale.supervision needs a suite whose tasks share one action space; {self.suite.name} has "
+                              f"{len(self.groups)} ({[g.tasks for g in self.groups]}): give each its own suite.")
+        group = self.groups[0]
+        return SupervisionConfig(**self.cfg.supervision, count=min(group.label_count, len(group.pool)), seed=self.seed,
+                                 heldout_fraction=self.cfg.heldout_fraction, split_seed=self.cfg.data_seed,
+                                 datasets=[i for task in group.tasks for i in self.ids[task].values()])
+
+    def token_probes(self, models: dict[str, FlexLAM]) -> dict[str, Any]:
+        """What each model's first tokens read on fresh rollouts of the stress task: the action or the distractors
+        (:func:`~flexlam_rl.probes.token_probes`; FlexLAM at every budget, each fixed LAM at its K)."""
+        from ..probes import probe_rollouts, token_probes
+
+        flexlam = models["flexlam"]
+        rollouts = probe_rollouts(self.suite.stress_task, flexlam, seed=PROBE_SEED_BASE + self.seed * 1000)
+        fixed = {name: lam for name, lam in models.items() if name != "flexlam"}
+        return token_probes(flexlam, rollouts, fixed, self.cfg.budgets, seed=self.seed)
+
+    def idm_ceiling(self, lam: FlexLAM) -> dict[str, Any] | list[dict[str, Any]]:
+        """Per alignment group, a supervised IDM on every transition of its label pool, scored on its evaluation set
+        (``score``: accuracy or R^2; ``balanced``: Discrete actions); one dict for a single group."""
+        align_cfg = AlignConfig(**{**self.cfg.translator, **(self.cfg.idm_ceiling or {}), "seed": self.seed})
+        out = []
+        for group in self.groups:
+            spec = action_spec(group.pool.sources[int(group.pool.source_index[0])].action_space)
+            scored = embed_transitions(lam, group.eval_set, np.arange(len(group.eval_set)))
+            score, balanced = all_label_idm(lam, group.pool, scored, spec, align_cfg)
+            out.append({"score": score, **({"balanced": balanced} if balanced is not None else {})})
+        return out[0] if len(out) == 1 else out
 
     def score(self, lam: FlexLAM, ppo: bool = False) -> ScoredModel:
         """Every metric of one LAM at the budgets it stands for (all of them for FlexLAM, its K for a fixed LAM)."""
@@ -379,8 +419,8 @@ def _fmt(scores: dict[int, float]) -> str:
 
 # Settings added after results were saved: at these values they are left out of the key, so those results still match.
 LATER_DEFAULTS = {"label_fractions": None, "low_return_quantiles": None, "validation_fraction": 0.0, "diagnostics": False,
-                  "diagnostic_transitions": 1024}
-LATER_SUITE_DEFAULTS = {"max_episode_steps": None, "protocols": None}  # the same, for a suite's settings
+                  "diagnostic_transitions": 1024, "supervision": None, "idm_ceiling": None}
+LATER_SUITE_DEFAULTS = {"max_episode_steps": None, "protocols": None, "token_probes": False}  # the same, for a suite's settings
 NOT_IN_KEY = ("seeds", "name", "suites", "gif_seed", "date_fixed", "confirm", "prediction_gifs", "margins", "primary",
               "exploration_seeds")  # results never depend on these
 

@@ -43,6 +43,9 @@ class SuiteSpec:
     ppo: bool = True
     max_episode_steps: int | None = None  # cap on data, latent BC and PPO episodes (None: the task's own)
     protocols: list[str] | None = None  # label protocols for this suite (None: the scale's); low_return needs returns
+    # also probe each model's first tokens for the action and for the distractors (flexlam_rl.probes; a stress task with
+    # action-independent state: point-reach-pixels-d*, minigrid-dynamic); seed files: token_probes
+    token_probes: bool = False
 
     def __post_init__(self) -> None:
         if self.stress_task not in self.tasks:
@@ -121,6 +124,13 @@ class BenchConfig:
     # also score changed-pixel error and controllability per budget (METRICS recon_changed, controllability)
     diagnostics: bool = False
     diagnostic_transitions: int = 1024  # held-out transitions the diagnostics read (a fixed sample per seed)
+    # action labels while every LAM trains (flexlam_rl.supervision: head, tokens, weight, batch_size, share); the harness
+    # sets the rest so the labels are the standard translator's at label_fraction (a suite with one action space only)
+    supervision: dict[str, Any] | None = None
+    # also a supervised IDM on every transition of the label pool, once per seed and alignment group: the ceiling
+    # alignment is read against (seed files: idm_all_labels); its AlignConfig settings over the translator's ({}: the
+    # translator's own, e.g. {steps: 2000} for an IDM trained longer than a translator)
+    idm_ceiling: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self.suites = [s if isinstance(s, SuiteSpec) else parse_config(SuiteSpec, s, "scale.suites[]") for s in self.suites]
@@ -141,6 +151,14 @@ class BenchConfig:
                 raise ConfigError(f"confirm cells need suite (one of this scale's), metric ({', '.join(METRICS)}), protocol, k "
                                   f"and view; got {cell}.")
         self._check_primary()
+        if self.supervision is not None:
+            from ..supervision import SupervisionConfig
+
+            set_by_harness = {"fraction", "count", "seed", "heldout_fraction", "split_seed", "datasets"} & set(self.supervision)
+            if set_by_harness:
+                raise ConfigError(f"scale.supervision sets {sorted(set_by_harness)}, which the harness sets (the standard "
+                                  f"labels at label_fraction); give head, tokens, weight, batch_size or share.")
+            SupervisionConfig.from_dict({**self.supervision, "count": 1})  # bad values fail before any data is collected
         if not 0 <= self.validation_fraction < 1:
             raise ConfigError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}.")
         for value in [self.low_return_quantile, *(self.low_return_quantiles or [])]:
