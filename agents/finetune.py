@@ -21,11 +21,11 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import FlattenExtractor
 from torch import nn
 
+from flexlam_rl.act.latent_bc import LatentBCPolicy
 from flexlam_rl.align import Translator
 from flexlam_rl.checkpoint import origin, read_json
 from flexlam_rl.errors import ConfigError
-from flexlam_rl.latent_bc import LatentBCPolicy
-from flexlam_rl.model import FlexLAM
+from flexlam_rl.model.lam import FlexLAM
 
 
 def check_init_from(init_from: str | Path, lam: FlexLAM, translator_dir: str | Path) -> dict[str, Any]:
@@ -124,6 +124,6 @@ class _FrozenEmbedding(nn.Module):
             parameter.requires_grad_(False)
 
     def forward(self, codes: torch.Tensor, prefix_len: int) -> torch.Tensor:
-        from flexlam_rl.model import null_fill
+        from flexlam_rl.model.lam import null_fill
 
         return null_fill(self.token_proj(codes) + self.slot_embed, prefix_len, self.null_latent)

@@ -9,14 +9,14 @@ import torch
 from stable_baselines3.common.preprocessing import is_image_space
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 
-from flexlam_rl.nets import ConvEncoder
+from flexlam_rl.model.nets import ConvEncoder
 
 SMALL_CNN_CHANNELS = (32, 64, 64)
 NATURE_CNN_MIN_SIZE = 36  # SB3's NatureCNN needs frames of at least 36 px
 
 
 class SmallCNN(BaseFeaturesExtractor):
-    """flexlam-rl's :class:`~flexlam_rl.nets.ConvEncoder` as an SB3 feature extractor, for frames NatureCNN rejects;
+    """flexlam-rl's :class:`~flexlam_rl.model.nets.ConvEncoder` as an SB3 feature extractor, for frames NatureCNN rejects;
     with ``channels=(16, 32, 64)`` it is a latent BC policy's encoder (an agent from scratch with the same network
     as one fine-tuned from latent BC)."""
 

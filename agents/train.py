@@ -1,7 +1,7 @@
 """SB3 agents acting in latent-action space (or in the raw action space, as the reference).
 
 Read top to bottom: build the vectorized env (the task's preprocessed sub-envs, then the
-batched :class:`~flexlam_rl.wrappers.LatentActionVecEnv`), build PPO/A2C, learn with an
+batched :class:`~flexlam_rl.act.wrappers.LatentActionVecEnv`), build PPO/A2C, learn with an
 EvalCallback and TensorBoard, save the SB3 zip, write a GIF of one evaluation episode.
 """
 
@@ -18,7 +18,7 @@ from flexlam_rl.checkpoint import atomic_path, atomic_write_json
 from flexlam_rl.config import check_int, check_optional_positive_int, check_positive_ints, is_int
 from flexlam_rl.errors import ConfigError
 from flexlam_rl.media import write_gif
-from flexlam_rl.runs import default_translator_dir
+from flexlam_rl.pretrain.runs import default_translator_dir
 
 ALGOS = ("ppo", "a2c")
 SPACES = ("latent", "raw")
@@ -80,10 +80,10 @@ class AgentConfig:
         another LAM or frame shape, before any env is built (reads checkpoints only)."""
         if self.space != "latent":
             return
+        from flexlam_rl.act.wrappers import check_translator_fits
         from flexlam_rl.align import Translator
         from flexlam_rl.checkpoint import read_json
-        from flexlam_rl.model import FlexLAM
-        from flexlam_rl.wrappers import check_translator_fits
+        from flexlam_rl.model.lam import FlexLAM
 
         lam = FlexLAM.load(self.lam_dir)
         check_translator_fits(Translator.load(self.translator_path), lam)
@@ -116,10 +116,10 @@ class AgentResult:
 def agent_baselines(cfg: AgentConfig):
     """Random actions and the task's scripted expert over ``eval_episodes`` episodes of the evaluation env's base (the
     LAM's frames or the task's, real actions, the same step cap): what the agent's return is read against."""
-    from flexlam_rl.baselines import baseline_returns
+    from flexlam_rl.act.baselines import baseline_returns
+    from flexlam_rl.act.wrappers import lam_env
     from flexlam_rl.envs import task_at_frame_size
-    from flexlam_rl.model import FlexLAM
-    from flexlam_rl.wrappers import lam_env
+    from flexlam_rl.model.lam import FlexLAM
 
     if cfg.space == "latent":
         env = lam_env(cfg.env, FlexLAM.load(cfg.lam_dir), max_episode_steps=cfg.max_episode_steps)
@@ -138,10 +138,10 @@ def make_vec_env(cfg: AgentConfig, n_envs: int, seed: int, training: bool = Fals
     from stable_baselines3.common.preprocessing import is_image_space
     from stable_baselines3.common.vec_env import VecFrameStack, VecTransposeImage
 
+    from flexlam_rl.act.wrappers import lam_env
     from flexlam_rl.envs import task_at_frame_size
     from flexlam_rl.envs.pixels import end_episodes_on_life_loss
-    from flexlam_rl.model import FlexLAM
-    from flexlam_rl.wrappers import lam_env
+    from flexlam_rl.model.lam import FlexLAM
 
     from .vec_env import LatentActionVecEnv, VecTokenCost
 

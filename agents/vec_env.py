@@ -7,21 +7,21 @@ from pathlib import Path
 import numpy as np
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
+from flexlam_rl.act.wrappers import LatentTranslation, check_token_cost, tokens_used
 from flexlam_rl.align import Translator
 from flexlam_rl.errors import FlexLAMError
-from flexlam_rl.model import FlexLAM
-from flexlam_rl.wrappers import LatentTranslation, check_token_cost, tokens_used
+from flexlam_rl.model.lam import FlexLAM
 
 
 class LatentActionVecEnv(VecEnvWrapper):
     """All sub-envs' tokens ``[n_envs, k]`` go through the translator in one batch.
 
     ``prefix_len="adaptive"``: each action is K tokens plus a length choice (see
-    :class:`~flexlam_rl.wrappers.AdaptiveLatentActionWrapper`); ``infos[i]["prefix_len"]`` says how many
+    :class:`~flexlam_rl.act.wrappers.AdaptiveLatentActionWrapper`); ``infos[i]["prefix_len"]`` says how many
     tokens each sub-env used, and :class:`VecTokenCost` puts a price on them.
 
     The sub-envs must already give the LAM's observations (build them from the task, or with
-    :func:`flexlam_rl.wrappers.match_lam_observations`).
+    :func:`flexlam_rl.act.wrappers.match_lam_observations`).
     """
 
     def __init__(self, venv: VecEnv, lam: FlexLAM | str | Path, translator: Translator | str | Path,
@@ -31,7 +31,7 @@ class LatentActionVecEnv(VecEnvWrapper):
         if getattr(venv.observation_space, "shape", None) != tuple(expected):
             raise FlexLAMError(
                 f"Sub-env observations {venv.observation_space} do not match the LAM's {expected}; "
-                f"build the sub-envs with flexlam_rl.wrappers.match_lam_observations (or the task's pixel env)."
+                f"build the sub-envs with flexlam_rl.act.wrappers.match_lam_observations (or the task's pixel env)."
             )
         self.translation.check_env_action_space(venv.action_space)
         super().__init__(venv, action_space=self.translation.action_space())
@@ -56,7 +56,7 @@ class LatentActionVecEnv(VecEnvWrapper):
 
 
 class VecTokenCost(VecEnvWrapper):
-    """The SB3 form of :class:`~flexlam_rl.wrappers.TokenCost`: ``token_cost * infos[i]["prefix_len"]`` off
+    """The SB3 form of :class:`~flexlam_rl.act.wrappers.TokenCost`: ``token_cost * infos[i]["prefix_len"]`` off
     each sub-env's reward."""
 
     def __init__(self, venv: VecEnv, token_cost: float):

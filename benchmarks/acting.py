@@ -144,7 +144,7 @@ def check_models(record_path: Path, run: Path, env: dict[str, str]) -> None:
     """Record the task's LAM and translator digests with the first unit; later sessions must match them."""
     from flexlam_rl.align import Translator
     from flexlam_rl.checkpoint import atomic_write_json, read_json, weights_digest
-    from flexlam_rl.model import FlexLAM
+    from flexlam_rl.model.lam import FlexLAM
 
     translator = Translator.load(run / "translator")
     align = read_json(run / "align_metrics.json", "alignment metrics")
@@ -175,11 +175,12 @@ def latent_bc_unit(spec: TaskSpec, run: Path, variant: str, seed: int, work: Pat
                    bc_overrides: dict[str, Any], units: Path) -> dict[str, Any]:
     """One latent BC seed of one variant: its returns per budget (the default variant also its baselines and the
     saved policy that fine-tuning starts from, with its weight digest). Committed as JSON."""
+    from flexlam_rl.act.latent_bc import LatentBCPolicy, LatentBCTrainConfig, evaluate_latent_bc, train_latent_bc
+    from flexlam_rl.act.pipeline import run_latent_bc
     from flexlam_rl.align import Translator
     from flexlam_rl.checkpoint import atomic_write_json, weights_digest
-    from flexlam_rl.data import load_transitions
-    from flexlam_rl.latent_bc import LatentBCPolicy, LatentBCTrainConfig, evaluate_latent_bc, run_latent_bc, train_latent_bc
-    from flexlam_rl.model import FlexLAM
+    from flexlam_rl.data.transitions import load_transitions
+    from flexlam_rl.model.lam import FlexLAM
 
     folder = work / spec.task / "bc" / variant / f"s{seed}"
     done = unit_file(units, spec.task, "bc", variant, seed)
@@ -210,10 +211,10 @@ def latent_bc_unit(spec: TaskSpec, run: Path, variant: str, seed: int, work: Pat
 def policy_folder(spec: TaskSpec, run: Path, seed: int, work: Path, unit: dict[str, Any]) -> Path:
     """The default latent BC policy of one seed, which fine-tuning starts from; retrained from its unit's settings
     where this machine lacks it, and refused unless it is the same policy (weight digest)."""
+    from flexlam_rl.act.latent_bc import LatentBCTrainConfig, train_latent_bc
     from flexlam_rl.checkpoint import weights_digest
-    from flexlam_rl.data import load_transitions
-    from flexlam_rl.latent_bc import LatentBCTrainConfig, train_latent_bc
-    from flexlam_rl.model import FlexLAM
+    from flexlam_rl.data.transitions import load_transitions
+    from flexlam_rl.model.lam import FlexLAM
 
     folder = work / spec.task / "bc" / "default" / f"s{seed}" / "policy"
     if (folder / "model.safetensors").is_file():
@@ -294,7 +295,7 @@ def holm(p_values: dict[str, float], level: float = 0.05) -> dict[str, bool]:
 
 def report(specs: list[TaskSpec], units: Path, out: Path, protocol: dict[str, Any], command: str) -> dict[str, Any]:
     """results.json, results.md and curves.png from the committed units (every unit must be there)."""
-    from flexlam_rl.baselines import normalized_score
+    from flexlam_rl.act.baselines import normalized_score
     from flexlam_rl.bench.report import versions
     from flexlam_rl.checkpoint import atomic_write_bytes, atomic_write_json
 

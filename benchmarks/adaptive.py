@@ -42,10 +42,10 @@ BC_TOLS = (0.05, 0.2, 1.0)
 
 def rate_distortion_rows(out: Path) -> dict[str, Any]:
     """Part 1: the benchmark's seed-0 models, straight from its cache (everything there is reused, nothing retrained)."""
-    from flexlam_rl.analysis import rate_distortion, rate_distortion_figures
     from flexlam_rl.bench.run import seed_models
     from flexlam_rl.bench.spec import load_scale
-    from flexlam_rl.sources import cache_root
+    from flexlam_rl.data.sources import cache_root
+    from flexlam_rl.evaluate.analysis import rate_distortion, rate_distortion_figures
 
     bench = load_scale("default")
     results = {}
@@ -84,9 +84,9 @@ def token_cost_rows(qs_run: Path, seeds: list[int], steps: int, runs: Path) -> l
 
 def latent_bc_rows(qs_run: Path, seeds: list[int]) -> dict[str, Any]:
     """Part 3: latent BC on Empty's action-free expert data, fixed k vs adaptive-length targets."""
+    from flexlam_rl.act.latent_bc import LatentBCTrainConfig, evaluate_adaptive_latent_bc, evaluate_latent_bc, train_latent_bc
     from flexlam_rl.align import Translator
-    from flexlam_rl.data import load_transitions
-    from flexlam_rl.latent_bc import LatentBCTrainConfig, evaluate_adaptive_latent_bc, evaluate_latent_bc, train_latent_bc
+    from flexlam_rl.data.transitions import load_transitions
 
     lam, translator = FlexLAM.load(qs_run / "lam"), Translator.load(qs_run / "translator")
     expert = load_transitions(["flexlam/minigrid-empty/expert-v0"], 0.0, 0).train

@@ -17,11 +17,11 @@ import torch
 
 from flexlam_rl import FlexLAM, LAMConfig, __version__
 from flexlam_rl.checkpoint import atomic_write_bytes, atomic_write_json
-from flexlam_rl.collect import ensure_dataset
-from flexlam_rl.data import load_transitions
-from flexlam_rl.evaluate import reconstruction_by_budget
+from flexlam_rl.data.collect import ensure_dataset
+from flexlam_rl.data.transitions import load_transitions
+from flexlam_rl.evaluate.reconstruction import reconstruction_by_budget
+from flexlam_rl.pretrain.train import TrainConfig, pretrain
 from flexlam_rl.tables import budget_table
-from flexlam_rl.train import TrainConfig, pretrain
 
 QUICKSTART_DATA = [  # the quickstart's pretraining data (configs/quickstart.yaml)
     {"behaviour": "noisy", "epsilon": 0.5, "episodes": 150, "seed": 1000},

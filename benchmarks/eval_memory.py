@@ -3,8 +3,8 @@
     python benchmarks/eval_memory.py [--rounds 3] [--threads 2] [--out benchmarks/results/eval_memory]
 
 A held-out check of ``flexlam-pretrain`` (and of every benchmark model) scores 512 transitions per budget
-(:func:`flexlam_rl.evaluate.reconstruction_by_budget`) and decodes 256 with own, shuffled and null tokens
-(:func:`flexlam_rl.diagnosis.controllability`). On the games-size LAM (lam=games, Breakout 64x64 grayscale) these
+(:func:`flexlam_rl.evaluate.reconstruction.reconstruction_by_budget`) and decodes 256 with own, shuffled and null tokens
+(:func:`flexlam_rl.evaluate.diagnosis.controllability`). On the games-size LAM (lam=games, Breakout 64x64 grayscale) these
 calls used to decode 256 and 2176 frames at a time: activations of 60-570 MB, which glibc maps fresh from the
 kernel on every call. Settings, each in its own process (the allocator setting cannot be undone in a process):
 
@@ -62,14 +62,14 @@ def child(calls: str, keep: bool, rounds: int, threads: int, root: Path) -> dict
 
     torch.set_num_threads(threads)
     from flexlam_rl import FlexLAM, LAMConfig
-    from flexlam_rl import model as model_module
-    from flexlam_rl.collect import ensure_dataset
-    from flexlam_rl.data import load_transitions
-    from flexlam_rl.diagnosis import controllability
-    from flexlam_rl.evaluate import reconstruction_by_budget
-    from flexlam_rl.plateau import heldout_subset
+    from flexlam_rl.data.collect import ensure_dataset
+    from flexlam_rl.data.transitions import load_transitions
+    from flexlam_rl.evaluate.diagnosis import controllability
+    from flexlam_rl.evaluate.reconstruction import reconstruction_by_budget
+    from flexlam_rl.model import lam as model_module
+    from flexlam_rl.pretrain.plateau import heldout_subset
+    from flexlam_rl.pretrain.train import CONTROL_TRANSITIONS, TrainConfig, lam_config_for, lam_preset, pretrain
     from flexlam_rl.runtime import keep_freed_memory
-    from flexlam_rl.train import CONTROL_TRANSITIONS, TrainConfig, lam_config_for, lam_preset, pretrain
 
     if keep:
         assert keep_freed_memory(), "glibc's mallopt is not available here"

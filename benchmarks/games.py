@@ -8,7 +8,7 @@
 
 Per game, action-labelled data is collected once (Atari: an epsilon-0.5 noised scripted expert; Procgen: random
 actions held about 4 steps), then per variant and seed one FlexLAM (K = 8) is trained for ``--steps`` updates and
-scored on held-out episodes: code usage per slot, controllability per budget (:func:`flexlam_rl.diagnosis.controllability`),
+scored on held-out episodes: code usage per slot, controllability per budget (:func:`flexlam_rl.evaluate.diagnosis.controllability`),
 a probe from tokens to the true action, and the translator's accuracy from 2% labels per budget against a supervised
 IDM trained on the same labels (with both confusion matrices). Variants (LAM configs; frames 64x64, Atari grayscale):
 
@@ -26,7 +26,7 @@ IDM trained on the same labels (with both confusion matrices). Variants (LAM con
 - ``spread_saturation``, ``changed_spread_saturation``: ``spread`` and ``changed_spread`` plus the saturation penalty
   (added after ``spread_decay`` also left Breakout's decoder ignoring its codes, with most values past the margin);
 - ``norm``, ``changed_norm``: ``base`` and ``changed`` with each slot's encoder values standardized over the batch
-  before FSQ (``lam.code_norm=true``, :class:`flexlam_rl.quantize.CodeNorm`); added on 2026-12-01 after
+  before FSQ (``lam.code_norm=true``, :class:`flexlam_rl.model.quantize.CodeNorm`); added on 2026-12-01 after
   ``games_trace.py`` showed a fresh encoder's values spreading ~0.003 over transitions against bins ~0.3 wide;
 - ``stack_norm``: ``norm`` with two stacked frames as o_t, the newest predicted; added on 2026-12-01 after ``norm``
   left BigFish's and StarPilot's codes unused (``results/games``), measured on them with ``changed_norm`` under
@@ -98,15 +98,15 @@ import torch
 from flexlam_rl.align import AlignConfig, LabelConfig, label_and_eval_sets, run_alignment
 from flexlam_rl.bench.cache import train_cached
 from flexlam_rl.checkpoint import atomic_write_bytes, atomic_write_json, read_json
-from flexlam_rl.collect import ensure_dataset
-from flexlam_rl.data import load_transitions
-from flexlam_rl.diagnosis import COLLAPSED_PERPLEXITY, action_probe, controllability, sample
+from flexlam_rl.data.collect import ensure_dataset
+from flexlam_rl.data.sources import cache_root
+from flexlam_rl.data.transitions import load_transitions
 from flexlam_rl.envs import get_task
+from flexlam_rl.evaluate.diagnosis import COLLAPSED_PERPLEXITY, action_probe, controllability, sample
 from flexlam_rl.metrics import balanced_accuracy, majority_rate
-from flexlam_rl.model import null_fill
-from flexlam_rl.sources import cache_root
+from flexlam_rl.model.lam import null_fill
+from flexlam_rl.pretrain.train import TrainConfig, lam_config_for
 from flexlam_rl.tables import at_budget, markdown_table
-from flexlam_rl.train import TrainConfig, lam_config_for
 
 # game -> (behaviour, episodes, epsilon, max episode steps) of the LAM's action-free (here: labelled) data
 GAME_DATA = {

@@ -20,13 +20,13 @@ import gymnasium as gym
 import numpy as np
 
 from flexlam_rl import __version__
-from flexlam_rl.baselines import normalized_score
+from flexlam_rl.act.baselines import normalized_score
+from flexlam_rl.act.latent_bc import rollout_returns
 from flexlam_rl.bench.report import latent_bc_cells, saved_seeds
 from flexlam_rl.bench.run import EVAL_SEED_BASE
 from flexlam_rl.checkpoint import atomic_write_json
 from flexlam_rl.envs import get_task, make_behaviour
 from flexlam_rl.envs.pixels import ATARI_LEGACY, apply_preprocess, ensure_env_registered, raw_env_kwargs
-from flexlam_rl.latent_bc import rollout_returns
 
 RESULTS = Path("benchmarks/results/games_bench")
 

@@ -22,9 +22,9 @@ import torch
 
 from flexlam_rl import FlexLAM
 from flexlam_rl.checkpoint import atomic_write_bytes, atomic_write_json, read_json
-from flexlam_rl.data import eval_batches, load_transitions
-from flexlam_rl.diagnosis import sample
-from flexlam_rl.model import SATURATION_MARGIN
+from flexlam_rl.data.transitions import eval_batches, load_transitions
+from flexlam_rl.evaluate.diagnosis import sample
+from flexlam_rl.model.lam import SATURATION_MARGIN
 from flexlam_rl.tables import at_budget, markdown_table
 
 

@@ -37,8 +37,8 @@ from games import ALIGN, GAME_DATA, VARIANTS, game_data, train_variant
 
 from flexlam_rl.align import AlignConfig, LabelConfig, label_and_eval_sets, run_alignment
 from flexlam_rl.checkpoint import atomic_write_bytes, atomic_write_json, read_json
-from flexlam_rl.data import TransitionData, TransitionSet, load_transitions
-from flexlam_rl.sources import cache_root
+from flexlam_rl.data.sources import cache_root
+from flexlam_rl.data.transitions import TransitionData, TransitionSet, load_transitions
 from flexlam_rl.tables import markdown_table
 
 GAME = "procgen-bigfish"

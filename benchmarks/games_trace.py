@@ -24,11 +24,11 @@ from games_collapse import encoder_values
 
 from flexlam_rl import FlexLAM
 from flexlam_rl.checkpoint import atomic_write_bytes, atomic_write_json
-from flexlam_rl.data import load_transitions
-from flexlam_rl.diagnosis import sample
-from flexlam_rl.sources import cache_root
+from flexlam_rl.data.sources import cache_root
+from flexlam_rl.data.transitions import load_transitions
+from flexlam_rl.evaluate.diagnosis import sample
+from flexlam_rl.pretrain.train import TrainConfig, build_lam, lam_config_for, pretrain
 from flexlam_rl.tables import at_budget, markdown_table
-from flexlam_rl.train import TrainConfig, build_lam, lam_config_for, pretrain
 
 TRANSITIONS = 1024
 

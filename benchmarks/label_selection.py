@@ -41,7 +41,7 @@ from flexlam_rl.bench.run import collect_suite, label_count, seed_models
 from flexlam_rl.bench.spec import load_scale
 from flexlam_rl.bench.stats import median_interval, paired_test, verdict
 from flexlam_rl.checkpoint import atomic_path, atomic_write_bytes, atomic_write_json, read_json
-from flexlam_rl.sources import cache_root
+from flexlam_rl.data.sources import cache_root
 from flexlam_rl.tables import markdown_table
 
 FRACTIONS = [0.0025, 0.005, 0.01, 0.02, 0.05]

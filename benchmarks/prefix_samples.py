@@ -26,9 +26,9 @@ from flexlam_rl.bench.cache import train_cached
 from flexlam_rl.bench.run import collect_suite, lam_variants, suite_data
 from flexlam_rl.bench.spec import load_scale
 from flexlam_rl.checkpoint import atomic_write_bytes, atomic_write_json
-from flexlam_rl.evaluate import reconstruction_by_budget
+from flexlam_rl.evaluate.reconstruction import reconstruction_by_budget
+from flexlam_rl.pretrain.train import TrainConfig, update_flops
 from flexlam_rl.tables import markdown_table
-from flexlam_rl.train import TrainConfig, update_flops
 
 
 def at_wall(curve: list[dict], seconds: float) -> dict[str, float]:

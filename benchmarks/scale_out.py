@@ -5,7 +5,7 @@
 Same global batch (64) and LAM (benchmark size: 32 px, channels [8, 16, 32]) in every row; the
 rows differ only in how the machine's cores are used: one process with 1 thread, one with 2
 threads, and ``torchrun --standalone --nproc_per_node=2`` with 1 thread each. Each run times
-``--steps`` updates of the real loop (:func:`flexlam_rl.train.pretrain`) after 20 warm-up ones;
+``--steps`` updates of the real loop (:func:`flexlam_rl.pretrain.train.pretrain`) after 20 warm-up ones;
 the configurations are interleaved ``--rounds`` times and the median is reported. On a 2-core
 machine two processes cannot beat one process using both cores by much: the point of DDP here is
 that it is correct (tests/test_distributed.py), and that it scales where there are more devices.
@@ -39,8 +39,8 @@ CASES = {"1 process x 1 thread": (1, 1), "1 process x 2 threads": (1, 2), "2 pro
 
 def worker(run_dir: Path, steps: int, out: Path) -> None:
     """One training run (one of torchrun's processes, or the only one); rank 0 writes seconds per update."""
-    from flexlam_rl.distributed import is_main_process
-    from flexlam_rl.train import TrainConfig, pretrain
+    from flexlam_rl.pretrain.distributed import is_main_process
+    from flexlam_rl.pretrain.train import TrainConfig, pretrain
 
     size, channels = MODELS["benchmark"]
     data = training_data(Path(os.environ["SCALE_OUT_ROOT"]), size)

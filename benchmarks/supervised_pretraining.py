@@ -26,8 +26,8 @@ import numpy as np
 from flexlam_rl.bench import run_benchmark
 from flexlam_rl.bench.spec import load_scale
 from flexlam_rl.checkpoint import atomic_write_json, read_json
+from flexlam_rl.data.sources import cache_root
 from flexlam_rl.metrics import standard_error
-from flexlam_rl.sources import cache_root
 
 OUT = Path("benchmarks/results/supervised_pretraining")
 SCALES = ("supervised_small", "supervised_games", "supervised_smoke")  # the last: the tests' pipeline check

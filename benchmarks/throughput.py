@@ -6,7 +6,7 @@
 In one run:
 
 - ``matmul_gflops``: torch fp32 matmul at n = 1024, the ceiling the training rows are compared with.
-- ``train``: one full training step of the real loop (:func:`flexlam_rl.train.pretrain`: batches
+- ``train``: one full training step of the real loop (:func:`flexlam_rl.pretrain.train.pretrain`: batches
   from a memory-mapped dataset cache, forward, backward, clipping, AdamW), for the benchmark-size
   (32 px, channels [8, 16, 32]), quickstart-size (64 px, [16, 32, 64]) and games-size (Breakout 64 px grayscale,
   [16, 32, 64], lam=games, batch 32 and 64) LAMs, FlexLAM and fixed,
@@ -46,8 +46,8 @@ from flexlam_rl.agents import LatentActionVecEnv
 from flexlam_rl.align import TranslatorConfig, action_spec
 from flexlam_rl.checkpoint import atomic_write_bytes, atomic_write_json
 from flexlam_rl.envs import get_task
+from flexlam_rl.pretrain.train import TrainConfig, lam_config_for, lam_preset, pretrain, update_flops
 from flexlam_rl.tables import markdown_table
-from flexlam_rl.train import TrainConfig, lam_config_for, lam_preset, pretrain, update_flops
 
 MODELS = {"benchmark": (32, [8, 16, 32]), "quickstart": (64, [16, 32, 64]), "games": (64, [16, 32, 64])}
 SETTINGS = {"old": {"fused_optimizer": False}, "new": {}}
@@ -82,8 +82,8 @@ def training_data(root: Path, size: int, model: str):
     the games-size LAM."""
     os.environ["MINARI_DATASETS_PATH"] = str(root / "minari")
     os.environ["FLEXLAM_RL_CACHE"] = str(root / "cache")
-    from flexlam_rl.collect import ensure_dataset
-    from flexlam_rl.data import load_transitions
+    from flexlam_rl.data.collect import ensure_dataset
+    from flexlam_rl.data.transitions import load_transitions
 
     if model == "games":
         dataset_id, _ = ensure_dataset("throughput/breakout/noisy-v0", "breakout", "noisy", num_episodes=10, seed=0, epsilon=0.5,

@@ -4,7 +4,7 @@
 
 For each suite of scale=variation whose task has action-independent state (distractor dots, flicker,
 moving obstacles), the benchmark's FlexLAM and fixed LAMs of each of ``--seeds`` (from its model cache;
-default: the scale's seeds) are probed (:mod:`flexlam_rl.probes`): from the first k tokens to the true
+default: the scale's seeds) are probed (:mod:`flexlam_rl.evaluate.probes`): from the first k tokens to the true
 action and to the distractors' change over the step, on fresh held-out rollouts (the same rollouts for
 every seed's models). Scores are averaged over seeds, with their standard deviation. Writes
 ``token_probes.json`` and ``token_probes.png``.
@@ -18,8 +18,8 @@ from pathlib import Path
 from flexlam_rl.bench.run import seed_models
 from flexlam_rl.bench.spec import load_scale
 from flexlam_rl.checkpoint import atomic_write_json
-from flexlam_rl.probes import combine_probes, probe_rollouts, token_probe_figure, token_probes
-from flexlam_rl.sources import cache_root
+from flexlam_rl.data.sources import cache_root
+from flexlam_rl.evaluate.probes import combine_probes, probe_rollouts, token_probe_figure, token_probes
 
 DISTRACTOR_SUITES = ("reach_d1", "reach_d3f", "minigrid_dynamic")
 

@@ -15,10 +15,10 @@ from stable_baselines3 import PPO
 
 from flexlam_rl import AdaptiveLatentActionWrapper, FlexLAM, TokenCost
 from flexlam_rl.align import AlignConfig, LabelConfig, label_and_eval_sets, run_alignment
-from flexlam_rl.collect import ensure_dataset
 from flexlam_rl.data import load_transitions
+from flexlam_rl.data.collect import ensure_dataset
 from flexlam_rl.envs import get_task
-from flexlam_rl.train import TrainConfig, lam_config_for, pretrain
+from flexlam_rl.pretrain.train import TrainConfig, lam_config_for, pretrain
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--token-cost", type=float, default=0.01)

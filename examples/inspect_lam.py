@@ -9,13 +9,13 @@ import argparse
 from pathlib import Path
 
 from flexlam_rl import FlexLAM, diagnose
-from flexlam_rl.collect import ensure_dataset
 from flexlam_rl.data import load_transitions
-from flexlam_rl.diagnosis import collapse_warning
+from flexlam_rl.data.collect import ensure_dataset
 from flexlam_rl.evaluate import reconstruction_by_budget
-from flexlam_rl.inspect import prediction_figure
+from flexlam_rl.evaluate.diagnosis import collapse_warning
+from flexlam_rl.evaluate.inspect import prediction_figure
+from flexlam_rl.pretrain.train import TrainConfig, lam_config_for, pretrain
 from flexlam_rl.tables import budget_table, control_table
-from flexlam_rl.train import TrainConfig, lam_config_for, pretrain
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--lam", type=Path, help="a LAM directory (default: train a tiny one)")

@@ -17,10 +17,10 @@ from minari.data_collector import EpisodeBuffer
 
 from flexlam_rl import FlexLAM
 from flexlam_rl.data import load_transitions
+from flexlam_rl.data.sources import dataset_exists, minari_frames
 from flexlam_rl.envs import apply_preprocess
 from flexlam_rl.evaluate import reconstruction_by_budget
-from flexlam_rl.sources import dataset_exists, minari_frames
-from flexlam_rl.train import TrainConfig, lam_config_for, pretrain
+from flexlam_rl.pretrain.train import TrainConfig, lam_config_for, pretrain
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--episodes", type=int, default=10)

@@ -32,12 +32,7 @@ if not (_Path(__file__).parent / "envs").is_dir() and (_Path(__file__).parent.pa
 
 from . import envs as _envs  # noqa: E402,F401  (registers flexlam/<task>-v0)
 from ._version import __version__
-from .align import Translator
-from .config import LAMConfig
-from .diagnosis import diagnose
-from .errors import FlexLAMError, FlexLAMWarning
-from .model import FlexLAM, null_fill
-from .wrappers import (
+from .act.wrappers import (
     AdaptiveLatentActionWrapper,
     LatentActionVectorWrapper,
     LatentActionWrapper,
@@ -45,10 +40,15 @@ from .wrappers import (
     TokenCostVector,
     register_latent_env,
 )
+from .align import Translator
+from .config import LAMConfig
+from .errors import FlexLAMError, FlexLAMWarning
+from .evaluate.diagnosis import diagnose
+from .model.lam import FlexLAM, null_fill
 
 LATENT_ENV_ID = "flexlam/LatentAction-v0"
 if LATENT_ENV_ID not in _gym.registry:
-    _gym.register(LATENT_ENV_ID, entry_point="flexlam_rl.wrappers:make_latent_env")
+    _gym.register(LATENT_ENV_ID, entry_point="flexlam_rl.act.wrappers:make_latent_env")
 
 __all__ = [
     "LATENT_ENV_ID",

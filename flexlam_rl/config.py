@@ -105,11 +105,11 @@ class LAMConfig:
     channels: list[int] = field(default_factory=lambda: [16, 32, 64])
     hidden_dim: int = 256
     preprocess: dict[str, Any] = field(default_factory=lambda: {"kind": "identity"})
-    # the recipe for pixel games (configs/lam/games.yaml): see flexlam_rl.model.frame_loss and ImageFDM
+    # the recipe for pixel games (configs/lam/games.yaml): see flexlam_rl.model.lam.frame_loss and ImageFDM
     change_weight: float = 0.0  # weight of the MSE on the pixels that change, beside the whole-frame MSE
     predict_newest: bool = False  # frame stacks: predict the newest frame only (the rest is o_t's, shifted)
-    saturation_weight: float = 0.0  # penalty on encoder values past FSQ's tanh bound (see flexlam_rl.model.saturation)
-    spread_weight: float = 0.0  # penalty on slots whose values do not spread over a batch (flexlam_rl.model.spread_shortfall)
+    saturation_weight: float = 0.0  # penalty on encoder values past FSQ's tanh bound (see flexlam_rl.model.lam.saturation)
+    spread_weight: float = 0.0  # penalty on slots whose values do not spread over a batch (flexlam_rl.model.lam.spread_shortfall)
     spread_updates: int = 0  # > 0: the spread penalty's weight falls linearly to 0 over this many updates (0: constant)
     code_norm: bool = False  # standardize each slot's encoder values with running statistics before FSQ (CodeNorm)
     idm_downsample: str = "stride"  # how the IDM's conv stages halve the frame: "stride" or "maxpool" (nets.down_block)
@@ -183,7 +183,7 @@ class LAMConfig:
             raise ConfigError(f"predict_newest must be true or false, got {self.predict_newest!r}.")
         if not isinstance(self.code_norm, bool):
             raise ConfigError(f"code_norm must be true or false, got {self.code_norm!r}.")
-        from .nets import DOWNSAMPLES
+        from .model.nets import DOWNSAMPLES
 
         if self.idm_downsample not in DOWNSAMPLES:
             raise ConfigError(f"idm_downsample must be one of {DOWNSAMPLES}, got {self.idm_downsample!r}.")

@@ -18,7 +18,7 @@ def markdown_table(header: Sequence[Any], rows: Sequence[Sequence[Any]]) -> str:
 
 def budget_table(rows: dict[str, dict[str, Any]], budgets: Sequence[int] | None = None) -> str:
     """Held-out MSE per budget: one row per model, plus the all-null and copy references
-    (``rows[name]`` as returned by :func:`flexlam_rl.evaluate.reconstruction_by_budget`)."""
+    (``rows[name]`` as returned by :func:`flexlam_rl.evaluate.reconstruction.reconstruction_by_budget`)."""
     budgets = list(budgets) if budgets is not None else sorted({int(k) for r in rows.values() for k in r["mse"]})
     body = [[name, *(f"{at_budget(r['mse'], k):.5f}" if at_budget(r["mse"], k) is not None else "-" for k in budgets),
              f"{r['null']:.5f}", f"{r['copy']:.5f}"] for name, r in rows.items()]
@@ -26,7 +26,7 @@ def budget_table(rows: dict[str, dict[str, Any]], budgets: Sequence[int] | None 
 
 
 def control_table(report: dict[str, Any]) -> str:
-    """What the tokens do per budget (a :func:`flexlam_rl.diagnosis.controllability` report): next-frame error on
+    """What the tokens do per budget (a :func:`flexlam_rl.evaluate.diagnosis.controllability` report): next-frame error on
     the changed pixels with the transition's own tokens and with another transition's, the controllability
     score, and the whole-frame error with own tokens."""
     budgets = sorted(int(k) for k in report["controllability"])

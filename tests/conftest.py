@@ -44,7 +44,7 @@ def isolated_roots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def pixel_dataset(isolated_roots: Path) -> str:
     """Noisy-expert DoorKey episodes at 32x32: ~200 transitions with every action kind."""
-    from flexlam_rl.collect import collect_dataset
+    from flexlam_rl.data.collect import collect_dataset
 
     return collect_dataset(
         "test/doorkey/noisy-v0", "minigrid-doorkey", "noisy", num_episodes=8, seed=0, epsilon=0.5,
@@ -54,7 +54,7 @@ def pixel_dataset(isolated_roots: Path) -> str:
 
 @pytest.fixture(scope="session")
 def vector_dataset(isolated_roots: Path) -> str:
-    from flexlam_rl.collect import collect_dataset
+    from flexlam_rl.data.collect import collect_dataset
 
     return collect_dataset("test/cartpole/random-v0", "cartpole", "random", num_episodes=10, seed=0).dataset_id
 
@@ -62,7 +62,7 @@ def vector_dataset(isolated_roots: Path) -> str:
 @pytest.fixture(scope="session")
 def cartpole_expert_dataset(isolated_roots: Path) -> str:
     """Three scripted-expert CartPole episodes (1500 transitions), for latent BC."""
-    from flexlam_rl.collect import collect_dataset
+    from flexlam_rl.data.collect import collect_dataset
 
     return collect_dataset("test/cartpole/expert-v0", "cartpole", "expert", num_episodes=3, seed=100).dataset_id
 
@@ -117,8 +117,8 @@ def cartpole_models(vector_dataset: str, tmp_path_factory: pytest.TempPathFactor
     """A vector LAM trained on random CartPole data and a translator aligned on 100 labels."""
     from flexlam_rl import FlexLAM
     from flexlam_rl.align import AlignConfig, LabelConfig, action_spec, embed_transitions, select_labels, train_translator
-    from flexlam_rl.data import load_transitions
-    from flexlam_rl.train import TrainConfig, pretrain
+    from flexlam_rl.data.transitions import load_transitions
+    from flexlam_rl.pretrain.train import TrainConfig, pretrain
 
     root = tmp_path_factory.mktemp("cartpole_run")
     data = load_transitions(vector_dataset, heldout_fraction=0.2)

@@ -12,9 +12,9 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from flexlam_rl import FlexLAM, LatentActionWrapper, TokenCost
+from flexlam_rl.act.wrappers import AdaptiveLatentActionWrapper
 from flexlam_rl.agents import LatentActionVecEnv, VecTokenCost
 from flexlam_rl.agents.train import AgentConfig, train_agent
-from flexlam_rl.wrappers import AdaptiveLatentActionWrapper
 
 TOLS = [0.0, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0]
 
@@ -171,8 +171,7 @@ def test_ppo_with_an_adaptive_budget_trains_and_reports_its_length(cartpole_mode
 
 
 def test_adaptive_latent_bc_clones_lengths_and_tokens_and_acts(cartpole_models, cartpole_expert_dataset, tmp_path) -> None:
-    from flexlam_rl.data import load_transitions
-    from flexlam_rl.latent_bc import (
+    from flexlam_rl.act.latent_bc import (
         LatentBCPolicy,
         LatentBCTrainConfig,
         adaptive_targets,
@@ -180,6 +179,7 @@ def test_adaptive_latent_bc_clones_lengths_and_tokens_and_acts(cartpole_models, 
         random_returns,
         train_latent_bc,
     )
+    from flexlam_rl.data.transitions import load_transitions
 
     lam, translator = cartpole_models["lam"], cartpole_models["translator"]
     expert = load_transitions(cartpole_expert_dataset, heldout_fraction=0.0).train
@@ -202,7 +202,7 @@ def test_adaptive_latent_bc_clones_lengths_and_tokens_and_acts(cartpole_models, 
 
 
 def test_rate_distortion_report(cartpole_models, vector_dataset, tmp_path) -> None:
-    from flexlam_rl.analysis import run_rate_distortion
+    from flexlam_rl.evaluate.analysis import run_rate_distortion
 
     lam_dir = cartpole_models["lam_dir"]
     result = run_rate_distortion(lam_dir, tmp_path / "rd", fixed_dirs=[lam_dir], datasets=[vector_dataset], heldout_fraction=0.2,

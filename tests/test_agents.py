@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from stable_baselines3 import PPO
 
+from flexlam_rl.act.latent_bc import random_returns
 from flexlam_rl.agents.train import AgentConfig, train_agent
-from flexlam_rl.latent_bc import random_returns
 
 
 def test_ppo_in_latent_space_learns_and_saves(cartpole_models, tmp_path) -> None:

@@ -20,9 +20,9 @@ from flexlam_rl.align import (
     train_supervised_idm,
     train_translator,
 )
-from flexlam_rl.collect import collect_dataset
-from flexlam_rl.data import load_transitions
-from flexlam_rl.train import TrainConfig, pretrain
+from flexlam_rl.data.collect import collect_dataset
+from flexlam_rl.data.transitions import load_transitions
+from flexlam_rl.pretrain.train import TrainConfig, pretrain
 
 
 def test_one_translator_serves_every_budget_on_cartpole(cartpole_models) -> None:

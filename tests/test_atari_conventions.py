@@ -7,11 +7,11 @@ import pytest
 from conftest import TINY_LAM
 
 from flexlam_rl import FlexLAM, LAMConfig
-from flexlam_rl.collect import collect_dataset, ensure_dataset
+from flexlam_rl.act.wrappers import lam_env
+from flexlam_rl.data.collect import collect_dataset, ensure_dataset
 from flexlam_rl.envs import get_task
 from flexlam_rl.envs.pixels import ATARI_LEGACY, end_episodes_on_life_loss, recorded_preprocess, validate_preprocess
 from flexlam_rl.errors import DataError
-from flexlam_rl.wrappers import lam_env
 
 pytest.importorskip("ale_py")
 pytest.importorskip("cv2")

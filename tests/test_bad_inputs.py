@@ -11,11 +11,11 @@ import torch
 
 from flexlam_rl import FlexLAM, LAMConfig, LatentActionWrapper
 from flexlam_rl.align import LabelConfig, select_labels
-from flexlam_rl.collect import collect_dataset
 from flexlam_rl.config import ConfigError
-from flexlam_rl.data import DataError, TransitionSet, load_transitions
-from flexlam_rl.evaluate import reconstruction_by_budget
-from flexlam_rl.train import TrainConfig, pretrain, resolve_device
+from flexlam_rl.data.collect import collect_dataset
+from flexlam_rl.data.transitions import DataError, TransitionSet, load_transitions
+from flexlam_rl.evaluate.reconstruction import reconstruction_by_budget
+from flexlam_rl.pretrain.train import TrainConfig, pretrain, resolve_device
 
 IMG = LAMConfig(obs_shape=[32, 32, 3], num_tokens=4, channels=[8], hidden_dim=16, latent_dim=4)
 

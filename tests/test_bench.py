@@ -261,7 +261,7 @@ def test_saved_seeds_and_cached_runs_keep_their_keys_when_settings_are_added() -
 
 def test_dataset_ids_change_with_what_is_collected() -> None:
     from flexlam_rl.bench import SuiteSpec
-    from flexlam_rl.sources import validate_dataset_id
+    from flexlam_rl.data.sources import validate_dataset_id
 
     small = SuiteSpec("s", ["minigrid-empty"], 32, {"noisy": {"episodes": 3, "epsilon": 0.5}}, "minigrid-empty")
     big = SuiteSpec("s", ["minigrid-empty"], 32, {"noisy": {"episodes": 30, "epsilon": 0.5}}, "minigrid-empty")
@@ -354,7 +354,7 @@ def test_the_games_scale_trains_lam_games_under_the_default_protocol() -> None:
     stop rule, with only the cap and the batch changed: settings fixed before the run, checked so they cannot drift."""
     from flexlam_rl.bench.spec import load_scale
     from flexlam_rl.config import LAMConfig
-    from flexlam_rl.train import lam_preset
+    from flexlam_rl.pretrain.train import lam_preset
 
     games, default = load_scale("games"), load_scale("default")
     preset = lam_preset("games")

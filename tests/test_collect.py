@@ -11,9 +11,9 @@ import minari
 import numpy as np
 import pytest
 
-from flexlam_rl import collect as collect_module
-from flexlam_rl.collect import collect_dataset
-from flexlam_rl.sources import minari_root
+from flexlam_rl.data import collect as collect_module
+from flexlam_rl.data.collect import collect_dataset
+from flexlam_rl.data.sources import minari_root
 
 
 def test_collected_dataset_is_a_real_minari_dataset(pixel_dataset: str) -> None:
@@ -82,8 +82,8 @@ def test_frames_stored_raw_by_an_older_minari_load_in_a_newer_one(isolated_roots
 
     from conftest import TINY_PIXELS
 
-    from flexlam_rl.data import load_transitions
-    from flexlam_rl.sources import cache_root
+    from flexlam_rl.data.sources import cache_root
+    from flexlam_rl.data.transitions import load_transitions
 
     dataset_id = collect_dataset("test/doorkey/older-writer-v0", "minigrid-doorkey", "random", num_episodes=2, seed=0,
                                  max_episode_steps=10, preprocess=TINY_PIXELS).dataset_id

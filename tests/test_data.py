@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from flexlam_rl.data import DataError, StepBatchSampler, load_transitions, split_episodes
+from flexlam_rl.data.transitions import DataError, StepBatchSampler, load_transitions, split_episodes
 
 
 def test_transitions_are_consecutive_frames_with_actions(pixel_dataset: str) -> None:
@@ -98,7 +98,7 @@ def test_mixed_observation_shapes_are_refused(pixel_dataset: str, vector_dataset
 
 
 def test_a_datasets_split_does_not_depend_on_what_is_loaded_beside_it(pixel_dataset: str, vector_dataset: str) -> None:
-    from flexlam_rl.collect import collect_dataset
+    from flexlam_rl.data.collect import collect_dataset
 
     other = collect_dataset("test/doorkey/other-v0", "minigrid-doorkey", "random", num_episodes=4, seed=9,
                             max_episode_steps=10, preprocess={"kind": "minigrid_rgb", "frame_size": 32}).dataset_id

@@ -33,7 +33,7 @@ def _pretrain(dataset: str, run: Path, processes: int, *extra: str, wait: bool =
 
 
 def _state(run: Path) -> dict:
-    from flexlam_rl.runs import latest_checkpoint
+    from flexlam_rl.pretrain.runs import latest_checkpoint
 
     return json.loads((latest_checkpoint(run) / "state.json").read_text())
 
@@ -66,8 +66,8 @@ def test_two_processes_follow_the_one_process_trajectory(pixel_dataset: str, tmp
 
 
 def test_shards_are_disjoint_and_cover_every_global_batch() -> None:
-    from flexlam_rl.data import StepBatchSampler
-    from flexlam_rl.distributed import Context
+    from flexlam_rl.data.transitions import StepBatchSampler
+    from flexlam_rl.pretrain.distributed import Context
 
     world, batch = 4, 32
     global_batches = list(StepBatchSampler(100, batch, seed=3, start_step=0, num_steps=6))

@@ -20,9 +20,9 @@ import torch
 from conftest import FAST_TRAIN, tiny_lam_config
 
 from flexlam_rl import FlexLAM
-from flexlam_rl.data import load_transitions
+from flexlam_rl.data.sources import cache_root, minari_root
+from flexlam_rl.data.transitions import load_transitions
 from flexlam_rl.errors import DataError
-from flexlam_rl.sources import cache_root, minari_root
 
 FAULTS: list[str] = []
 LOST: list[str] = []
@@ -37,7 +37,7 @@ def _cache_dir_of(dataset_id: str) -> Path:
 @pytest.fixture()
 def own_dataset(isolated_roots: Path, request: pytest.FixtureRequest) -> str:
     """A small pixel dataset of this test's own, so damaging it touches no other test."""
-    from flexlam_rl.collect import collect_dataset
+    from flexlam_rl.data.collect import collect_dataset
 
     name = hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:10]
     return collect_dataset(f"faults/own{name}/random-v0", "minigrid-empty", "random", num_episodes=4, seed=0, max_episode_steps=12,
@@ -109,7 +109,7 @@ def test_a_dataset_from_a_newer_minari_is_named_as_such_not_as_corrupt(own_datas
 def test_labels_and_scores_from_datasets_with_different_actions_are_refused(cartpole_models, isolated_roots) -> None:
     """The bug this module was written for: a Box-action translator scored against Discrete actions of another env."""
     from flexlam_rl.align import AlignConfig, LabelConfig, align_lam
-    from flexlam_rl.collect import collect_dataset
+    from flexlam_rl.data.collect import collect_dataset
 
     pendulum = collect_dataset("faults/pendulum/random-v0", "pendulum", "random", num_episodes=2, seed=0).dataset_id
     FAULTS.append("mismatch: align on Discrete labels, score on Box actions")
@@ -120,7 +120,8 @@ def test_labels_and_scores_from_datasets_with_different_actions_are_refused(cart
 
 
 def test_expert_data_that_does_not_fit_the_lam_is_refused_before_training(cartpole_models, pixel_dataset) -> None:
-    from flexlam_rl.latent_bc import LatentBCTrainConfig, run_latent_bc
+    from flexlam_rl.act.latent_bc import LatentBCTrainConfig
+    from flexlam_rl.act.pipeline import run_latent_bc
 
     FAULTS.append("mismatch: pixel expert data for a vector LAM")
     with pytest.raises(DataError, match=rf"(?s){pixel_dataset}.*\[32, 32, 3\].*LAM.*\[4\]"):
@@ -146,8 +147,8 @@ def _debris(root: Path) -> list[Path]:
 
 
 def test_a_full_disk_during_a_checkpoint_loses_nothing(vector_dataset: str, tmp_path: Path) -> None:
-    from flexlam_rl.runs import latest_checkpoint
-    from flexlam_rl.train import TrainConfig, pretrain
+    from flexlam_rl.pretrain.runs import latest_checkpoint
+    from flexlam_rl.pretrain.train import TrainConfig, pretrain
 
     data = load_transitions(vector_dataset, heldout_fraction=0.2)
     cfg = dict(FAST_TRAIN, checkpoint_every=10, keep_checkpoints=2)
@@ -162,8 +163,8 @@ def test_a_full_disk_during_a_checkpoint_loses_nothing(vector_dataset: str, tmp_
     before = FlexLAM.load(tmp_path / "run" / "lam").state_dict()
     code = f"""
         from conftest import FAST_TRAIN, tiny_lam_config
-        from flexlam_rl.data import load_transitions
-        from flexlam_rl.train import TrainConfig, pretrain
+        from flexlam_rl.data.transitions import load_transitions
+        from flexlam_rl.pretrain.train import TrainConfig, pretrain
         data = load_transitions({vector_dataset!r}, heldout_fraction=0.2)
         pretrain({str(tmp_path / "run")!r}, data, tiny_lam_config(data), TrainConfig(steps=40, **dict(FAST_TRAIN, checkpoint_every=10)))
     """
@@ -182,8 +183,8 @@ def test_a_full_disk_during_a_checkpoint_loses_nothing(vector_dataset: str, tmp_
 def test_a_write_error_while_refreshing_lam_keeps_the_previous_model(vector_dataset: str, tmp_path: Path, monkeypatch) -> None:
     import flexlam_rl.checkpoint as checkpoint
     from flexlam_rl.checkpoint import read_tensors
-    from flexlam_rl.runs import latest_checkpoint
-    from flexlam_rl.train import TrainConfig, pretrain
+    from flexlam_rl.pretrain.runs import latest_checkpoint
+    from flexlam_rl.pretrain.train import TrainConfig, pretrain
 
     data = load_transitions(vector_dataset, heldout_fraction=0.2)
     cfg = dict(FAST_TRAIN, checkpoint_every=10, until_plateau=True)  # a capped plateau run can be extended
@@ -215,12 +216,12 @@ def test_a_write_error_while_refreshing_lam_keeps_the_previous_model(vector_data
 def test_a_full_disk_during_collection_keeps_the_previous_dataset(isolated_roots: Path) -> None:
     import minari
 
-    from flexlam_rl.collect import collect_dataset
+    from flexlam_rl.data.collect import collect_dataset
 
     dataset_id = collect_dataset("faults/collect/random-v0", "minigrid-empty", "random", num_episodes=2, seed=0,
                                  preprocess={"kind": "minigrid_rgb", "frame_size": 16}).dataset_id
     code = f"""
-        from flexlam_rl.collect import collect_dataset
+        from flexlam_rl.data.collect import collect_dataset
         collect_dataset({dataset_id!r}, "minigrid-empty", "random", num_episodes=40, seed=1, overwrite=True)
     """
     FAULTS.append("full disk: dataset collection")
@@ -236,7 +237,7 @@ def test_a_full_disk_during_collection_keeps_the_previous_dataset(isolated_roots
 
 def test_a_full_disk_during_a_cache_build_leaves_no_half_cache(own_dataset: str, isolated_roots: Path) -> None:
     code = f"""
-        from flexlam_rl.data import load_transitions
+        from flexlam_rl.data.transitions import load_transitions
         load_transitions({own_dataset!r})
     """
     FAULTS.append("full disk: frame cache build")

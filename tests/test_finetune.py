@@ -11,15 +11,16 @@ from conftest import FAST_TRAIN, tiny_lam_config
 from stable_baselines3 import PPO
 
 from flexlam_rl import FlexLAM
+from flexlam_rl.act.baselines import baseline_returns, normalized_score
+from flexlam_rl.act.latent_bc import LatentBCPolicy, LatentBCTrainConfig
+from flexlam_rl.act.pipeline import run_latent_bc
+from flexlam_rl.act.wrappers import LatentActionWrapper, lam_env
 from flexlam_rl.agents.finetune import LatentBCActorCritic
 from flexlam_rl.agents.train import AgentConfig, make_vec_env, train_agent
 from flexlam_rl.align import AlignConfig, LabelConfig, Translator, action_spec, embed_transitions, select_labels, train_translator
-from flexlam_rl.baselines import baseline_returns, normalized_score
-from flexlam_rl.data import load_transitions
+from flexlam_rl.data.transitions import load_transitions
 from flexlam_rl.errors import ConfigError
-from flexlam_rl.latent_bc import LatentBCPolicy, LatentBCTrainConfig, run_latent_bc
-from flexlam_rl.train import TrainConfig, pretrain
-from flexlam_rl.wrappers import LatentActionWrapper, lam_env
+from flexlam_rl.pretrain.train import TrainConfig, pretrain
 
 pytestmark = pytest.mark.slow
 

@@ -17,12 +17,12 @@ import torch
 from conftest import FAST_TRAIN, load_benchmark, tiny_lam_config
 
 from flexlam_rl import FlexLAM, LAMConfig, diagnose
-from flexlam_rl.data import load_transitions
-from flexlam_rl.diagnosis import budget_errors, collapse_warning, controllability
+from flexlam_rl.data.transitions import load_transitions
 from flexlam_rl.errors import ConfigError, DataError, FlexLAMError
-from flexlam_rl.evaluate import reconstruction_by_budget
-from flexlam_rl.model import changed_pixels, frame_loss
-from flexlam_rl.train import TrainConfig, pretrain
+from flexlam_rl.evaluate.diagnosis import budget_errors, collapse_warning, controllability
+from flexlam_rl.evaluate.reconstruction import reconstruction_by_budget
+from flexlam_rl.model.lam import changed_pixels, frame_loss
+from flexlam_rl.pretrain.train import TrainConfig, pretrain
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,7 @@ def test_held_out_scoring_in_small_calls_gives_the_numbers_of_one_call_per_batch
                                                                                     monkeypatch) -> None:
     """Scoring caps each call's activations (FlexLAM.eval_rows: large blocks cost page faults, not arithmetic);
     the chunks must not change a number, nor which transition is another's shuffled partner."""
-    import flexlam_rl.model as model
+    import flexlam_rl.model.lam as model
 
     data = load_transitions(pixel_dataset, heldout_fraction=0.25)
     whole = (controllability(trained, data.heldout), reconstruction_by_budget(trained, data.heldout), trained.encode_set(data.heldout))
@@ -125,7 +125,7 @@ def test_predict_newest_copies_the_known_frames_and_needs_a_stack() -> None:
 
 def test_games_recipe_trains_and_is_a_lam_config(tmp_path, pixel_dataset: str) -> None:
     from flexlam_rl.errors import ConfigError
-    from flexlam_rl.train import lam_config_for, lam_preset
+    from flexlam_rl.pretrain.train import lam_config_for, lam_preset
 
     data = load_transitions(pixel_dataset, heldout_fraction=0.25)
     lam_cfg = lam_config_for({**lam_preset("games"), "channels": [8, 16], "hidden_dim": 32}, data)
@@ -180,7 +180,7 @@ def test_atari_experts_beat_random_actions(task: str, margin: float) -> None:
 
 
 def test_raw_minigrid_ids_get_frames_and_kinds_that_do_not_fit_are_clear_errors(isolated_roots) -> None:
-    from flexlam_rl.collect import collect_dataset
+    from flexlam_rl.data.collect import collect_dataset
     from flexlam_rl.envs import get_task
 
     stats = collect_dataset("games/keycorridor/random-v0", "MiniGrid-KeyCorridorS3R1-v0", "random", 1, max_episode_steps=5,
@@ -200,7 +200,7 @@ def test_a_procgen_task_without_the_extra_names_the_install(monkeypatch) -> None
 
 
 def test_spread_and_saturation_penalties_act_only_on_collapsed_or_saturated_slots() -> None:
-    from flexlam_rl.model import saturation, spread_shortfall
+    from flexlam_rl.model.lam import saturation, spread_shortfall
 
     constant = torch.zeros(64, 8, 1) + 0.3  # every transition the same values: a collapsed encoder
     varied = torch.randn(64, 8, 1, generator=torch.Generator().manual_seed(0)) * 2.0
@@ -228,7 +228,7 @@ def test_a_decaying_spread_penalty_falls_linearly_to_zero_and_training_passes_th
 
 
 def test_code_norm_spreads_nearly_constant_encoder_values_and_encodes_without_the_batch(tmp_path) -> None:
-    from flexlam_rl.quantize import CodeNorm
+    from flexlam_rl.model.quantize import CodeNorm
 
     norm = CodeNorm((8, 1))
     z = 0.07 + 0.003 * torch.randn(64, 8, 1, generator=torch.Generator().manual_seed(0))  # a fresh encoder on a static screen
@@ -258,7 +258,7 @@ def test_code_norm_spreads_nearly_constant_encoder_values_and_encodes_without_th
 
 def test_maxpool_idm_stages_halve_the_frame_reach_the_supervised_idm_and_survive_save_and_load(tmp_path) -> None:
     from flexlam_rl.align.idm import SupervisedIDM
-    from flexlam_rl.nets import down_block
+    from flexlam_rl.model.nets import down_block
 
     x = torch.zeros(1, 1, 16, 16)
     x[0, 0, 5, 9] = 1.0  # one lit pixel: a stride-2 4x4 conv and a conv + max-pool both halve the frame

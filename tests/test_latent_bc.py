@@ -6,18 +6,18 @@ import numpy as np
 import pytest
 import torch
 
-from flexlam_rl.data import load_transitions
-from flexlam_rl.errors import ConfigError
-from flexlam_rl.latent_bc import (
+from flexlam_rl.act.latent_bc import (
     LatentBCPolicy,
     LatentBCTrainConfig,
     evaluate_latent_bc,
     random_returns,
     rollout_returns,
-    run_latent_bc,
     token_targets,
     train_latent_bc,
 )
+from flexlam_rl.act.pipeline import run_latent_bc
+from flexlam_rl.data.transitions import load_transitions
+from flexlam_rl.errors import ConfigError
 
 
 @pytest.mark.parametrize("head", ["autoregressive", "independent"])

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from flexlam_rl import FlexLAM, LAMConfig, null_fill
-from flexlam_rl.budgets import prefix_weights
 from flexlam_rl.checkpoint import FORMAT_VERSION, CheckpointError
 from flexlam_rl.errors import FlexLAMError
+from flexlam_rl.model.budgets import prefix_weights
 
 IMG = dict(obs_shape=[32, 32, 3], channels=[8, 16], hidden_dim=64, latent_dim=8, num_tokens=4, fsq_levels=[4])
 

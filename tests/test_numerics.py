@@ -42,12 +42,12 @@ def _run(root: Path) -> dict[str, object]:
     import torch
 
     from flexlam_rl.checkpoint import weights_digest
-    from flexlam_rl.collect import collect_dataset
     from flexlam_rl.config import LAMConfig
-    from flexlam_rl.data import load_transitions
-    from flexlam_rl.evaluate import reconstruction_by_budget
-    from flexlam_rl.model import FlexLAM
-    from flexlam_rl.train import TrainConfig, pretrain
+    from flexlam_rl.data.collect import collect_dataset
+    from flexlam_rl.data.transitions import load_transitions
+    from flexlam_rl.evaluate.reconstruction import reconstruction_by_budget
+    from flexlam_rl.model.lam import FlexLAM
+    from flexlam_rl.pretrain.train import TrainConfig, pretrain
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

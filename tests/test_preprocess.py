@@ -15,9 +15,9 @@ import torch
 from conftest import FAST_TRAIN, tiny_lam_config
 
 from flexlam_rl import FlexLAM, LAMConfig, LatentActionWrapper
-from flexlam_rl.diagnosis import collapse_warning
 from flexlam_rl.envs import apply_preprocess, get_task, preprocessed_shape, validate_preprocess
 from flexlam_rl.errors import DataError, FlexLAMError
+from flexlam_rl.evaluate.diagnosis import collapse_warning
 
 STACKED = {"kind": "render_rgb", "frame_size": 24, "grayscale": True, "fit": "crop", "frame_stack": 2}
 
@@ -52,9 +52,9 @@ def test_crop_grayscale_and_stack_give_the_advertised_frames() -> None:
 
 def test_preprocessing_is_recorded_and_reapplied_on_a_raw_env(isolated_roots, tmp_path) -> None:
     from flexlam_rl.align import AlignConfig, LabelConfig, action_spec, label_and_eval_sets, run_alignment
-    from flexlam_rl.collect import collect_dataset
-    from flexlam_rl.data import load_transitions
-    from flexlam_rl.train import TrainConfig, pretrain
+    from flexlam_rl.data.collect import collect_dataset
+    from flexlam_rl.data.transitions import load_transitions
+    from flexlam_rl.pretrain.train import TrainConfig, pretrain
 
     dataset_id = collect_dataset("prep/cartpole/random-v0", "cartpole-pixels", "random", num_episodes=3, seed=0,
                                  max_episode_steps=20, preprocess=STACKED).dataset_id
@@ -81,7 +81,7 @@ def _saved(translator, tmp_path: Path) -> Path:
 
 def test_large_frames_and_collapsed_codes_get_warnings_that_name_the_fix() -> None:
     from flexlam_rl import LAMConfig
-    from flexlam_rl.pretraining import large_frame_warning
+    from flexlam_rl.pretrain.pipeline import large_frame_warning
 
     big = large_frame_warning(LAMConfig(obs_shape=[210, 160, 3]))
     assert big and "210x160" in big and "frame_size" in big
@@ -98,7 +98,7 @@ def test_large_frames_and_collapsed_codes_get_warnings_that_name_the_fix() -> No
 
 def test_the_collapse_warning_is_taken_back_when_a_later_check_finds_the_code_used() -> None:
     """Pong's code looked collapsed at 500 updates and was used by 3000: the first warning must not stand alone."""
-    from flexlam_rl.diagnosis import CollapseWatch
+    from flexlam_rl.evaluate.diagnosis import CollapseWatch
 
     watch = CollapseWatch(after=500)
     unused = {"code_usage": [3.0, 3.0], "controllability": {1: 0.0, 2: 0.01}}
@@ -124,10 +124,10 @@ def test_sdl_prints_nothing_for_headless_rendering(isolated_roots) -> None:
 
 
 def test_a_second_writer_is_refused_at_once(vector_dataset: str, tmp_path: Path) -> None:
-    from flexlam_rl.data import load_transitions
-    from flexlam_rl.train import TrainConfig, pretrain
+    from flexlam_rl.data.transitions import load_transitions
+    from flexlam_rl.pretrain.train import TrainConfig, pretrain
 
-    code = (f"import time; from pathlib import Path; from flexlam_rl.runs import writer_lock\n"
+    code = (f"import time; from pathlib import Path; from flexlam_rl.pretrain.runs import writer_lock\n"
             f"with writer_lock(Path({str(tmp_path / 'run')!r})):\n    print('locked', flush=True); time.sleep(60)")
     holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=os.environ.copy(), cwd=tmp_path)
     try:
@@ -144,8 +144,8 @@ def test_a_second_writer_is_refused_at_once(vector_dataset: str, tmp_path: Path)
 
 
 def test_raising_steps_extends_a_finished_run(vector_dataset: str, tmp_path: Path) -> None:
-    from flexlam_rl.data import load_transitions
-    from flexlam_rl.train import TrainConfig, pretrain
+    from flexlam_rl.data.transitions import load_transitions
+    from flexlam_rl.pretrain.train import TrainConfig, pretrain
 
     data = load_transitions(vector_dataset, heldout_fraction=0.2)
     pretrain(tmp_path / "run", data, tiny_lam_config(data), TrainConfig(steps=10, checkpoint_every=5, **FAST_TRAIN))
@@ -206,7 +206,7 @@ def test_get_task_takes_a_preprocess_variant() -> None:
 @pytest.mark.parametrize("channels", [1, 2, 3, 6])
 def test_prediction_figures_and_gifs_show_any_frame_stack(channels: int, tmp_path: Path) -> None:
     """Grayscale, stacked grayscale (2 channels), RGB and stacked RGB frames: the newest frame is drawn."""
-    from flexlam_rl.inspect import prediction_figure
+    from flexlam_rl.evaluate.inspect import prediction_figure
     from flexlam_rl.media import rgb_frame, write_gif
 
     frames = np.random.default_rng(0).integers(0, 256, size=(6, 16, 16, channels), dtype=np.uint8)
@@ -225,12 +225,20 @@ def test_prediction_figures_and_gifs_show_any_frame_stack(channels: int, tmp_pat
 
     assert prediction_figure(lam, Transitions(), tmp_path / "p.png").stat().st_size > 1000
     assert write_gif(list(frames), tmp_path / "g.gif").stat().st_size > 100
+    import imageio.v3 as iio
+
+    from flexlam_rl.evaluate.inspect import code_strip
+
+    titled = {code: {code % 2: 0.75, 1 - code % 2: 0.25} for code in range(lam.codebook_size)}
+    strip = iio.imread(code_strip(lam, Transitions(), tmp_path / "codes.png", first_token=titled, names=["LEFT", "RIGHT"]))
+    plain = iio.imread(code_strip(lam, Transitions(), tmp_path / "plain.png", count=1))
+    assert strip.shape[1] > 4 * 16 and plain.shape[0] < strip.shape[0]  # a column per code (4) and o_t, a row per frame
 
 
 def test_prediction_gif_plays_one_heldout_episode_with_a_row_per_method(pixel_dataset: str, tmp_path: Path) -> None:
     """Each frame: rows (methods) of [real o_t+1, prediction per budget], over the first held-out episode only."""
-    from flexlam_rl.data import load_transitions
-    from flexlam_rl.inspect import prediction_frames, prediction_gif
+    from flexlam_rl.data.transitions import load_transitions
+    from flexlam_rl.evaluate.inspect import prediction_frames, prediction_gif
     from flexlam_rl.media import rgb_frame
 
     data = load_transitions([pixel_dataset], heldout_fraction=0.25, seed=0)

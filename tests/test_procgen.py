@@ -51,7 +51,7 @@ def test_collect_writes_exact_frames_from_the_command_line(isolated_roots) -> No
     import subprocess
     import sys
 
-    from flexlam_rl.data import load_transitions
+    from flexlam_rl.data.transitions import load_transitions
 
     out = subprocess.run([sys.executable, "-m", "flexlam_rl.cli.collect", "env=procgen-coinrun", "behaviour=random", "episodes=3",
                           "max_episode_steps=40"], capture_output=True, text=True, timeout=300, cwd=isolated_roots)

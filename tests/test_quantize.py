@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from flexlam_rl.quantize import FSQ, code_usage
+from flexlam_rl.model.quantize import FSQ, code_usage
 
 
 @pytest.mark.parametrize("levels", [[2], [8], [4], [3], [5, 3], [8, 5, 5], [2, 2, 2]])

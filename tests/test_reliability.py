@@ -17,12 +17,12 @@ import torch
 from conftest import FAST_TRAIN, tiny_lam_config
 
 from flexlam_rl import FlexLAM, LatentActionWrapper
+from flexlam_rl.act.latent_bc import LatentBCTrainConfig, rollout_returns, train_latent_bc
 from flexlam_rl.align import AlignConfig, LabelConfig, action_spec, embed_transitions, select_labels, train_translator
-from flexlam_rl.data import load_transitions
+from flexlam_rl.data.transitions import load_transitions
 from flexlam_rl.errors import TrainingDiverged
-from flexlam_rl.latent_bc import LatentBCTrainConfig, rollout_returns, train_latent_bc
-from flexlam_rl.runs import latest_checkpoint
-from flexlam_rl.train import TrainConfig, pretrain
+from flexlam_rl.pretrain.runs import latest_checkpoint
+from flexlam_rl.pretrain.train import TrainConfig, pretrain
 
 
 def _pretrain_cmd(dataset: str, run_dir: Path) -> list[str]:

@@ -13,10 +13,10 @@ import torch
 
 import flexlam_rl
 from flexlam_rl import FlexLAM, LAMConfig, Translator
+from flexlam_rl.act.latent_bc import LatentBCConfig, LatentBCPolicy
 from flexlam_rl.align import TranslatorConfig
 from flexlam_rl.checkpoint import FORMAT_VERSION, CheckpointError
 from flexlam_rl.config import ConfigError
-from flexlam_rl.latent_bc import LatentBCConfig, LatentBCPolicy
 
 SMALL = dict(obs_shape=[4], obs_dtype="float32", num_tokens=2, hidden_dim=16, latent_dim=4)
 
@@ -125,7 +125,7 @@ def test_weights_from_another_model_are_not_partially_loaded(saved, tmp_path: Pa
 
 
 def test_dataset_ids_from_checkpoints_cannot_escape_the_minari_root() -> None:
-    from flexlam_rl.sources import load_source
+    from flexlam_rl.data.sources import load_source
 
     for bad in ["../../etc/passwd-v0", "/etc/passwd-v0", "a/../../b-v0"]:
         with pytest.raises(ValueError, match="Invalid Minari dataset id"):

@@ -15,12 +15,12 @@ from flexlam_rl import FlexLAM
 from flexlam_rl.align import AlignConfig, LabelConfig, align_lam
 from flexlam_rl.align.labels import label_pool, select_labels
 from flexlam_rl.config import ConfigError
-from flexlam_rl.data import DataError, TransitionData, load_transitions
+from flexlam_rl.data.transitions import DataError, TransitionData, load_transitions
 from flexlam_rl.errors import FlexLAMWarning
 from flexlam_rl.metrics import majority_rate
-from flexlam_rl.pretraining import run_pretraining
-from flexlam_rl.supervision import SupervisionConfig, pretraining_labels
-from flexlam_rl.train import TrainConfig, pretrain
+from flexlam_rl.pretrain.pipeline import run_pretraining
+from flexlam_rl.pretrain.supervision import SupervisionConfig, pretraining_labels
+from flexlam_rl.pretrain.train import TrainConfig, pretrain
 
 FAST = dict(batch_size=16, lr=3e-3, warmup_steps=5, progress=False, eval_every=10_000, log_every=5)
 
@@ -127,7 +127,7 @@ def test_the_ablation_runs_each_arm_through_the_harness_with_the_translators_lab
 
     from flexlam_rl.align.labels import label_digest
     from flexlam_rl.bench.run import SeedWork, seed_models
-    from flexlam_rl.sources import cache_root
+    from flexlam_rl.data.sources import cache_root
 
     ablation = load_benchmark("supervised_pretraining")
     ablation.run("supervised_smoke", ["none", "first@0.02"], None, "test", tmp_path)

@@ -8,10 +8,10 @@ import torch
 from conftest import tiny_lam_config
 
 from flexlam_rl import FlexLAM
-from flexlam_rl.data import load_transitions
-from flexlam_rl.evaluate import reconstruction_by_budget
-from flexlam_rl.runs import latest_checkpoint
-from flexlam_rl.train import TrainConfig, pretrain
+from flexlam_rl.data.transitions import load_transitions
+from flexlam_rl.evaluate.reconstruction import reconstruction_by_budget
+from flexlam_rl.pretrain.runs import latest_checkpoint
+from flexlam_rl.pretrain.train import TrainConfig, pretrain
 
 FAST = dict(batch_size=16, lr=3e-3, warmup_steps=5, progress=False, eval_every=10_000, log_every=5)
 
@@ -102,7 +102,7 @@ def test_fixed_lam_is_worse_than_flexlam_on_an_untrained_prefix(pixels, tmp_path
 
 
 def test_plateau_rule_decays_the_lr_then_stops() -> None:
-    from flexlam_rl.plateau import Plateau
+    from flexlam_rl.pretrain.plateau import Plateau
 
     rule = Plateau(TrainConfig(until_plateau=True, plateau_window=2, plateau_tol=0.1, plateau_decays=1))
     for loss in (1.0, 0.8, 0.5, 0.4, 0.42):  # window means 0.9 -> 0.45 -> 0.41 (vs 0.65): still learning
@@ -122,7 +122,7 @@ def test_plateau_rule_decays_the_lr_then_stops() -> None:
 
 def test_a_flexlam_plateaus_only_when_every_budget_has() -> None:
     """k = 1 dominates the mean error and is flat; k = 8 still improves 5% a window: no plateau until it stops too."""
-    from flexlam_rl.plateau import Plateau
+    from flexlam_rl.pretrain.plateau import Plateau
 
     rule = Plateau(TrainConfig(until_plateau=True, plateau_window=2, plateau_tol=0.02, plateau_decays=0))
     k8 = 1.0
@@ -147,7 +147,7 @@ def test_plateau_checks_read_the_validation_split_and_warn_without_one(pixel_dat
         warnings.simplefilter("error")  # a validation split of its own: nothing to warn about
         run = pretrain(tmp_path / "b", split, tiny_lam_config(split), cfg)
     lam = FlexLAM.load(run.lam_dir)
-    from flexlam_rl.plateau import heldout_subset
+    from flexlam_rl.pretrain.plateau import heldout_subset
 
     expected = reconstruction_by_budget(lam, split.validation, [1, 2, 3, 4], indices=heldout_subset(split, 16))
     assert run.curve[-1]["mse"] == pytest.approx(expected["mse"])  # the last check scored the validation transitions
@@ -202,7 +202,7 @@ def test_a_damaged_latest_checkpoint_is_set_aside_and_the_run_resumes_from_the_o
     import warnings
 
     from flexlam_rl.errors import CheckpointError, FlexLAMWarning
-    from flexlam_rl.inspect import run_summary
+    from flexlam_rl.evaluate.inspect import run_summary
 
     cfg, run = tiny_lam_config(pixels), tmp_path / "run"
 

@@ -63,7 +63,7 @@ def test_distractors_move_whatever_the_action() -> None:
 def test_distractor_tasks_collect_as_minari_datasets(isolated_roots) -> None:
     import minari
 
-    from flexlam_rl.collect import collect_dataset
+    from flexlam_rl.data.collect import collect_dataset
 
     for name in ("point-reach-pixels-d1", "minigrid-dynamic"):
         stats = collect_dataset(f"test/{name}/noisy-v0", name, "noisy", num_episodes=2, seed=0, epsilon=0.5,
@@ -112,7 +112,7 @@ def test_gap_map_counts_label_runs_per_level_metric_and_budget() -> None:
 def test_token_probes_find_the_distractor_and_the_action(tmp_path: Path) -> None:
     """A LAM that was never trained still has tokens; the probe machinery must score held-out episodes,
     and a probe on a target that the features fully determine must score near 1."""
-    from flexlam_rl.probes import combine_probes, fit_probe, probe_rollouts, token_probe_figure, token_probes
+    from flexlam_rl.evaluate.probes import combine_probes, fit_probe, probe_rollouts, token_probe_figure, token_probes
 
     lam = FlexLAM(LAMConfig(obs_shape=[16, 16, 3], channels=[8, 16], num_tokens=4, fsq_levels=[4],
                             preprocess={"kind": "render_rgb", "frame_size": 16}))
@@ -173,8 +173,8 @@ def test_variation_smoke_scale_writes_the_gap_heatmap(tmp_path: Path) -> None:
 
     # the analyses after a run reuse what it trained (nothing retrained: the cache answers)
     from flexlam_rl.bench.run import seed_models
-    from flexlam_rl.probes import probe_rollouts, token_probes
-    from flexlam_rl.sources import cache_root
+    from flexlam_rl.data.sources import cache_root
+    from flexlam_rl.evaluate.probes import probe_rollouts, token_probes
 
     cfg = load_scale("variation_smoke")
     models, data = seed_models(cfg, cfg.suites[1], 0, cache_root() / "bench", log=lambda msg: None)

@@ -10,10 +10,10 @@ import pytest
 from conftest import FAST_TRAIN, tiny_lam_config
 
 from flexlam_rl import FlexLAM
-from flexlam_rl.data import load_transitions
+from flexlam_rl.data.transitions import load_transitions
+from flexlam_rl.data.video import VideoError
 from flexlam_rl.envs import TASKS
-from flexlam_rl.train import TrainConfig, pretrain
-from flexlam_rl.video import VideoError
+from flexlam_rl.pretrain.train import TrainConfig, pretrain
 
 
 def _record_gif(path: Path, seed: int, steps: int = 12) -> None:

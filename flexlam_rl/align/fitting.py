@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..budgets import check_prefix_len
-from ..data import TransitionSet
+from ..data.transitions import TransitionSet
 from ..errors import DataError
 from ..fit import FitConfig, fit, seeded
-from ..model import FlexLAM, null_fill
+from ..model.budgets import check_prefix_len
+from ..model.lam import FlexLAM, null_fill
 from .translator import Translator, TranslatorConfig
 
 

@@ -10,8 +10,8 @@ import torch
 
 from ..fit import fit, seeded
 from ..metrics import action_score
-from ..model import FlexLAM
-from ..nets import ImageIDM, ObservationInput, VectorIDM
+from ..model.lam import FlexLAM
+from ..model.nets import ImageIDM, ObservationInput, VectorIDM
 from .actions import action_loss, output_to_action
 from .fitting import AlignConfig, LabeledSet
 

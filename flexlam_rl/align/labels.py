@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..config import is_int
-from ..data import TransitionSet, split_sources
+from ..data.sources import SourceArrays, load_source
+from ..data.transitions import TransitionSet, split_sources
 from ..errors import ConfigError, DataError
-from ..sources import SourceArrays, load_source
 from .strategies import STRATEGIES, pick
 
 if TYPE_CHECKING:
-    from ..model import FlexLAM
+    from ..model.lam import FlexLAM
 
 PROTOCOLS = ("standard", "low_return")
 

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from ..checkpoint import atomic_write_json
-from ..data import require_frames
+from ..data.transitions import require_frames
 from ..errors import ConfigError, DataError, FlexLAMWarning
-from ..model import FlexLAM
-from ..runs import default_translator_dir
+from ..model.lam import FlexLAM
+from ..pretrain.runs import default_translator_dir
 from .labels import LabelConfig, label_and_eval_sets, label_digest
 from .training import AlignConfig, AlignmentResult, run_alignment
 
@@ -31,7 +31,7 @@ def align_lam(
     writes ``align_metrics.json`` beside the translator; returns the result and those metrics. ``log``: told
     before each stage (see :func:`~flexlam_rl.align.training.run_alignment`); ``idm_ceiling``: also an IDM on every
     transition of the label pool. Discrete actions add balanced accuracy per budget and the majority-class rate. A LAM
-    pretrained with action labels (:mod:`flexlam_rl.supervision`) adds ``pretraining_labels``: how many, and whether
+    pretrained with action labels (:mod:`flexlam_rl.pretrain.supervision`) adds ``pretraining_labels``: how many, and whether
     this translator's labels are the same transitions (a warning when they are not).
     """
     lam_dir = Path(lam_dir)

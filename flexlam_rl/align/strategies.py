@@ -24,9 +24,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data import TransitionSet, eval_batches
+from ..data.transitions import TransitionSet, eval_batches
 from ..errors import ConfigError
-from ..model import FlexLAM, null_fill
+from ..model.lam import FlexLAM, null_fill
 from .actions import action_spec
 from .fitting import AlignConfig, LabeledSet, embed_transitions, train_translator
 

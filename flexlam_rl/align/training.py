@@ -13,11 +13,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..budgets import check_prefix_len
-from ..data import TransitionSet
+from ..data.transitions import TransitionSet
 from ..errors import DataError
 from ..metrics import action_score, balanced_accuracy, majority_rate
-from ..model import FlexLAM, null_fill
+from ..model.budgets import check_prefix_len
+from ..model.lam import FlexLAM, null_fill
 from .actions import action_spec
 from .fitting import AlignConfig, LabeledSet, embed_transitions, train_translator
 from .idm import supervised_idm_predict, train_supervised_idm

@@ -13,7 +13,7 @@ from torch import nn
 
 from ..config import check_int, parse_config
 from ..errors import ConfigError, FlexLAMError
-from ..nets import ArrayLike, ObservationInput, feature_encoder, mlp
+from ..model.nets import ArrayLike, ObservationInput, feature_encoder, mlp
 from .actions import action_loss, output_to_action
 
 

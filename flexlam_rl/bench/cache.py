@@ -17,12 +17,12 @@ from typing import Any
 
 from ..checkpoint import atomic_write_json, read_json
 from ..config import LAMConfig
-from ..data import TransitionData
+from ..data.transitions import TransitionData
 from ..errors import ConfigError
-from ..model import FlexLAM
-from ..runs import latest_checkpoint
-from ..supervision import SupervisionConfig
-from ..train import TrainConfig, pretrain
+from ..model.lam import FlexLAM
+from ..pretrain.runs import latest_checkpoint
+from ..pretrain.supervision import SupervisionConfig
+from ..pretrain.train import TrainConfig, pretrain
 
 
 def config_hash(obj: Any) -> str:

@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..baselines import normalized_score
+from ..act.baselines import normalized_score
 from ..checkpoint import atomic_write_bytes, atomic_write_json, read_json
 from ..errors import DataError
 from ..metrics import mean_se
-from ..plateau import window_change
+from ..pretrain.plateau import window_change
 from ..tables import at_budget, markdown_table
 from . import stats
 from .plots import plot_budget_curves, plot_gap_heatmap, plot_learning_curves
@@ -576,7 +576,8 @@ def seeds_code(codes: dict[str, Any], out_dir: Path, allow_mixed: bool = False) 
     groups = files_by_record(codes)
     if len(groups) <= 1:
         only = json.loads(next(iter(groups), "null")) or {}
-        return {"commit": only.get("commit"), "clean": only.get("clean"), "mixed": None}
+        return {"commit": only.get("commit"), "clean": only.get("clean"), "mixed": None,
+                **({"note": only["note"]} if only.get("note") else {})}
     described = "; ".join(f"{_code_text(json.loads(code))}: {', '.join(files)}" for code, files in groups.items())
     if not allow_mixed:
         raise DataError(f"The seed files under {out_dir / 'seeds'} were made by different code ({described}); re-run the "
@@ -598,9 +599,12 @@ def check_one_protocol(protocols: dict[str, Any], cfg: BenchConfig, out_dir: Pat
 
 
 def _code_text(code: dict[str, Any] | None) -> str:
+    """What made a seed file: its commit and whether the tree was clean, and a note where that was reconstructed
+    afterwards (seed files made before they recorded their code)."""
     if not code or not code.get("commit"):
         return "code not recorded"
-    return f"commit {code['commit'][:12]}" + ("" if code.get("clean") else " with uncommitted changes")
+    text = f"commit {code['commit'][:12]}" + ("" if code.get("clean") else " with uncommitted changes")
+    return text + (f" ({code['note']})" if code.get("note") else "")
 
 
 def write_reports(cfg: BenchConfig, out_dir: Path, command: str, keys: dict[str, str],

@@ -2,7 +2,7 @@
 
 For each suite (a set of tasks with action-free Minari data) and seed, every LAM trains on the
 same data with the same rule (``train``: to a plateau of its held-out loss, see
-:class:`~flexlam_rl.train.Plateau`): one FlexLAM with K tokens and, for every budget k, a fixed LAM
+:class:`~flexlam_rl.pretrain.train.Plateau`): one FlexLAM with K tokens and, for every budget k, a fixed LAM
 with K = k. Two views of fairness are scored:
 
 - ``equal_updates``: every model as trained to its own plateau (same rule, same cap);
@@ -33,22 +33,22 @@ from typing import Any
 import numpy as np
 
 from .._version import NUMERICS_VERSION
+from ..act.latent_bc import LatentBCTrainConfig, evaluate_latent_bc, train_latent_bc
 from ..align import AlignConfig, LabelConfig, action_spec, embed_transitions, label_and_eval_sets, run_alignment
 from ..align.training import all_label_idm
 from ..checkpoint import atomic_write_json, read_json
-from ..collect import ensure_dataset
 from ..config import LAMConfig
-from ..data import load_transitions
-from ..diagnosis import controllability, sample
+from ..data.collect import ensure_dataset
+from ..data.transitions import load_transitions
 from ..envs import task_at_frame_size
 from ..errors import ConfigError
-from ..evaluate import reconstruction_by_budget
-from ..inspect import prediction_gif
-from ..latent_bc import LatentBCTrainConfig, evaluate_latent_bc, train_latent_bc
+from ..evaluate.diagnosis import controllability, sample
+from ..evaluate.inspect import prediction_gif
+from ..evaluate.reconstruction import reconstruction_by_budget
 from ..media import write_gif
-from ..model import FlexLAM
-from ..supervision import SupervisionConfig
-from ..train import TrainConfig, update_flops
+from ..model.lam import FlexLAM
+from ..pretrain.supervision import SupervisionConfig
+from ..pretrain.train import TrainConfig, update_flops
 from .cache import config_hash, numerics_key, ppo_cached, train_cached, translator_dir
 from .report import code_record, jsonable, protocol_key, versions, write_reports
 from .spec import METRICS, BenchConfig, SuiteSpec
@@ -253,8 +253,8 @@ class SeedWork:
 
     def token_probes(self, models: dict[str, FlexLAM]) -> dict[str, Any]:
         """What each model's first tokens read on fresh rollouts of the stress task: the action or the distractors
-        (:func:`~flexlam_rl.probes.token_probes`; FlexLAM at every budget, each fixed LAM at its K)."""
-        from ..probes import probe_rollouts, token_probes
+        (:func:`~flexlam_rl.evaluate.probes.token_probes`; FlexLAM at every budget, each fixed LAM at its K)."""
+        from ..evaluate.probes import probe_rollouts, token_probes
 
         flexlam = models["flexlam"]
         rollouts = probe_rollouts(self.suite.stress_task, flexlam, seed=PROBE_SEED_BASE + self.seed * 1000)
@@ -327,9 +327,9 @@ class SeedWork:
 
     def baselines(self, lam: FlexLAM) -> dict[str, dict[str, Any]]:
         """Per task: random actions, the scripted expert and true-action BC (this seed's, on the task's expert training
-        episodes) over the episodes latent BC is scored on, with its step cap (:mod:`flexlam_rl.baselines`)."""
-        from ..baselines import baseline_returns
-        from ..wrappers import lam_env
+        episodes) over the episodes latent BC is scored on, with its step cap (:mod:`flexlam_rl.act.baselines`)."""
+        from ..act.baselines import baseline_returns
+        from ..act.wrappers import lam_env
 
         out = {}
         train = LatentBCTrainConfig(**{**self.cfg.bc, "seed": self.seed})

@@ -13,7 +13,7 @@ from ..errors import ConfigError
 METRICS = {  # name -> (higher is better, label)
     "recon": (False, "held-out next-frame MSE"),
     # scored where a scale sets ``diagnostics: true`` (games: most of a frame is static, so a whole-frame error
-    # hides what the tokens do; flexlam_rl.diagnosis.controllability)
+    # hides what the tokens do; flexlam_rl.evaluate.diagnosis.controllability)
     "recon_changed": (False, "held-out next-frame MSE, changed pixels"),
     "controllability": (True, "controllability (own vs shuffled tokens)"),
     "align": (True, "translator accuracy / R^2"),
@@ -43,7 +43,7 @@ class SuiteSpec:
     ppo: bool = True
     max_episode_steps: int | None = None  # cap on data, latent BC and PPO episodes (None: the task's own)
     protocols: list[str] | None = None  # label protocols for this suite (None: the scale's); low_return needs returns
-    # also probe each model's first tokens for the action and for the distractors (flexlam_rl.probes; a stress task with
+    # also probe each model's first tokens for the action and for the distractors (flexlam_rl.evaluate.probes; a stress task with
     # action-independent state: point-reach-pixels-d*, minigrid-dynamic); seed files: token_probes
     token_probes: bool = False
 
@@ -119,12 +119,12 @@ class BenchConfig:
     gif_budget: int = 2
     gif_seed: int = 0  # the seed whose runs write the GIFs (parallel jobs must not race on them)
     # also a GIF per suite of real vs predicted next frames, one row per method and a column per budget, over a
-    # held-out episode of the stress task (:func:`flexlam_rl.inspect.prediction_gif`)
+    # held-out episode of the stress task (:func:`flexlam_rl.evaluate.inspect.prediction_gif`)
     prediction_gifs: bool = False
     # also score changed-pixel error and controllability per budget (METRICS recon_changed, controllability)
     diagnostics: bool = False
     diagnostic_transitions: int = 1024  # held-out transitions the diagnostics read (a fixed sample per seed)
-    # action labels while every LAM trains (flexlam_rl.supervision: head, tokens, weight, batch_size, share); the harness
+    # action labels while every LAM trains (flexlam_rl.pretrain.supervision: head, tokens, weight, batch_size, share); the harness
     # sets the rest so the labels are the standard translator's at label_fraction (a suite with one action space only)
     supervision: dict[str, Any] | None = None
     # also a supervised IDM on every transition of the label pool, once per seed and alignment group: the ceiling
@@ -152,7 +152,7 @@ class BenchConfig:
                                   f"and view; got {cell}.")
         self._check_primary()
         if self.supervision is not None:
-            from ..supervision import SupervisionConfig
+            from ..pretrain.supervision import SupervisionConfig
 
             set_by_harness = {"fraction", "count", "seed", "heldout_fraction", "split_seed", "datasets"} & set(self.supervision)
             if set_by_harness:

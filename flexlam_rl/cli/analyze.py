@@ -8,9 +8,9 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from ..analysis import run_rate_distortion
 from ..config import plain
-from ..probes import run_token_probes
+from ..evaluate.analysis import run_rate_distortion
+from ..evaluate.probes import run_token_probes
 from ..tables import markdown_table
 from ._common import hydra_entry
 

@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 
 from ..bench import BenchConfig, run_benchmark, suite_key, write_reports
 from ..checkpoint import read_json
-from ..sources import cache_root
+from ..data.sources import cache_root
 from ._common import hydra_entry
 
 

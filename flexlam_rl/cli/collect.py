@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from ..collect import collect_dataset, ensure_dataset
 from ..config import plain
+from ..data.collect import collect_dataset, ensure_dataset
+from ..data.sources import default_dataset_id
 from ..errors import ConfigError
-from ..sources import default_dataset_id
 from ._common import hydra_entry
 
 IF_EXISTS = ("error", "skip", "overwrite")

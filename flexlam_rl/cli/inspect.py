@@ -7,11 +7,11 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from ..checkpoint import read_json
-from ..data import DataConfig
-from ..diagnosis import collapse_warning
+from ..data.transitions import DataConfig
 from ..errors import DataError
-from ..inspect import prediction_figure, run_summary, translator_summary
-from ..model import FlexLAM
+from ..evaluate.diagnosis import collapse_warning
+from ..evaluate.inspect import code_strip, prediction_figure, run_summary, translator_summary
+from ..model.lam import FlexLAM
 from ..tables import budget_table, control_table
 from ._common import hydra_entry
 
@@ -48,12 +48,19 @@ def inspect(cfg: DictConfig) -> None:
         print(f"the run's datasets cannot be opened here ({exc}): no prediction figure, no token -> action table")
         held = None
     lam = FlexLAM.load(run_dir / "lam") if (run_dir / "lam").is_dir() else None  # loaded once for the parts below
-    print_translator(translator_summary(run_dir, held, lam=lam))
+    translator = translator_summary(run_dir, held, lam=lam)
+    print_translator(translator)
     print_acting(run_dir)
     if cfg.figure and held is not None:
-        figure = prediction_figure(lam or FlexLAM.load(run_dir / "lam"), held, run_dir / "predictions.png")
+        lam = lam or FlexLAM.load(run_dir / "lam")
+        figure = prediction_figure(lam, held, run_dir / "predictions.png")
         print(f"predictions (held-out o_t, real o_t+1, and the prediction per budget): {figure}" if figure
               else "no prediction figure: this LAM reads vectors, not frames")
+        first = (translator or {}).get("first_token", {}).get("actions")
+        strip = code_strip(lam, held, run_dir / "codes.png", first_token=first)
+        if strip:
+            print(f"what each first-token code does (the predicted change from o_t at k = 1, titled with the translator's "
+                  f"commonest action for it): {strip}")
 
 
 def print_translator(summary: dict | None) -> None:

@@ -6,8 +6,9 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from ..act.latent_bc import LatentBCTrainConfig
+from ..act.pipeline import run_latent_bc
 from ..config import plain
-from ..latent_bc import LatentBCTrainConfig, run_latent_bc
 from ..tables import markdown_table
 from ._common import hydra_entry, section
 

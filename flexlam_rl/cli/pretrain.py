@@ -7,12 +7,12 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from ..data import DataConfig
-from ..distributed import is_main_process
-from ..pretraining import run_pretraining
-from ..supervision import SupervisionConfig
+from ..data.transitions import DataConfig
+from ..pretrain.distributed import is_main_process
+from ..pretrain.pipeline import run_pretraining
+from ..pretrain.supervision import SupervisionConfig
+from ..pretrain.train import TrainConfig, lam_config_for
 from ..tables import budget_table, control_table
-from ..train import TrainConfig, lam_config_for
 from ._common import hydra_entry, run_dir, section
 
 

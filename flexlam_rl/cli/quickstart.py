@@ -15,8 +15,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from ..collect import ensure_dataset
 from ..config import plain
+from ..data.collect import ensure_dataset
 from ._common import hydra_entry, run_dir
 from .align import align_from_config
 from .latent_bc import latent_bc_from_config

@@ -3,12 +3,12 @@
 Three ways to spend tokens, per task (the datasets of one env):
 
 - **truncation**: every transition gets the same k (k = 1..K of one FlexLAM);
-- **adaptive**: each transition gets :meth:`~flexlam_rl.model.FlexLAM.adaptive_prefix_len`'s
+- **adaptive**: each transition gets :meth:`~flexlam_rl.model.lam.FlexLAM.adaptive_prefix_len`'s
   length, over a sweep of ``tol`` (mean tokens is then a fraction);
 - **fixed**: separately trained fixed-capacity LAMs, one point each (tokens = their K).
 
 Errors are the held-out next-frame MSE in the LAM's normalized space, the same number as
-:func:`~flexlam_rl.evaluate.reconstruction_by_budget`. Histograms of the chosen length (per task,
+:func:`~flexlam_rl.evaluate.reconstruction.reconstruction_by_budget`. Histograms of the chosen length (per task,
 and per true action where the actions are discrete) show where the tokens go.
 """
 
@@ -21,11 +21,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from .budgets import adaptive_lengths, check_tol
-from .data import TransitionSet, eval_batches
-from .errors import DataError
-from .evaluate import reconstruction_by_budget
-from .model import FlexLAM
+from ..data.transitions import TransitionSet, eval_batches
+from ..errors import DataError
+from ..model.budgets import adaptive_lengths, check_tol
+from ..model.lam import FlexLAM
+from .reconstruction import reconstruction_by_budget
 
 DEFAULT_TOLS = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
 MINIGRID_ACTIONS = ("left", "right", "forward", "pickup", "drop", "toggle", "done")
@@ -111,11 +111,11 @@ def _action_name(task: str, action: int) -> str:
 
 def rate_distortion_figures(result: Mapping[str, Any], out_dir: str | Path, prefix: str = "rate_distortion") -> list[Path]:
     """``<prefix>.png`` (tokens vs MSE per task) and ``<prefix>_lengths.png`` (the chosen-length histograms)."""
-    from .media import pyplot
+    from ..media import pyplot
 
     plt = pyplot()
 
-    from .checkpoint import atomic_path
+    from ..checkpoint import atomic_path
 
     out_dir = Path(out_dir)
     names = list(result["tasks"])
@@ -181,8 +181,8 @@ def run_rate_distortion(
     """``flexlam-analyze rate-distortion`` as a library call: score the LAM at ``lam_dir`` (and the fixed
     LAMs at ``fixed_dirs``) on the held-out episodes of ``datasets`` (default: the LAM's own, split
     as pretraining split them), write ``<name>.json`` and the two figures into ``out``; returns the result."""
-    from .checkpoint import atomic_write_json
-    from .data import load_transitions, require_frames
+    from ..checkpoint import atomic_write_json
+    from ..data.transitions import load_transitions, require_frames
 
     lam = FlexLAM.load(lam_dir)
     ids = list(datasets or getattr(lam, "extra", {}).get("datasets", []))

@@ -1,4 +1,4 @@
-"""What a LAM learned: real vs predicted next frames per budget, and a run's summary (collapse: :mod:`flexlam_rl.diagnosis`)."""
+"""What a LAM learned: real vs predicted next frames per budget, and a run's summary (collapse: :mod:`flexlam_rl.evaluate.diagnosis`)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from .checkpoint import atomic_path, origin, read_json
-from .data import TransitionSet, require_frames
-from .media import rgb_frame, rgb_frames, write_gif
-from .model import FlexLAM
+from ..checkpoint import atomic_path, origin, read_json
+from ..data.transitions import TransitionSet, require_frames
+from ..media import rgb_frame, rgb_frames, write_gif
+from ..model.lam import FlexLAM
 
 
 @torch.no_grad()
@@ -21,7 +21,7 @@ def prediction_figure(lam: FlexLAM, data: TransitionSet, path: str | Path, budge
     """A grid of held-out transitions: o_t, the real o_t+1, and the prediction at each budget (image LAMs only)."""
     if not lam.config.is_image or len(data) == 0:
         return None
-    from .media import pyplot
+    from ..media import pyplot
 
     plt = pyplot()
 
@@ -41,6 +41,49 @@ def prediction_figure(lam: FlexLAM, data: TransitionSet, path: str | Path, budge
             ax.set_yticks([])
             if row == 0:
                 ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path, suffix=".tmp.png") as tmp:
+        fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
+@torch.no_grad()
+def code_strip(lam: FlexLAM, data: TransitionSet, path: str | Path, first_token: dict[int, Any] | None = None,
+               names: Sequence[str] | None = None, count: int = 3, seed: int = 0) -> Path | None:
+    """What each code of the first token does: for ``count`` held-out o_t (rows), the change the decoder predicts
+    from that code alone (k = 1) against o_t, one column per code; brighter is more change. ``first_token`` (per code,
+    the translator's action shares, :func:`translator_summary`) titles each column with the commonest action
+    (``names``: the env's action names). Image LAMs only."""
+    if not lam.config.is_image or len(data) == 0:
+        return None
+    from ..media import pyplot
+
+    plt = pyplot()
+    picks = np.sort(np.random.default_rng(seed).permutation(len(data))[: min(count, len(data))])
+    obs = data.__getitems__(picks)["obs"]
+    codes = list(range(lam.codebook_size))
+    before = rgb_frames(obs).astype(np.float32)
+    fig, axes = plt.subplots(len(picks), len(codes) + 1, figsize=(1.1 * (len(codes) + 1), 1.2 * len(picks)), squeeze=False)
+    for col, code in enumerate(codes):
+        tokens = torch.full((len(picks), lam.num_tokens), code, dtype=torch.long)
+        change = np.abs(rgb_frames(lam.decode(obs, lam.embed(tokens, 1)).cpu().numpy()).astype(np.float32) - before).mean(-1)
+        action = first_token.get(code) if first_token else None
+        label = f"code {code}"
+        if isinstance(action, dict) and action:
+            best = max(action, key=action.get)
+            label += f"\n{names[best] if names and best < len(names) else best} {action[best]:.0%}"
+        for row in range(len(picks)):
+            axes[row][col + 1].imshow(change[row], cmap="magma", vmin=0, vmax=max(float(change.max()), 1.0))
+            if row == 0:
+                axes[row][col + 1].set_title(label, fontsize=7)
+    for row in range(len(picks)):
+        axes[row][0].imshow(rgb_frame(obs[row]))
+        if row == 0:
+            axes[row][0].set_title("o_t", fontsize=7)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
     fig.tight_layout()
     with atomic_path(path, suffix=".tmp.png") as tmp:
         fig.savefig(tmp, dpi=100)
@@ -98,7 +141,7 @@ def _vstack(rows: Sequence[np.ndarray], gap: int = 2) -> np.ndarray:
 
 def run_summary(run_dir: str | Path) -> dict[str, Any]:
     """A run directory at a glance: its config, how far it got, its data, and its code usage."""
-    from .runs import latest_checkpoint, verify_checkpoint
+    from ..pretrain.runs import latest_checkpoint, verify_checkpoint
 
     run_dir = Path(run_dir)
     record = read_json(run_dir / "run.json", "run record")
@@ -122,9 +165,9 @@ def translator_summary(run_dir: str | Path, data: TransitionSet | None = None, f
     given ``data``, what the first token means: per code of slot 1 (k = 1), the actions the translator gives over
     ``frames`` held-out frames (Discrete: each action's share; Box: the mean action). None without a translator.
     ``lam``: the run's LAM when the caller has loaded it already."""
-    from .align import Translator
-    from .runs import default_translator_dir
-    from .wrappers import check_translator_fits
+    from ..act.wrappers import check_translator_fits
+    from ..align import Translator
+    from ..pretrain.runs import default_translator_dir
 
     run_dir = Path(run_dir)
     where = default_translator_dir(run_dir / "lam")

@@ -24,8 +24,8 @@ import gymnasium as gym
 import numpy as np
 from safetensors.numpy import save_file
 
-from .config import check_int
-from .errors import DataError
+from ..config import check_int
+from ..errors import DataError
 from .frame_cache import CACHE_FORMAT, SourceArrays, building, cached, write_info
 
 VIDEO_FRAME_SIZE = 64
@@ -71,7 +71,7 @@ def dataset_exists(dataset_id: str) -> bool:
 def dataset_preprocess(dataset_id: str) -> dict[str, Any]:
     """The observation preprocessing a local dataset was collected with (its env spec's record, read as it was
     meant then: :func:`~flexlam_rl.envs.pixels.recorded_preprocess`), normalized; identity when none is recorded."""
-    from .envs.pixels import recorded_preprocess, validate_preprocess
+    from ..envs.pixels import recorded_preprocess, validate_preprocess
 
     spec = _open_minari(validate_dataset_id(dataset_id)).env_spec
     return validate_preprocess(recorded_preprocess((dict(spec.kwargs) if spec is not None else {}).get("preprocess")))

@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from .checkpoint import (
+from ..checkpoint import (
     atomic_save_tensors,
     atomic_write_bytes,
     atomic_write_json,
@@ -36,9 +36,9 @@ from .checkpoint import (
     read_json,
     read_tensors,
 )
-from .config import LAMConfig
-from .errors import CheckpointError, ConfigError, FlexLAMError
-from .model import FlexLAM
+from ..config import LAMConfig
+from ..errors import CheckpointError, ConfigError, FlexLAMError
+from ..model.lam import FlexLAM
 
 
 def default_translator_dir(lam_dir: str | Path) -> Path:

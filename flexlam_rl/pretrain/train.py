@@ -2,7 +2,7 @@
 
 Everything random in step ``s`` (batch, prefix lengths) derives from ``(seed, s)``, so a
 restarted run resumes from its last checkpoint and ends with the same weights as an
-uninterrupted one. The run directory's layout is :mod:`flexlam_rl.runs`.
+uninterrupted one. The run directory's layout is :mod:`flexlam_rl.pretrain.runs`.
 """
 
 from __future__ import annotations
@@ -20,17 +20,17 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..checkpoint import atomic_write_json
+from ..config import LAMConfig, TrainConfig, plain
+from ..data.transitions import TransitionData, step_loader
+from ..errors import ConfigError, FlexLAMWarning, TrainingDiverged
+from ..evaluate.diagnosis import CollapseWatch, controllability
+from ..evaluate.reconstruction import reconstruction_by_budget
+from ..fit import seeded
+from ..model.lam import FlexLAM
+from ..model.quantize import code_usage
 from . import distributed
-from .checkpoint import atomic_write_json
-from .config import LAMConfig, TrainConfig, plain
-from .data import TransitionData, step_loader
-from .diagnosis import CollapseWatch, controllability
-from .errors import ConfigError, FlexLAMWarning, TrainingDiverged
-from .evaluate import reconstruction_by_budget
-from .fit import seeded
-from .model import FlexLAM
 from .plateau import Plateau, heldout_objective, heldout_subset
-from .quantize import code_usage
 from .runs import (
     check_same_run,
     lam_step,
@@ -157,26 +157,26 @@ def pretrain(
     on_check: Callable[[int, dict[str, Any]], None] | None = None,
     supervision: SupervisionConfig | None = None,
 ) -> PretrainResult:
-    """Train (or resume, or extend) a LAM in ``run_dir`` (layout: :mod:`flexlam_rl.runs`).
+    """Train (or resume, or extend) a LAM in ``run_dir`` (layout: :mod:`flexlam_rl.pretrain.runs`).
 
     ``on_step(step, loss)`` is called after every update with the mean training loss of the
     current logging window, as last read from the device; ``on_check(step, report)`` after each
-    held-out check with the :func:`~flexlam_rl.diagnosis.controllability` report of the checked
+    held-out check with the :func:`~flexlam_rl.evaluate.diagnosis.controllability` report of the checked
     transitions (plus ``mse_checks``, the errors the plateau reads, and ``mse_transitions``, how many it read). A
     second process training into the same ``run_dir`` is refused. Raising ``steps`` (or a plateau run's
     ``max_steps``) extends a run: a plateau run's LR does not depend on its cap, so that is exact; a fixed-length
     run continues its cosine
     schedule over the new length from where it stopped (not bit-identical to a fresh run of that length).
     Under ``torchrun`` each process trains on its shard of every step's batch and rank 0 alone
-    writes (:mod:`flexlam_rl.distributed`). ``supervision`` (when enabled): action labels on a few transitions train
-    a head on the latent beside the reconstruction (:mod:`flexlam_rl.supervision`); the LAM records which.
+    writes (:mod:`flexlam_rl.pretrain.distributed`). ``supervision`` (when enabled): action labels on a few transitions train
+    a head on the latent beside the reconstruction (:mod:`flexlam_rl.pretrain.supervision`); the LAM records which.
     """
     run_dir = Path(run_dir)
     check_data_matches(lam_cfg, data)
     # the labels are chosen (and bad supervision settings refused) before anything is written
     labeled = ActionSupervision(supervision, lam_cfg, data, cfg.seed) if supervision is not None and supervision.enabled else None
     device = distributed.device_for(resolve_device(cfg.device))
-    ctx = distributed.context(device)  # one process, or one of torchrun's (see flexlam_rl.distributed)
+    ctx = distributed.context(device)  # one process, or one of torchrun's (see flexlam_rl.pretrain.distributed)
     if labeled is not None and ctx.active:
         ctx.close()
         raise ConfigError("Action supervision runs in one process for now; drop torchrun, or supervision.fraction=null.")

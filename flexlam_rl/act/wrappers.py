@@ -25,12 +25,12 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from .align import Translator, check_action_space_fits
-from .budgets import check_prefix_len
-from .envs import apply_preprocess, get_task
-from .envs.pixels import ensure_env_registered, preprocess_for_env, raw_env_kwargs, recorded_preprocess, skips_frames, validate_preprocess
-from .errors import FlexLAMError
-from .model import FlexLAM
+from ..align import Translator, check_action_space_fits
+from ..envs import apply_preprocess, get_task
+from ..envs.pixels import ensure_env_registered, preprocess_for_env, raw_env_kwargs, recorded_preprocess, skips_frames, validate_preprocess
+from ..errors import FlexLAMError
+from ..model.budgets import check_prefix_len
+from ..model.lam import FlexLAM
 
 ADAPTIVE = "adaptive"  # prefix_len value: the agent chooses each step's length (AdaptiveLatentActionWrapper)
 
@@ -164,10 +164,10 @@ class BatchMemo:
 
 
 def check_translator_fits(translator: Translator, lam: FlexLAM) -> None:
-    """Refuse a translator aligned on another LAM (its recorded :meth:`~flexlam_rl.model.FlexLAM.fingerprint`): the same
+    """Refuse a translator aligned on another LAM (its recorded :meth:`~flexlam_rl.model.lam.FlexLAM.fingerprint`): the same
     K and action space are not enough, its tokens would mean something else. Translators made before the fingerprint
     was recorded are not checked."""
-    from .checkpoint import origin
+    from ..checkpoint import origin
 
     recorded = translator.config.lam_fingerprint
     if recorded is not None and recorded != lam.fingerprint():
@@ -300,7 +300,7 @@ class AdaptiveLatentActionWrapper(LatentActionWrapper):
     """The agent chooses each step's token budget: ``MultiDiscrete([V] * K + [K])``.
 
     The first K entries are tokens; the last, c, keeps the first c + 1 of them and fills the rest
-    with the null latent (the same :func:`~flexlam_rl.model.null_fill` as a fixed budget);
+    with the null latent (the same :func:`~flexlam_rl.model.lam.null_fill` as a fixed budget);
     ``info["prefix_len"]`` says what was used. Put a price on tokens with :class:`TokenCost`.
     """
 
@@ -414,7 +414,7 @@ def register_latent_env(env_id: str, base_env: str, lam: str | Path, translator:
     """Register a latent-action id with fixed checkpoints and budget: ``gym.make(env_id)`` then works anywhere."""
     budget = prefix_len if prefix_len == ADAPTIVE else int(prefix_len)
     gym.register(
-        env_id, entry_point="flexlam_rl.wrappers:make_latent_env", max_episode_steps=max_episode_steps,
+        env_id, entry_point="flexlam_rl.act.wrappers:make_latent_env", max_episode_steps=max_episode_steps,
         kwargs={"env_id": base_env, "lam": str(lam), "translator": str(translator), "prefix_len": budget, **kwargs},
     )
     return env_id

@@ -23,14 +23,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from .align.actions import action_loss, action_spec, output_to_action
-from .align.labels import LabelConfig, check_actions_agree, label_digest, label_pool, select_labels
-from .config import LAMConfig, check_int, check_optional_positive_int, parse_config
-from .data import TransitionData, TransitionSet
-from .errors import ConfigError, DataError
-from .fit import seeded
-from .metrics import action_score
-from .model import null_fill
+from ..align.actions import action_loss, action_spec, output_to_action
+from ..align.labels import LabelConfig, check_actions_agree, label_digest, label_pool, select_labels
+from ..config import LAMConfig, check_int, check_optional_positive_int, parse_config
+from ..data.transitions import TransitionData, TransitionSet
+from ..errors import ConfigError, DataError
+from ..fit import seeded
+from ..metrics import action_score
+from ..model.lam import null_fill
 
 HEADS = ("first", "prefix")
 

@@ -20,10 +20,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import DataError
-from .fit import FitConfig, fit, seeded
-from .metrics import action_score
-from .model import FlexLAM
+from ..errors import DataError
+from ..fit import FitConfig, fit, seeded
+from ..metrics import action_score
+from ..model.lam import FlexLAM
 
 
 def distractor_state(env: gym.Env, info: Mapping[str, Any]) -> np.ndarray | None:
@@ -40,9 +40,9 @@ def distractor_state(env: gym.Env, info: Mapping[str, Any]) -> np.ndarray | None
 def probe_rollouts(task: str, lam: FlexLAM, episodes: int = 40, seed: int = 50_000, epsilon: float = 0.5) -> dict[str, np.ndarray]:
     """``episodes`` noisy-expert episodes of ``task`` at ``lam``'s preprocessing: ``obs``, ``next_obs``,
     ``action``, ``distractor`` (the change of :func:`distractor_state` over the step) and ``episode``."""
-    from .envs import get_task
-    from .envs.experts import make_behaviour
-    from .wrappers import lam_env
+    from ..act.wrappers import lam_env
+    from ..envs import get_task
+    from ..envs.experts import make_behaviour
 
     env = lam_env(task, lam)
     policy = make_behaviour("noisy", env.action_space, get_task(task).expert, seed, epsilon)
@@ -163,11 +163,11 @@ def combine_probes(per_seed: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 def token_probe_figure(results: Mapping[str, Mapping[str, Any]], path: Any) -> Any:
     """One row per task: the action probe and the distractor probe against k, FlexLAM as a line, fixed LAMs as points
     (with the seeds' standard deviation as error bars when ``results`` come from :func:`combine_probes`)."""
-    from .media import pyplot
+    from ..media import pyplot
 
     plt = pyplot()
 
-    from .checkpoint import atomic_path
+    from ..checkpoint import atomic_path
 
     fig, axes = plt.subplots(len(results), 2, figsize=(9, 3.2 * len(results)), squeeze=False)
     for row, (task, result) in enumerate(results.items()):
@@ -201,7 +201,7 @@ def run_token_probes(lam_dir: Any, tasks: Sequence[str], out: Any, fixed_dirs: S
     fresh rollouts of each task; write ``<name>.json`` and ``<name>.png`` into ``out``."""
     from pathlib import Path
 
-    from .checkpoint import atomic_write_json
+    from ..checkpoint import atomic_write_json
 
     lam = FlexLAM.load(lam_dir)
     fixed = {f"fixed K={m.num_tokens} ({Path(p).parent.name})": m for p in fixed_dirs for m in [FlexLAM.load(p)]}

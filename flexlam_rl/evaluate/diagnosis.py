@@ -24,12 +24,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from .checkpoint import origin
-from .data import TransitionSet, eval_batches, load_transitions, require_frames
-from .errors import FlexLAMError
-from .metrics import majority_rate
-from .model import FlexLAM, changed_pixels, null_fill
-from .quantize import code_usage
+from ..checkpoint import origin
+from ..data.transitions import TransitionSet, eval_batches, load_transitions, require_frames
+from ..errors import FlexLAMError
+from ..metrics import majority_rate
+from ..model.lam import FlexLAM, changed_pixels, null_fill
+from ..model.quantize import code_usage
 
 COLLAPSED_PERPLEXITY = 1.1  # a slot whose codes have perplexity below this emits one code: it carries nothing
 COLLAPSED_CONTROL = 0.05  # tokens that remove less than 5% of the wrong-token error on changed pixels are ignored
@@ -94,7 +94,7 @@ def controllability(lam: FlexLAM, data: TransitionSet, budgets: Sequence[int] | 
 
 
 def budget_errors(report: dict[str, Any]) -> dict[str, Any]:
-    """A :func:`controllability` report as :func:`~flexlam_rl.evaluate.reconstruction_by_budget` gives it on the same
+    """A :func:`controllability` report as :func:`~flexlam_rl.evaluate.reconstruction.reconstruction_by_budget` gives it on the same
     transitions (own-token errors, all-null, copy, code usage): where the diagnostic decoded every transition, one
     pass serves both instead of decoding each transition a second time."""
     return {"mse": {k: errors["own"] for k, errors in report["mse"].items()}, "null": report["null"],
@@ -127,7 +127,7 @@ def collapse_warning(report: dict[str, Any], frame_shape: Sequence[int] | None =
     collapsed = is_collapsed(usage, control) if control else bool(usage) and len(dead) == len(usage)
     if not collapsed and not dead:
         return None
-    from .envs.pixels import GAME_FRAME
+    from ..envs.pixels import GAME_FRAME
 
     large = frame_shape is not None and len(frame_shape) == 3 and max(frame_shape[:2]) > GAME_FRAME
     if collapsed:

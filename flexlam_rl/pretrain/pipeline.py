@@ -7,15 +7,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import atomic_write_json
-from .config import LAMConfig
-from .data import TransitionData
-from .diagnosis import budget_errors, collapse_warning, controllability, sample
+from ..checkpoint import atomic_write_json
+from ..config import LAMConfig
+from ..data.transitions import TransitionData
+from ..errors import FlexLAMWarning
+from ..evaluate.diagnosis import budget_errors, collapse_warning, controllability, sample
+from ..evaluate.inspect import prediction_figure
+from ..evaluate.reconstruction import reconstruction_by_budget
+from ..model.lam import FlexLAM
 from .distributed import is_main_process
-from .errors import FlexLAMWarning
-from .evaluate import reconstruction_by_budget
-from .inspect import prediction_figure
-from .model import FlexLAM
 from .supervision import SupervisionConfig
 from .train import TrainConfig, pretrain
 
@@ -30,10 +30,10 @@ def run_pretraining(
     """Train (or resume) in ``run_dir``, score every budget on the held-out split, write ``metrics.json``.
 
     Returns the metrics: ``step``, ``resumed_from``, ``wall_time_s``, ``heldout`` (see
-    :func:`~flexlam_rl.evaluate.reconstruction_by_budget`), ``controllability`` (what the tokens do on held-out
-    transitions, :func:`~flexlam_rl.diagnosis.controllability`), ``datasets``, ``lam`` and ``lam_dir`` (a
+    :func:`~flexlam_rl.evaluate.reconstruction.reconstruction_by_budget`), ``controllability`` (what the tokens do on held-out
+    transitions, :func:`~flexlam_rl.evaluate.diagnosis.controllability`), ``datasets``, ``lam`` and ``lam_dir`` (a
     ``torchrun`` worker other than rank 0 gets only ``step``, ``resumed_from`` and ``lam_dir``).
-    ``on_check`` and ``supervision`` are passed to :func:`~flexlam_rl.train.pretrain`; a supervised run's metrics add
+    ``on_check`` and ``supervision`` are passed to :func:`~flexlam_rl.pretrain.train.pretrain`; a supervised run's metrics add
     ``supervision`` (its labels, and ``action_head``: the head's score at the last check).
     """
     run_dir = Path(run_dir)
@@ -69,7 +69,7 @@ def run_pretraining(
 
 def large_frame_warning(lam_cfg: LAMConfig) -> str | None:
     """Frames above ``LARGE_FRAME`` px make every update expensive on a CPU: say what it costs and the fix."""
-    from .envs.pixels import LARGE_FRAME
+    from ..envs.pixels import LARGE_FRAME
 
     if not lam_cfg.is_image or max(lam_cfg.obs_shape[:2]) <= LARGE_FRAME:
         return None

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .errors import VideoError
+from ..errors import VideoError
 
 VIDEO_SUFFIXES = (".mp4", ".gif", ".webm", ".avi", ".mov", ".mkv")
 VIDEO_PREFIX = "video:"

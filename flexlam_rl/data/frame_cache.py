@@ -2,7 +2,7 @@
 
 A cache is built in a temporary folder and renamed into place (a parallel job's finished cache is kept);
 every open checks the frame file's size against the header and a checksum, and a damaged cache is rebuilt
-from its source. Which sources there are and where their caches live: :mod:`flexlam_rl.sources`.
+from its source. Which sources there are and where their caches live: :mod:`flexlam_rl.data.sources`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import gymnasium as gym
 import numpy as np
 from safetensors.numpy import load_file
 
-from .envs.pixels import recorded_preprocess
+from ..envs.pixels import recorded_preprocess
 
 CACHE_FORMAT = 4  # 4: info.json records the frame file's size and a checksum, verified on every open
 CHECKSUM_BLOCK = 1 << 20  # bytes hashed at each end of frames.bin (with all of arrays.safetensors)
@@ -105,7 +105,7 @@ def cached(source: str, cache_dir: Path, action_space: gym.Space | None, build: 
 @contextlib.contextmanager
 def building(cache_dir: Path) -> Iterator[Path]:
     """Build a cache in a temporary folder, then rename it into place (or keep a parallel job's)."""
-    from .checkpoint import normal_permissions
+    from ..checkpoint import normal_permissions
 
     cache_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=cache_dir.parent))

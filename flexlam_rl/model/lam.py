@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import LAMConfig
+from ..errors import FlexLAMError
 from .budgets import adaptive_lengths, check_prefix_len, check_prefix_lens, check_tol, prefix_weights, stratified_prefix_lens
-from .config import LAMConfig
-from .errors import FlexLAMError
 from .nets import ArrayLike, ImageFDM, ImageIDM, ObservationInput, VectorFDM, VectorIDM
 from .quantize import FSQ, CodeNorm
 
@@ -280,7 +280,7 @@ class FlexLAM(ObservationInput):
 
     def latent_slots(self, obs: ArrayLike, next_obs: ArrayLike) -> torch.Tensor:
         """Transitions -> per-slot embeddings ``[B, K, D]`` of their full code, with gradient (straight through the
-        rounding): what a loss on the latent (the action head of :mod:`flexlam_rl.supervision`) trains the IDM by."""
+        rounding): what a loss on the latent (the action head of :mod:`flexlam_rl.pretrain.supervision`) trains the IDM by."""
         x, x_next = self.normalize(obs), self.normalize(next_obs, "next_obs")
         return self._tokenize(x, x_next)[0]
 
@@ -324,9 +324,9 @@ class FlexLAM(ObservationInput):
 
     @torch.no_grad()
     def encode_set(self, data: Any, indices: Sequence[int] | None = None, batch_size: int | None = None) -> torch.Tensor:
-        """A :class:`~flexlam_rl.data.TransitionSet`'s transitions (``indices``, default all) -> tokens ``[N, K]`` on
+        """A :class:`~flexlam_rl.data.transitions.TransitionSet`'s transitions (``indices``, default all) -> tokens ``[N, K]`` on
         the CPU, read from the set a batch at a time (a large pixel pool is never held in memory whole)."""
-        from .data import eval_batches
+        from ..data.transitions import eval_batches
 
         batch_size = batch_size or self.eval_rows()
         parts = [self.encode(b["obs"], b["next_obs"]).cpu() for b in eval_batches(data, batch_size, indices=indices)]
@@ -407,19 +407,19 @@ class FlexLAM(ObservationInput):
     def fingerprint(self) -> str:
         """A short hash of this LAM's config and weights: what a translator or policy made for it records, so that
         one made for another LAM (same K, same action space) is refused rather than silently wrong."""
-        from .checkpoint import weights_digest
+        from ..checkpoint import weights_digest
 
         return weights_digest(self, self.config.to_dict())
 
     def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
         """Write ``model.safetensors`` + ``config.json`` into the directory ``path`` (atomically)."""
-        from .checkpoint import save_module
+        from ..checkpoint import save_module
 
         return save_module(self, path, kind="lam", config=self.config.to_dict(), extra=extra)
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu") -> FlexLAM:
         """Rebuild a LAM from a directory written by :meth:`save`; validates before building anything."""
-        from .checkpoint import load_module
+        from ..checkpoint import load_module
 
         return load_module(path, kind="lam", build=lambda cfg: cls(LAMConfig.from_dict(cfg)), device=device)

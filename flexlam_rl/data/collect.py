@@ -23,8 +23,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from .envs import get_task, make_behaviour
-from .errors import DataError, DatasetExistsError, FlexLAMError
+from ..envs import get_task, make_behaviour
+from ..errors import DataError, DatasetExistsError, FlexLAMError
 from .sources import dataset_exists, dataset_preprocess, default_dataset_id, minari_frames, minari_root, validate_dataset_id
 
 
@@ -178,7 +178,7 @@ def ensure_dataset(
 def _check_same_preprocess(dataset_id: str, wanted: dict[str, Any]) -> None:
     """Refuse to reuse a dataset collected under other observation or env settings (say, before the Atari
     conventions): its frames are not what this run would collect."""
-    from .envs.pixels import validate_preprocess
+    from ..envs.pixels import validate_preprocess
 
     stored, wanted = dataset_preprocess(dataset_id), validate_preprocess(wanted)
     if stored != wanted:

@@ -1,6 +1,6 @@
 """Token budgets: which prefix lengths exist, how training draws them, and how a transition picks its own.
 
-A budget (prefix length) k keeps the first k of a latent action's K tokens; :func:`flexlam_rl.model.null_fill`
+A budget (prefix length) k keeps the first k of a latent action's K tokens; :func:`flexlam_rl.model.lam.null_fill`
 applies it. This module holds everything else about k: validation (one k, or one per row), the
 prefix-length distributions nested dropout samples from, and the adaptive rule.
 """
@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import FlexLAMError
+from ..errors import FlexLAMError
 
 
 def prefix_weights(num_tokens: int, dist: str, geometric_p: float = 0.35) -> torch.Tensor:

@@ -2,7 +2,7 @@
 
 Trained on action-free expert data: the targets are ``lam.encode(o_t, o_t+1)``, never the
 actions. At budget k the policy's first k tokens go through the LAM's null-filled prefix
-and the translator (via :class:`~flexlam_rl.wrappers.LatentActionWrapper`), and the
+and the translator (via :class:`~flexlam_rl.act.wrappers.LatentActionWrapper`), and the
 policy is scored by its mean episode return in the env. One policy predicts all K slots,
 so a FlexLAM is evaluated at every budget with the same policy.
 """
@@ -20,19 +20,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .align import Translator
-from .budgets import check_prefix_len
-from .config import check_int, check_optional_positive_int, check_positive_ints, parse_config
-from .data import TransitionSet, eval_batches, split_off_episodes
-from .envs.pixels import stack_frames
-from .errors import ConfigError, DataError
-from .fit import FitConfig, chunked_mean, fit, seeded
-from .metrics import standard_error
-from .model import FlexLAM
-from .nets import ObservationInput, feature_encoder
-from .plateau import window_change
-from .quantize import FSQ
-from .runs import default_translator_dir
+from ..align import Translator
+from ..config import check_int, check_positive_ints, parse_config
+from ..data.transitions import TransitionSet, eval_batches, split_off_episodes
+from ..envs.pixels import stack_frames
+from ..errors import ConfigError, DataError
+from ..fit import FitConfig, chunked_mean, fit, seeded
+from ..metrics import standard_error
+from ..model.budgets import check_prefix_len
+from ..model.lam import FlexLAM
+from ..model.nets import ObservationInput, feature_encoder
+from ..model.quantize import FSQ
+from ..pretrain.plateau import window_change
 
 HEADS = ("autoregressive", "regress", "independent")
 
@@ -179,20 +178,20 @@ class LatentBCPolicy(ObservationInput):
     @torch.no_grad()
     def act_adaptive(self, obs: np.ndarray) -> np.ndarray:
         """Greedy ``[B, K + 1]``: K tokens, then the length choice (an
-        :class:`~flexlam_rl.wrappers.AdaptiveLatentActionWrapper` action)."""
+        :class:`~flexlam_rl.act.wrappers.AdaptiveLatentActionWrapper` action)."""
         logits, length = self.logits(obs)
         if length is None:
             raise ConfigError("This latent BC policy was trained for fixed budgets; train one with an adaptive tol to act adaptively.")
         return torch.cat([logits.argmax(-1), length.argmax(-1, keepdim=True)], dim=1).cpu().numpy()
 
     def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
-        from .checkpoint import save_module
+        from ..checkpoint import save_module
 
         return save_module(self, path, kind="latent_bc", config=asdict(self.config), extra=extra)
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu") -> LatentBCPolicy:
-        from .checkpoint import load_module
+        from ..checkpoint import load_module
 
         return load_module(path, kind="latent_bc", build=lambda c: cls(LatentBCConfig.from_dict(c)), device=device)
 
@@ -201,7 +200,7 @@ class LatentBCPolicy(ObservationInput):
 class LatentBCTrainConfig(FitConfig):
     """Latent BC training (the Hydra ``bc`` group): ``steps`` is the most updates; with ``until_plateau`` training
     stops when the loss on held-out expert episodes (``validation_fraction`` of them) stops falling (the LAM's
-    window rule, :func:`~flexlam_rl.plateau.window_change`, read every ``check_every`` updates) and keeps the
+    window rule, :func:`~flexlam_rl.pretrain.plateau.window_change`, read every ``check_every`` updates) and keeps the
     weights of its lowest check."""
 
     steps: int = 20_000
@@ -239,14 +238,14 @@ def token_targets(lam: FlexLAM, data: TransitionSet, batch_size: int = 256) -> t
 
 @torch.no_grad()
 def value_targets(lam: FlexLAM, data: TransitionSet) -> torch.Tensor:
-    """Every transition's slot values before rounding (:meth:`~flexlam_rl.model.FlexLAM.encode_values`): ``[N, K, L]``."""
+    """Every transition's slot values before rounding (:meth:`~flexlam_rl.model.lam.FlexLAM.encode_values`): ``[N, K, L]``."""
     parts = [lam.encode_values(batch["obs"], batch["next_obs"]).cpu() for batch in eval_batches(data, lam.eval_rows())]
     return torch.cat(parts)
 
 
 @torch.no_grad()
 def adaptive_targets(lam: FlexLAM, data: TransitionSet, tol: float, batch_size: int = 256) -> np.ndarray:
-    """Each transition's adaptive length (:meth:`~flexlam_rl.model.FlexLAM.adaptive_prefix_len`): ``[N]`` in 1..K."""
+    """Each transition's adaptive length (:meth:`~flexlam_rl.model.lam.FlexLAM.adaptive_prefix_len`): ``[N]`` in 1..K."""
     return np.concatenate([lam.adaptive_prefix_len(batch["obs"], batch["next_obs"], tol).cpu().numpy()
                            for batch in eval_batches(data, batch_size)])
 
@@ -360,9 +359,9 @@ def latent_env(env: str | gym.Env, lam: FlexLAM, translator: Translator, prefix_
                translations: dict[int, Any] | None = None, max_episode_steps: int | None = None) -> gym.Env:
     """A task or Gymnasium id, seen as ``lam`` sees it, acting through ``lam`` + ``translator`` at budget k.
 
-    ``env`` may also be an env :func:`~flexlam_rl.wrappers.lam_env` made (then ``max_episode_steps`` is its own):
+    ``env`` may also be an env :func:`~flexlam_rl.act.wrappers.lam_env` made (then ``max_episode_steps`` is its own):
     several budgets can share it, and its construction (a ROM load on Atari) is paid once.
-    ``translations`` (budget -> :class:`~flexlam_rl.wrappers.LatentTranslation`, filled here) lets the envs of
+    ``translations`` (budget -> :class:`~flexlam_rl.act.wrappers.LatentTranslation`, filled here) lets the envs of
     several tasks share one translation and its memo per budget; the caller keeps one dict per (LAM, translator).
     """
     from .wrappers import LatentActionWrapper, LatentTranslation, lam_env
@@ -422,70 +421,8 @@ def evaluate_adaptive_latent_bc(policy: LatentBCPolicy, lam: FlexLAM, translator
 def random_returns(env: str, episodes: int, seed: int, frame_size: int | None = None,
                    max_episode_steps: int | None = None) -> list[float]:
     """Returns of uniformly random real actions: the floor latent BC is compared with (under the same step cap)."""
-    from .envs import task_at_frame_size
+    from ..envs import task_at_frame_size
 
     with task_at_frame_size(env, frame_size).make(max_episode_steps) as raw:
         raw.action_space.seed(seed)
         return rollout_returns(raw, lambda obs: raw.action_space.sample(), episodes, seed)
-
-
-def run_latent_bc(
-    lam_dir: str | Path, env: str, expert_datasets: Sequence[str], train_cfg: LatentBCTrainConfig, *,
-    translator_dir: str | Path | None = None, budgets: Sequence[int] | None = None, episodes: int = 20, seed: int = 10_000,
-    out: str | Path | None = None, gif: bool = True, adaptive_tol: float | None = None, max_episode_steps: int | None = None,
-) -> dict[str, Any]:
-    """``flexlam-latent-bc`` as a library call: clone on ``expert_datasets`` (actions never read), score
-    every budget on ``env`` beside random actions, the scripted expert and true-action BC on the same expert data
-    (:mod:`flexlam_rl.baselines`; the normalized score per budget), save the policy (default ``<lam_dir>/../latent_bc``),
-    a GIF at the best budget and ``latent_bc_metrics.json``; returns those metrics. ``adaptive_tol``: also
-    train and score an adaptive-length policy (:func:`train_latent_bc` with ``tol``), saved to ``<out>_adaptive``.
-    ``max_episode_steps`` caps every scored episode (the policy's, the random floor's, the GIF's): None keeps the
-    task's own limit (thousands of steps on the Atari tasks, where a policy that never loses plays them all)."""
-    from .baselines import baseline_returns
-    from .checkpoint import atomic_write_json
-    from .data import load_transitions
-    from .media import write_gif
-    from .wrappers import lam_env
-
-    check_optional_positive_int("max_episode_steps", max_episode_steps, "the task's own limit")  # before anything loads
-    lam_dir = Path(lam_dir)
-    lam = FlexLAM.load(lam_dir)
-    translator = Translator.load(Path(translator_dir) if translator_dir else default_translator_dir(lam_dir))
-    expert = load_transitions(list(expert_datasets), 0.0, 0).train
-    for source in expert.sources:  # everything is checked before anything trains
-        if tuple(source.obs_shape) != tuple(lam.config.obs_shape):
-            raise DataError(f"Expert dataset {source.describe()} does not fit the LAM at {lam_dir}, which reads observations "
-                            f"{lam.config.obs_shape} (preprocessing {lam.config.preprocess}); collect expert data with the "
-                            f"LAM's preprocessing.")
-    latent_env(env, lam, translator, 1).close()  # the env must fit the LAM's observations and the translator's actions
-    training: dict[str, Any] = {}
-    policy = train_latent_bc(lam, expert, train_cfg, record=training)
-    budgets = list(budgets) if budgets else list(range(1, lam.num_tokens + 1))
-    by_budget = evaluate_latent_bc(policy, lam, translator, env, budgets, episodes, seed, max_episode_steps=max_episode_steps)
-    with lam_env(env, lam, max_episode_steps=max_episode_steps) as raw:
-        baselines = baseline_returns(raw, env, episodes, seed, expert, (train_cfg, list(lam.config.channels), lam.config.hidden_dim),
-                                     max_episode_steps)
-    out = Path(out) if out else lam_dir.parent / "latent_bc"
-    policy.save(out, extra={"lam": str(lam_dir.resolve()), "lam_fingerprint": lam.fingerprint(),
-                            "expert_datasets": list(expert_datasets), "train": asdict(train_cfg), "training": training,
-                            "returns": by_budget})
-    best = max(by_budget, key=lambda k: by_budget[k]["mean"])
-    gif_path = None
-    if gif:
-        frames: dict[int, list[np.ndarray]] = {}
-        evaluate_latent_bc(policy, lam, translator, env, [best], 1, seed, gif_frames=frames, max_episode_steps=max_episode_steps)
-        gif_path = write_gif(frames[best], out.parent / f"latent_bc_k{best}.gif")
-    metrics = {"returns": by_budget, "random": {"mean": baselines.random, "stderr": baselines.stderr["random"]},
-               "baselines": baselines.to_dict(), "normalized": {k: baselines.normalized(v["mean"]) for k, v in by_budget.items()},
-               "training": training, "head": policy.config.head, "frame_stack": policy.config.frame_stack,
-               "env": env, "episodes": episodes, "max_episode_steps": max_episode_steps, "expert_transitions": len(expert),
-               "best_budget": best,
-               "policy": str(out.resolve()), "gif": str(gif_path) if gif_path else None}
-    if adaptive_tol is not None:
-        adaptive = train_latent_bc(lam, expert, train_cfg, tol=adaptive_tol)
-        metrics["adaptive"] = {"tol": adaptive_tol, **evaluate_adaptive_latent_bc(adaptive, lam, translator, env, episodes, seed,
-                                                                                      max_episode_steps)}
-        adaptive.save(out.parent / f"{out.name}_adaptive", extra={"lam": str(lam_dir.resolve()), "tol": adaptive_tol,
-                                                                  "lam_fingerprint": lam.fingerprint(), "returns": metrics["adaptive"]})
-    atomic_write_json(out.parent / "latent_bc_metrics.json", metrics)
-    return metrics

@@ -18,7 +18,7 @@ from typing import TypeVar
 import torch
 import torch.distributed as dist
 
-from .errors import ConfigError, FlexLAMError
+from ..errors import ConfigError, FlexLAMError
 
 T = TypeVar("T")
 

@@ -14,10 +14,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .data import TransitionSet, eval_batches
-from .errors import DataError, FlexLAMError
-from .model import FlexLAM
-from .quantize import code_usage
+from ..data.transitions import TransitionSet, eval_batches
+from ..errors import DataError, FlexLAMError
+from ..model.lam import FlexLAM
+from ..model.quantize import code_usage
 
 
 @torch.no_grad()

@@ -6,10 +6,10 @@ from typing import Any
 
 import numpy as np
 
-from .budgets import prefix_weights
-from .config import TrainConfig
-from .data import TransitionData
-from .model import FlexLAM
+from ..config import TrainConfig
+from ..data.transitions import TransitionData
+from ..model.budgets import prefix_weights
+from ..model.lam import FlexLAM
 
 
 def window_change(losses: list[float], window: int) -> float | None:

@@ -2,7 +2,7 @@
 
 Batches are a deterministic function of ``(seed, step)`` (:class:`StepBatchSampler`),
 so a resumed run sees exactly the batches an uninterrupted one would. Where the frames come
-from (Minari datasets, videos, the frame cache) is :mod:`flexlam_rl.sources`.
+from (Minari datasets, videos, the frame cache) is :mod:`flexlam_rl.data.sources`.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from .config import parse_config
-from .errors import DataError
+from ..config import parse_config
+from ..errors import DataError
 from .sources import VIDEO_FRAME_SIZE, SourceArrays, load_source
 
 

@@ -16,14 +16,14 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from .align.actions import action_loss, action_spec, output_to_action
-from .data import TransitionSet
-from .envs import get_task, make_behaviour
-from .envs.pixels import stack_frames
-from .fit import chunked_mean, fit, seeded
+from ..align.actions import action_loss, action_spec, output_to_action
+from ..data.transitions import TransitionSet
+from ..envs import get_task, make_behaviour
+from ..envs.pixels import stack_frames
+from ..fit import chunked_mean, fit, seeded
+from ..metrics import standard_error
+from ..model.nets import ObservationInput, feature_encoder
 from .latent_bc import LatentBCTrainConfig, expert_split, plateau_stop, rollout_returns, stacked_shape
-from .metrics import standard_error
-from .nets import ObservationInput, feature_encoder
 
 NO_EXPERT = "no expert"
 
