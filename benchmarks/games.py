@@ -95,7 +95,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from flexlam_rl.align import AlignConfig, LabelConfig, label_and_eval_sets, run_alignment
+from flexlam_rl.align import AlignConfig, AlignOptions, LabelConfig, label_and_eval_sets, run_alignment
 from flexlam_rl.bench.cache import train_cached
 from flexlam_rl.checkpoint import atomic_write_bytes, atomic_write_json, read_json
 from flexlam_rl.data.collect import ensure_dataset
@@ -233,7 +233,7 @@ def run_one(game: str, variant: str, steps: int, seed: int, cache: Path) -> dict
     probe = action_probe(lam, data.train, data.heldout, picks, BUDGETS, seed)
     pool, evaluation = label_and_eval_sets([dataset_id], [dataset_id], 0.1, 0)
     labels = LabelConfig(count=max(1, round(LABEL_FRACTION * len(pool))), seed=seed)
-    aligned = run_alignment(lam, pool, evaluation, labels, AlignConfig(**ALIGN, seed=seed), BUDGETS, supervised_idm=True)
+    aligned = run_alignment(lam, pool, evaluation, labels, AlignConfig(**ALIGN, seed=seed), AlignOptions(BUDGETS, supervised_idm=True))
     best = max(aligned.scores, key=aligned.scores.get)
     translator_dir = Path(lam.source_path).parent / f"translator_{variant}_s{seed}"
     aligned.translator.save(translator_dir)

@@ -35,7 +35,7 @@ import torch
 # the harness whose IDM this checks (benchmarks/ is the script's path)
 from games import ALIGN, GAME_DATA, VARIANTS, game_data, train_variant
 
-from flexlam_rl.align import AlignConfig, LabelConfig, label_and_eval_sets, run_alignment
+from flexlam_rl.align import AlignConfig, AlignOptions, LabelConfig, label_and_eval_sets, run_alignment
 from flexlam_rl.checkpoint import atomic_write_bytes, atomic_write_json, read_json
 from flexlam_rl.data.sources import cache_root
 from flexlam_rl.data.transitions import TransitionData, TransitionSet, load_transitions
@@ -114,8 +114,8 @@ def idm_accuracy(variant: str, fraction: float, seed: int, steps: int = ALIGN["s
     lam = trained.lam
     pool, evaluation = label_and_eval_sets([dataset_id], [dataset_id], 0.1, 0)
     labels = LabelConfig(count=max(1, round(fraction * len(pool))), seed=seed)
-    result = run_alignment(lam, pool, evaluation, labels, AlignConfig(**{**ALIGN, "steps": steps}, seed=seed), [8],
-                           supervised_idm=True)
+    result = run_alignment(lam, pool, evaluation, labels, AlignConfig(**{**ALIGN, "steps": steps}, seed=seed),
+                           AlignOptions([8], supervised_idm=True))
     return {"variant": variant, "fraction": fraction, "steps": steps, "labels": len(result.labels), "idm": result.supervised_idm,
             "translator_k8": result.scores[8], "chance": 1 / int(pool.sources[0].action_space.n)}
 

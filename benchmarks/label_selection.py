@@ -27,6 +27,7 @@ import torch
 
 from flexlam_rl.align import (
     AlignConfig,
+    AlignOptions,
     LabelConfig,
     action_spec,
     embed_transitions,
@@ -65,7 +66,7 @@ def run_seed(bench: Any, suite: Any, seed: int, cache: Path) -> dict[str, Any]:
     for strategy in STRATEGIES:
         for fraction in FRACTIONS:
             labels = LabelConfig(count=min(label_count(fraction, len(data.train)), len(pool)), strategy=strategy, seed=seed)
-            result = run_alignment(lam, pool, evaluation, labels, align, [lam.num_tokens])
+            result = run_alignment(lam, pool, evaluation, labels, align, AlignOptions([lam.num_tokens]))
             scores.setdefault(strategy, {})[f"{fraction:g}"] = result.scores[lam.num_tokens]
             print(f"  [{suite.name} seed {seed}] {strategy} {fraction:g}: {result.scores[lam.num_tokens]:.3f}", flush=True)
     return {"suite": suite.name, "seed": seed, "scores": scores, "pool": len(data.train), "metric": result.metric,

@@ -54,26 +54,31 @@ def chunked_mean(chunk_loss: Callable[[slice], torch.Tensor], num_items: int, ch
                for i in range(0, num_items, chunk)) / num_items
 
 
+@dataclass
+class Validation:
+    """Early stopping: ``loss()`` is read every ``every`` updates (and after the last), the weights of its lowest
+    value are kept, and ``stop(losses so far)`` may end training after a check (a plateau rule)."""
+
+    loss: Callable[[], float]
+    every: int = 10
+    stop: Callable[[list[float]], bool] | None = None
+
+
 def fit(
     model: M,
     batch_loss: Callable[[torch.Tensor, torch.Generator], torch.Tensor],
     num_items: int,
     cfg: FitConfig,
-    batch_size: int | None = None,
-    validation_loss: Callable[[], float] | None = None,
-    check_every: int = 10,
-    stop: Callable[[list[float]], bool] | None = None,
+    validation: Validation | None = None,
     record: dict[str, Any] | None = None,
 ) -> M:
-    """Train ``model`` for ``cfg.steps`` updates (fewer when ``stop`` says so) and return it in eval mode.
+    """Train ``model`` for ``cfg.steps`` updates (fewer when ``validation.stop`` says so) and return it in eval mode.
 
-    Each update draws ``batch_size`` (default ``cfg.batch_size``) indices into ``0..num_items-1``
-    (with replacement) from a generator seeded with ``cfg.seed`` and minimizes
-    ``batch_loss(indices, generator)``; the loss may draw more randomness (e.g. prefix lengths)
-    from the same generator. With ``validation_loss``, it is read every ``check_every`` updates
-    (and after the last) and the weights of its lowest value are the ones returned (early stopping);
-    ``stop(losses so far)`` ends training after a check (a plateau rule). ``record`` receives ``updates``,
-    ``plateaued`` and ``validation`` (the lowest validation loss, None without one).
+    Each update draws ``cfg.batch_size`` indices into ``0..num_items-1`` (with replacement) from a generator seeded
+    with ``cfg.seed`` and minimizes ``batch_loss(indices, generator)``; the loss may draw more randomness (e.g.
+    prefix lengths) from the same generator. With ``validation`` the weights of the lowest validation loss are the
+    ones returned (:class:`Validation`). ``record`` receives ``updates``, ``plateaued`` and ``validation`` (the lowest
+    validation loss, None without one).
     """
     if num_items < 1:
         raise ConfigError("Nothing to fit: the training set is empty.")
@@ -81,18 +86,18 @@ def fit(
     generator = torch.Generator().manual_seed(cfg.seed)
     best, best_state, losses, plateaued = math.inf, None, [], False
     for step in range(cfg.steps + 1):
-        if validation_loss is not None and (step % check_every == 0 or step == cfg.steps):
+        if validation is not None and (step % validation.every == 0 or step == cfg.steps):
             model.eval()
             with torch.no_grad():
-                loss = float(validation_loss())
+                loss = float(validation.loss())
             losses.append(loss)
             if loss < best:
                 best, best_state = loss, {k: v.clone() for k, v in model.state_dict().items()}
-            plateaued = stop is not None and step < cfg.steps and stop(losses)
+            plateaued = validation.stop is not None and step < cfg.steps and validation.stop(losses)
         if step == cfg.steps or plateaued:
             break
         model.train()
-        idx = torch.randint(0, num_items, (batch_size or cfg.batch_size,), generator=generator)
+        idx = torch.randint(0, num_items, (cfg.batch_size,), generator=generator)
         loss = batch_loss(idx, generator)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

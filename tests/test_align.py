@@ -134,12 +134,12 @@ def test_a_fixed_lams_translator_trains_at_its_full_budget(cartpole_models) -> N
 
 
 def test_alignment_reads_its_accuracy_against_the_majority_rate_balanced_and_an_all_label_ceiling(cartpole_models) -> None:
-    from flexlam_rl.align import run_alignment
+    from flexlam_rl.align import AlignOptions, run_alignment
     from flexlam_rl.metrics import balanced_accuracy, majority_rate
 
     lam, data = cartpole_models["lam"], cartpole_models["data"]
-    result = run_alignment(lam, data.train, data.heldout, LabelConfig(count=30), AlignConfig(steps=100), [1, 4],
-                           supervised_idm=True, idm_ceiling=True)
+    result = run_alignment(lam, data.train, data.heldout, LabelConfig(count=30), AlignConfig(steps=100),
+                           AlignOptions([1, 4], supervised_idm=True, idm_ceiling=True))
     truth = result.info["eval_actions"]
     assert result.majority_rate == pytest.approx(majority_rate(truth)) and 0.5 <= result.majority_rate < 0.7  # two actions
     assert result.eval_classes == 2 and set(result.balanced) == {1, 4}

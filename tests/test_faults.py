@@ -108,13 +108,13 @@ def test_a_dataset_from_a_newer_minari_is_named_as_such_not_as_corrupt(own_datas
 # ------------------------------------------------------------- mismatched data
 def test_labels_and_scores_from_datasets_with_different_actions_are_refused(cartpole_models, isolated_roots) -> None:
     """The bug this module was written for: a Box-action translator scored against Discrete actions of another env."""
-    from flexlam_rl.align import AlignConfig, LabelConfig, align_lam
+    from flexlam_rl.align import AlignConfig, AlignData, LabelConfig, align_lam
     from flexlam_rl.data.collect import collect_dataset
 
     pendulum = collect_dataset("faults/pendulum/random-v0", "pendulum", "random", num_episodes=2, seed=0).dataset_id
     FAULTS.append("mismatch: align on Discrete labels, score on Box actions")
     with pytest.raises(DataError, match=r"(?s)action.*Discrete\(2\).*faults/pendulum/random-v0.*Box"):
-        align_lam(cartpole_models["lam_dir"], LabelConfig(count=20), AlignConfig(steps=1), eval_ids=[pendulum],
+        align_lam(cartpole_models["lam_dir"], LabelConfig(count=20), AlignConfig(steps=1), AlignData(eval_ids=[pendulum]),
                   out=isolated_roots / "never")
     assert not (isolated_roots / "never").exists()  # refused before anything was trained or written
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from flexlam_rl.fit import FitConfig, fit
+from flexlam_rl.fit import FitConfig, Validation, fit
 from flexlam_rl.metrics import action_score, mean_se, r_squared, standard_error
 
 
@@ -43,7 +43,7 @@ def test_fit_with_a_validation_loss_returns_its_best_weights() -> None:
     with torch.no_grad():
         model.weight.fill_(0.0)
     fit(model, lambda idx, gen: ((model(x[idx]) - 2 * x[idx]) ** 2).mean(), 32, FitConfig(steps=60, lr=0.05, seed=0),
-        validation_loss=validation, check_every=5)
+        Validation(validation, every=5))
     assert len(seen) == 13  # steps 0, 5, ..., 60
     assert abs(float(model.weight) - 0.5) == pytest.approx(min(seen))
     assert min(seen) < seen[0] and min(seen) < seen[-1]

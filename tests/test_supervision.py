@@ -12,7 +12,7 @@ import torch
 from conftest import tiny_lam_config
 
 from flexlam_rl import FlexLAM
-from flexlam_rl.align import AlignConfig, LabelConfig, align_lam
+from flexlam_rl.align import AlignConfig, AlignData, AlignOptions, LabelConfig, align_lam
 from flexlam_rl.align.labels import label_pool, select_labels
 from flexlam_rl.config import ConfigError
 from flexlam_rl.data.transitions import DataError, TransitionData, load_transitions
@@ -62,11 +62,11 @@ def test_supervised_pretraining_learns_the_action_and_the_translator_reuses_its_
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["supervision"] == record
 
     _, same = align_lam(tmp_path / "run" / "lam", LabelConfig(fraction=0.05, seed=0), AlignConfig(steps=20),
-                        heldout_fraction=0.1, supervised_idm=False, out=tmp_path / "tr")
+                        AlignData(heldout_fraction=0.1), options=AlignOptions(), out=tmp_path / "tr")
     assert same["pretraining_labels"] == {"labels": record["labels"], "same": True}
     with pytest.warns(FlexLAMWarning, match="this translator's labels are others"):
         _, other = align_lam(tmp_path / "run" / "lam", LabelConfig(fraction=0.05, seed=3), AlignConfig(steps=20),
-                             heldout_fraction=0.1, supervised_idm=False, out=tmp_path / "tr2")
+                             AlignData(heldout_fraction=0.1), options=AlignOptions(), out=tmp_path / "tr2")
     assert other["pretraining_labels"]["same"] is False
 
 

@@ -20,7 +20,7 @@ from ..align.actions import action_loss, action_spec, output_to_action
 from ..data.transitions import TransitionSet
 from ..envs import get_task, make_behaviour
 from ..envs.pixels import stack_frames
-from ..fit import chunked_mean, fit, seeded
+from ..fit import Validation, chunked_mean, fit, seeded
 from ..metrics import standard_error
 from ..model.nets import ObservationInput, feature_encoder
 from .latent_bc import LatentBCTrainConfig, expert_split, plateau_stop, rollout_returns, stacked_shape
@@ -80,7 +80,7 @@ def train_action_bc(expert: TransitionSet, action_space: gym.Space, cfg: LatentB
     def batch_loss(idx: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         return action_loss(spec, policy(obs[idx.numpy()]), actions[idx])
 
-    validation_loss = None
+    check = None
     if validation is not None:
         val_obs = validation.stacked_obs(np.arange(len(validation)), stack)
         val_actions = torch.as_tensor(validation.actions(np.arange(len(validation))))
@@ -88,8 +88,8 @@ def train_action_bc(expert: TransitionSet, action_space: gym.Space, cfg: LatentB
         def validation_loss() -> float:
             return chunked_mean(lambda rows: action_loss(spec, policy(val_obs[rows]), val_actions[rows]), len(val_obs))
 
-    return fit(policy, batch_loss, len(obs), cfg, validation_loss=validation_loss, check_every=cfg.check_every,
-               stop=plateau_stop(cfg), record=record)
+        check = Validation(validation_loss, cfg.check_every, plateau_stop(cfg))
+    return fit(policy, batch_loss, len(obs), cfg, check, record=record)
 
 
 def normalized_score(ret: float, random: float, expert: float | None) -> float | None:

@@ -25,7 +25,7 @@ from ..config import check_int, check_positive_ints, parse_config
 from ..data.transitions import TransitionSet, eval_batches, split_off_episodes
 from ..envs.pixels import stack_frames
 from ..errors import ConfigError, DataError
-from ..fit import FitConfig, chunked_mean, fit, seeded
+from ..fit import FitConfig, Validation, chunked_mean, fit, seeded
 from ..metrics import standard_error
 from ..model.budgets import check_prefix_len
 from ..model.lam import FlexLAM
@@ -317,15 +317,15 @@ def train_latent_bc(lam: FlexLAM, expert: TransitionSet, cfg: LatentBCTrainConfi
         keep = (slots[None, :] < lengths[idx][:, None]).reshape(-1).float()  # only the slots the length keeps
         return (per_slot * keep).sum() / keep.sum() + F.cross_entropy(length_logits, lengths[idx] - 1)
 
-    validation_loss = None
+    check = None
     if validation is not None:
         val_obs, val_targets = targets_of(validation)
 
         def validation_loss() -> float:  # tokens' loss only: the length head of an adaptive policy is not the plateau's
             return chunked_mean(lambda rows: policy.loss(val_obs[rows], val_targets[rows]), len(val_obs))
 
-    return fit(policy, batch_loss, len(obs), cfg, validation_loss=validation_loss, check_every=cfg.check_every,
-               stop=plateau_stop(cfg), record=record)
+        check = Validation(validation_loss, cfg.check_every, plateau_stop(cfg))
+    return fit(policy, batch_loss, len(obs), cfg, check, record=record)
 
 
 # ----------------------------------------------------------------------- scoring

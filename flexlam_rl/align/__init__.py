@@ -11,13 +11,15 @@ from .actions import action_spec, box_from_unit, box_to_unit, check_action_space
 from .fitting import AlignConfig, LabeledSet, embed_transitions, train_translator
 from .idm import SupervisedIDM, supervised_idm_score, train_supervised_idm
 from .labels import PROTOCOLS, LabelConfig, label_and_eval_sets, select_labels
-from .pipeline import align_lam
-from .training import AlignmentResult, alignment_by_budget, run_alignment
+from .pipeline import AlignData, align_lam
+from .training import AlignmentResult, AlignOptions, alignment_by_budget, run_alignment
 from .translator import Translator, TranslatorConfig
 
 __all__ = [
     "PROTOCOLS",
     "AlignConfig",
+    "AlignData",
+    "AlignOptions",
     "AlignmentResult",
     "LabelConfig",
     "LabeledSet",

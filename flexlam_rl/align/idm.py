@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -46,7 +47,7 @@ def train_supervised_idm(lam: FlexLAM, labeled: LabeledSet, spec: dict[str, Any]
         rows = idx.numpy()
         return action_loss(spec, model(labeled.obs[rows], labeled.next_obs[rows]), labeled.actions[idx])
 
-    return fit(model, batch_loss, len(labeled.actions), cfg, batch_size=min(cfg.batch_size, IDM_MAX_BATCH))
+    return fit(model, batch_loss, len(labeled.actions), replace(cfg, batch_size=min(cfg.batch_size, IDM_MAX_BATCH)))
 
 
 @torch.no_grad()

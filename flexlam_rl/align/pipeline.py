@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,23 +14,29 @@ from ..errors import ConfigError, DataError, FlexLAMWarning
 from ..model.lam import FlexLAM
 from ..pretrain.runs import default_translator_dir
 from .labels import LabelConfig, label_and_eval_sets, label_digest
-from .training import AlignConfig, AlignmentResult, run_alignment
+from .training import AlignConfig, AlignmentResult, AlignOptions, run_alignment
+
+
+@dataclasses.dataclass
+class AlignData:
+    """Which datasets give the labels and which the scores (both default to the LAM's own pretraining datasets,
+    recorded in its checkpoint); a dataset that is both is split by episode (``heldout_fraction``): labels from its
+    training episodes, scores on its held-out ones."""
+
+    label_ids: Sequence[str] | None = None
+    eval_ids: Sequence[str] | None = None
+    heldout_fraction: float = 0.1
 
 
 def align_lam(
-    lam_dir: str | Path, label_cfg: LabelConfig, align_cfg: AlignConfig, label_ids: Sequence[str] | None = None, *,
-    eval_ids: Sequence[str] | None = None, heldout_fraction: float = 0.1, budgets: Sequence[int] | None = None,
-    supervised_idm: bool = True, out: str | Path | None = None, overwrite: bool = False,
-    log: Callable[[str], None] | None = None, idm_ceiling: bool = False,
+    lam_dir: str | Path, label_cfg: LabelConfig, align_cfg: AlignConfig, data: AlignData | None = None, *,
+    options: AlignOptions | None = None, out: str | Path | None = None, overwrite: bool = False,
 ) -> tuple[AlignmentResult, dict[str, Any]]:
     """Align the LAM saved at ``lam_dir`` and save the translator to ``out`` (default ``<lam_dir>/../translator``).
 
-    Labels come from ``label_ids`` and scores from ``eval_ids``; both default to the LAM's own
-    pretraining datasets (recorded in its checkpoint). A dataset that is both is split by episode
-    (``heldout_fraction``): labels from its training episodes, scores on its held-out ones. Also
-    writes ``align_metrics.json`` beside the translator; returns the result and those metrics. ``log``: told
-    before each stage (see :func:`~flexlam_rl.align.training.run_alignment`); ``idm_ceiling``: also an IDM on every
-    transition of the label pool. Discrete actions add balanced accuracy per budget and the majority-class rate. A LAM
+    Labels and scores come from ``data`` (:class:`AlignData`); ``options`` (:class:`AlignOptions`) default to a
+    supervised IDM on the same labels as the reference. Also writes ``align_metrics.json`` beside the translator;
+    returns the result and those metrics. Discrete actions add balanced accuracy per budget and the majority-class rate. A LAM
     pretrained with action labels (:mod:`flexlam_rl.pretrain.supervision`) adds ``pretraining_labels``: how many, and whether
     this translator's labels are the same transitions (a warning when they are not).
     """
@@ -38,15 +44,16 @@ def align_lam(
     out = Path(out) if out else default_translator_dir(lam_dir)
     if (out / "model.safetensors").exists() and not overwrite:
         raise ConfigError(f"{out} already holds a translator; pass out=<another dir>, or overwrite=true to replace it.")
+    data = data or AlignData()
     lam = FlexLAM.load(lam_dir)
     own = list(getattr(lam, "extra", {}).get("datasets", []))
-    label_ids = list(label_ids or own)
+    label_ids = list(data.label_ids or own)
     if not label_ids:
         raise DataError(f"No label datasets: set labels.datasets (the LAM at {lam_dir} does not record its own).")
-    eval_ids = list(eval_ids or own or label_ids)
-    pool, evaluation = label_and_eval_sets(label_ids, eval_ids, heldout_fraction, label_cfg.seed)
+    eval_ids = list(data.eval_ids or own or label_ids)
+    pool, evaluation = label_and_eval_sets(label_ids, eval_ids, data.heldout_fraction, label_cfg.seed)
     require_frames(pool, lam.config.obs_shape, f"the LAM at {lam_dir}")
-    result = run_alignment(lam, pool, evaluation, label_cfg, align_cfg, budgets, supervised_idm, log=log, idm_ceiling=idm_ceiling)
+    result = run_alignment(lam, pool, evaluation, label_cfg, align_cfg, options or AlignOptions(supervised_idm=True))
     result.translator.save(out, extra={"lam": str(lam_dir.resolve()), "labels": dataclasses.asdict(label_cfg),
                                        "label_datasets": label_ids, "align": dataclasses.asdict(align_cfg),
                                        "scores": result.scores})

@@ -69,21 +69,33 @@ class AlignmentResult:
     idm_all_labels_balanced: float | None = None
 
 
+@dataclass
+class AlignOptions:
+    """What an alignment scores, and what it reads the translator against: the ``budgets`` (default every k), an IDM
+    on the same labels (``supervised_idm``, the reference), one on every transition of the label pool (``idm_ceiling``,
+    the ceiling); ``log`` is told before each stage, so a slow fit on a loaded machine is visibly progressing."""
+
+    budgets: Sequence[int] | None = None
+    supervised_idm: bool = False
+    idm_ceiling: bool = False
+    log: Callable[[str], None] | None = None
+
+
 def run_alignment(
     lam: FlexLAM, pool: TransitionSet, evaluation: TransitionSet, label_cfg: LabelConfig, align_cfg: AlignConfig,
-    budgets: Sequence[int] | None = None, supervised_idm: bool = False, scored: LabeledSet | None = None,
-    log: Callable[[str], None] | None = None, idm_ceiling: bool = False,
+    options: AlignOptions | None = None, scored: LabeledSet | None = None,
 ) -> AlignmentResult:
     """Select labels from ``pool``, fit the translator (and the supervised reference), score it on ``evaluation``.
 
     ``pool`` and ``evaluation`` must not share episodes (:func:`~flexlam_rl.align.label_and_eval_sets`).
     ``scored``: ``evaluation`` already encoded by this LAM (:func:`embed_transitions` of all of it), for callers
-    that align one LAM several times. ``log``: told before each stage, so a slow fit on a loaded machine is
-    visibly progressing (the CLI prints it; library callers default to silence). For discrete actions the result
-    also reads every accuracy against the evaluation set's majority-class rate and as balanced accuracy;
-    ``idm_ceiling`` adds a supervised IDM trained on every transition of the pool (the labels' ceiling).
+    that align one LAM several times. ``options``: budgets, the IDMs it is read against and a log
+    (:class:`AlignOptions`; the CLI prints the log, library callers default to silence). For discrete actions the
+    result also reads every accuracy against the evaluation set's majority-class rate and as balanced accuracy.
     """
-    say = log or (lambda _message: None)
+    options = options or AlignOptions()
+    budgets = options.budgets
+    say = options.log or (lambda _message: None)
     if not pool.has_actions or len(pool) == 0:
         raise DataError(f"The label pool {[s.source_id for s in pool.sources]} has no labeled transitions to align on.")
     if len(evaluation) == 0:
@@ -108,14 +120,14 @@ def run_alignment(
         result.balanced = {k: balanced_accuracy(pred, truth) for k, pred in translated.items()}
         result.majority_rate = majority_rate(truth)
         result.eval_classes = len(np.unique(truth))
-    if supervised_idm:
+    if options.supervised_idm:
         say(f"fitting the supervised IDM on the same {len(labels)} labels (the reference) ...")
         pred = supervised_idm_predict(train_supervised_idm(lam, labeled, spec, align_cfg), scored)
         result.supervised_idm = action_score(pred, truth, discrete)
         result.info.update(supervised_idm_pred=pred, eval_actions=truth, eval_set=scored)
         if discrete:
             result.supervised_idm_balanced = balanced_accuracy(pred, truth)
-    if idm_ceiling:
+    if options.idm_ceiling:
         say(f"fitting the supervised IDM on every one of the pool's {len(pool)} labeled transitions (the ceiling) ...")
         result.idm_all_labels, result.idm_all_labels_balanced = all_label_idm(lam, pool, scored, spec, align_cfg)
     return result

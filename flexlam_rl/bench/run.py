@@ -34,7 +34,7 @@ import numpy as np
 
 from .._version import NUMERICS_VERSION
 from ..act.latent_bc import LatentBCTrainConfig, evaluate_latent_bc, train_latent_bc
-from ..align import AlignConfig, LabelConfig, action_spec, embed_transitions, label_and_eval_sets, run_alignment
+from ..align import AlignConfig, AlignOptions, LabelConfig, action_spec, embed_transitions, label_and_eval_sets, run_alignment
 from ..align.training import all_label_idm
 from ..checkpoint import atomic_write_json, read_json
 from ..config import LAMConfig
@@ -302,7 +302,7 @@ class SeedWork:
                 count = group.label_count if fraction == cfg.label_fraction else label_count(fraction, group.transitions)
                 results[tuple(group.tasks)] = run_alignment(
                     lam, self.label_pool(group, protocol), group.eval_set, self.label_config(group, protocol, count, quantile),
-                    align_cfg, budgets, scored=evaluation)
+                    align_cfg, AlignOptions(budgets), scored=evaluation)
             translators[run] = {task: result.translator for tasks, result in results.items() for task in tasks}
             scores = [result.scores for result in results.values()]
             out["align"][run] = scores[0] if len(self.groups) == 1 else {k: [s[k] for s in scores] for k in budgets}
@@ -376,7 +376,7 @@ class SeedWork:
         if translator is None:  # no standard run at the default fraction: align one as those runs would
             group = next(g for g in self.groups if task in g.tasks)
             translator = run_alignment(lam, group.pool, group.eval_set, self.label_config(group, "standard", group.label_count, 0.25),
-                                       AlignConfig(**{**cfg.translator, "seed": self.seed}), [lam.num_tokens]).translator
+                                       AlignConfig(**{**cfg.translator, "seed": self.seed}), AlignOptions([lam.num_tokens])).translator
         frames: dict[int, list[np.ndarray]] = {}
         evaluate_latent_bc(scored.policy, lam, translator, task, [cfg.gif_budget], 1, GIF_EPISODE_SEED,
                            gif_frames=frames, max_episode_steps=self.suite.max_episode_steps)

@@ -6,7 +6,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from ..align import AlignConfig, LabelConfig, align_lam
+from ..align import AlignConfig, AlignData, AlignOptions, LabelConfig, align_lam
 from ..config import plain
 from ..tables import markdown_table
 from ._common import hydra_entry, section
@@ -20,10 +20,10 @@ def align_from_config(cfg: DictConfig) -> dict[str, Any]:
     label_cfg = section(LabelConfig, label_values, "labels")
     align_cfg = section(AlignConfig, cfg.translator, "translator")
     result, metrics = align_lam(
-        cfg.lam_dir, label_cfg, align_cfg, label_ids, eval_ids=plain(cfg.eval.datasets), heldout_fraction=heldout_fraction,
-        budgets=plain(cfg.eval.budgets), supervised_idm=bool(cfg.eval.supervised_idm), out=cfg.out,
-        overwrite=bool(cfg.get("overwrite", False)), log=lambda message: print(message, flush=True),
-        idm_ceiling=bool(cfg.eval.get("idm_ceiling", False)),
+        cfg.lam_dir, label_cfg, align_cfg, AlignData(label_ids, plain(cfg.eval.datasets), heldout_fraction),
+        options=AlignOptions(plain(cfg.eval.budgets), bool(cfg.eval.supervised_idm), bool(cfg.eval.get("idm_ceiling", False)),
+                             log=lambda message: print(message, flush=True)),
+        out=cfg.out, overwrite=bool(cfg.get("overwrite", False)),
     )
     scores, metric = result.scores, result.metric
     print(f"translator: {len(result.labels)} labels ({label_cfg.protocol} protocol, {result.pool_size} transitions in the "

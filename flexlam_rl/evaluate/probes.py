@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import DataError
-from ..fit import FitConfig, fit, seeded
+from ..fit import FitConfig, Validation, fit, seeded
 from ..metrics import action_score
 from ..model.lam import FlexLAM
 
@@ -67,7 +67,7 @@ def probe_rollouts(task: str, lam: FlexLAM, episodes: int = 40, seed: int = 50_0
 
 
 def fit_probe(features: np.ndarray, target: np.ndarray, train: np.ndarray, discrete: bool, seed: int = 0,
-              steps: int = 400, hidden: int = 64, valid: np.ndarray | None = None, check_every: int = 10) -> float:
+              steps: int = 400, hidden: int = 64, valid: np.ndarray | None = None) -> float:
     """A 1-hidden-layer MLP probe; its accuracy (``discrete``) or R^2 (targets standardized) on the rows in
     neither ``train`` nor ``valid``.
 
@@ -93,7 +93,7 @@ def fit_probe(features: np.ndarray, target: np.ndarray, train: np.ndarray, discr
     xt, yt = x[train], y[train]
     # full-batch Adam (AdamW without decay): the probe set is small and the minibatch indices go unused
     fit(net, lambda idx, gen: loss_fn(net(xt), yt), len(xt), FitConfig(steps=steps, lr=1e-2, weight_decay=0.0, seed=seed),
-        validation_loss=None if valid is None else (lambda: loss_fn(net(x[valid]), y[valid])), check_every=check_every)
+        None if valid is None else Validation(lambda: loss_fn(net(x[valid]), y[valid])))
     with torch.no_grad():
         pred = net(x[test])
     return action_score((pred.argmax(1) if discrete else pred).numpy(), y[test].numpy(), discrete)

@@ -203,17 +203,15 @@ def pretrain(
                 remove_stale_temps(run_dir)
                 atomic_write_json(run_dir / "run.json", record)
             ctx.barrier()  # every rank resumes from the same checkpoint, after rank 0 tidied the run dir
-            return _train(run_dir, data, lam_cfg, cfg, device, on_step, ctx, on_check, labeled)
+            return _train(_Run(run_dir, data, lam_cfg, cfg, device, ctx, labeled), on_step, on_check)
     finally:
         ctx.close()
 
 
-def _train(run_dir: Path, data: TransitionData, lam_cfg: LAMConfig, cfg: TrainConfig, device: torch.device,
-           on_step: Callable[[int, float], None] | None, ctx: distributed.Context,
-           on_check: Callable[[int, dict[str, Any]], None] | None = None,
-           supervision: ActionSupervision | None = None) -> PretrainResult:
+def _train(run: _Run, on_step: Callable[[int, float], None] | None,
+           on_check: Callable[[int, dict[str, Any]], None] | None = None) -> PretrainResult:
     """The step loop: update, track the loss, check held-out error (and stop on a plateau), save."""
-    run = _Run(run_dir, data, lam_cfg, cfg, device, ctx, supervision)
+    cfg = run.cfg
     try:
         for batch in run.loader():
             loss = run.update(batch)
