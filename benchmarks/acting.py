@@ -175,8 +175,8 @@ def latent_bc_unit(spec: TaskSpec, run: Path, variant: str, seed: int, work: Pat
                    bc_overrides: dict[str, Any], units: Path) -> dict[str, Any]:
     """One latent BC seed of one variant: its returns per budget (the default variant also its baselines and the
     saved policy that fine-tuning starts from, with its weight digest). Committed as JSON."""
-    from flexlam_rl.act.latent_bc import LatentBCPolicy, LatentBCTrainConfig, evaluate_latent_bc, train_latent_bc
-    from flexlam_rl.act.pipeline import run_latent_bc
+    from flexlam_rl.act.latent_bc import Episodes, LatentBCPolicy, LatentBCTrainConfig, evaluate_latent_bc, train_latent_bc
+    from flexlam_rl.act.pipeline import LatentBCScoring, run_latent_bc
     from flexlam_rl.align import Translator
     from flexlam_rl.checkpoint import atomic_write_json, weights_digest
     from flexlam_rl.data.transitions import load_transitions
@@ -191,8 +191,8 @@ def latent_bc_unit(spec: TaskSpec, run: Path, variant: str, seed: int, work: Pat
     expert_id = spec.datasets("acting")["expert"]
     start = time.time()
     if variant == "default":
-        metrics = run_latent_bc(run / "lam", spec.task, [expert_id], cfg, budgets=protocol["budgets"], episodes=protocol["eval_episodes"],
-                                seed=eval_seed, out=folder / "policy", gif=seed == 0, max_episode_steps=spec.cap)
+        scoring = LatentBCScoring(protocol["budgets"], Episodes(protocol["eval_episodes"], eval_seed, spec.cap), gif=seed == 0)
+        metrics = run_latent_bc(run / "lam", spec.task, [expert_id], cfg, scoring=scoring, out=folder / "policy")
         policy = LatentBCPolicy.load(folder / "policy")
         unit = {"returns": {k: v["mean"] for k, v in metrics["returns"].items()}, "baselines": metrics["baselines"],
                 "training": metrics["training"], "policy_digest": weights_digest(policy, asdict(policy.config))}
@@ -201,7 +201,7 @@ def latent_bc_unit(spec: TaskSpec, run: Path, variant: str, seed: int, work: Pat
         record: dict[str, Any] = {}
         policy = train_latent_bc(lam, load_transitions([expert_id], 0.0, 0).train, cfg, record=record)
         scores = evaluate_latent_bc(policy, lam, Translator.load(run / "translator"), spec.task, protocol["budgets"],
-                                    protocol["eval_episodes"], eval_seed, max_episode_steps=spec.cap)
+                                    Episodes(protocol["eval_episodes"], eval_seed, spec.cap))
         unit = {"returns": {k: v["mean"] for k, v in scores.items()}, "training": record}
     unit.update(variant=variant, seed=seed, settings=asdict(cfg), wall_s=time.time() - start, code=code_record())
     atomic_write_json(done, unit)

@@ -84,7 +84,7 @@ def token_cost_rows(qs_run: Path, seeds: list[int], steps: int, runs: Path) -> l
 
 def latent_bc_rows(qs_run: Path, seeds: list[int]) -> dict[str, Any]:
     """Part 3: latent BC on Empty's action-free expert data, fixed k vs adaptive-length targets."""
-    from flexlam_rl.act.latent_bc import LatentBCTrainConfig, evaluate_adaptive_latent_bc, evaluate_latent_bc, train_latent_bc
+    from flexlam_rl.act.latent_bc import Episodes, LatentBCTrainConfig, evaluate_adaptive_latent_bc, evaluate_latent_bc, train_latent_bc
     from flexlam_rl.align import Translator
     from flexlam_rl.data.transitions import load_transitions
 
@@ -95,11 +95,11 @@ def latent_bc_rows(qs_run: Path, seeds: list[int]) -> dict[str, Any]:
     for seed in seeds:
         cfg = replace(LatentBCTrainConfig(), seed=seed)
         policy = train_latent_bc(lam, expert, cfg)
-        for k, score in evaluate_latent_bc(policy, lam, translator, "minigrid-empty", list(fixed), 20, 10_000).items():
+        for k, score in evaluate_latent_bc(policy, lam, translator, "minigrid-empty", list(fixed), Episodes(20, 10_000)).items():
             fixed[k].append(score["mean"])
         for tol in BC_TOLS:
             score = evaluate_adaptive_latent_bc(train_latent_bc(lam, expert, cfg, tol=tol), lam, translator, "minigrid-empty",
-                                                20, 10_000)
+                                                Episodes(20, 10_000))
             adaptive[tol]["return"].append(score["mean"])
             adaptive[tol]["tokens"].append(score["mean_tokens"])
         print(f"  latent BC seed {seed} done", flush=True)

@@ -172,6 +172,7 @@ def test_ppo_with_an_adaptive_budget_trains_and_reports_its_length(cartpole_mode
 
 def test_adaptive_latent_bc_clones_lengths_and_tokens_and_acts(cartpole_models, cartpole_expert_dataset, tmp_path) -> None:
     from flexlam_rl.act.latent_bc import (
+        Episodes,
         LatentBCPolicy,
         LatentBCTrainConfig,
         adaptive_targets,
@@ -191,7 +192,7 @@ def test_adaptive_latent_bc_clones_lengths_and_tokens_and_acts(cartpole_models, 
     assert action.shape == (256, 5) and action[:, 4].min() >= 0 and action[:, 4].max() <= 3
     majority = np.mean(lengths[:256] == np.bincount(lengths).argmax())
     assert np.mean(action[:, 4] + 1 == lengths[:256]) >= majority  # the length head is no worse than the mode
-    score = evaluate_adaptive_latent_bc(policy, lam, translator, "cartpole", episodes=3, seed=0)
+    score = evaluate_adaptive_latent_bc(policy, lam, translator, "cartpole", Episodes(3, 0))
     random = float(np.mean(random_returns("cartpole", 10, seed=0)))
     assert score["mean"] > 2 * random and 1.0 <= score["mean_tokens"] <= 4.0, (score, random)
     policy.save(tmp_path / "bc")
@@ -202,10 +203,11 @@ def test_adaptive_latent_bc_clones_lengths_and_tokens_and_acts(cartpole_models, 
 
 
 def test_rate_distortion_report(cartpole_models, vector_dataset, tmp_path) -> None:
+    from flexlam_rl.data import DataConfig
     from flexlam_rl.evaluate.analysis import run_rate_distortion
 
     lam_dir = cartpole_models["lam_dir"]
-    result = run_rate_distortion(lam_dir, tmp_path / "rd", fixed_dirs=[lam_dir], datasets=[vector_dataset], heldout_fraction=0.2,
+    result = run_rate_distortion(lam_dir, tmp_path / "rd", fixed_dirs=[lam_dir], data=DataConfig([vector_dataset], heldout_fraction=0.2),
                                  tols=[0.0, 0.1, 1.0], limit=None)
     entry = result["tasks"]["cartpole"]
     assert [p["k"] for p in entry["truncation"]] == [1, 2, 3, 4]

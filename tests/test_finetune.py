@@ -12,8 +12,8 @@ from stable_baselines3 import PPO
 
 from flexlam_rl import FlexLAM
 from flexlam_rl.act.baselines import baseline_returns, normalized_score
-from flexlam_rl.act.latent_bc import LatentBCPolicy, LatentBCTrainConfig
-from flexlam_rl.act.pipeline import run_latent_bc
+from flexlam_rl.act.latent_bc import Episodes, LatentBCPolicy, LatentBCTrainConfig
+from flexlam_rl.act.pipeline import LatentBCScoring, run_latent_bc
 from flexlam_rl.act.wrappers import LatentActionWrapper, lam_env
 from flexlam_rl.agents.finetune import LatentBCActorCritic
 from flexlam_rl.agents.train import AgentConfig, make_vec_env, train_agent
@@ -36,8 +36,8 @@ def doorkey_pipeline(pixel_dataset, tmp_path_factory) -> dict:
     spec = action_spec(data.train.sources[0].action_space)
     train_translator(lam, labeled, spec, AlignConfig(steps=100, use_obs=True, hidden_dim=32)).save(root / "translator")
     bc = LatentBCTrainConfig(steps=60, frame_stack=2, check_every=20)
-    metrics = run_latent_bc(root / "lam", "minigrid-doorkey", [pixel_dataset], bc, budgets=[1, 4], episodes=2, gif=False,
-                            out=root / "latent_bc", max_episode_steps=20)
+    metrics = run_latent_bc(root / "lam", "minigrid-doorkey", [pixel_dataset], bc, out=root / "latent_bc",
+                            scoring=LatentBCScoring([1, 4], Episodes(2, 10_000, 20), gif=False))
     return {"root": root, "lam": lam, "metrics": metrics, "dataset": pixel_dataset}
 
 

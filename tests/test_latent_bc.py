@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from flexlam_rl.act.latent_bc import (
+    Episodes,
     LatentBCPolicy,
     LatentBCTrainConfig,
     evaluate_latent_bc,
@@ -15,7 +16,7 @@ from flexlam_rl.act.latent_bc import (
     token_targets,
     train_latent_bc,
 )
-from flexlam_rl.act.pipeline import run_latent_bc
+from flexlam_rl.act.pipeline import LatentBCScoring, run_latent_bc
 from flexlam_rl.data.transitions import load_transitions
 from flexlam_rl.errors import ConfigError
 
@@ -45,15 +46,15 @@ def test_latent_bc_on_expert_data_beats_a_random_policy_at_every_budget(cartpole
     record: dict = {}
     policy = train_latent_bc(lam, expert, LatentBCTrainConfig(steps=300, head=head, check_every=20), record=record)
     assert record["validation"] is not None and 0 < record["updates"] <= 300  # checked on a held-out expert episode
-    scores = evaluate_latent_bc(policy, lam, translator, "cartpole", [1, 4], episodes=3, seed=0)
+    scores = evaluate_latent_bc(policy, lam, translator, "cartpole", [1, 4], Episodes(3, 0))
     random = float(np.mean(random_returns("cartpole", 10, seed=0)))
     assert set(scores) == {1, 4}
     assert all(s["mean"] > 4 * random for s in scores.values()), (scores, random)
     # budgets share one env, reset with each episode's seed: the returns of one env per budget
-    assert {k: evaluate_latent_bc(policy, lam, translator, "cartpole", [k], episodes=3, seed=0)[k] for k in (4, 1)} == scores
+    assert {k: evaluate_latent_bc(policy, lam, translator, "cartpole", [k], Episodes(3, 0))[k] for k in (4, 1)} == scores
     shared: dict = {}  # one translation per budget, reused (memo and all) by a second evaluation: same returns
     for _ in range(2):
-        assert evaluate_latent_bc(policy, lam, translator, "cartpole", [1, 4], episodes=3, seed=0, translations=shared) == scores
+        assert evaluate_latent_bc(policy, lam, translator, "cartpole", [1, 4], Episodes(3, 0), translations=shared) == scores
     assert set(shared) == {1, 4} and shared[4].latents.hits > 0
     policy.save(tmp_path / "bc")
     loaded = LatentBCPolicy.load(tmp_path / "bc")
@@ -77,12 +78,14 @@ def test_run_latent_bc_caps_every_scored_episode(cartpole_models, cartpole_exper
     """A cap of 12 steps holds for the policy, the random floor and the GIF alike (CartPole pays 1 per step),
     so a long game (Pong, Breakout) can be scored in minutes; a cap that is not a positive integer is refused."""
     bc = LatentBCTrainConfig(steps=50)
-    metrics = run_latent_bc(cartpole_models["lam_dir"], "cartpole", [cartpole_expert_dataset], bc, budgets=[2], episodes=2,
-                            translator_dir=cartpole_models["translator_dir"], out=tmp_path / "bc", max_episode_steps=12)
+    metrics = run_latent_bc(cartpole_models["lam_dir"], "cartpole", [cartpole_expert_dataset], bc,
+                            translator_dir=cartpole_models["translator_dir"], out=tmp_path / "bc",
+                            scoring=LatentBCScoring([2], Episodes(2, 10_000, 12)))
     assert metrics["max_episode_steps"] == 12 and metrics["returns"][2]["mean"] <= 12 and metrics["random"]["mean"] <= 12
     uncapped = float(np.mean(random_returns("cartpole", 2, seed=10_000)))
     assert metrics["random"]["mean"] < uncapped  # the cap cut the random floor's episodes too
     with pytest.raises(ConfigError, match=r"max_episode_steps must be a positive integer or null.*got 0"):
-        run_latent_bc(cartpole_models["lam_dir"], "cartpole", [cartpole_expert_dataset], bc, max_episode_steps=0,
-                      translator_dir=cartpole_models["translator_dir"], out=tmp_path / "never")
+        run_latent_bc(cartpole_models["lam_dir"], "cartpole", [cartpole_expert_dataset], bc,
+                      scoring=LatentBCScoring(episodes=Episodes(20, 10_000, 0)), translator_dir=cartpole_models["translator_dir"],
+                      out=tmp_path / "never")
     assert not (tmp_path / "never").exists()

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from ..align import Translator
-from ..config import check_int, check_positive_ints, parse_config
+from ..config import check_int, check_optional_positive_int, check_positive_ints, parse_config
 from ..data.transitions import TransitionSet, eval_batches, split_off_episodes
 from ..envs.pixels import stack_frames
 from ..errors import ConfigError, DataError
@@ -374,33 +374,47 @@ def latent_env(env: str | gym.Env, lam: FlexLAM, translator: Translator, prefix_
     return LatentActionWrapper.sharing(raw, translations[prefix_len])
 
 
+@dataclass
+class Episodes:
+    """Which episodes score a policy: ``count`` of them, episode i reset with ``seed + i``, each cut at ``max_steps``
+    (None: the task's own limit). The same episodes for every policy, budget and baseline that reads them."""
+
+    count: int
+    seed: int
+    max_steps: int | None = None
+
+    def __post_init__(self) -> None:
+        check_int("episodes", self.count, 1, 10**6)
+        check_optional_positive_int("max_episode_steps", self.max_steps, "the task's own limit")
+
+
 def evaluate_latent_bc(
-    policy: LatentBCPolicy, lam: FlexLAM, translator: Translator, env: str, budgets: Sequence[int],
-    episodes: int, seed: int, *, gif_frames: dict[int, list[np.ndarray]] | None = None,
-    translations: dict[int, Any] | None = None, max_episode_steps: int | None = None,
+    policy: LatentBCPolicy, lam: FlexLAM, translator: Translator, env: str, budgets: Sequence[int], episodes: Episodes, *,
+    gif_frames: dict[int, list[np.ndarray]] | None = None, translations: dict[int, Any] | None = None,
 ) -> dict[int, dict[str, float]]:
-    """Mean and standard error of the return at each budget on task ``env`` (episode i resets with ``seed + i``).
+    """Mean and standard error of the return at each budget on task ``env`` over ``episodes``.
 
     With ``gif_frames``, each budget's first episode is recorded into ``gif_frames[k]``; ``translations``: see
-    :func:`latent_env` (evaluating one translator on several tasks); ``max_episode_steps``: None keeps the task's.
+    :func:`latent_env` (evaluating one translator on several tasks).
     """
     from .wrappers import lam_env
 
     budgets = [check_prefix_len(k, policy.config.num_tokens) for k in budgets]
     out = {}
     # one env for every budget: each episode resets it with its own seed, so budgets still see the same episodes
-    with lam_env(env, lam, max_episode_steps=max_episode_steps) as raw:
+    with lam_env(env, lam, max_episode_steps=episodes.max_steps) as raw:
         for k in budgets:
             frames = None if gif_frames is None else gif_frames.setdefault(k, [])
             # not closed: that would close ``raw``; the policy reads a frame stack, the translator single frames
             wrapped = stack_frames(latent_env(raw, lam, translator, k, translations), policy.config.frame_stack)
-            returns = rollout_returns(wrapped, lambda o, k=k: policy.act(np.asarray(o)[None], k)[0], episodes, seed, frames)
+            returns = rollout_returns(wrapped, lambda o, k=k: policy.act(np.asarray(o)[None], k)[0], episodes.count,
+                                      episodes.seed, frames)
             out[k] = {"mean": float(np.mean(returns)), "stderr": standard_error(returns)}
     return out
 
 
-def evaluate_adaptive_latent_bc(policy: LatentBCPolicy, lam: FlexLAM, translator: Translator, env: str, episodes: int,
-                                seed: int, max_episode_steps: int | None = None) -> dict[str, float]:
+def evaluate_adaptive_latent_bc(policy: LatentBCPolicy, lam: FlexLAM, translator: Translator, env: str,
+                                episodes: Episodes) -> dict[str, float]:
     """Mean and standard error of the return of an adaptive policy, and the tokens it used per step."""
     from .wrappers import AdaptiveLatentActionWrapper, lam_env
 
@@ -411,9 +425,9 @@ def evaluate_adaptive_latent_bc(policy: LatentBCPolicy, lam: FlexLAM, translator
         used.append(int(action[-1]) + 1)
         return action
 
-    with stack_frames(AdaptiveLatentActionWrapper(lam_env(env, lam, max_episode_steps=max_episode_steps), lam, translator),
+    with stack_frames(AdaptiveLatentActionWrapper(lam_env(env, lam, max_episode_steps=episodes.max_steps), lam, translator),
                       policy.config.frame_stack) as wrapped:
-        returns = rollout_returns(wrapped, act, episodes, seed)
+        returns = rollout_returns(wrapped, act, episodes.count, episodes.seed)
     return {"mean": float(np.mean(returns)), "stderr": standard_error(returns),
             "mean_tokens": float(np.mean(used))}
 

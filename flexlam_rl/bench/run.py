@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from .._version import NUMERICS_VERSION
-from ..act.latent_bc import LatentBCTrainConfig, evaluate_latent_bc, train_latent_bc
+from ..act.latent_bc import Episodes, LatentBCTrainConfig, evaluate_latent_bc, train_latent_bc
 from ..align import AlignConfig, AlignOptions, LabelConfig, action_spec, embed_transitions, label_and_eval_sets, run_alignment
 from ..align.training import all_label_idm
 from ..checkpoint import atomic_write_json, read_json
@@ -314,9 +314,9 @@ class SeedWork:
                 out.setdefault("majority_rate", {})[run] = rates[0] if len(rates) == 1 else rates
             if policy is not None:
                 memos: dict[int, dict[int, Any]] = {}  # one translation (and memo) per translator and budget
-                by_task = [evaluate_latent_bc(policy, lam, translators[run][task], task, budgets, cfg.eval_episodes,
-                                              EVAL_SEED_BASE + seed * 1000, translations=memos.setdefault(id(translators[run][task]), {}),
-                                              max_episode_steps=self.suite.max_episode_steps)
+                episodes = Episodes(cfg.eval_episodes, EVAL_SEED_BASE + seed * 1000, self.suite.max_episode_steps)
+                by_task = [evaluate_latent_bc(policy, lam, translators[run][task], task, budgets, episodes,
+                                              translations=memos.setdefault(id(translators[run][task]), {}))
                            for task in self.suite.tasks if task in translators[run]]
                 out["bc_return"][run] = {k: [returns[k]["mean"] for returns in by_task] for k in budgets}
             if ppo:
@@ -378,8 +378,8 @@ class SeedWork:
             translator = run_alignment(lam, group.pool, group.eval_set, self.label_config(group, "standard", group.label_count, 0.25),
                                        AlignConfig(**{**cfg.translator, "seed": self.seed}), AlignOptions([lam.num_tokens])).translator
         frames: dict[int, list[np.ndarray]] = {}
-        evaluate_latent_bc(scored.policy, lam, translator, task, [cfg.gif_budget], 1, GIF_EPISODE_SEED,
-                           gif_frames=frames, max_episode_steps=self.suite.max_episode_steps)
+        evaluate_latent_bc(scored.policy, lam, translator, task, [cfg.gif_budget],
+                           Episodes(1, GIF_EPISODE_SEED, self.suite.max_episode_steps), gif_frames=frames)
         write_gif(frames[cfg.gif_budget], path, scale=max(1, 128 // self.suite.frame_size))
 
 

@@ -9,8 +9,10 @@ from typing import Any
 from omegaconf import DictConfig
 
 from ..config import plain
+from ..data import DataConfig
 from ..evaluate.analysis import run_rate_distortion
 from ..evaluate.probes import run_token_probes
+from ..model import FlexLAM
 from ..tables import markdown_table
 from ._common import hydra_entry
 
@@ -22,8 +24,9 @@ def output_dir(cfg: DictConfig) -> Path:
 
 def rate_distortion_from_config(cfg: DictConfig) -> dict[str, Any]:
     """Run the analysis, print one table per task, say where the figures are."""
-    result = run_rate_distortion(cfg.lam_dir, output_dir(cfg), plain(cfg.fixed_dirs), plain(cfg.datasets),
-                                 heldout_fraction=float(cfg.heldout_fraction), split_seed=int(cfg.split_seed),
+    datasets = plain(cfg.datasets) or FlexLAM.load(cfg.lam_dir).extra.get("datasets")  # null: the LAM's own
+    data = DataConfig(datasets, heldout_fraction=float(cfg.heldout_fraction), split_seed=int(cfg.split_seed)) if datasets else None
+    result = run_rate_distortion(cfg.lam_dir, output_dir(cfg), plain(cfg.fixed_dirs), data,
                                  tols=plain(cfg.tols), hist_tol=float(cfg.hist_tol), limit=plain(cfg.limit), name=str(cfg.name))
     for task, entry in result["tasks"].items():
         print(f"\n{task}: {entry['transitions']} held-out transitions; mean tokens -> next-frame MSE")

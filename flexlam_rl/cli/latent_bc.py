@@ -6,8 +6,8 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from ..act.latent_bc import LatentBCTrainConfig
-from ..act.pipeline import run_latent_bc
+from ..act.latent_bc import Episodes, LatentBCTrainConfig
+from ..act.pipeline import LatentBCScoring, run_latent_bc
 from ..config import plain
 from ..tables import markdown_table
 from ._common import hydra_entry, section
@@ -15,11 +15,11 @@ from ._common import hydra_entry, section
 
 def latent_bc_from_config(cfg: DictConfig) -> dict[str, Any]:
     """Parse the config, run latent BC, print the returns per budget; returns the metrics."""
+    episodes = Episodes(int(cfg.episodes), int(cfg.seed), plain(cfg.get("max_episode_steps")))
     metrics = run_latent_bc(
         cfg.lam_dir, cfg.env, plain(cfg.expert_datasets), section(LatentBCTrainConfig, cfg.bc, "bc"),
-        translator_dir=cfg.translator_dir, budgets=plain(cfg.budgets), episodes=int(cfg.episodes), seed=int(cfg.seed),
-        out=cfg.out, gif=bool(cfg.gif), adaptive_tol=plain(cfg.get("adaptive_tol")),
-        max_episode_steps=plain(cfg.get("max_episode_steps")),
+        translator_dir=cfg.translator_dir, out=cfg.out,
+        scoring=LatentBCScoring(plain(cfg.budgets), episodes, bool(cfg.gif), plain(cfg.get("adaptive_tol"))),
     )
     returns, base, training = metrics["returns"], metrics["baselines"], metrics["training"]
     cap = f" (at most {metrics['max_episode_steps']} steps each)" if metrics["max_episode_steps"] else ""

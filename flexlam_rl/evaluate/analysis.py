@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..data.transitions import TransitionSet, eval_batches
+from ..data.transitions import DataConfig, TransitionSet, eval_batches
 from ..errors import DataError
 from ..model.budgets import adaptive_lengths, check_tol
 from ..model.lam import FlexLAM
@@ -174,20 +174,21 @@ def rate_distortion_figures(result: Mapping[str, Any], out_dir: str | Path, pref
 
 
 def run_rate_distortion(
-    lam_dir: str | Path, out: str | Path, fixed_dirs: Sequence[str | Path] = (), datasets: Sequence[str] | None = None, *,
-    heldout_fraction: float = 0.1, split_seed: int = 0, tols: Sequence[float] = DEFAULT_TOLS, hist_tol: float = 0.1,
-    limit: int | None = 4000, name: str = "rate_distortion",
+    lam_dir: str | Path, out: str | Path, fixed_dirs: Sequence[str | Path] = (), data: DataConfig | None = None, *,
+    tols: Sequence[float] = DEFAULT_TOLS, hist_tol: float = 0.1, limit: int | None = 4000, name: str = "rate_distortion",
 ) -> dict[str, Any]:
     """``flexlam-analyze rate-distortion`` as a library call: score the LAM at ``lam_dir`` (and the fixed
-    LAMs at ``fixed_dirs``) on the held-out episodes of ``datasets`` (default: the LAM's own, split
-    as pretraining split them), write ``<name>.json`` and the two figures into ``out``; returns the result."""
+    LAMs at ``fixed_dirs``) on the held-out episodes of ``data`` (default: the LAM's own datasets, split as
+    pretraining's default splits them), write ``<name>.json`` and the two figures into ``out``; returns the result."""
     from ..checkpoint import atomic_write_json
-    from ..data.transitions import load_transitions, require_frames
+    from ..data.transitions import require_frames
 
     lam = FlexLAM.load(lam_dir)
-    ids = list(datasets or getattr(lam, "extra", {}).get("datasets", []))
-    if not ids:
-        raise DataError(f"The LAM at {lam_dir} does not record its datasets; pass datasets=[...].")
+    if data is None:
+        own = list(getattr(lam, "extra", {}).get("datasets", []))
+        if not own:
+            raise DataError(f"The LAM at {lam_dir} does not record its datasets; pass data=DataConfig(datasets=[...]).")
+        data = DataConfig(own)
     fixed = {}
     for path in fixed_dirs:
         model = FlexLAM.load(path)
@@ -195,11 +196,11 @@ def run_rate_distortion(
             raise DataError(f"The fixed LAM at {path} reads observations {model.config.obs_shape}, the LAM at {lam_dir} "
                             f"{lam.config.obs_shape}: compare LAMs trained on the same data.")
         fixed[f"fixed K={model.num_tokens} ({Path(path).parent.name})"] = model
-    data = load_transitions(ids, heldout_fraction, split_seed).heldout
-    require_frames(data, lam.config.obs_shape, f"the LAM at {lam_dir}")
-    result = rate_distortion(lam, data, tols, hist_tol, fixed, limit)
+    held = data.load().heldout
+    require_frames(held, lam.config.obs_shape, f"the LAM at {lam_dir}")
+    result = rate_distortion(lam, held, tols, hist_tol, fixed, limit)
     result.update({"lam": str(Path(lam_dir).resolve()), "fixed": [str(Path(p).resolve()) for p in fixed_dirs],
-                   "heldout_fraction": heldout_fraction, "split_seed": split_seed, "limit": limit})
+                   "heldout_fraction": data.heldout_fraction, "split_seed": data.split_seed, "limit": limit})
     out = Path(out)
     atomic_write_json(out / f"{name}.json", result)
     result["figures"] = [str(p) for p in rate_distortion_figures(result, out, name)]
