@@ -16,7 +16,7 @@ from ..data.transitions import load_transitions
 from ..errors import DataError
 from ..media import write_gif
 from ..model.lam import FlexLAM
-from ..pretrain.runs import default_translator_dir
+from ..pretrain.runs import RunLayout, default_translator_dir
 from .baselines import baseline_returns
 from .latent_bc import (
     Episodes,
@@ -70,7 +70,7 @@ def run_latent_bc(
     with lam_env(env, lam, max_episode_steps=max_episode_steps) as raw:
         baselines = baseline_returns(raw, env, episodes.count, episodes.seed, expert,
                                      (train_cfg, list(lam.config.channels), lam.config.hidden_dim), max_episode_steps)
-    out = Path(out) if out else lam_dir.parent / "latent_bc"
+    out = Path(out) if out else RunLayout.of_lam(lam_dir).latent_bc
     policy.save(out, extra={"lam": str(lam_dir.resolve()), "lam_fingerprint": lam.fingerprint(),
                             "expert_datasets": list(expert_datasets), "train": asdict(train_cfg), "training": training,
                             "returns": by_budget})
@@ -91,5 +91,5 @@ def run_latent_bc(
         metrics["adaptive"] = {"tol": scoring.adaptive_tol, **evaluate_adaptive_latent_bc(adaptive, lam, translator, env, episodes)}
         adaptive.save(out.parent / f"{out.name}_adaptive", extra={"lam": str(lam_dir.resolve()), "tol": scoring.adaptive_tol,
                                                                   "lam_fingerprint": lam.fingerprint(), "returns": metrics["adaptive"]})
-    atomic_write_json(out.parent / "latent_bc_metrics.json", metrics)
+    atomic_write_json(RunLayout(out.parent).latent_bc_metrics, metrics)  # beside the policy, wherever it went
     return metrics

@@ -12,7 +12,7 @@ from ..checkpoint import atomic_write_json
 from ..data.transitions import require_frames
 from ..errors import ConfigError, DataError, FlexLAMWarning
 from ..model.lam import FlexLAM
-from ..pretrain.runs import default_translator_dir
+from ..pretrain.runs import RunLayout, default_translator_dir
 from .labels import LabelConfig, label_and_eval_sets, label_digest
 from .training import AlignConfig, AlignmentResult, AlignOptions, run_alignment
 
@@ -78,5 +78,5 @@ def align_lam(
     for key in ("balanced", "majority_rate", "eval_classes", "supervised_idm_balanced", "idm_all_labels", "idm_all_labels_balanced"):
         if getattr(result, key) is not None:
             metrics["balanced_by_budget" if key == "balanced" else key] = getattr(result, key)
-    atomic_write_json(out.parent / "align_metrics.json", metrics)
+    atomic_write_json(RunLayout(out.parent).align_metrics, metrics)  # beside the translator, wherever it went
     return result, metrics

@@ -13,13 +13,14 @@ from ..data import DataConfig
 from ..evaluate.analysis import run_rate_distortion
 from ..evaluate.probes import run_token_probes
 from ..model import FlexLAM
+from ..pretrain.runs import RunLayout
 from ..tables import markdown_table
 from ._common import hydra_entry
 
 
 def output_dir(cfg: DictConfig) -> Path:
     """``out``, or the analysed LAM's run folder (``<lam_dir>/../analysis``): an analysis belongs to its run."""
-    return Path(cfg.out) if cfg.out else Path(cfg.lam_dir).parent / "analysis"
+    return Path(cfg.out) if cfg.out else RunLayout.of_lam(cfg.lam_dir).analysis
 
 
 def rate_distortion_from_config(cfg: DictConfig) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from ..errors import DataError
 from ..evaluate.diagnosis import collapse_warning
 from ..evaluate.inspect import code_strip, prediction_figure, run_summary, translator_summary
 from ..model.lam import FlexLAM
+from ..pretrain.runs import RunLayout
 from ..tables import budget_table, control_table
 from ._common import hydra_entry
 
@@ -47,12 +48,13 @@ def inspect(cfg: DictConfig) -> None:
     except DataError as exc:
         print(f"the run's datasets cannot be opened here ({exc}): no prediction figure, no token -> action table")
         held = None
-    lam = FlexLAM.load(run_dir / "lam") if (run_dir / "lam").is_dir() else None  # loaded once for the parts below
+    lam_dir = RunLayout(run_dir).lam
+    lam = FlexLAM.load(lam_dir) if lam_dir.is_dir() else None  # loaded once for the parts below
     translator = translator_summary(run_dir, held, lam=lam)
     print_translator(translator)
     print_acting(run_dir)
     if cfg.figure and held is not None:
-        lam = lam or FlexLAM.load(run_dir / "lam")
+        lam = lam or FlexLAM.load(lam_dir)
         figure = prediction_figure(lam, held, run_dir / "predictions.png")
         print(f"predictions (held-out o_t, real o_t+1, and the prediction per budget): {figure}" if figure
               else "no prediction figure: this LAM reads vectors, not frames")
@@ -94,7 +96,8 @@ def print_translator(summary: dict | None) -> None:
 
 def print_acting(run_dir: Path) -> None:
     """Latent BC and the agent of a run (where the quickstart puts them), read against their baselines."""
-    for path, what in ((run_dir / "latent_bc_metrics.json", "latent BC"), (run_dir / "agent" / "agent_metrics.json", "agent")):
+    layout = RunLayout(run_dir)
+    for path, what in ((layout.latent_bc_metrics, "latent BC"), (layout.agent_metrics, "agent")):
         if not path.is_file():
             continue
         metrics = read_json(path, f"{what} metrics")

@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ..config import plain
 from ..data.collect import ensure_dataset
+from ..pretrain.runs import RunLayout
 from ._common import hydra_entry, run_dir
 from .align import align_from_config
 from .latent_bc import latent_bc_from_config
@@ -73,14 +74,15 @@ def quickstart(cfg: DictConfig) -> None:
         with open_dict(cfg):  # the collected ids become the pretraining data
             cfg.data.datasets = ids
         pretrain_from_config(cfg, out)
-    lam_dir = out / "lam"
+    layout = RunLayout(out)
+    lam_dir = layout.lam
 
     with _stage("align", seconds):
         _align(cfg, lam_dir, expert_id)
     with _stage("latent BC", seconds):
         _latent_bc(cfg, lam_dir, act_expert_id)
     with _stage("agent in latent space", seconds):
-        agent_from_config(OmegaConf.create({"agent": {**plain(cfg.agent), "lam_dir": str(lam_dir)}}), out / "agent")
+        agent_from_config(OmegaConf.create({"agent": {**plain(cfg.agent), "lam_dir": str(lam_dir)}}), layout.agent)
 
     print(f"\n{stage_times_line(seconds)}")
     print(f"quickstart done. Checkpoints in {out}:")

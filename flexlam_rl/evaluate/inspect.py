@@ -167,16 +167,17 @@ def translator_summary(run_dir: str | Path, data: TransitionSet | None = None, f
     ``lam``: the run's LAM when the caller has loaded it already."""
     from ..act.wrappers import check_translator_fits
     from ..align import Translator
-    from ..pretrain.runs import default_translator_dir
+    from ..pretrain.runs import RunLayout, default_translator_dir
 
     run_dir = Path(run_dir)
-    where = default_translator_dir(run_dir / "lam")
+    layout = RunLayout(run_dir)
+    where = default_translator_dir(layout.lam)
     if not (where / "model.safetensors").is_file():
         return None
-    lam = lam if lam is not None else FlexLAM.load(run_dir / "lam")
+    lam = lam if lam is not None else FlexLAM.load(layout.lam)
     translator = Translator.load(where)
     check_translator_fits(translator, lam)  # a translator of another LAM is refused, not described
-    metrics = read_json(run_dir / "align_metrics.json", "alignment metrics") if (run_dir / "align_metrics.json").is_file() else {}
+    metrics = read_json(layout.align_metrics, "alignment metrics") if layout.align_metrics.is_file() else {}
     out: dict[str, Any] = {"alignment": {key: metrics[key] for key in (
         "metric", "by_budget", "balanced_by_budget", "majority_rate", "eval_classes", "supervised_idm", "supervised_idm_balanced",
         "idm_all_labels", "idm_all_labels_balanced", "labels", "eval_transitions") if key in metrics}}

@@ -1,13 +1,19 @@
-"""A pretraining run directory: checkpoints, the run record, resume checks, cleanup after a crash.
+"""A run directory: where each stage puts its part (:class:`RunLayout`, the one place that says so), and for
+pretraining its checkpoints, run record, resume checks and cleanup after a crash.
 
 ::
 
     run_dir/
       run.json                 data ids, LAM and training config (a restart must match)
+      metrics.json             what flexlam-pretrain scored at the end
       lam/                     the latest LAM: model.safetensors + config.json (FlexLAM.load)
       checkpoints/latest       name of the newest complete checkpoint
-      checkpoints/step_000500/ model + optimizer (safetensors) + state.json
+      checkpoints/step_000500/ model + optimizer (safetensors) + state.json (+ action_head.safetensors when supervised)
       tb/                      TensorBoard: loss, per-slot code usage, held-out error per budget
+      translator/              flexlam-align's translator, align_metrics.json beside it
+      latent_bc/               flexlam-latent-bc's policy, latent_bc_metrics.json beside it
+      agent/                   flexlam-train-agent's agent (model.zip, agent_metrics.json)
+      analysis/                flexlam-analyze's reports
 """
 
 from __future__ import annotations
@@ -41,10 +47,55 @@ from ..errors import CheckpointError, ConfigError, FlexLAMError
 from ..model.lam import FlexLAM
 
 
+@dataclasses.dataclass(frozen=True)
+class RunLayout:
+    """Where each stage of one run puts its part, under ``root`` (the layout in this module's docstring): every tool
+    that writes or looks for a part asks here, so a part is never looked for where it is not put."""
+
+    root: Path
+
+    @classmethod
+    def of_lam(cls, lam_dir: str | Path) -> RunLayout:
+        """The run a LAM directory belongs to (its parent)."""
+        return cls(Path(lam_dir).parent)
+
+    @property
+    def lam(self) -> Path:
+        return self.root / "lam"
+
+    @property
+    def translator(self) -> Path:
+        return self.root / "translator"
+
+    @property
+    def align_metrics(self) -> Path:
+        return self.root / "align_metrics.json"
+
+    @property
+    def latent_bc(self) -> Path:
+        return self.root / "latent_bc"
+
+    @property
+    def latent_bc_metrics(self) -> Path:
+        return self.root / "latent_bc_metrics.json"
+
+    @property
+    def agent(self) -> Path:
+        return self.root / "agent"
+
+    @property
+    def agent_metrics(self) -> Path:
+        return self.agent / "agent_metrics.json"
+
+    @property
+    def analysis(self) -> Path:
+        return self.root / "analysis"
+
+
 def default_translator_dir(lam_dir: str | Path) -> Path:
     """Where flexlam-align puts the translator of the LAM at ``lam_dir`` unless told otherwise, and where every
     tool looks for it: beside the LAM, in its run folder."""
-    return Path(lam_dir).parent / "translator"
+    return RunLayout.of_lam(lam_dir).translator
 
 
 def _checkpoint_dirs(run_dir: Path) -> list[Path]:
@@ -121,7 +172,7 @@ def save_checkpoint(run_dir: Path, lam: FlexLAM, optimizer: torch.optim.Optimize
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
     atomic_write_bytes(root / "latest", name.encode())
-    lam.save(run_dir / "lam", extra={"step": step, "run_dir": str(run_dir), **state.get("lam_extra", {})})
+    lam.save(RunLayout(run_dir).lam, extra={"step": step, "run_dir": str(run_dir), **state.get("lam_extra", {})})
     for old in _checkpoint_dirs(run_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
@@ -130,7 +181,7 @@ def save_checkpoint(run_dir: Path, lam: FlexLAM, optimizer: torch.optim.Optimize
 def lam_step(run_dir: Path) -> int | None:
     """The step of the model in ``run_dir/lam`` (None when there is none, or it cannot be read)."""
     try:
-        return int(read_json(run_dir / "lam" / "config.json")["extra"]["step"])
+        return int(read_json(RunLayout(run_dir).lam / "config.json")["extra"]["step"])
     except (CheckpointError, KeyError, TypeError, ValueError):
         return None
 

@@ -32,6 +32,7 @@ from ..model.quantize import code_usage
 from . import distributed
 from .plateau import Plateau, heldout_objective, heldout_subset
 from .runs import (
+    RunLayout,
     check_same_run,
     lam_step,
     latest_checkpoint,
@@ -384,7 +385,7 @@ class _Run:
             self.save()
         self.lam.eval()
         return PretrainResult(
-            run_dir=self.run_dir, lam_dir=self.run_dir / "lam", step=self.step, resumed_from=self.resumed_from,
+            run_dir=self.run_dir, lam_dir=RunLayout(self.run_dir).lam, step=self.step, resumed_from=self.resumed_from,
             final_loss=self.loss_value, code_usage=[float(u) for u in self.usage], wall_time_s=self.elapsed(),
             history=self.history, curve=self.curve, plateaued=self.plateau.stopped if self.cfg.until_plateau else None,
         )
