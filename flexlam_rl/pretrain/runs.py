@@ -47,6 +47,10 @@ from ..errors import CheckpointError, ConfigError, FlexLAMError
 from ..model.lam import FlexLAM
 
 
+def _part(*names: str) -> property:
+    return property(lambda self: self.root.joinpath(*names))
+
+
 @dataclasses.dataclass(frozen=True)
 class RunLayout:
     """Where each stage of one run puts its part, under ``root`` (the layout in this module's docstring): every tool
@@ -59,37 +63,14 @@ class RunLayout:
         """The run a LAM directory belongs to (its parent)."""
         return cls(Path(lam_dir).parent)
 
-    @property
-    def lam(self) -> Path:
-        return self.root / "lam"
-
-    @property
-    def translator(self) -> Path:
-        return self.root / "translator"
-
-    @property
-    def align_metrics(self) -> Path:
-        return self.root / "align_metrics.json"
-
-    @property
-    def latent_bc(self) -> Path:
-        return self.root / "latent_bc"
-
-    @property
-    def latent_bc_metrics(self) -> Path:
-        return self.root / "latent_bc_metrics.json"
-
-    @property
-    def agent(self) -> Path:
-        return self.root / "agent"
-
-    @property
-    def agent_metrics(self) -> Path:
-        return self.agent / "agent_metrics.json"
-
-    @property
-    def analysis(self) -> Path:
-        return self.root / "analysis"
+    lam = _part("lam")
+    translator = _part("translator")
+    align_metrics = _part("align_metrics.json")
+    latent_bc = _part("latent_bc")
+    latent_bc_metrics = _part("latent_bc_metrics.json")
+    agent = _part("agent")
+    agent_metrics = _part("agent", "agent_metrics.json")
+    analysis = _part("analysis")
 
 
 def default_translator_dir(lam_dir: str | Path) -> Path:
