@@ -61,6 +61,18 @@ def test_readme_is_a_front_door(page: str) -> None:
         assert (ROOT / link).exists(), link
 
 
+def test_generated_blocks_are_current() -> None:
+    """Every block of README and docs that docs/_ext/generated.py writes from the results says what they say now."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("generated", DOCS / "_ext" / "generated.py")
+    generated = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generated)
+    assert generated.stale() == [], "run python docs/_ext/generated.py"
+    blocks = [m["name"] for name in generated.FILES for m in generated.BLOCK.finditer((ROOT / name).read_text())]
+    assert set(blocks) == set(generated.BLOCKS)  # every block is used somewhere, and only known ones
+
+
 def test_what_the_readme_says_about_games_is_what_the_committed_results_say() -> None:
     """README, Games: with lam=games (norm_pool) Breakout and Pong reach 0.85 of the supervised IDM in accuracy and
     balanced accuracy, Freeway's translator is below the majority rate but passes balanced, CoinRun passes in accuracy
@@ -73,23 +85,12 @@ def test_what_the_readme_says_about_games_is_what_the_committed_results_say() ->
     results = json.loads((ROOT / "benchmarks/results/games/results.json").read_text())
     assert results["variant"] == "norm_pool"  # the suite the README reports is the shipped recipe's
     games = {g["task"]: g for g in results["games"]}
-    breakout, pong, freeway, coin = (games[t] for t in ("breakout", "pong", "freeway", "procgen-coinrun"))
-    assert all(g["translator_over_idm"] >= 0.85 and g["balanced_over_idm"] >= 0.85 for g in (breakout, pong, freeway))
-    assert f"(balanced {breakout['balanced_over_idm']:.2f} and {pong['balanced_over_idm']:.2f} of it)" in flat
-    best = freeway["translator_accuracy"][str(freeway["best_k"])]
-    assert best < freeway["majority_rate"] and (f"Freeway's translator ({best:.3f}) does not beat always answering UP "
-                                                f"({freeway['majority_rate']:.3f})") in flat
-    assert (f"it is {freeway['balanced_over_idm']:.2f} of the IDM ({freeway['translator_balanced_best']:.3f} vs "
-            f"{freeway['idm_balanced']:.3f})") in flat
-    assert coin["translator_over_idm"] >= 0.85 > coin["balanced_over_idm"]
-    assert f"CoinRun reaches {coin['translator_over_idm']:.2f} in accuracy but {coin['balanced_over_idm']:.2f} balanced" in flat
     fish, star = games["procgen-bigfish"], games["procgen-starpilot"]
     assert fish["perplexity"][0] > 1.1 and 0.05 < fish["controllability"]["8"] < 0.1  # used, barely
     assert fish["idm_accuracy"] <= fish["majority_rate"] < fish["translator_accuracy"][str(fish["best_k"])]
-    assert f"an IDM that sits at the majority rate ({fish['idm_accuracy']:.3f} vs {fish['majority_rate']:.3f})" in flat
-    assert f"BigFish's code is used, barely (controllability {fish['controllability']['8']:.2f})" in flat
+    assert "<!-- generated: games-suite -->" in text  # the per-game reading is generated (test_generated_blocks_are_current)
     assert max(star["controllability"].values()) <= 0.05 and star["translator_over_idm"] < 0.85
-    assert f"on StarPilot the recipe fails (a code the decoder ignores, controllability {star['controllability']['8']:.2f}," in flat
+    assert f"On StarPilot the recipe fails (a code the decoder ignores, still {star['controllability']['8']:.2f} at its plateau" in flat
     page = " ".join((ROOT / "docs/benchmarks/games.md").read_text().split())
     assert f"({games['procgen-coinrun']['translator_over_idm']:.2f} of the IDM)" in page
     assert (f"controllability {fish['controllability']['8']:.2f} at k = 8), and the translator "
