@@ -73,6 +73,26 @@ def test_generated_blocks_are_current() -> None:
     assert set(blocks) == set(generated.BLOCKS)  # every block is used somewhere, and only known ones
 
 
+def test_the_answer_to_the_claim_is_written_from_the_primary_results() -> None:
+    """The README's answer paragraph counts what the primary results say, and says nothing before they exist."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("generated", DOCS / "_ext" / "generated.py")
+    generated = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generated)
+    assert "not run yet" in generated.primary_answer({"primary": []})
+    endpoint = lambda name, verdict, ni: {"endpoint": name, "verdict": verdict, "noninferior": ni}  # noqa: E731
+    cell = lambda suite, k, ni: {"view": "equal_updates", "suite": suite, "labels": "standard", "metric": "align", "k": k,  # noqa: E731
+                                 "noninferior": ni}
+    result = {"protocol": {"seeds": list(range(10, 30)), "date_fixed": "2026-12-07"},
+              "primary": [endpoint("minigrid/standard/align", "tie", True), endpoint("reach/standard/align", "worse", False)],
+              "claims": [cell("minigrid", k, True) for k in (1, 2)] + [cell("reach", 1, True), cell("reach", 2, False)]}
+    flat = " ".join(generated.primary_answer(result).split())
+    assert "(20 seeds, 10-29," in flat and "better in 0, tied in 1 and worse in 1" in flat and "non-inferior on the mean in 1" in flat
+    assert "every budget in 1 of 2 (suite, labels, metric) rows (minigrid standard align)" in flat
+    assert "Where it loses: reach/standard/align." in flat
+
+
 def test_what_the_readme_says_about_games_is_what_the_committed_results_say() -> None:
     """README, Games: with lam=games (norm_pool) Breakout and Pong reach 0.85 of the supervised IDM in accuracy and
     balanced accuracy, Freeway's translator is below the majority rate but passes balanced, CoinRun passes in accuracy

@@ -82,7 +82,44 @@ def games_suite() -> str:
     return "\n".join(textwrap.wrap(" ".join(text), 118)) + "\n"
 
 
-BLOCKS: dict[str, Callable[[], str]] = {"games-suite": games_suite}
+def primary_answer(result: dict | None = None) -> str:
+    """README: the answer to the paper's claim on our suites from the confirmatory run
+    (``benchmarks/results/primary/results.json``), or that it has not run."""
+    path = ROOT / "benchmarks/results/primary/results.json"
+    if result is None and path.is_file():
+        result = json.loads(path.read_text())
+    if not result or not result.get("primary") or all(e.get("missing") for e in result["primary"]):
+        text = ("**The paper's claim on fresh seeds: not run yet.** The confirmatory run (`scale=primary`, seeds "
+                "10-29, protocol fixed on 2026-12-07, [protocol](docs/benchmarks/primary.md)) will test it; until it has, "
+                "nothing here says FlexLAM matches or surpasses the fixed LAMs, only that 10 exploration seeds did not tell "
+                "them apart in alignment or latent BC.")
+        return "\n".join(textwrap.wrap(text, 118)) + "\n"
+    endpoints = [e for e in result["primary"] if not e.get("missing")]
+    verdicts = {v: [e for e in endpoints if e["verdict"] == v] for v in ("better", "tie", "worse")}
+    ni = [e for e in endpoints if e.get("noninferior")]
+    seeds = result["protocol"]["seeds"]
+    rows: dict[tuple, list] = {}
+    for c in result["claims"]:
+        if c.get("view") == "equal_updates" and c.get("noninferior") is not None:
+            rows.setdefault((c["suite"], c["labels"], c["metric"]), []).append(c["noninferior"])
+    every = [key for key, flags in rows.items() if all(flags)]
+    text = [f"**The paper's claim on fresh seeds** ({len(seeds)} seeds, {min(seeds)}-{max(seeds)}, protocol fixed on "
+            f"{result['protocol']['date_fixed']}, [results](benchmarks/results/primary/results.md)): of "
+            f"{len(endpoints)} primary endpoints (per suite and labels, the mean over budgets of FlexLAM minus fixed), "
+            f"FlexLAM is better in {len(verdicts['better'])}, tied in {len(verdicts['tie'])} and worse in "
+            f"{len(verdicts['worse'])} after Holm's adjustment, and non-inferior on the mean in {len(ni)}."]
+    if rows:
+        named = _and([f"{s} {lab} {m}" for s, lab, m in every]) if every else "none"
+        text.append(f"Per budget, it is non-inferior at every budget in {len(every)} of {len(rows)} (suite, labels, metric) "
+                    f"rows ({named}).")
+    worse = [e["endpoint"] for e in verdicts["worse"]]
+    text.append("Where it loses: " + _and(worse) + "." if worse else "It loses no primary endpoint.")
+    text.append("Not shown: anything beyond these two small suites, and superiority at a single budget (a secondary "
+                "reading).")
+    return "\n".join(textwrap.wrap(" ".join(text), 118)) + "\n"
+
+
+BLOCKS: dict[str, Callable[[], str]] = {"games-suite": games_suite, "primary-answer": primary_answer}
 FILES = ["README.md", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").rglob("*.md") if "_build" not in p.parts)]
 
 
