@@ -17,6 +17,7 @@ import torch
 
 from flexlam_rl import FlexLAM, LAMConfig, __version__
 from flexlam_rl.checkpoint import atomic_write_bytes, atomic_write_json
+from flexlam_rl.config import Episodes
 from flexlam_rl.data.collect import ensure_dataset
 from flexlam_rl.data.transitions import load_transitions
 from flexlam_rl.evaluate.reconstruction import reconstruction_by_budget
@@ -37,7 +38,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
 
-    ids = [ensure_dataset(None, "minigrid-doorkey", d["behaviour"], d["episodes"], d["seed"], d.get("epsilon", 0.3))[0]
+    ids = [ensure_dataset(None, "minigrid-doorkey", d["behaviour"], Episodes(d["episodes"], d["seed"]), epsilon=d.get("epsilon", 0.3))[0]
            for d in QUICKSTART_DATA]
     data = load_transitions(ids, heldout_fraction=0.1, seed=0)
     rows, timing = {}, {}

@@ -62,6 +62,7 @@ def child(calls: str, keep: bool, rounds: int, threads: int, root: Path) -> dict
 
     torch.set_num_threads(threads)
     from flexlam_rl import FlexLAM, LAMConfig
+    from flexlam_rl.config import Episodes
     from flexlam_rl.data.collect import ensure_dataset
     from flexlam_rl.data.transitions import load_transitions
     from flexlam_rl.evaluate.diagnosis import controllability
@@ -75,8 +76,7 @@ def child(calls: str, keep: bool, rounds: int, threads: int, root: Path) -> dict
         assert keep_freed_memory(), "glibc's mallopt is not available here"
     os.environ["MINARI_DATASETS_PATH"] = str(root / "minari")
     os.environ["FLEXLAM_RL_CACHE"] = str(root / "cache")
-    dataset_id, _ = ensure_dataset("eval_memory/breakout/noisy-v0", "breakout", "noisy", num_episodes=10, seed=0, epsilon=0.5,
-                                   max_episode_steps=200)
+    dataset_id, _ = ensure_dataset("eval_memory/breakout/noisy-v0", "breakout", "noisy", Episodes(10, 0, 200), epsilon=0.5)
     data = load_transitions(dataset_id, heldout_fraction=0.1)
     base = {**lam_preset("games"), "obs_shape": list(data.obs_shape), "preprocess": data.preprocess, "channels": [16, 32, 64]}
     lam = FlexLAM(LAMConfig.from_dict(lam_config_for(base, data).to_dict()))

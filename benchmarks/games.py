@@ -98,6 +98,7 @@ import torch
 from flexlam_rl.align import AlignConfig, AlignOptions, LabelConfig, label_and_eval_sets, run_alignment
 from flexlam_rl.bench.cache import train_cached
 from flexlam_rl.checkpoint import atomic_write_bytes, atomic_write_json, read_json
+from flexlam_rl.config import Episodes
 from flexlam_rl.data.collect import ensure_dataset
 from flexlam_rl.data.sources import cache_root
 from flexlam_rl.data.transitions import load_transitions
@@ -183,8 +184,7 @@ def game_data(game: str, frame_stack: int, frame_skip: int | None = None) -> str
     if frame_skip is not None and frame_skip != preprocess.get("frame_skip", 1):
         preprocess["frame_skip"], skip = frame_skip, f"-skip{frame_skip}"
     dataset_id = f"games-recipe/{game}-stack{frame_stack}{skip}/{behaviour}-{episodes}ep-v0"
-    ensure_dataset(dataset_id, game, behaviour, num_episodes=episodes, seed=0, epsilon=epsilon or 0.3,
-                   max_episode_steps=max_steps, preprocess=preprocess)
+    ensure_dataset(dataset_id, game, behaviour, Episodes(episodes, 0, max_steps), epsilon=epsilon or 0.3, preprocess=preprocess)
     return dataset_id
 
 

@@ -45,6 +45,7 @@ from flexlam_rl import FlexLAM, LAMConfig, LatentActionVectorWrapper, LatentActi
 from flexlam_rl.agents import LatentActionVecEnv
 from flexlam_rl.align import TranslatorConfig, action_spec
 from flexlam_rl.checkpoint import atomic_write_bytes, atomic_write_json
+from flexlam_rl.config import Episodes
 from flexlam_rl.envs import get_task
 from flexlam_rl.pretrain.train import TrainConfig, lam_config_for, lam_preset, pretrain, update_flops
 from flexlam_rl.tables import markdown_table
@@ -86,11 +87,10 @@ def training_data(root: Path, size: int, model: str):
     from flexlam_rl.data.transitions import load_transitions
 
     if model == "games":
-        dataset_id, _ = ensure_dataset("throughput/breakout/noisy-v0", "breakout", "noisy", num_episodes=10, seed=0, epsilon=0.5,
-                                       max_episode_steps=200)
+        dataset_id, _ = ensure_dataset("throughput/breakout/noisy-v0", "breakout", "noisy", Episodes(10, 0, 200), epsilon=0.5)
     else:
-        dataset_id, _ = ensure_dataset(f"throughput/doorkey{size}/noisy-v0", "minigrid-doorkey", "noisy", num_episodes=40,
-                                       seed=0, epsilon=0.5, preprocess={"kind": "minigrid_rgb", "frame_size": size})
+        dataset_id, _ = ensure_dataset(f"throughput/doorkey{size}/noisy-v0", "minigrid-doorkey", "noisy", Episodes(40, 0), epsilon=0.5,
+                                       preprocess={"kind": "minigrid_rgb", "frame_size": size})
     return load_transitions(dataset_id, heldout_fraction=0.1)
 
 

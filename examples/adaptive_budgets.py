@@ -15,6 +15,7 @@ from stable_baselines3 import PPO
 
 from flexlam_rl import AdaptiveLatentActionWrapper, FlexLAM, TokenCost
 from flexlam_rl.align import AlignConfig, LabelConfig, label_and_eval_sets, run_alignment
+from flexlam_rl.config import Episodes
 from flexlam_rl.data import load_transitions
 from flexlam_rl.data.collect import ensure_dataset
 from flexlam_rl.envs import get_task
@@ -25,7 +26,7 @@ parser.add_argument("--token-cost", type=float, default=0.01)
 parser.add_argument("--out", type=Path, default=Path("runs/example_adaptive"))
 args = parser.parse_args()
 
-data_id, _ = ensure_dataset("examples/cartpole/random-v0", "cartpole", "random", num_episodes=30)
+data_id, _ = ensure_dataset("examples/cartpole/random-v0", "cartpole", "random", Episodes(30, 0))
 data = load_transitions(data_id)
 run = pretrain(args.out / "lam_run", data, lam_config_for({"num_tokens": 4, "hidden_dim": 64}, data),
                TrainConfig(steps=300, batch_size=64, progress=False))

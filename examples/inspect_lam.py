@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 
 from flexlam_rl import FlexLAM, diagnose
+from flexlam_rl.config import Episodes
 from flexlam_rl.data import load_transitions
 from flexlam_rl.data.collect import ensure_dataset
 from flexlam_rl.evaluate import reconstruction_by_budget
@@ -25,8 +26,8 @@ args = parser.parse_args()
 
 data_id = args.data
 if data_id is None:
-    data_id, _ = ensure_dataset("examples/doorkey32/noisy-v0", "minigrid-doorkey", "noisy", num_episodes=20, epsilon=0.5,
-                                max_episode_steps=50, preprocess={"kind": "minigrid_rgb", "frame_size": 32})
+    data_id, _ = ensure_dataset("examples/doorkey32/noisy-v0", "minigrid-doorkey", "noisy", Episodes(20, 0, 50), epsilon=0.5,
+                                preprocess={"kind": "minigrid_rgb", "frame_size": 32})
 if args.lam is None:
     data = load_transitions(data_id)
     run = pretrain(args.out / "lam_run", data, lam_config_for({"num_tokens": 4, "channels": [8, 16], "hidden_dim": 64}, data),

@@ -18,6 +18,7 @@ from stable_baselines3 import PPO
 from flexlam_rl import FlexLAM, LatentActionWrapper
 from flexlam_rl.agents.networks import SmallCNN
 from flexlam_rl.align import AlignConfig, LabelConfig, label_and_eval_sets, run_alignment
+from flexlam_rl.config import Episodes
 from flexlam_rl.data import load_transitions
 from flexlam_rl.data.collect import ensure_dataset
 from flexlam_rl.pretrain.train import TrainConfig, lam_config_for, pretrain
@@ -29,8 +30,7 @@ parser.add_argument("--out", type=Path, default=Path("runs/example_latent_sb3"))
 args = parser.parse_args()
 
 pixels = {"kind": "minigrid_rgb", "frame_size": 32}  # small frames for a quick run; the quickstart uses 64
-data_id, _ = ensure_dataset("examples/doorkey32/noisy-v0", "minigrid-doorkey", "noisy", num_episodes=20, epsilon=0.5,
-                            max_episode_steps=50, preprocess=pixels)
+data_id, _ = ensure_dataset("examples/doorkey32/noisy-v0", "minigrid-doorkey", "noisy", Episodes(20, 0, 50), epsilon=0.5, preprocess=pixels)
 
 data = load_transitions(data_id)  # (o_t, o_t+1) pairs, split by episode
 lam_cfg = lam_config_for({"num_tokens": 4, "channels": [8, 16], "hidden_dim": 64}, data)

@@ -249,3 +249,18 @@ class TrainConfig:
     def total_steps(self) -> int:
         """The most updates this run makes: ``steps``, or the ``max_steps`` cap when training to a plateau."""
         return self.max_steps if self.until_plateau else self.steps
+
+
+@dataclass
+class Episodes:
+    """Which episodes: ``count`` of them, episode i reset with ``seed + i``, each cut at ``max_steps`` (None: the
+    task's own limit). What a collection records and what scores a policy (the same episodes for every policy,
+    budget and baseline that reads them)."""
+
+    count: int
+    seed: int
+    max_steps: int | None = None
+
+    def __post_init__(self) -> None:
+        check_int("episodes", self.count, 1, 10**6)
+        check_optional_positive_int("max_episode_steps", self.max_steps, "the task's own limit")

@@ -44,27 +44,28 @@ def isolated_roots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def pixel_dataset(isolated_roots: Path) -> str:
     """Noisy-expert DoorKey episodes at 32x32: ~200 transitions with every action kind."""
+    from flexlam_rl.config import Episodes
     from flexlam_rl.data.collect import collect_dataset
 
-    return collect_dataset(
-        "test/doorkey/noisy-v0", "minigrid-doorkey", "noisy", num_episodes=8, seed=0, epsilon=0.5,
-        max_episode_steps=30, preprocess=TINY_PIXELS,
-    ).dataset_id
+    return collect_dataset("test/doorkey/noisy-v0", "minigrid-doorkey", "noisy", Episodes(8, 0, 30), epsilon=0.5,
+                           preprocess=TINY_PIXELS).dataset_id
 
 
 @pytest.fixture(scope="session")
 def vector_dataset(isolated_roots: Path) -> str:
+    from flexlam_rl.config import Episodes
     from flexlam_rl.data.collect import collect_dataset
 
-    return collect_dataset("test/cartpole/random-v0", "cartpole", "random", num_episodes=10, seed=0).dataset_id
+    return collect_dataset("test/cartpole/random-v0", "cartpole", "random", Episodes(10, 0)).dataset_id
 
 
 @pytest.fixture(scope="session")
 def cartpole_expert_dataset(isolated_roots: Path) -> str:
     """Three scripted-expert CartPole episodes (1500 transitions), for latent BC."""
+    from flexlam_rl.config import Episodes
     from flexlam_rl.data.collect import collect_dataset
 
-    return collect_dataset("test/cartpole/expert-v0", "cartpole", "expert", num_episodes=3, seed=100).dataset_id
+    return collect_dataset("test/cartpole/expert-v0", "cartpole", "expert", Episodes(3, 100)).dataset_id
 
 
 def load_benchmark(name: str):

@@ -20,6 +20,7 @@ from flexlam_rl.align import (
     train_supervised_idm,
     train_translator,
 )
+from flexlam_rl.config import Episodes
 from flexlam_rl.data.collect import collect_dataset
 from flexlam_rl.data.transitions import load_transitions
 from flexlam_rl.pretrain.train import TrainConfig, pretrain
@@ -38,7 +39,7 @@ def test_one_translator_serves_every_budget_on_cartpole(cartpole_models) -> None
 
 @pytest.mark.slow
 def test_translator_regresses_box_actions_on_pendulum(isolated_roots, tmp_path) -> None:
-    collect_dataset("test/pendulum/random-v0", "pendulum", "random", num_episodes=5, seed=0)
+    collect_dataset("test/pendulum/random-v0", "pendulum", "random", Episodes(5, 0))
     data = load_transitions("test/pendulum/random-v0", heldout_fraction=0.2)
     result = pretrain(tmp_path / "run", data, tiny_lam_config(data, num_tokens=4, fsq_levels=[8], hidden_dim=128),
                       TrainConfig(steps=1500, **{**FAST_TRAIN, "batch_size": 64}))

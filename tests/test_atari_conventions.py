@@ -8,6 +8,7 @@ from conftest import TINY_LAM
 
 from flexlam_rl import FlexLAM, LAMConfig
 from flexlam_rl.act.wrappers import lam_env
+from flexlam_rl.config import Episodes
 from flexlam_rl.data.collect import collect_dataset, ensure_dataset
 from flexlam_rl.envs import get_task
 from flexlam_rl.envs.pixels import ATARI_LEGACY, end_episodes_on_life_loss, recorded_preprocess, validate_preprocess
@@ -94,7 +95,7 @@ def test_records_made_before_the_conventions_keep_their_meaning_and_old_data_is_
     assert lam_cfg.preprocess["fire_reset"] is False  # a LAM trained on such data reads the same
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
     legacy = {**SMALL, **ATARI_LEGACY}
-    collect_dataset("t/breakout/random-v0", "breakout", "random", 1, max_episode_steps=20, preprocess=legacy)
-    assert ensure_dataset("t/breakout/random-v0", "breakout", "random", 1, max_episode_steps=20, preprocess=legacy)[1] is None
+    collect_dataset("t/breakout/random-v0", "breakout", "random", Episodes(1, 0, 20), preprocess=legacy)
+    assert ensure_dataset("t/breakout/random-v0", "breakout", "random", Episodes(1, 0, 20), preprocess=legacy)[1] is None
     with pytest.raises(DataError, match=r"fire_reset.*re-collect it .*if_exists=overwrite"):
-        ensure_dataset("t/breakout/random-v0", "breakout", "random", 1, max_episode_steps=20, preprocess=SMALL)
+        ensure_dataset("t/breakout/random-v0", "breakout", "random", Episodes(1, 0, 20), preprocess=SMALL)

@@ -11,7 +11,7 @@ import torch
 
 from flexlam_rl import FlexLAM, LAMConfig, LatentActionWrapper
 from flexlam_rl.align import LabelConfig, select_labels
-from flexlam_rl.config import ConfigError
+from flexlam_rl.config import ConfigError, Episodes
 from flexlam_rl.data.collect import collect_dataset
 from flexlam_rl.data.transitions import DataError, TransitionSet, load_transitions
 from flexlam_rl.evaluate.reconstruction import reconstruction_by_budget
@@ -41,8 +41,8 @@ CASES = {
                                     "Did you mean 'test/cartpole/random-v0'"),
     "collected id not local": (lambda ctx: load_transitions("flexlam/nothing/here-v0"), DataError,  # no hub holds it: no download advice
                                r"^(?!.*minari download).*flexlam-collect env=<task>"),
-    "invalid dataset id": (lambda ctx: collect_dataset("no version", "cartpole", "random", 1), ValueError, "ending in a version"),
-    "existing dataset id": (lambda ctx: collect_dataset(ctx["vector_id"], "cartpole", "random", 1), FileExistsError, "if_exists=overwrite"),
+    "invalid dataset id": (lambda ctx: collect_dataset("no version", "cartpole", "random", Episodes(1, 0)), ValueError, "ending in a version"),
+    "existing dataset id": (lambda ctx: collect_dataset(ctx["vector_id"], "cartpole", "random", Episodes(1, 0)), FileExistsError, "if_exists=overwrite"),
     "image LAM on vector data": (lambda ctx: pretrain(ctx["tmp"] / "r", ctx["vector"], IMG, TrainConfig(steps=1, progress=False)), ValueError, "does not match the data"),
     "datasets of different shapes": (lambda ctx: load_transitions([ctx["pixel_id"], ctx["vector_id"]]), DataError, "same preprocessing"),
     "image datasets of different sizes": (lambda ctx: load_transitions([ctx["pixel_id"], ctx["small_pixel_id"]]), DataError, r"\(32, 32, 3\).*\(16, 16, 3\)"),
@@ -83,8 +83,7 @@ def _step(ctx, action):
 def ctx(pixel_dataset, vector_dataset, cartpole_models, tmp_path_factory):
     vector = load_transitions(vector_dataset, heldout_fraction=0.2)
     no_actions = TransitionSet([dataclasses.replace(s, actions=None) for s in vector.train.sources], vector.train.episodes)
-    small = collect_dataset("bad/empty16/random-v0", "minigrid-empty", "random", 2, max_episode_steps=5,
-                            preprocess={"kind": "minigrid_rgb", "frame_size": 16}).dataset_id
+    small = collect_dataset("bad/empty16/random-v0", "minigrid-empty", "random", Episodes(2, 0, 5), preprocess={"kind": "minigrid_rgb", "frame_size": 16}).dataset_id
     return {"pixels": load_transitions(pixel_dataset, heldout_fraction=0.25), "vector": vector, "no_actions": no_actions,
             "small_pixel_id": small,
             "pixel_id": pixel_dataset, "vector_id": vector_dataset, "models": cartpole_models,

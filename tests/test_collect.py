@@ -11,6 +11,7 @@ import minari
 import numpy as np
 import pytest
 
+from flexlam_rl.config import Episodes
 from flexlam_rl.data import collect as collect_module
 from flexlam_rl.data.collect import collect_dataset
 from flexlam_rl.data.sources import minari_root
@@ -42,14 +43,14 @@ def test_invalid_id_fails_before_touching_disk(isolated_roots) -> None:
     before = set(minari_root().rglob("*")) if minari_root().exists() else set()
     for bad in ["no-version", "../escape-v0", "a b/c-v0", ""]:
         with pytest.raises(ValueError, match="Invalid Minari dataset id"):
-            collect_dataset(bad, "cartpole", "random", num_episodes=1)
+            collect_dataset(bad, "cartpole", "random", Episodes(1, 0))
     after = set(minari_root().rglob("*")) if minari_root().exists() else set()
     assert after == before
 
 
 def test_existing_id_is_refused_unless_overwrite(vector_dataset: str) -> None:
     with pytest.raises(FileExistsError, match="overwrite"):
-        collect_dataset(vector_dataset, "cartpole", "random", num_episodes=1)
+        collect_dataset(vector_dataset, "cartpole", "random", Episodes(1, 0))
 
 
 def test_crash_mid_collection_leaves_nothing_behind(isolated_roots, monkeypatch) -> None:
@@ -62,16 +63,17 @@ def test_crash_mid_collection_leaves_nothing_behind(isolated_roots, monkeypatch)
             yield episode
 
     monkeypatch.setattr(collect_module, "run_episodes", crash_after_two)
+    monkeypatch.setattr(collect_module, "FLUSH_EVERY", 1)  # each episode written as it ends: the crash comes mid-dataset
     with pytest.raises(RuntimeError, match="simulated crash"):
-        collect_dataset("test/crash/random-v0", "cartpole", "random", num_episodes=5, flush_every=1)
+        collect_dataset("test/crash/random-v0", "cartpole", "random", Episodes(5, 0))
     assert not (minari_root() / "test/crash/random-v0").exists()
     assert not [p for p in minari_root().iterdir() if p.name.startswith(".flexlam-tmp")]
     assert "test/crash/random-v0" not in minari.list_local_datasets()  # listing still works
 
 
 def test_overwrite_replaces_dataset(isolated_roots) -> None:
-    collect_dataset("test/over/random-v0", "cartpole", "random", num_episodes=2, seed=0)
-    collect_dataset("test/over/random-v0", "cartpole", "random", num_episodes=3, seed=1, overwrite=True)
+    collect_dataset("test/over/random-v0", "cartpole", "random", Episodes(2, 0))
+    collect_dataset("test/over/random-v0", "cartpole", "random", Episodes(3, 1), overwrite=True)
     assert minari.load_dataset("test/over/random-v0").total_episodes == 3
 
 
@@ -85,8 +87,8 @@ def test_frames_stored_raw_by_an_older_minari_load_in_a_newer_one(isolated_roots
     from flexlam_rl.data.sources import cache_root
     from flexlam_rl.data.transitions import load_transitions
 
-    dataset_id = collect_dataset("test/doorkey/older-writer-v0", "minigrid-doorkey", "random", num_episodes=2, seed=0,
-                                 max_episode_steps=10, preprocess=TINY_PIXELS).dataset_id
+    dataset_id = collect_dataset("test/doorkey/older-writer-v0", "minigrid-doorkey", "random", Episodes(2, 0, 10),
+                                 preprocess=TINY_PIXELS).dataset_id
     meta_path = minari_root() / dataset_id / "data" / "metadata.json"
     meta = json.loads(meta_path.read_text())
     assert meta["jpeg_encoding"] is False  # recorded whichever Minari wrote it

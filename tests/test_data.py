@@ -98,10 +98,11 @@ def test_mixed_observation_shapes_are_refused(pixel_dataset: str, vector_dataset
 
 
 def test_a_datasets_split_does_not_depend_on_what_is_loaded_beside_it(pixel_dataset: str, vector_dataset: str) -> None:
+    from flexlam_rl.config import Episodes
     from flexlam_rl.data.collect import collect_dataset
 
-    other = collect_dataset("test/doorkey/other-v0", "minigrid-doorkey", "random", num_episodes=4, seed=9,
-                            max_episode_steps=10, preprocess={"kind": "minigrid_rgb", "frame_size": 32}).dataset_id
+    other = collect_dataset("test/doorkey/other-v0", "minigrid-doorkey", "random", Episodes(4, 9, 10),
+                            preprocess={"kind": "minigrid_rgb", "frame_size": 32}).dataset_id
     alone = load_transitions(pixel_dataset, heldout_fraction=0.25, seed=1)
     second = load_transitions([other, pixel_dataset], heldout_fraction=0.25, seed=1)
     held_alone = {e for _, e in alone.heldout.episodes}

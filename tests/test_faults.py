@@ -20,6 +20,7 @@ import torch
 from conftest import FAST_TRAIN, tiny_lam_config
 
 from flexlam_rl import FlexLAM
+from flexlam_rl.config import Episodes
 from flexlam_rl.data.sources import cache_root, minari_root
 from flexlam_rl.data.transitions import load_transitions
 from flexlam_rl.errors import DataError
@@ -40,7 +41,7 @@ def own_dataset(isolated_roots: Path, request: pytest.FixtureRequest) -> str:
     from flexlam_rl.data.collect import collect_dataset
 
     name = hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:10]
-    return collect_dataset(f"faults/own{name}/random-v0", "minigrid-empty", "random", num_episodes=4, seed=0, max_episode_steps=12,
+    return collect_dataset(f"faults/own{name}/random-v0", "minigrid-empty", "random", Episodes(4, 0, 12),
                            preprocess={"kind": "minigrid_rgb", "frame_size": 16}).dataset_id
 
 
@@ -111,7 +112,7 @@ def test_labels_and_scores_from_datasets_with_different_actions_are_refused(cart
     from flexlam_rl.align import AlignConfig, AlignData, LabelConfig, align_lam
     from flexlam_rl.data.collect import collect_dataset
 
-    pendulum = collect_dataset("faults/pendulum/random-v0", "pendulum", "random", num_episodes=2, seed=0).dataset_id
+    pendulum = collect_dataset("faults/pendulum/random-v0", "pendulum", "random", Episodes(2, 0)).dataset_id
     FAULTS.append("mismatch: align on Discrete labels, score on Box actions")
     with pytest.raises(DataError, match=r"(?s)action.*Discrete\(2\).*faults/pendulum/random-v0.*Box"):
         align_lam(cartpole_models["lam_dir"], LabelConfig(count=20), AlignConfig(steps=1), AlignData(eval_ids=[pendulum]),
@@ -216,13 +217,15 @@ def test_a_write_error_while_refreshing_lam_keeps_the_previous_model(vector_data
 def test_a_full_disk_during_collection_keeps_the_previous_dataset(isolated_roots: Path) -> None:
     import minari
 
+    from flexlam_rl.config import Episodes
     from flexlam_rl.data.collect import collect_dataset
 
-    dataset_id = collect_dataset("faults/collect/random-v0", "minigrid-empty", "random", num_episodes=2, seed=0,
+    dataset_id = collect_dataset("faults/collect/random-v0", "minigrid-empty", "random", Episodes(2, 0),
                                  preprocess={"kind": "minigrid_rgb", "frame_size": 16}).dataset_id
     code = f"""
+        from flexlam_rl.config import Episodes
         from flexlam_rl.data.collect import collect_dataset
-        collect_dataset({dataset_id!r}, "minigrid-empty", "random", num_episodes=40, seed=1, overwrite=True)
+        collect_dataset({dataset_id!r}, "minigrid-empty", "random", Episodes(40, 1), overwrite=True)
     """
     FAULTS.append("full disk: dataset collection")
     failed = _in_subprocess_with_full_disk(code, limit_bytes=64 * 1024, cwd=isolated_roots)
@@ -230,7 +233,7 @@ def test_a_full_disk_during_collection_keeps_the_previous_dataset(isolated_roots
     if minari.load_dataset(dataset_id).total_episodes != 2:
         LOST.append("dataset")
     assert minari.load_dataset(dataset_id).total_episodes == 2 and not _debris(minari_root())
-    collect_dataset(dataset_id, "minigrid-empty", "random", num_episodes=3, seed=1, overwrite=True,
+    collect_dataset(dataset_id, "minigrid-empty", "random", Episodes(3, 1), overwrite=True,
                     preprocess={"kind": "minigrid_rgb", "frame_size": 16})
     assert minari.load_dataset(dataset_id).total_episodes == 3
 

@@ -180,10 +180,11 @@ def test_atari_experts_beat_random_actions(task: str, margin: float) -> None:
 
 
 def test_raw_minigrid_ids_get_frames_and_kinds_that_do_not_fit_are_clear_errors(isolated_roots) -> None:
+    from flexlam_rl.config import Episodes
     from flexlam_rl.data.collect import collect_dataset
     from flexlam_rl.envs import get_task
 
-    stats = collect_dataset("games/keycorridor/random-v0", "MiniGrid-KeyCorridorS3R1-v0", "random", 1, max_episode_steps=5,
+    stats = collect_dataset("games/keycorridor/random-v0", "MiniGrid-KeyCorridorS3R1-v0", "random", Episodes(1, 0, 5),
                             preprocess={"kind": "minigrid_rgb", "frame_size": 16})
     assert stats.steps == 5
     assert get_task("MiniGrid-KeyCorridorS3R1-v0").preprocess["kind"] == "minigrid_rgb"

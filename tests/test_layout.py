@@ -76,3 +76,17 @@ def test_the_package_is_laid_out_by_stage() -> None:
     top = sorted(p.name for p in PACKAGE.glob("*.py") if p.name != "__init__.py")
     assert len(top) <= 10, top
     assert all((PACKAGE / stage / "__init__.py").is_file() for stage in STAGES)
+
+
+def test_no_function_takes_more_than_eight_parameters() -> None:
+    """Long parameter lists become options objects (Episodes, AlignOptions, LatentBCScoring, ...)."""
+    long = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                args = node.args
+                names = [a.arg for a in args.posonlyargs + args.args + args.kwonlyargs]
+                count = len(names) - (names[:1] in (["self"], ["cls"])) + bool(args.vararg) + bool(args.kwarg)
+                if count > 8:
+                    long.append(f"{path.relative_to(PACKAGE)}:{node.name} ({count})")
+    assert long == []

@@ -42,7 +42,7 @@ def _run(root: Path) -> dict[str, object]:
     import torch
 
     from flexlam_rl.checkpoint import weights_digest
-    from flexlam_rl.config import LAMConfig
+    from flexlam_rl.config import Episodes, LAMConfig
     from flexlam_rl.data.collect import collect_dataset
     from flexlam_rl.data.transitions import load_transitions
     from flexlam_rl.evaluate.reconstruction import reconstruction_by_budget
@@ -52,8 +52,8 @@ def _run(root: Path) -> dict[str, object]:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        dataset = collect_dataset("golden/doorkey/noisy-v0", "minigrid-doorkey", "noisy", num_episodes=8, seed=0, epsilon=0.5,
-                                  max_episode_steps=30, preprocess={"kind": "minigrid_rgb", "frame_size": 32}).dataset_id
+        dataset = collect_dataset("golden/doorkey/noisy-v0", "minigrid-doorkey", "noisy", Episodes(8, 0, 30), epsilon=0.5,
+                                  preprocess={"kind": "minigrid_rgb", "frame_size": 32}).dataset_id
         data = load_transitions(dataset, heldout_fraction=0.25, seed=0)
         lam_cfg = LAMConfig.from_dict({"channels": [8, 16], "hidden_dim": 64, "latent_dim": 8, "num_tokens": 4, "fsq_levels": [4],
                                        "obs_shape": list(data.obs_shape), "obs_dtype": "uint8", "preprocess": data.preprocess})

@@ -52,12 +52,12 @@ def test_crop_grayscale_and_stack_give_the_advertised_frames() -> None:
 
 def test_preprocessing_is_recorded_and_reapplied_on_a_raw_env(isolated_roots, tmp_path) -> None:
     from flexlam_rl.align import AlignConfig, LabelConfig, action_spec, label_and_eval_sets, run_alignment
+    from flexlam_rl.config import Episodes
     from flexlam_rl.data.collect import collect_dataset
     from flexlam_rl.data.transitions import load_transitions
     from flexlam_rl.pretrain.train import TrainConfig, pretrain
 
-    dataset_id = collect_dataset("prep/cartpole/random-v0", "cartpole-pixels", "random", num_episodes=3, seed=0,
-                                 max_episode_steps=20, preprocess=STACKED).dataset_id
+    dataset_id = collect_dataset("prep/cartpole/random-v0", "cartpole-pixels", "random", Episodes(3, 0, 20), preprocess=STACKED).dataset_id
     data = load_transitions(dataset_id, heldout_fraction=0.34)
     assert data.obs_shape == (24, 24, 2) and validate_preprocess(data.preprocess) == validate_preprocess(STACKED)
     result = pretrain(tmp_path / "run", data, tiny_lam_config(data), TrainConfig(steps=3, **FAST_TRAIN))

@@ -63,11 +63,12 @@ def test_distractors_move_whatever_the_action() -> None:
 def test_distractor_tasks_collect_as_minari_datasets(isolated_roots) -> None:
     import minari
 
+    from flexlam_rl.config import Episodes
     from flexlam_rl.data.collect import collect_dataset
 
     for name in ("point-reach-pixels-d1", "minigrid-dynamic"):
-        stats = collect_dataset(f"test/{name}/noisy-v0", name, "noisy", num_episodes=2, seed=0, epsilon=0.5,
-                                max_episode_steps=10, preprocess={**get_task(name).preprocess, "frame_size": 16})
+        stats = collect_dataset(f"test/{name}/noisy-v0", name, "noisy", Episodes(2, 0, 10), epsilon=0.5,
+                                preprocess={**get_task(name).preprocess, "frame_size": 16})
         dataset = minari.load_dataset(stats.dataset_id)
         assert dataset.total_episodes == 2 and dataset.observation_space.shape == (16, 16, 3)
         env = dataset.recover_environment()

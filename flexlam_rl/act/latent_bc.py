@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from ..align import Translator
-from ..config import check_int, check_optional_positive_int, check_positive_ints, parse_config
+from ..config import Episodes, check_int, check_positive_ints, parse_config
 from ..data.transitions import TransitionSet, eval_batches, split_off_episodes
 from ..envs.pixels import stack_frames
 from ..errors import ConfigError, DataError
@@ -372,20 +372,6 @@ def latent_env(env: str | gym.Env, lam: FlexLAM, translator: Translator, prefix_
     if prefix_len not in translations:
         translations[prefix_len] = LatentTranslation(lam, translator, prefix_len)
     return LatentActionWrapper.sharing(raw, translations[prefix_len])
-
-
-@dataclass
-class Episodes:
-    """Which episodes score a policy: ``count`` of them, episode i reset with ``seed + i``, each cut at ``max_steps``
-    (None: the task's own limit). The same episodes for every policy, budget and baseline that reads them."""
-
-    count: int
-    seed: int
-    max_steps: int | None = None
-
-    def __post_init__(self) -> None:
-        check_int("episodes", self.count, 1, 10**6)
-        check_optional_positive_int("max_episode_steps", self.max_steps, "the task's own limit")
 
 
 def evaluate_latent_bc(

@@ -33,11 +33,11 @@ from typing import Any
 import numpy as np
 
 from .._version import NUMERICS_VERSION
-from ..act.latent_bc import Episodes, LatentBCTrainConfig, evaluate_latent_bc, train_latent_bc
+from ..act.latent_bc import LatentBCTrainConfig, evaluate_latent_bc, train_latent_bc
 from ..align import AlignConfig, AlignOptions, LabelConfig, action_spec, embed_transitions, label_and_eval_sets, run_alignment
 from ..align.training import all_label_idm
 from ..checkpoint import atomic_write_json, read_json
-from ..config import LAMConfig
+from ..config import Episodes, LAMConfig
 from ..data.collect import ensure_dataset
 from ..data.transitions import load_transitions
 from ..envs import task_at_frame_size
@@ -65,11 +65,9 @@ def collect_suite(suite: SuiteSpec, data_seed: int) -> dict[str, dict[str, str]]
     for task in suite.tasks:
         preprocess = dict(task_at_frame_size(task, suite.frame_size).preprocess)
         for behaviour, spec in suite.data.items():
-            dataset_id, _ = ensure_dataset(
-                suite.dataset_id(task, behaviour), task, behaviour, num_episodes=int(spec["episodes"]),
-                seed=suite.collection_seed(data_seed, task, behaviour), epsilon=float(spec.get("epsilon", 0.3)),
-                max_episode_steps=suite.max_episode_steps, preprocess=preprocess,
-            )
+            episodes = Episodes(int(spec["episodes"]), suite.collection_seed(data_seed, task, behaviour), suite.max_episode_steps)
+            dataset_id, _ = ensure_dataset(suite.dataset_id(task, behaviour), task, behaviour, episodes,
+                                           epsilon=float(spec.get("epsilon", 0.3)), preprocess=preprocess)
             ids.setdefault(task, {})[behaviour] = dataset_id
     return ids
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from ..config import plain
+from ..config import Episodes, plain
 from ..data.collect import collect_dataset, ensure_dataset
 from ..data.sources import default_dataset_id
 from ..errors import ConfigError
@@ -18,8 +18,8 @@ def collect(cfg: DictConfig) -> None:
         raise ConfigError(f"if_exists must be one of {IF_EXISTS}, got {cfg.if_exists!r}.")
     epsilon = float(cfg.epsilon)
     dataset_id = cfg.dataset_id or default_dataset_id(cfg.env, cfg.behaviour, epsilon if cfg.behaviour == "noisy" else None)
-    kwargs = dict(env=cfg.env, behaviour=cfg.behaviour, num_episodes=int(cfg.episodes), seed=int(cfg.seed), epsilon=epsilon,
-                  max_episode_steps=cfg.max_episode_steps, preprocess=plain(cfg.preprocess))
+    kwargs = dict(env=cfg.env, behaviour=cfg.behaviour, episodes=Episodes(int(cfg.episodes), int(cfg.seed), cfg.max_episode_steps),
+                  epsilon=epsilon, preprocess=plain(cfg.preprocess))
     if cfg.if_exists == "skip":
         dataset_id, stats = ensure_dataset(dataset_id, **kwargs)
     else:

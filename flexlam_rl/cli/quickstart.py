@@ -15,7 +15,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from ..config import plain
+from ..config import Episodes, plain
 from ..data.collect import ensure_dataset
 from ..pretrain.runs import RunLayout
 from ._common import hydra_entry, run_dir
@@ -28,8 +28,8 @@ from .train_agent import agent_from_config
 def _collect(env: str, specs: list[dict[str, Any]]) -> list[str]:
     ids = []
     for spec in specs:
-        dataset_id, stats = ensure_dataset(spec.get("dataset_id"), env, spec["behaviour"], int(spec["episodes"]),
-                                           int(spec["seed"]), float(spec.get("epsilon", 0.3)))
+        dataset_id, stats = ensure_dataset(spec.get("dataset_id"), env, spec["behaviour"],
+                                           Episodes(int(spec["episodes"]), int(spec["seed"])), epsilon=float(spec.get("epsilon", 0.3)))
         if stats is None:
             print(f"[collect] reusing {dataset_id}")
         else:

@@ -23,8 +23,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from ..config import Episodes
 from ..envs import get_task, make_behaviour
-from ..errors import DataError, DatasetExistsError, FlexLAMError
+from ..errors import DataError, DatasetExistsError
 from .sources import dataset_exists, dataset_preprocess, default_dataset_id, minari_frames, minari_root, validate_dataset_id
 
 
@@ -46,6 +47,9 @@ class CollectStats:
     steps: int
     mean_return: float
     path: Path
+
+
+FLUSH_EVERY = 25  # episodes written to the dataset at a time
 
 
 def run_episodes(
@@ -92,26 +96,17 @@ def _minari_root_override(path: Path) -> Iterator[None]:
 
 
 def collect_dataset(
-    dataset_id: str | None,
-    env: str,
-    behaviour: str = "expert",
-    num_episodes: int = 50,
-    *,
-    seed: int = 0,
-    epsilon: float = 0.3,
-    max_episode_steps: int | None = None,
-    preprocess: dict[str, Any] | None = None,
-    overwrite: bool = False,
-    flush_every: int = 25,
-    jpeg_encoding: bool = False,
+    dataset_id: str | None, env: str, behaviour: str = "expert", episodes: Episodes | None = None, *,
+    epsilon: float = 0.3, preprocess: dict[str, Any] | None = None, overwrite: bool = False,
 ) -> CollectStats:
-    """Run ``behaviour`` in ``env`` for ``num_episodes`` and write a Minari dataset.
+    """Run ``behaviour`` (``noisy``: the expert with probability ``epsilon`` of a random action) in ``env`` for
+    ``episodes`` (default 50 from seed 0, the task's own step limit) and write a Minari dataset.
 
-    Pixels are stored losslessly by default (``jpeg_encoding=False``): a LAM learns to
-    predict next frames, and JPEG artifacts would be part of its target.
+    Pixels are stored losslessly (no JPEG): a LAM learns to predict next frames, and JPEG artifacts would be part of
+    its target. Episodes are written ``FLUSH_EVERY`` at a time, so a long collection never holds them all.
     """
-    if not isinstance(num_episodes, int) or isinstance(num_episodes, bool) or num_episodes < 1:
-        raise FlexLAMError(f"num_episodes must be a positive integer, got {num_episodes!r}.")
+    episodes = episodes or Episodes(50, 0)
+    num_episodes, seed, max_episode_steps = episodes.count, episodes.seed, episodes.max_steps
     task = get_task(env, preprocess)
     if dataset_id is None:
         dataset_id = default_dataset_id(env, behaviour, epsilon if behaviour == "noisy" else None)
@@ -135,11 +130,11 @@ def collect_dataset(
                 chunk.append(episode)
                 steps += len(episode.rewards)
                 returns.append(float(np.sum(episode.rewards)))
-                if len(chunk) >= flush_every:
-                    dataset = _write_chunk(dataset, dataset_id, chunk, gym_env, behaviour, task.name, jpeg_encoding)
+                if len(chunk) >= FLUSH_EVERY:
+                    dataset = _write_chunk(dataset, dataset_id, chunk, gym_env, behaviour, task.name)
                     chunk = []
             if chunk:
-                dataset = _write_chunk(dataset, dataset_id, chunk, gym_env, behaviour, task.name, jpeg_encoding)
+                dataset = _write_chunk(dataset, dataset_id, chunk, gym_env, behaviour, task.name)
         _ensure_namespace(dataset_id)
         final.parent.mkdir(parents=True, exist_ok=True)
         if final.exists():
@@ -156,8 +151,8 @@ def collect_dataset(
 
 
 def ensure_dataset(
-    dataset_id: str | None, env: str, behaviour: str = "expert", num_episodes: int = 50, seed: int = 0,
-    epsilon: float = 0.3, max_episode_steps: int | None = None, preprocess: dict[str, Any] | None = None,
+    dataset_id: str | None, env: str, behaviour: str = "expert", episodes: Episodes | None = None, *,
+    epsilon: float = 0.3, preprocess: dict[str, Any] | None = None,
 ) -> tuple[str, CollectStats | None]:
     """Collect the dataset unless it exists: ``(id, stats)``, with ``stats=None`` when it was reused.
 
@@ -170,8 +165,7 @@ def ensure_dataset(
         if dataset_exists(dataset_id):
             _check_same_preprocess(dataset_id, get_task(env, preprocess).preprocess)
             return dataset_id, None
-        stats = collect_dataset(dataset_id, env, behaviour, num_episodes, seed=seed, epsilon=epsilon,
-                                max_episode_steps=max_episode_steps, preprocess=preprocess)
+        stats = collect_dataset(dataset_id, env, behaviour, episodes, epsilon=epsilon, preprocess=preprocess)
     return dataset_id, stats
 
 
@@ -189,10 +183,10 @@ def _check_same_preprocess(dataset_id: str, wanted: dict[str, Any]) -> None:
                         f"if_exists=overwrite) or delete that folder.")
 
 
-def _write_chunk(dataset: Any, dataset_id: str, chunk: list, env: gym.Env, behaviour: str, task: str, jpeg: bool) -> Any:
+def _write_chunk(dataset: Any, dataset_id: str, chunk: list, env: gym.Env, behaviour: str, task: str) -> Any:
     import minari
 
-    with warnings.catch_warnings(), minari_frames(jpeg) as jpeg_option:
+    with warnings.catch_warnings(), minari_frames(False) as jpeg_option:
         warnings.filterwarnings("ignore", message=".*(code_permalink|author_email|eval_env).*", category=UserWarning)
         if dataset is not None:  # Minari nags about optional metadata (email, permalink) above
             dataset.update_dataset_from_buffer(chunk)
@@ -207,7 +201,7 @@ def _write_chunk(dataset: Any, dataset_id: str, chunk: list, env: gym.Env, behav
             **jpeg_option,
         )
         if not jpeg_option:  # Minari 0.5.3 records nothing; 0.5.4+ readers would take raw frames for JPEG
-            created.storage.update_metadata({"jpeg_encoding": jpeg})
+            created.storage.update_metadata({"jpeg_encoding": False})
         return created
 
 
