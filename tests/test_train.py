@@ -101,6 +101,16 @@ def test_fixed_lam_is_worse_than_flexlam_on_an_untrained_prefix(pixels, tmp_path
     assert flex_k1 < fixed_k1
 
 
+def test_a_loss_at_exactly_zero_has_plateaued_instead_of_dividing_by_zero() -> None:
+    """Behaviour cloning on a task whose expert always takes one action drives its validation loss to 0.0 in float32
+    (Freeway: always UP); the plateau statistic must read that as no change, not raise ZeroDivisionError."""
+    from flexlam_rl.pretrain.plateau import window_change
+
+    assert window_change([0.5, 0.0, 0.0, 0.0, 0.0], 2) == 0.0
+    assert window_change([0.0, 0.0, 0.1, 0.1], 2) == float("inf")
+    assert window_change([1.0, 1.0, 0.5, 0.5], 2) == -0.5 and window_change([1.0], 2) is None
+
+
 def test_plateau_rule_decays_the_lr_then_stops() -> None:
     from flexlam_rl.pretrain.plateau import Plateau
 

@@ -14,11 +14,15 @@ from ..model.lam import FlexLAM
 
 def window_change(losses: list[float], window: int) -> float | None:
     """The plateau statistic: relative change of the mean of the last ``window`` losses against the
-    ``window`` before (negative: still improving). None until there are two windows."""
+    ``window`` before (negative: still improving). None until there are two windows. A loss already at exactly 0
+    (a cloned policy whose logits saturate on a task with one expert action) has nothing left to improve: 0 while
+    it stays there, +inf if it rises."""
     if len(losses) < 2 * window:
         return None
     recent = sum(losses[-window:]) / window
     before = sum(losses[-2 * window : -window]) / window
+    if before == 0:
+        return 0.0 if recent == 0 else float("inf")
     return recent / before - 1.0
 
 
