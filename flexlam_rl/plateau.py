@@ -19,6 +19,8 @@ def window_change(losses: list[float], window: int) -> float | None:
         return None
     recent = sum(losses[-window:]) / window
     before = sum(losses[-2 * window : -window]) / window
+    if before == 0:  # a loss at exactly 0 (one expert action, saturated logits): nothing left to improve
+        return 0.0 if recent == 0 else float("inf")
     return recent / before - 1.0
 
 
