@@ -119,7 +119,60 @@ def primary_answer(result: dict | None = None) -> str:
     return "\n".join(textwrap.wrap(" ".join(text), 118)) + "\n"
 
 
-BLOCKS: dict[str, Callable[[], str]] = {"games-suite": games_suite, "primary-answer": primary_answer}
+SUITES = {"minigrid": "MiniGrid", "reach": "PointReach"}
+METRIC_WORDS = {"recon": "held-out next-frame error", "recon_changed": "changed-pixel error", "align": "translator score",
+                "align_balanced": "translator balanced accuracy", "bc_return": "latent BC return",
+                "controllability": "controllability"}
+
+
+def _cells_text(cells: list[dict], suites: list[str]) -> str:
+    """``held-out next-frame error at k = 4 and k = 8 on both suites``: which cells, grouped by metric."""
+    parts = []
+    for metric in dict.fromkeys(c["metric"] for c in cells):
+        mine = [c for c in cells if c["metric"] == metric]
+        ks = sorted({int(c["k"]) for c in mine})
+        where = sorted({c["suite"] for c in mine})
+        on = "both suites" if len(where) == len(suites) == 2 else _and([SUITES.get(w, w) for w in where])
+        parts.append(f"{METRIC_WORDS.get(metric, metric)} at {_and([f'k = {k}' for k in ks])} on {on}")
+    return _and(parts)
+
+
+def default_result() -> str:
+    """README: the default benchmark's verdict counts, the cells that differ, what its ties rule out (from the
+    intervals' ends), plateaus and compute (``benchmarks/results/default/results.json``)."""
+    result = _results("benchmarks/results/default/results.json")
+    headline = [c for c in result["claims"] if not c["secondary"]]
+    suites = sorted({c["suite"] for c in headline})
+    cells = len([c for c in headline if c["view"] == "equal_updates"])
+    lines = []
+    for view, words in (("equal_updates", "*Equal updates* (each model to its own plateau): FlexLAM"),
+                        ("equal_compute", "*Equal compute* (each fixed LAM stopped at a quarter of the FlexLAM's training "
+                                          "FLOPs):")):
+        n = result["counts"][view]
+        line = f"{words} better in {n['better']}, tie in {n['tie']}, worse in {n['worse']} of {cells} cells."
+        for verdict, verb in (("worse", "loses"), ("better", "wins")):
+            mine = [c for c in headline if c["view"] == view and c["verdict_adjusted"] == verdict]
+            if mine:
+                line += f" It {verb} {_cells_text(mine, suites)}."
+        lines.append(line)
+    ends = []
+    for suite in suites:
+        ci = [c["ci95"] for c in headline if c["suite"] == suite and c["metric"] == "align" and c["view"] == "equal_updates"]
+        ends.append(f"{SUITES.get(suite, suite)}'s translator score being lower by more than {max(-low for low, _ in ci):.2f} "
+                    f"or higher by more than {max(high for _, high in ci):.2f}")
+    lines.append("A tie is not a proof of equality. Read from the intervals' ends, at every budget and label protocol "
+                 f"they rule out {_and(ends)} (accuracy on MiniGrid, R^2 on PointReach, whose seeds vary far more).")
+    runs = [run for seeds in result["models"].values() for models in seeds.values() for run in models.values()]
+    plateaued = sum(run["plateaued"] for run in runs)
+    ratios = sorted({round(c["fixed_over_flexlam_flops"], 1) for c in result["compute"].values()})
+    ratio = f"{ratios[0]:.1f}" if len(ratios) == 1 else f"{ratios[0]:.1f}-{ratios[-1]:.1f}"
+    lines.append(f"{'All' if plateaued == len(runs) else plateaued} {'' if plateaued == len(runs) else 'of '}{len(runs)} "
+                 f"model runs plateaued; one FlexLAM took {ratio}x less training compute than the fixed LAMs it replaces.")
+    return "".join("- " + "\n  ".join(textwrap.wrap(line, 114)) + "\n" for line in lines)
+
+
+BLOCKS: dict[str, Callable[[], str]] = {"games-suite": games_suite, "primary-answer": primary_answer,
+                                        "default-result": default_result}
 FILES = ["README.md", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").rglob("*.md") if "_build" not in p.parts)]
 
 
