@@ -48,6 +48,14 @@ def majority_rate(target: Any) -> float:
     return float(counts.max() / counts.sum()) if len(counts) else float("nan")
 
 
+def confusion_matrix(pred: Any, target: Any, n: int) -> np.ndarray:
+    """``[true action, predicted action]`` counts over ``n`` actions: what an accuracy hides (which actions are
+    told apart), and the balanced accuracy and majority rate can be read back from it."""
+    out = np.zeros((n, n), dtype=np.int64)
+    np.add.at(out, (np.asarray(target).astype(np.int64).ravel(), np.asarray(pred).astype(np.int64).ravel()), 1)
+    return out
+
+
 def standard_error(values: Any) -> float:
     """Standard error of the mean with ``ddof=1``; NaN for fewer than two values (no spread to estimate)."""
     arr = np.asarray(values, dtype=np.float64).ravel()

@@ -486,3 +486,39 @@ def test_seed_files_made_under_different_protocols_are_refused_naming_them(tmp_p
     with pytest.raises(DataError, match=r"different protocols .*0\.1.*s_seed10\.json, s_seed11\.json; .*0\.2.*: s_seed12\.json"):
         write_reports(cfg, tmp_path, "cmd", {"s": "k"})
     assert not (tmp_path / "results.json").exists() and not (tmp_path / "results.md").exists()
+
+
+def test_every_result_names_a_script_that_exists_or_is_retired() -> None:
+    """A committed result is a finding only with the script that made it: each ``benchmarks/<name>.py`` that a
+    results file's command names is in ``benchmarks/`` or listed, with the commit that holds it, on the retired
+    page (and the page lists no script that still exists)."""
+    import re
+
+    retired_page = (ROOT / "docs/benchmarks/retired.md").read_text()
+    retired = dict(re.findall(r"^\| `benchmarks/(\w+)\.py` \| ([0-9a-f]{7,40}) \|", retired_page, re.M))
+    assert retired and not [name for name in retired if (ROOT / "benchmarks" / f"{name}.py").exists()]
+    named = set()
+    for path in (ROOT / "benchmarks/results").rglob("*.json"):
+        text = path.read_text()
+        named |= {(m, path.relative_to(ROOT).as_posix()) for m in re.findall(r"python benchmarks/(\w+)\.py", text)}
+    missing = sorted((path, name) for name, path in named if name not in retired and not (ROOT / "benchmarks" / f"{name}.py").exists())
+    assert not missing, f"results whose script is neither in benchmarks/ nor on docs/benchmarks/retired.md: {missing[:5]}"
+    assert {name for name, _ in named} >= set(retired)  # a retired script made something committed
+
+
+def test_experiment_resumes_units_and_records_what_wrote_its_results(tmp_path) -> None:
+    """A unit is computed once and read back after (a cut run resumes there); each unit and the results record the
+    code; a report-only rebuild keeps the commands that made units and adds none."""
+    from flexlam_rl.bench.experiment import Experiment
+
+    calls = []
+    exp = Experiment(tmp_path / "out", "benchmarks/x.py", ["--seed", "1"])
+    first = exp.unit("a_s1", lambda: calls.append(1) or {"value": np.float32(0.5)}, log=False)
+    again = Experiment(tmp_path / "out", "benchmarks/x.py", ["--seed", "1"]).unit("a_s1", lambda: calls.append(2) or {}, log=False)
+    assert calls == [1] and first == again and first["value"] == 0.5 and "commit" in first["code"]
+    saved = exp.write({"commands": exp.commands(), "runs": exp.saved()}, "# x\n")
+    assert saved["commands"] == ["python benchmarks/x.py --seed 1"] and saved["report"]["command"] == saved["commands"][0]
+    assert json.loads((tmp_path / "out/results.json").read_text()) == saved and (tmp_path / "out/results.md").read_text() == "# x\n"
+    rebuild = Experiment(tmp_path / "out", "benchmarks/x.py", ["--report-only"])
+    assert rebuild.commands(report_only=True) == saved["commands"]
+    assert not list((tmp_path / "out").rglob("*.tmp"))

@@ -14,7 +14,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from conftest import FAST_TRAIN, load_benchmark, tiny_lam_config
+from conftest import FAST_TRAIN, tiny_lam_config
 
 from flexlam_rl import FlexLAM, LAMConfig, diagnose
 from flexlam_rl.data.transitions import load_transitions
@@ -132,10 +132,13 @@ def test_games_recipe_trains_and_is_a_lam_config(tmp_path, pixel_dataset: str) -
     assert lam_cfg.code_norm and lam_cfg.nested_dropout and lam_cfg.idm_downsample == "maxpool"  # the rule's pick
     choice = json.loads((Path(__file__).parents[1] / "benchmarks/results/games_recipe/results.json").read_text())["choice"]
     assert choice["chosen"] == "norm_pool"  # lam=games is that variant: code_norm + idm_downsample=maxpool
-    games = load_benchmark("games")
-    frame_stack, overrides, train_overrides = games.VARIANTS[games.SHIPPED]  # the suite the README reports is lam=games
-    assert games.SHIPPED == choice["chosen"] and frame_stack == 1 and not train_overrides
-    assert all(lam_preset("games")[key] == value for key, value in overrides.items())
+    from flexlam_rl.bench.games import SHIPPED, VARIANTS, choose_recipe
+
+    shipped = VARIANTS[SHIPPED]  # the suite the README reports is lam=games
+    assert SHIPPED == choice["chosen"] and shipped.frame_stack == 1 and not shipped.train and shipped.frame_skip is None
+    assert all(lam_preset("games")[key] == value for key, value in shipped.lam.items())
+    runs = json.loads((Path(__file__).parents[1] / "benchmarks/results/games_recipe/results.json").read_text())["runs"]
+    assert choose_recipe(runs) == choice  # the variants config and the rule still choose what was committed
     assert not lam_preset("flexlam")["code_norm"] and lam_preset("fixed")["nested_dropout"] is False
     with pytest.raises(ConfigError, match="expected one of fixed, flexlam, games"):
         lam_preset("game")

@@ -9,13 +9,11 @@ never counted in the headline.
 from __future__ import annotations
 
 import json
-import platform
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from ..act.baselines import normalized_score
 from ..checkpoint import atomic_write_bytes, atomic_write_json, read_json
@@ -24,6 +22,7 @@ from ..metrics import mean_se
 from ..pretrain.plateau import window_change
 from ..tables import at_budget, markdown_table
 from . import stats
+from .experiment import code_record, jsonable, versions
 from .plots import plot_budget_curves, plot_gap_heatmap, plot_learning_curves
 from .spec import METRICS, SECONDARY_METRICS, VIEWS, BenchConfig
 from .stats import VERDICTS, benjamini_hochberg, min_p_value, paired_test, verdict
@@ -638,40 +637,3 @@ def write_reports(cfg: BenchConfig, out_dir: Path, command: str, keys: dict[str,
     if cfg.label_fractions or cfg.low_return_quantiles:
         plot_gap_heatmap(result, cfg, out_dir / "gap_heatmap.png")
     return result
-
-
-def versions() -> dict[str, str]:
-    """The versions a result was made with (stored beside every benchmark result)."""
-    import gymnasium
-    import minari
-    import stable_baselines3
-
-    from .._version import __version__
-
-    return {"flexlam_rl": __version__, "torch": torch.__version__, "gymnasium": gymnasium.__version__,
-            "minari": minari.__version__, "stable_baselines3": stable_baselines3.__version__,
-            "python": platform.python_version(), "platform": platform.platform()}
-
-
-def code_record() -> dict[str, Any]:
-    """The code a result was made with: the commit of the checkout this package runs from and whether its tree was
-    clean (uncommitted changes to tracked files); ``commit`` is None outside a git checkout (an installed wheel)."""
-    import subprocess
-
-    here = Path(__file__).resolve().parent
-
-    def git(*args: str) -> str | None:
-        try:
-            out = subprocess.run(["git", "-C", str(here), *args], capture_output=True, text=True, timeout=30)
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return out.stdout.strip() if out.returncode == 0 else None
-
-    commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain", "--untracked-files=no")
-    return {"commit": commit, "clean": None if commit is None else status == ""}
-
-
-def jsonable(obj: Any) -> Any:
-    """Plain JSON types (numpy arrays and scalars become lists and numbers)."""
-    return json.loads(json.dumps(obj, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))

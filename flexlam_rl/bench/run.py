@@ -50,7 +50,8 @@ from ..model.lam import FlexLAM
 from ..pretrain.supervision import SupervisionConfig
 from ..pretrain.train import TrainConfig, update_flops
 from .cache import config_hash, numerics_key, ppo_cached, train_cached, translator_dir
-from .report import code_record, jsonable, protocol_key, versions, write_reports
+from .experiment import code_record, jsonable, versions
+from .report import protocol_key, write_reports
 from .spec import METRICS, BenchConfig, SuiteSpec
 
 EVAL_SEED_BASE = 100_000  # latent BC episodes of seed s reset with EVAL_SEED_BASE + 1000 s + i: never a data episode

@@ -100,7 +100,7 @@ class CodeNorm(nn.Module):
 
     Why: on a game screen that is ~98% static a freshly initialized conv encoder maps every transition to
     nearly the same values (Pong and Breakout, 64x64: spread over transitions ~0.003 against FSQ bins ~0.3
-    wide; ``benchmarks/games_trace.py``), so every slot emits one code; the decoder then pushes every
+    wide; ``benchmarks/results/games_recipe/trace.md``), so every slot emits one code; the decoder then pushes every
     transition's values the same way, and on Pong they drift past the tanh bound where no gradient reaches
     them. Training passes standardize with the batch's own mean and spread, gradient included, which removes
     exactly that shared push (running statistics alone do not: the mean outruns them); no loss term competes
