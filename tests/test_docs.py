@@ -457,12 +457,13 @@ def test_what_the_readme_and_variation_page_say_of_the_confirmatory_cells_is_wha
 
 
 def test_label_selection_results_are_the_aggregate_of_their_saved_seeds() -> None:
-    """results.json is what benchmarks/label_selection.py's aggregation makes of the committed per-seed runs."""
+    """results.json is what the label-selection benchmark's aggregation makes of the committed per-seed runs."""
     import json
 
-    from conftest import assert_same_numbers, load_benchmark
+    from conftest import assert_same_numbers
 
-    module = load_benchmark("label_selection")
+    from flexlam_rl.bench import labels as module
+
     folder = ROOT / "benchmarks/results/labels"
     runs = [json.loads(p.read_text()) for p in sorted((folder / "per_seed").glob("*.json"))]
     again = json.loads(json.dumps(module.aggregate(runs)))

@@ -118,9 +118,8 @@ def test_a_latent_bc_policy_of_another_lam_or_a_missing_one_is_refused_before_an
 
 
 def test_the_acting_benchmarks_rules_pick_the_budget_and_decide_as_written() -> None:
-    from conftest import load_benchmark
+    from flexlam_rl.bench import acting
 
-    acting = load_benchmark("acting")
     units = [{"returns": {"1": 1.0, "2": 3.0, "4": 3.0}}, {"returns": {"1": 2.0, "2": 1.0, "4": 1.0}}]
     assert acting.best_budget(units) == 2  # 2 and 4 tie on the mean: the smaller budget
     assert acting.holm({"a": 0.004, "b": 0.011, "c": 0.03, "d": 0.5}) == {"a": True, "b": True, "c": False, "d": False}

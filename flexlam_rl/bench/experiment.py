@@ -110,15 +110,12 @@ class Experiment:
         commands = list(previous.get("commands", [previous["command"]] if "command" in previous else []))
         return commands if report_only or self.command in commands else [*commands, self.command]
 
-    def write(self, result: Mapping[str, Any], markdown: str, figures: Mapping[str, bytes] | None = None,
-              where: Iterable[Path] | None = None) -> dict[str, Any]:
+    def write(self, result: Mapping[str, Any], markdown: str, where: Iterable[Path] | None = None) -> dict[str, Any]:
         """``results.json`` (``result`` and, under ``report``, the record of the run that wrote it: a report rebuilt
         from saved units records its own command and code, each unit keeps the code that made it), ``results.md``
-        and each figure, atomically, into ``out`` (or each folder of ``where``)."""
+        atomically, into ``out`` (or each folder of ``where``). Figures are each script's own (``checkpoint.atomic_path``)."""
         full = jsonable({**result, "report": self.record()})
         for folder in where or [self.out]:
             atomic_write_json(Path(folder) / "results.json", full)
             atomic_write_bytes(Path(folder) / "results.md", markdown.encode())
-            for name, data in (figures or {}).items():
-                atomic_write_bytes(Path(folder) / name, data)
         return full

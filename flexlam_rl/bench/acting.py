@@ -1,0 +1,413 @@
+"""Agents that act: latent BC against random, expert and true-action BC play, its ablation, and PPO fine-tuning
+from it against two from-scratch arms, on Breakout, Pong, Freeway and MiniGrid DoorKey. ``benchmarks/acting.py``
+is the command line.
+
+Per task: collect action-free data (noisy play) and expert episodes (the expert's actions are read only by the
+true-action BC baseline), pretrain a FlexLAM on the noisy data and align its translator on 2% labels, all with the
+command-line tools as the data guide writes them; then, per seed, latent BC (the shipped defaults: autoregressive
+head, 4 frames, to a validation plateau) scored at every budget beside the baselines on the same episodes, the
+ablation variants (seeds ``ablation_seeds``), and three PPO arms at equal env steps: from scratch on raw actions,
+from scratch in latent space at the best budget k*, and fine-tuned from the latent BC policy at k*
+(``agent.init_from``). Both scratch arms use latent BC's encoder architecture (randomly initialized).
+
+The run takes many hours and a session's machine keeps nothing, so it spans sessions through the repository: each
+finished unit (one latent BC seed, one PPO run) is a small JSON under ``<out>/units/<task>/<stage>/<name>/s<seed>``,
+which is committed, and skipped when found. The models behind them (data, LAM, translator, latent BC policies) live
+under the work folder and are retrained where missing; training is deterministic for one code version, thread count
+and CPU kind, and ``units/<task>/prepare.json`` records the LAM's and translator's weight digests (and each default
+latent BC unit its policy's), so a retrained model that differs stops the run instead of mixing two models' units.
+Resume a run from the commit that started it (every unit records its code).
+
+The protocol (tasks, seeds, budgets, the k* rule, env steps, the AUC and its test) was fixed on 2026-12-07, before
+any of its runs: :data:`PROTOCOL`, recorded in results.json; revised the same day for cost only, before any unit
+was kept (``PROTOCOL["revised"]``).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .experiment import Experiment, code_record, versions
+
+PROTOCOL = {
+    "date_fixed": "2026-12-07",
+    "budgets": [1, 2, 4, 8],
+    "seeds": [0, 1, 2, 3, 4, 5, 6, 7],  # 8: Holm over the 4 tasks' tests needs p <= 0.0125, and 8 seeds reach 2/256
+    "ablation_seeds": [0, 1],
+    "eval_episodes": 10,  # latent BC and baselines, per budget and seed
+    "best_budget_rule": "k* = the budget with the highest mean latent BC return over seeds (ties: the smaller k)",
+    "auc": "mean of the evaluation curve's returns over its points (each point: eval_episodes deterministic whole games)",
+    "test": "per task and scratch arm: exact sign-flip test on the 8 seeds' AUC differences (fine-tuned minus scratch); "
+            "a task's fine-tuning beats both arms when both differences are positive and the larger p-value (an "
+            "intersection-union test) survives Holm's adjustment over the 4 tasks at 0.05",
+    "label_fraction": 0.02,
+    "threads": 1,  # torch threads per run: part of what makes a retrained model the same model
+    "revised": "2026-12-07, before any unit was kept, for cost (about 12 h of both cores does not fit one session, and "
+               "a session's machine keeps nothing): ablation seeds 0-2 -> 0-1 and the 'old' variant dropped (the "
+               "ablation is descriptive, not tested); one thread per run; finished units committed under units/",
+}
+ARMS = ("scratch_raw", "scratch_latent", "from_latent_bc")
+ABLATION = {  # one factor at a time from the shipped default
+    "default": {},
+    "independent": {"head": "independent"},
+    "regress": {"head": "regress"},
+    "one_frame": {"frame_stack": 1},
+    "500_updates": {"until_plateau": False, "steps": 500},
+}
+
+
+@dataclass
+class TaskSpec:
+    """One task's data, LAM and agent settings (command-line overrides of the tools that make them)."""
+
+    task: str
+    cap: int  # max_episode_steps of data, scored episodes and PPO
+    noisy_episodes: int
+    expert_episodes: int
+    pretrain: list[str]
+    env_steps: int
+    eval_every: int
+    ppo_eval_episodes: int = 5
+
+    def datasets(self, prefix: str) -> dict[str, str]:
+        return {"noisy": f"{prefix}/{self.task}/noisy50-v0", "expert": f"{prefix}/{self.task}/expert-v0"}
+
+
+GAMES_LAM = ["lam=games", "train.steps=3000", "train.batch_size=32"]  # the data guide's Atari pretraining
+SCALES = {
+    # 50k env steps per PPO run: about 3 min at 2 threads on Breakout (8192 steps took 32 s), 96 runs about 5 h
+    "default": [TaskSpec(game, 400, 40, 20, GAMES_LAM, 50_000, 5_000) for game in ("breakout", "pong", "freeway")]
+    + [TaskSpec("minigrid-doorkey", 100, 150, 30, ["train.steps=800", "train.batch_size=32"], 50_000, 5_000)],
+    "smoke": [TaskSpec("breakout", 60, 3, 3, [*GAMES_LAM[:1], "train.steps=20", "train.batch_size=8", "lam.channels=[8,16]",
+                                                "lam.hidden_dim=32"], 256, 128, 1),
+              TaskSpec("minigrid-doorkey", 20, 4, 3, ["train.steps=20", "train.batch_size=8", "lam.channels=[8,16]",
+                                                       "lam.hidden_dim=32"], 256, 128, 1)],
+}
+SMOKE = {"seeds": [0, 1], "ablation_seeds": [0], "eval_episodes": 1, "bc": {"steps": 40, "check_every": 10},
+         "translator": ["translator.steps=20", "translator.hidden_dim=16"]}
+
+
+def tool(module: str, *args: str, env: dict[str, str], cwd: Path) -> str:
+    """Run one flexlam command-line tool; its stdout, or stop with its error."""
+    out = subprocess.run([sys.executable, "-m", f"flexlam_rl.cli.{module}", *args], cwd=cwd, env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"flexlam-{module.replace('_', '-')} {' '.join(args)} failed:\n{out.stderr[-3000:]}")
+    return out.stdout
+
+
+def unit_name(task: str, stage: str, name: str, seed: int) -> str:
+    """One finished unit's name (its JSON is ``<out>/units/<name>.json``, committed)."""
+    return f"{task}/{stage}/{name}/s{seed}"
+
+
+def task_units(task: str, protocol: dict[str, Any]) -> list[str]:
+    """Every unit one task's results need."""
+    return ([unit_name(task, "bc", "default", s) for s in protocol["seeds"]]
+            + [unit_name(task, "bc", v, s) for v in ABLATION if v != "default" for s in protocol["ablation_seeds"]]
+            + [unit_name(task, "ppo", arm, s) for arm in ARMS for s in protocol["seeds"]])
+
+
+def read_unit(exp: Experiment, name: str) -> dict[str, Any]:
+    from ..checkpoint import read_json
+
+    return read_json(exp.unit_path(name), "acting unit")
+
+
+def prepare(exp: Experiment, spec: TaskSpec, work: Path, env: dict[str, str], smoke: bool) -> Path:
+    """Data, LAM and translator of one task (each skipped when it exists); the LAM's run folder. A retrained LAM or
+    translator that differs from the one the committed units were made with stops the run."""
+    ids = spec.datasets("acting")
+    root = Path(env["MINARI_DATASETS_PATH"])
+    common = ["if_exists=skip", f"max_episode_steps={spec.cap}", f"env={spec.task}"]
+    if not (root / ids["noisy"]).exists():
+        tool("collect", *common, "behaviour=noisy", "epsilon=0.5", f"episodes={spec.noisy_episodes}", f"dataset_id={ids['noisy']}",
+             "seed=1000", env=env, cwd=work)
+    if not (root / ids["expert"]).exists():
+        tool("collect", *common, "behaviour=expert", f"episodes={spec.expert_episodes}", f"dataset_id={ids['expert']}",
+             "seed=5000", env=env, cwd=work)
+    run = work / spec.task / "run"
+    if not (run / "metrics.json").exists():  # written when pretraining ends; a stopped one resumes from its checkpoint
+        tool("pretrain", f"data.datasets=[{ids['noisy']}]", *spec.pretrain, "train.progress=false", f"run_dir={run}", env=env, cwd=work)
+    if not (run / "translator" / "model.safetensors").exists():
+        tool("align", f"lam_dir={run / 'lam'}", f"labels.fraction={PROTOCOL['label_fraction']}", *(SMOKE["translator"] if smoke else []),
+             env=env, cwd=work)
+    check_models(exp.out / exp.units / spec.task / "prepare.json", run, env)
+    return run
+
+
+def check_models(record_path: Path, run: Path, env: dict[str, str]) -> None:
+    """Record the task's LAM and translator digests with the first unit; later sessions must match them."""
+    from ..align import Translator
+    from ..checkpoint import atomic_write_json, read_json, weights_digest
+    from ..model.lam import FlexLAM
+
+    translator = Translator.load(run / "translator")
+    align = read_json(run / "align_metrics.json", "alignment metrics")
+    record = {"lam_fingerprint": FlexLAM.load(run / "lam").fingerprint(),
+              "translator_digest": weights_digest(translator, translator.config.to_dict()),
+              "threads": int(env["OMP_NUM_THREADS"]), "code": code_record(),
+              "alignment": {key: align[key] for key in ("metric", "by_budget", "balanced_by_budget", "majority_rate", "supervised_idm",
+                                                        "supervised_idm_balanced", "idm_all_labels", "idm_all_labels_balanced",
+                                                        "labels") if key in align}}
+    if record_path.is_file():
+        seen = read_json(record_path, "acting unit record")
+        for key in ("lam_fingerprint", "translator_digest", "threads"):
+            if seen[key] != record[key]:
+                raise SystemExit(f"{key} {record[key]} under {run} differs from {seen[key]} that the committed units in "
+                                 f"{record_path.parent} were made with (their code: {seen['code']}): run from that commit with "
+                                 f"--threads {seen['threads']}, or move {record_path.parent} aside to start the task over.")
+        return
+    atomic_write_json(record_path, record)
+
+
+def latent_bc_unit(exp: Experiment, spec: TaskSpec, run: Path, variant: str, seed: int, work: Path, protocol: dict[str, Any],
+                   bc_overrides: dict[str, Any]) -> dict[str, Any]:
+    """One latent BC seed of one variant: its returns per budget (the default variant also its baselines and the
+    saved policy that fine-tuning starts from, with its weight digest). Committed as JSON."""
+    return exp.unit(unit_name(spec.task, "bc", variant, seed),
+                    lambda: _latent_bc(spec, run, variant, seed, work / spec.task / "bc" / variant / f"s{seed}", protocol, bc_overrides),
+                    log=False)
+
+
+def _latent_bc(spec: TaskSpec, run: Path, variant: str, seed: int, folder: Path, protocol: dict[str, Any],
+               bc_overrides: dict[str, Any]) -> dict[str, Any]:
+    from ..act.latent_bc import Episodes, LatentBCPolicy, LatentBCTrainConfig, evaluate_latent_bc, train_latent_bc
+    from ..act.pipeline import LatentBCScoring, run_latent_bc
+    from ..align import Translator
+    from ..checkpoint import weights_digest
+    from ..data.transitions import load_transitions
+    from ..model.lam import FlexLAM
+
+    cfg = LatentBCTrainConfig(**{**bc_overrides, **ABLATION[variant], "seed": seed})
+    eval_seed = 100_000 + 1000 * seed
+    expert_id = spec.datasets("acting")["expert"]
+    start = time.time()
+    if variant == "default":
+        scoring = LatentBCScoring(protocol["budgets"], Episodes(protocol["eval_episodes"], eval_seed, spec.cap), gif=seed == 0)
+        metrics = run_latent_bc(run / "lam", spec.task, [expert_id], cfg, scoring=scoring, out=folder / "policy")
+        policy = LatentBCPolicy.load(folder / "policy")
+        unit = {"returns": {k: v["mean"] for k, v in metrics["returns"].items()}, "baselines": metrics["baselines"],
+                "training": metrics["training"], "policy_digest": weights_digest(policy, asdict(policy.config))}
+    else:
+        lam = FlexLAM.load(run / "lam")
+        record: dict[str, Any] = {}
+        policy = train_latent_bc(lam, load_transitions([expert_id], 0.0, 0).train, cfg, record=record)
+        scores = evaluate_latent_bc(policy, lam, Translator.load(run / "translator"), spec.task, protocol["budgets"],
+                                    Episodes(protocol["eval_episodes"], eval_seed, spec.cap))
+        unit = {"returns": {k: v["mean"] for k, v in scores.items()}, "training": record}
+    return {**unit, "variant": variant, "seed": seed, "settings": asdict(cfg), "wall_s": time.time() - start}
+
+
+def policy_folder(spec: TaskSpec, run: Path, seed: int, work: Path, unit: dict[str, Any]) -> Path:
+    """The default latent BC policy of one seed, which fine-tuning starts from; retrained from its unit's settings
+    where this machine lacks it, and refused unless it is the same policy (weight digest)."""
+    from ..act.latent_bc import LatentBCTrainConfig, train_latent_bc
+    from ..checkpoint import weights_digest
+    from ..data.transitions import load_transitions
+    from ..model.lam import FlexLAM
+
+    folder = work / spec.task / "bc" / "default" / f"s{seed}" / "policy"
+    if (folder / "model.safetensors").is_file():
+        return folder
+    lam = FlexLAM.load(run / "lam")
+    expert_id = spec.datasets("acting")["expert"]
+    policy = train_latent_bc(lam, load_transitions([expert_id], 0.0, 0).train, LatentBCTrainConfig(**unit["settings"]))
+    digest = weights_digest(policy, asdict(policy.config))
+    if digest != unit["policy_digest"]:
+        raise SystemExit(f"The latent BC policy retrained for {spec.task} seed {seed} (digest {digest}) is not the one its committed "
+                         f"unit records ({unit['policy_digest']}, code {unit['code']}): resume from that commit and thread count.")
+    policy.save(folder, extra={"lam": str((run / "lam").resolve()), "lam_fingerprint": lam.fingerprint(),
+                               "expert_datasets": [expert_id], "train": unit["settings"], "retrained": True})
+    return folder
+
+
+def best_budget(units: list[dict[str, Any]]) -> int:
+    """k*: the budget with the highest mean latent BC return over seeds (ties: the smaller k)."""
+    means = {int(k): np.mean([u["returns"][k] for u in units]) for k in units[0]["returns"]}
+    return max(sorted(means), key=lambda k: (means[k], -k))
+
+
+def ppo_unit(exp: Experiment, spec: TaskSpec, run: Path, arm: str, seed: int, k: int, work: Path,
+             bc_unit: dict[str, Any]) -> dict[str, Any]:
+    """One PPO run of one arm at equal env steps; its evaluation curve and AUC. Committed as JSON."""
+    return exp.unit(unit_name(spec.task, "ppo", arm, seed), lambda: _ppo(spec, run, arm, seed, k, work, bc_unit), log=False)
+
+
+def _ppo(spec: TaskSpec, run: Path, arm: str, seed: int, k: int, work: Path, bc_unit: dict[str, Any]) -> dict[str, Any]:
+    from ..agents.networks import SmallCNN
+    from ..agents.train import AgentConfig, train_agent
+
+    folder = work / spec.task / "ppo" / arm / f"s{seed}"
+    common = dict(env=spec.task, total_timesteps=spec.env_steps, seed=seed, eval_freq=spec.eval_every,
+                  eval_episodes=spec.ppo_eval_episodes, max_episode_steps=spec.cap, progress_bar=False, gif=False)
+    same_encoder = {"policy_kwargs": {"features_extractor_class": SmallCNN,
+                                      "features_extractor_kwargs": {"channels": (16, 32, 64), "features_dim": 256}}}
+    if arm == "scratch_raw":
+        cfg = AgentConfig(**common, space="raw", algo_kwargs=same_encoder)
+    elif arm == "scratch_latent":
+        cfg = AgentConfig(**common, space="latent", lam_dir=str(run / "lam"), prefix_len=k, algo_kwargs=same_encoder)
+    else:
+        cfg = AgentConfig(**common, space="latent", lam_dir=str(run / "lam"), prefix_len=k,
+                          init_from=str(policy_folder(spec, run, seed, work, bc_unit)))
+    cfg.check_lam()
+    start = time.time()
+    result = train_agent(cfg, folder / "agent")
+    curve = [[0, float("nan")]] if not result.curve else [[int(t), float(r)] for t, r in result.curve]
+    return {"arm": arm, "seed": seed, "k": k, "curve": curve, "auc": float(np.mean([r for _, r in curve])),
+            "final": result.eval_mean_return, "wall_s": time.time() - start}
+
+
+def finetune_verdict(arms: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Per scratch arm: mean AUC difference (fine-tuned minus scratch) and its exact sign-flip p-value; the task's
+    intersection-union p-value (the larger of the two, when both differences favour fine-tuning)."""
+    from .stats import paired_test
+
+    tuned = {u["seed"]: u["auc"] for u in arms["from_latent_bc"]}
+    out: dict[str, Any] = {}
+    for arm in ("scratch_raw", "scratch_latent"):
+        seeds = sorted(set(tuned) & {u["seed"] for u in arms[arm]})
+        other = {u["seed"]: u["auc"] for u in arms[arm]}
+        diffs = np.array([tuned[s] - other[s] for s in seeds])
+        test = paired_test(diffs)
+        out[arm] = {"diff": test.mean, "p_value": test.p_value, "ci95": list(test.ci) if test.ci else None, "n_seeds": len(seeds)}
+    both_positive = all(out[a]["diff"] > 0 for a in ("scratch_raw", "scratch_latent"))
+    out["p_both"] = max(out[a]["p_value"] for a in ("scratch_raw", "scratch_latent")) if both_positive else 1.0
+    return out
+
+
+def holm(p_values: dict[str, float], level: float = 0.05) -> dict[str, bool]:
+    """Holm's step-down rejections among the tasks' p-values."""
+    from .stats import holm as step_down
+
+    return dict(zip(p_values, (bool(r) for r in step_down(list(p_values.values()), level))))
+
+
+def report(exp: Experiment, specs: list[TaskSpec], protocol: dict[str, Any], command: str) -> dict[str, Any]:
+    """results.json, results.md and curves.png from the committed units (every unit must be there)."""
+    from ..act.baselines import normalized_score
+
+    tasks, finetune, ablation = [], [], {}
+    for spec in specs:
+        default = [read_unit(exp, unit_name(spec.task, "bc", "default", s)) for s in protocol["seeds"]]
+        base = {key: float(np.mean([u["baselines"][key] for u in default])) if default[0]["baselines"][key] is not None else None
+                for key in ("random", "expert", "true_action_bc")}
+        returns = {k: float(np.mean([u["returns"][k] for u in default])) for k in default[0]["returns"]}
+        tasks.append({"task": spec.task, "max_episode_steps": spec.cap, "random_return": base["random"], "expert_return": base["expert"],
+                      "true_action_bc_return": base["true_action_bc"], "latent_bc_return": returns,
+                      "normalized": {k: normalized_score(v, base["random"], base["expert"]) for k, v in returns.items()},
+                      "true_action_bc_normalized": normalized_score(base["true_action_bc"], base["random"], base["expert"])
+                      if base["true_action_bc"] is not None else None,
+                      "best_budget": best_budget(default), "bc_updates": [u["training"]["updates"] for u in default],
+                      "seeds": protocol["seeds"]})
+        ablation[spec.task] = {}
+        for variant in ABLATION:
+            seen = [read_unit(exp, unit_name(spec.task, "bc", variant, s)) for s in protocol["ablation_seeds"]]
+            ablation[spec.task][variant] = {"returns": {k: float(np.mean([u["returns"][k] for u in seen])) for k in seen[0]["returns"]},
+                                            "updates": float(np.mean([u["training"]["updates"] for u in seen]))}
+        arms = {arm: [read_unit(exp, unit_name(spec.task, "ppo", arm, s)) for s in protocol["seeds"]] for arm in ARMS}
+        entry = {"task": spec.task, "env_steps": spec.env_steps, "k": arms["from_latent_bc"][0]["k"], "arms": {}}
+        for arm, runs in arms.items():
+            points = [t for t, _ in runs[0]["curve"]]
+            entry["arms"][arm] = {"curve": [[t, float(np.mean([u["curve"][i][1] for u in runs]))] for i, t in enumerate(points)],
+                                  "auc": float(np.mean([u["auc"] for u in runs])), "wall_s": float(np.sum([u["wall_s"] for u in runs]))}
+        entry["tests"] = finetune_verdict(arms)
+        finetune.append(entry)
+    beats = holm({e["task"]: e["tests"]["p_both"] for e in finetune})
+    for entry in finetune:
+        entry["verdict"] = "beats both from-scratch arms" if beats[entry["task"]] else "not shown to beat both from-scratch arms"
+    codes = sorted({json.dumps(json.loads(path.read_text()).get("code"), sort_keys=True)
+                    for path in (exp.out / exp.units).rglob("*.json")})
+    result = {"command": command, "protocol": {**protocol, "ablation": ABLATION}, "tasks": tasks, "finetune": finetune,
+              "ablation": ablation, "code": [json.loads(c) for c in codes], "versions": versions()}
+    plot(result, exp.out / "curves.png")
+    return exp.write(result, markdown(result))
+
+
+def _num(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def markdown(result: dict[str, Any]) -> str:
+    from ..tables import markdown_table
+
+    budgets = [str(k) for k in result["protocol"]["budgets"]]
+    lines = [f"# Acting: latent BC, its baselines and fine-tuning from it (`{result['command']}`)", "",
+             f"Protocol fixed on {result['protocol']['date_fixed']}; seeds {result['protocol']['seeds']}; code: "
+             + ", ".join(f"{c['commit'][:10] if c and c['commit'] else '?'}{'' if c and c['clean'] else ' (uncommitted changes)'}"
+                         for c in result["code"]) + ".", "",
+             "## Latent BC beside random, expert and true-action BC play (mean return, normalized score in brackets)", ""]
+    rows = [[t["task"], str(t["max_episode_steps"]), _num(t["random_return"]), _num(t["expert_return"]),
+             f"{_num(t['true_action_bc_return'])} ({_num(t['true_action_bc_normalized'])})",
+             *(f"{_num(t['latent_bc_return'][k])} ({_num(t['normalized'][k])})" for k in budgets)] for t in result["tasks"]]
+    lines += [markdown_table(["task", "steps", "random", "expert", "true-action BC", *(f"k={k}" for k in budgets)], rows), ""]
+    lines += ["## Ablation (mean return over the ablation seeds; mean updates)", ""]
+    variants = list(result["protocol"]["ablation"])
+    rows = [[task, *(f"{max(v[name]['returns'].values()):.2f} ({v[name]['updates']:.0f})" for name in variants)]
+            for task, v in result["ablation"].items()]
+    lines += [markdown_table(["task (best budget)", *variants], rows), ""]
+    lines += ["## Fine-tuning from latent BC vs PPO from scratch (area under the evaluation curve)", ""]
+    rows = [[e["task"], str(e["env_steps"]), str(e["k"]), *(f"{e['arms'][a]['auc']:.2f}" for a in ARMS),
+             f"{e['tests']['scratch_raw']['p_value']:.3f} / {e['tests']['scratch_latent']['p_value']:.3f}", e["verdict"]]
+            for e in result["finetune"]]
+    lines += [markdown_table(["task", "env steps", "k*", "scratch raw", "scratch latent", "from latent BC", "p (raw / latent)",
+                              "verdict"], rows), ""]
+    return "\n".join(lines)
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    """Each task's mean evaluation curve per PPO arm, with random and expert play as lines."""
+    from ..checkpoint import atomic_path
+    from ..media import pyplot
+
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(result["finetune"]), figsize=(4 * len(result["finetune"]), 3.2), squeeze=False)
+    for ax, entry, task in zip(axes[0], result["finetune"], result["tasks"]):
+        for arm, style in (("scratch_raw", "-"), ("scratch_latent", "--"), ("from_latent_bc", "-")):
+            curve = np.array(entry["arms"][arm]["curve"])
+            ax.plot(curve[:, 0], curve[:, 1], style, label=arm.replace("_", " "))
+        ax.axhline(task["random_return"], color="grey", lw=0.8, ls=":", label="random")
+        if task["expert_return"] is not None:
+            ax.axhline(task["expert_return"], color="black", lw=0.8, ls=":", label="expert")
+        ax.set_title(entry["task"])
+        ax.set_xlabel("env steps")
+    axes[0][0].set_ylabel("evaluation return")
+    axes[0][-1].legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_path(path, suffix=".tmp.png") as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+
+
+def run_units(exp: Experiment, specs: list[TaskSpec], work: Path, env: dict[str, str], protocol: dict[str, Any],
+              bc_overrides: dict[str, Any], smoke: bool) -> None:
+    """Every unit of ``specs`` not yet saved: each task's latent BC first (the cheaper, and what fine-tuning starts
+    from), then the PPO arms seed by seed across tasks."""
+    budgets = {}
+    for spec in specs:
+        if all(exp.unit_path(name).is_file() for name in task_units(spec.task, protocol)):
+            default = [read_unit(exp, unit_name(spec.task, "bc", "default", s)) for s in protocol["seeds"]]
+            budgets[spec.task] = (work / spec.task / "run", best_budget(default), default)  # nothing left: no models needed
+            continue
+        print(f"[{spec.task}] data, LAM, translator", flush=True)
+        run = prepare(exp, spec, work, env, smoke)
+        default = [latent_bc_unit(exp, spec, run, "default", seed, work, protocol, bc_overrides) for seed in protocol["seeds"]]
+        print(f"[{spec.task}] latent BC: " + ", ".join(f"k={k}: {np.mean([u['returns'][k] for u in default]):.2f}"
+                                                       for k in default[0]["returns"]), flush=True)
+        for variant in ABLATION:
+            for seed in protocol["ablation_seeds"]:
+                latent_bc_unit(exp, spec, run, variant, seed, work, protocol, bc_overrides)
+        budgets[spec.task] = (run, best_budget(default), default)
+    for seed in protocol["seeds"]:
+        for spec in specs:
+            run, k, default = budgets[spec.task]
+            for arm in ARMS:
+                unit = ppo_unit(exp, spec, run, arm, seed, k, work, default[protocol["seeds"].index(seed)])
+                print(f"[{spec.task}] PPO {arm} seed {seed}: AUC {unit['auc']:.2f} ({unit['wall_s']:.0f} s)", flush=True)
