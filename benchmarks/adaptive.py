@@ -1,19 +1,9 @@
-"""Adaptive token budgets: rate-distortion, agent-chosen lengths under a token cost, adaptive latent BC.
+"""Adaptive token budgets (flexlam_rl.bench.adaptive): rate-distortion, agent-chosen lengths under a token cost,
+adaptive latent BC.
 
-    python benchmarks/adaptive.py --qs-run runs/quickstart [--seeds 0 1 2] [--out benchmarks/results/adaptive]
+    python benchmarks/adaptive.py --qs-run runs/quickstart [--seeds 0 1 2] [--parts ...] [--out benchmarks/results/adaptive]
 
-1. **Rate-distortion** (``rate_distortion_<suite>.{json,png}``, ``..._lengths.png``): the committed
-   benchmark's seed-0 models of each suite (``flexlam-bench`` scale=default, taken from its model
-   cache: run that first), one FlexLAM truncated to k vs the same FlexLAM with adaptive lengths over
-   a tol sweep vs the fixed LAMs, on the held-out episodes.
-2. **Token cost** (``token_cost.json``, ``token_cost.png``): PPO in latent space on MiniGrid Empty with
-   the quickstart's LAM and translator (``--qs-run``: a ``flexlam-quickstart`` run directory), at fixed
-   budgets and with ``agent.prefix_len=adaptive`` over a sweep of ``agent.token_cost``: the task's return
-   (Monitor, before any token cost) and the mean tokens per step in the evaluation episodes.
-3. **Adaptive latent BC** (``latent_bc.json``): the quickstart LAM's tokens cloned from action-free
-   MiniGrid Empty expert data at fixed k and with adaptive-length targets (per tol), scored by return.
-
-Each agent/BC configuration runs for every ``--seeds`` seed; tables give mean and standard error.
+Parts run separately accumulate in one results.json.
 """
 
 from __future__ import annotations
@@ -24,133 +14,14 @@ import os
 import platform
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from flexlam_rl import FlexLAM, __version__
-from flexlam_rl.checkpoint import atomic_write_bytes, atomic_write_json
-from flexlam_rl.metrics import mean_se
-from flexlam_rl.tables import markdown_table
-
-TOKEN_COSTS = (0.0, 0.001, 0.003, 0.01, 0.03)
-FIXED_BUDGETS = (1, 2, 8)
-BC_TOLS = (0.05, 0.2, 1.0)
-
-
-def rate_distortion_rows(out: Path) -> dict[str, Any]:
-    """Part 1: the benchmark's seed-0 models, straight from its cache (everything there is reused, nothing retrained)."""
-    from flexlam_rl.bench.run import seed_models
-    from flexlam_rl.bench.spec import load_scale
-    from flexlam_rl.data.sources import cache_root
-    from flexlam_rl.evaluate.analysis import rate_distortion, rate_distortion_figures
-
-    bench = load_scale("default")
-    results = {}
-    for suite in bench.suites:
-        named, data = seed_models(bench, suite, 0, cache_root() / "bench", lambda msg, name=suite.name: print(f"  [{name}] {msg}"))
-        fixed = {f"fixed K={name.split('_')[1]}": lam for name, lam in named.items() if name != "flexlam"}
-        result = rate_distortion(named["flexlam"], data.heldout, fixed=fixed, limit=None)
-        result["models"] = {name: str(lam.source_path) for name, lam in named.items()}
-        atomic_write_json(out / f"rate_distortion_{suite.name}.json", result)
-        rate_distortion_figures(result, out, f"rate_distortion_{suite.name}")
-        results[suite.name] = result
-    return results
-
-
-def token_cost_rows(qs_run: Path, seeds: list[int], steps: int, runs: Path) -> list[dict[str, Any]]:
-    """Part 2: PPO on MiniGrid Empty through the quickstart LAM, fixed budgets and adaptive ones under a token cost."""
-    from flexlam_rl.agents.train import AgentConfig, train_agent
-
-    rows = []
-    setups = [(k, 0.0) for k in FIXED_BUDGETS] + [("adaptive", c) for c in TOKEN_COSTS]
-    for budget, cost in setups:
-        returns, tokens = [], []
-        for seed in seeds:
-            cfg = AgentConfig(env="minigrid-empty", lam_dir=str(qs_run / "lam"), translator_dir=str(qs_run / "translator"),
-                              prefix_len=budget, token_cost=cost, total_timesteps=steps, seed=seed, eval_freq=steps,
-                              eval_episodes=10, progress_bar=False, gif=False)
-            result = train_agent(cfg, runs / f"ppo_{budget}_{cost}_{seed}")
-            returns.append(result.eval_mean_return)
-            tokens.append(result.eval_mean_prefix_len)
-        rows.append({"prefix_len": budget, "token_cost": cost, "return": mean_se(returns), "tokens": mean_se(tokens),
-                     "returns": returns, "tokens_per_seed": tokens})
-        print(f"  PPO {budget} cost {cost}: return {rows[-1]['return']['mean']:.3f}, tokens {rows[-1]['tokens']['mean']:.2f}",
-              flush=True)
-    return rows
-
-
-def latent_bc_rows(qs_run: Path, seeds: list[int]) -> dict[str, Any]:
-    """Part 3: latent BC on Empty's action-free expert data, fixed k vs adaptive-length targets."""
-    from flexlam_rl.act.latent_bc import Episodes, LatentBCTrainConfig, evaluate_adaptive_latent_bc, evaluate_latent_bc, train_latent_bc
-    from flexlam_rl.align import Translator
-    from flexlam_rl.data.transitions import load_transitions
-
-    lam, translator = FlexLAM.load(qs_run / "lam"), Translator.load(qs_run / "translator")
-    expert = load_transitions(["flexlam/minigrid-empty/expert-v0"], 0.0, 0).train
-    fixed: dict[int, list[float]] = {k: [] for k in (1, 2, 4, 8)}
-    adaptive: dict[float, dict[str, list[float]]] = {tol: {"return": [], "tokens": []} for tol in BC_TOLS}
-    for seed in seeds:
-        cfg = replace(LatentBCTrainConfig(), seed=seed)
-        policy = train_latent_bc(lam, expert, cfg)
-        for k, score in evaluate_latent_bc(policy, lam, translator, "minigrid-empty", list(fixed), Episodes(20, 10_000)).items():
-            fixed[k].append(score["mean"])
-        for tol in BC_TOLS:
-            score = evaluate_adaptive_latent_bc(train_latent_bc(lam, expert, cfg, tol=tol), lam, translator, "minigrid-empty",
-                                                Episodes(20, 10_000))
-            adaptive[tol]["return"].append(score["mean"])
-            adaptive[tol]["tokens"].append(score["mean_tokens"])
-        print(f"  latent BC seed {seed} done", flush=True)
-    return {"expert_transitions": len(expert),
-            "fixed": {k: {"return": mean_se(v), "tokens": float(k), "returns": v} for k, v in fixed.items()},
-            "adaptive": {tol: {"return": mean_se(v["return"]), "tokens": mean_se(v["tokens"]), "returns": v["return"]}
-                         for tol, v in adaptive.items()}}
-
-
-def token_cost_figure(rows: list[dict[str, Any]], path: Path) -> None:
-    from flexlam_rl.media import pyplot
-
-    plt = pyplot()
-
-    fig, ax = plt.subplots(figsize=(5.2, 3.8))
-    for row in rows:
-        adaptive = row["prefix_len"] == "adaptive"
-        label = f"adaptive, cost {row['token_cost']:g}" if adaptive else f"fixed k = {row['prefix_len']}"
-        ax.errorbar(row["tokens"]["mean"], row["return"]["mean"], xerr=row["tokens"]["se"], yerr=row["return"]["se"],
-                    fmt="s" if adaptive else "o", capsize=3, label=label)
-    ax.set_xlabel("tokens per step (evaluation episodes)")
-    ax.set_ylabel("task return (MiniGrid Empty)")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def report(result: dict[str, Any]) -> str:
-    lines = ["# Adaptive token budgets", "", f"`{result['command']}`", ""]
-    for suite, rd in result.get("rate_distortion", {}).items():
-        lines += [f"## Rate-distortion, {suite} (benchmark seed 0 models)", ""]
-        for task, entry in rd["tasks"].items():
-            rows = [[f"FlexLAM k = {p['k']}", f"{p['tokens']:.2f}", f"{p['mse']:.2e}"] for p in entry["truncation"]]
-            rows += [[f"FlexLAM adaptive, tol {p['tol']:g}", f"{p['tokens']:.2f}", f"{p['mse']:.2e}"] for p in entry["adaptive"]]
-            rows += [[name, f"{p['tokens']:.0f}", f"{p['mse']:.2e}"] for name, p in sorted(entry["fixed"].items())]
-            lines += [f"**{task}** ({entry['transitions']} held-out transitions)", "", markdown_table(["code", "tokens", "MSE"], rows), ""]
-    if "token_cost" in result:
-        lines += ["## PPO on MiniGrid Empty: fixed budgets vs agent-chosen length under a token cost", ""]
-        rows = [[row["prefix_len"], f"{row['token_cost']:g}", f"{row['return']['mean']:.3f} ± {row['return']['se']:.3f}",
-                 f"{row['tokens']['mean']:.2f} ± {row['tokens']['se']:.2f}"] for row in result["token_cost"]]
-        lines += [markdown_table(["prefix_len", "token_cost", "return", "tokens/step"], rows), ""]
-    if "latent_bc" in result:
-        bc = result["latent_bc"]
-        lines += [f"## Latent BC on MiniGrid Empty ({bc['expert_transitions']} action-free expert transitions)", ""]
-        rows = [[f"fixed k = {k}", f"{v['return']['mean']:.3f} ± {v['return']['se']:.3f}", f"{v['tokens']:.2f}"]
-                for k, v in bc["fixed"].items()]
-        rows += [[f"adaptive, tol {tol:g}", f"{v['return']['mean']:.3f} ± {v['return']['se']:.3f}", f"{v['tokens']['mean']:.2f}"]
-                 for tol, v in bc["adaptive"].items()]
-        lines += [markdown_table(["targets", "return", "tokens/step"], rows), ""]
-    return "\n".join(lines)
+from flexlam_rl import __version__
+from flexlam_rl.bench import adaptive
+from flexlam_rl.bench.experiment import Experiment
 
 
 def main() -> None:
@@ -165,22 +36,22 @@ def main() -> None:
     start = time.time()
     path = args.out / "results.json"
     result: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}  # parts run separately accumulate
+    result.pop("report", None)
     if "rate_distortion" in args.parts:
-        result["rate_distortion"] = rate_distortion_rows(args.out)
+        result["rate_distortion"] = adaptive.rate_distortion_rows(args.out)
     if "token_cost" in args.parts:
         with tempfile.TemporaryDirectory() as runs:  # the agents themselves are not results
-            result["token_cost"] = token_cost_rows(args.qs_run, args.seeds, args.ppo_steps, Path(runs))
-        token_cost_figure(result["token_cost"], args.out / "token_cost.png")
+            result["token_cost"] = adaptive.token_cost_rows(args.qs_run, args.seeds, args.ppo_steps, Path(runs))
+        adaptive.token_cost_figure(result["token_cost"], args.out / "token_cost.png")
     if "latent_bc" in args.parts:
-        result["latent_bc"] = latent_bc_rows(args.qs_run, args.seeds)
+        result["latent_bc"] = adaptive.latent_bc_rows(args.qs_run, args.seeds)
     result["command"] = (f"python benchmarks/adaptive.py --qs-run {args.qs_run} --seeds {' '.join(map(str, args.seeds))} "
                          f"--ppo-steps {args.ppo_steps}")
     result.setdefault("wall_s", {})[" ".join(args.parts)] = time.time() - start
     result["versions"] = {"flexlam_rl": __version__, "torch": torch.__version__, "python": platform.python_version()}
-    text = report(result)
+    text = adaptive.report(result)
     print(text)
-    atomic_write_json(path, json.loads(json.dumps(result, default=str)))
-    atomic_write_bytes(args.out / "results.md", text.encode())
+    Experiment(args.out, "benchmarks/adaptive.py").write(result, text)
 
 
 if __name__ == "__main__":

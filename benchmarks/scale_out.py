@@ -27,11 +27,9 @@ from pathlib import Path
 import torch
 
 from flexlam_rl import LAMConfig, __version__
+from flexlam_rl.bench.throughput import MODELS, training_data  # one dataset recipe for both benchmarks
 from flexlam_rl.checkpoint import atomic_write_bytes, atomic_write_json
 from flexlam_rl.tables import markdown_table
-
-sys.path.insert(0, str(Path(__file__).parent))
-from throughput import MODELS, training_data  # noqa: E402  (one dataset recipe for both benchmarks)
 
 BATCH, WARMUP = 64, 20
 CASES = {"1 process x 1 thread": (1, 1), "1 process x 2 threads": (1, 2), "2 processes x 1 thread (torchrun)": (2, 1)}

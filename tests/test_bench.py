@@ -522,3 +522,22 @@ def test_experiment_resumes_units_and_records_what_wrote_its_results(tmp_path) -
     rebuild = Experiment(tmp_path / "out", "benchmarks/x.py", ["--report-only"])
     assert rebuild.commands(report_only=True) == saved["commands"]
     assert not list((tmp_path / "out").rglob("*.tmp"))
+
+
+@pytest.mark.parametrize("folder", ["adaptive", "throughput_games", "throughput_games_memory_format", "games_recipe"])
+def test_committed_benchmark_pages_are_what_the_library_writes_from_their_results(folder: str) -> None:
+    """A results.md is generated, never edited: the library's report rebuilds it from the committed results (or, for
+    the games ablation, from its saved runs) word for word."""
+    from flexlam_rl.bench import adaptive, games, throughput
+    from flexlam_rl.bench.experiment import Experiment
+
+    path = ROOT / "benchmarks/results" / folder
+    result = json.loads((path / "results.json").read_text())
+    if folder == "adaptive":
+        text = adaptive.report(result)
+    elif folder == "games_recipe":
+        exp = Experiment(path, "benchmarks/games.py", units="per_run")
+        _, text = games.recipe_report(games.run_all(exp, [], [], [], 0), result["commands"])
+    else:
+        text = throughput.report(result)
+    assert text == (path / "results.md").read_text()

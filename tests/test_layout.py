@@ -90,3 +90,16 @@ def test_no_function_takes_more_than_eight_parameters() -> None:
                 if count > 8:
                     long.append(f"{path.relative_to(PACKAGE)}:{node.name} ({count})")
     assert long == []
+
+
+def test_benchmarks_are_thin_clients_of_the_library() -> None:
+    """``benchmarks/`` stays small (at most 1,200 lines of Python) and its scripts import only the package's modules,
+    never each other: the work is the library's, a script parses and prints."""
+    scripts = sorted((PACKAGE.parent / "benchmarks").rglob("*.py"))
+    lines = sum(len(path.read_text().splitlines()) for path in scripts)
+    assert scripts and lines <= 1200, f"benchmarks/ holds {lines} lines of Python"
+    names = {path.stem for path in scripts}
+    for path in scripts:
+        imported = {node.module.split(".")[0] for node in ast.walk(ast.parse(path.read_text()))
+                    if isinstance(node, ast.ImportFrom) and node.module}
+        assert not imported & names, f"{path.name} imports another benchmark script: {sorted(imported & names)}"

@@ -123,13 +123,11 @@ def test_the_ablation_runs_each_arm_through_the_harness_with_the_translators_lab
     """benchmarks/supervised_pretraining.py at its smoke scale: an arm without labels and one with the head on the first
     token; the supervised LAMs were pretrained on exactly the labels their translators get, and the report carries the
     contract's keys for every model."""
-    from conftest import load_benchmark
-
     from flexlam_rl.align.labels import label_digest
+    from flexlam_rl.bench import supervised as ablation
     from flexlam_rl.bench.run import SeedWork, seed_models
     from flexlam_rl.data.sources import cache_root
 
-    ablation = load_benchmark("supervised_pretraining")
     ablation.run("supervised_smoke", ["none", "first@0.02"], None, "test", tmp_path)
     result = ablation.report("test", tmp_path)
     runs = {(r["arm"], r["model"]): r for r in result["runs"]}
