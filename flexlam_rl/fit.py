@@ -71,6 +71,7 @@ def fit(
     cfg: FitConfig,
     validation: Validation | None = None,
     record: dict[str, Any] | None = None,
+    progress: Callable[[int, float], None] | None = None,
 ) -> M:
     """Train ``model`` for ``cfg.steps`` updates (fewer when ``validation.stop`` says so) and return it in eval mode.
 
@@ -78,13 +79,15 @@ def fit(
     with ``cfg.seed`` and minimizes ``batch_loss(indices, generator)``; the loss may draw more randomness (e.g.
     prefix lengths) from the same generator. With ``validation`` the weights of the lowest validation loss are the
     ones returned (:class:`Validation`). ``record`` receives ``updates``, ``plateaued`` and ``validation`` (the lowest
-    validation loss, None without one).
+    validation loss, None without one). ``progress(updates, training loss)`` is told ten times over a run (a fit of
+    a minute on a loaded machine is otherwise silent).
     """
     if num_items < 1:
         raise ConfigError("Nothing to fit: the training set is empty.")
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     generator = torch.Generator().manual_seed(cfg.seed)
     best, best_state, losses, plateaued = math.inf, None, [], False
+    report_every = max(1, cfg.steps // 10)
     for step in range(cfg.steps + 1):
         if validation is not None and (step % validation.every == 0 or step == cfg.steps):
             model.eval()
@@ -102,8 +105,17 @@ def fit(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if progress is not None and (step + 1) % report_every == 0:
+            progress(step + 1, float(loss.detach()))
     if best_state is not None:
         model.load_state_dict(best_state)
     if record is not None:
         record.update(updates=step, plateaued=plateaued, validation=best if best_state is not None else None)
     return model.eval()
+
+
+def fit_progress(what: str, steps: int, log: Callable[[str], None] | None) -> Callable[[int, float], None] | None:
+    """A :func:`fit` progress callback that tells ``log`` one line per report (None without a log)."""
+    if log is None:
+        return None
+    return lambda updates, loss: log(f"  {what}: {updates}/{steps} updates, training loss {loss:.4f}")

@@ -139,8 +139,14 @@ def test_alignment_reads_its_accuracy_against_the_majority_rate_balanced_and_an_
     from flexlam_rl.metrics import balanced_accuracy, majority_rate
 
     lam, data = cartpole_models["lam"], cartpole_models["data"]
+    said: list[str] = []
     result = run_alignment(lam, data.train, data.heldout, LabelConfig(count=30), AlignConfig(steps=100),
-                           AlignOptions([1, 4], supervised_idm=True, idm_ceiling=True))
+                           AlignOptions([1, 4], supervised_idm=True, idm_ceiling=True, log=said.append))
+    quiet = run_alignment(lam, data.train, data.heldout, LabelConfig(count=30), AlignConfig(steps=100), AlignOptions([1, 4]))
+    assert quiet.scores == result.scores  # progress lines change nothing
+    progress = [line for line in said if "/100 updates, training loss" in line]
+    assert [line.split(":")[0].strip() for line in progress] == ["translator"] * 10 + ["supervised IDM"] * 10 + ["all-label IDM"] * 10
+    assert progress[0].startswith("  translator: 10/100 updates") and progress[9].startswith("  translator: 100/100 updates")
     truth = result.info["eval_actions"]
     assert result.majority_rate == pytest.approx(majority_rate(truth)) and 0.5 <= result.majority_rate < 0.7  # two actions
     assert result.eval_classes == 2 and set(result.balanced) == {1, 4}

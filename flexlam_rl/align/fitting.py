@@ -9,7 +9,7 @@ and label fractions compare fairly.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +18,7 @@ import torch
 
 from ..data.transitions import TransitionSet
 from ..errors import DataError
-from ..fit import FitConfig, fit, seeded
+from ..fit import FitConfig, fit, fit_progress, seeded
 from ..model.budgets import check_prefix_len
 from ..model.lam import FlexLAM, null_fill
 from .translator import Translator, TranslatorConfig
@@ -57,8 +57,9 @@ def embed_transitions(lam: FlexLAM, data: TransitionSet, indices: Sequence[int] 
     return LabeledSet(slots.cpu(), torch.as_tensor(batch["action"]), batch["obs"], batch["next_obs"])
 
 
-def train_translator(lam: FlexLAM, labeled: LabeledSet, action_space_spec: dict[str, Any], cfg: AlignConfig) -> Translator:
-    """Fit a translator on the labeled set for exactly ``cfg.steps`` updates.
+def train_translator(lam: FlexLAM, labeled: LabeledSet, action_space_spec: dict[str, Any], cfg: AlignConfig,
+                     log: Callable[[str], None] | None = None) -> Translator:
+    """Fit a translator on the labeled set for exactly ``cfg.steps`` updates (``log``: a progress line ten times).
 
     Random prefix lengths (one translator for every budget) only make sense for a LAM trained with
     nested dropout; a fixed-capacity LAM is defined at its full K alone, so its translator trains there.
@@ -87,4 +88,4 @@ def train_translator(lam: FlexLAM, labeled: LabeledSet, action_space_spec: dict[
         obs = labeled.obs[idx.numpy()] if cfg.use_obs else None
         return translator.loss(null_fill(labeled.slots[idx], prefix, null), labeled.actions[idx], obs)
 
-    return fit(translator, batch_loss, len(labeled.actions), cfg)
+    return fit(translator, batch_loss, len(labeled.actions), cfg, progress=fit_progress("translator", cfg.steps, log))

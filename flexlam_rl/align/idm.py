@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -36,8 +36,10 @@ class SupervisedIDM(ObservationInput):
         return out if self.spec["type"] == "discrete" else torch.tanh(out)
 
 
-def train_supervised_idm(lam: FlexLAM, labeled: LabeledSet, spec: dict[str, Any], cfg: AlignConfig) -> SupervisedIDM:
-    """Same labels, same number of updates, the LAM's encoder architecture, no LAM pretraining."""
+def train_supervised_idm(lam: FlexLAM, labeled: LabeledSet, spec: dict[str, Any], cfg: AlignConfig,
+                         progress: Callable[[int, float], None] | None = None) -> SupervisedIDM:
+    """Same labels, same number of updates, the LAM's encoder architecture, no LAM pretraining (``progress``: as
+    :func:`~flexlam_rl.fit.fit`'s)."""
     with seeded(cfg.seed):
         model = SupervisedIDM(lam.config.obs_shape, spec, lam.config.channels, lam.config.hidden_dim,
                               lam.config.idm_downsample)
@@ -47,7 +49,8 @@ def train_supervised_idm(lam: FlexLAM, labeled: LabeledSet, spec: dict[str, Any]
         rows = idx.numpy()
         return action_loss(spec, model(labeled.obs[rows], labeled.next_obs[rows]), labeled.actions[idx])
 
-    return fit(model, batch_loss, len(labeled.actions), replace(cfg, batch_size=min(cfg.batch_size, IDM_MAX_BATCH)))
+    return fit(model, batch_loss, len(labeled.actions), replace(cfg, batch_size=min(cfg.batch_size, IDM_MAX_BATCH)),
+               progress=progress)
 
 
 @torch.no_grad()

@@ -15,6 +15,7 @@ import torch
 
 from ..data.transitions import TransitionSet
 from ..errors import DataError
+from ..fit import fit_progress
 from ..metrics import action_score, balanced_accuracy, majority_rate
 from ..model.budgets import check_prefix_len
 from ..model.lam import FlexLAM, null_fill
@@ -108,7 +109,7 @@ def run_alignment(
         say(f"encoding {len(evaluation)} held-out transitions ...")
         scored = embed_transitions(lam, evaluation, np.arange(len(evaluation)))
     say(f"fitting the translator on {len(labels)} labels ({align_cfg.steps} updates) ...")
-    translator = train_translator(lam, labeled, spec, align_cfg)
+    translator = train_translator(lam, labeled, spec, align_cfg, options.log)
     discrete, truth = spec["type"] == "discrete", scored.actions.numpy()
     translated = translated_actions(lam, translator, scored, budgets)
     result = AlignmentResult(
@@ -122,22 +123,25 @@ def run_alignment(
         result.eval_classes = len(np.unique(truth))
     if options.supervised_idm:
         say(f"fitting the supervised IDM on the same {len(labels)} labels (the reference) ...")
-        pred = supervised_idm_predict(train_supervised_idm(lam, labeled, spec, align_cfg), scored)
+        progress = fit_progress("supervised IDM", align_cfg.steps, options.log)
+        pred = supervised_idm_predict(train_supervised_idm(lam, labeled, spec, align_cfg, progress), scored)
         result.supervised_idm = action_score(pred, truth, discrete)
         result.info.update(supervised_idm_pred=pred, eval_actions=truth, eval_set=scored)
         if discrete:
             result.supervised_idm_balanced = balanced_accuracy(pred, truth)
     if options.idm_ceiling:
         say(f"fitting the supervised IDM on every one of the pool's {len(pool)} labeled transitions (the ceiling) ...")
-        result.idm_all_labels, result.idm_all_labels_balanced = all_label_idm(lam, pool, scored, spec, align_cfg)
+        result.idm_all_labels, result.idm_all_labels_balanced = all_label_idm(lam, pool, scored, spec, align_cfg,
+                                                                              options.log)
     return result
 
 
 def all_label_idm(lam: FlexLAM, pool: TransitionSet, scored: LabeledSet, spec: dict[str, Any],
-                  align_cfg: AlignConfig) -> tuple[float, float | None]:
+                  align_cfg: AlignConfig, log: Callable[[str], None] | None = None) -> tuple[float, float | None]:
     """A supervised IDM (the LAM's encoder architecture, no pretraining) on every transition of ``pool``, scored on
     ``scored``: (accuracy or R^2, balanced accuracy or None for Box actions). The ceiling scarce labels are read against."""
-    pred = supervised_idm_predict(train_supervised_idm(lam, embed_transitions(lam, pool, np.arange(len(pool))), spec, align_cfg),
-                                  scored)
+    every = embed_transitions(lam, pool, np.arange(len(pool)))
+    model = train_supervised_idm(lam, every, spec, align_cfg, fit_progress("all-label IDM", align_cfg.steps, log))
+    pred = supervised_idm_predict(model, scored)
     truth, discrete = scored.actions.numpy(), spec["type"] == "discrete"
     return action_score(pred, truth, discrete), balanced_accuracy(pred, truth) if discrete else None
