@@ -93,6 +93,24 @@ def test_a_supervised_run_resumes_exactly(pixels, tmp_path, head: str) -> None:
         pretrain(tmp_path / "resumed", pixels, cfg, train, supervision=dataclasses.replace(sup, seed=5))
 
 
+def test_a_damaged_action_head_sets_its_checkpoint_aside_and_the_run_resumes_from_the_one_before(pixels, tmp_path) -> None:
+    sup = SupervisionConfig(fraction=0.1, tokens=2)
+    cfg, train = tiny_lam_config(pixels), TrainConfig(steps=12, checkpoint_every=4, **FAST)
+    straight = pretrain(tmp_path / "straight", pixels, cfg, train, supervision=sup)
+
+    def kill(step: int, loss: float) -> None:
+        if step == 10:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(tmp_path / "resumed", pixels, cfg, train, on_step=kill, supervision=sup)
+    (tmp_path / "resumed/checkpoints/step_00000008/action_head.safetensors").write_bytes(b"junk")
+    resumed = pretrain(tmp_path / "resumed", pixels, cfg, train, supervision=sup)
+    assert resumed.resumed_from == 4 and (tmp_path / "resumed/checkpoints/damaged-step_00000008").is_dir()
+    a, b = FlexLAM.load(straight.lam_dir).state_dict(), FlexLAM.load(resumed.lam_dir).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 @pytest.mark.parametrize("values, match", [
     ({"fraction": 0.0}, r"supervision.fraction must be in \(0, 1\]"),
     ({"fraction": 1.5}, r"supervision.fraction must be in \(0, 1\]"),

@@ -96,13 +96,15 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
 
 
 def verify_checkpoint(ckpt: Path) -> None:
-    """Read a checkpoint whole (state, weights, optimizer) without using it: a :class:`CheckpointError` naming the
-    damaged file when any of it cannot be read."""
+    """Read a checkpoint whole (state, weights, optimizer, any head trained beside the LAM) without using it: a
+    :class:`CheckpointError` naming the damaged file when any of it cannot be read."""
     state = read_json(ckpt / "state.json", "checkpoint state")
     if "step" not in state or "optimizer" not in state:
         raise CheckpointError(f"{ckpt / 'state.json'} lacks its step or optimizer record; the checkpoint is incomplete.")
     read_tensors(ckpt / "model.safetensors")
     read_tensors(ckpt / "optimizer.safetensors")
+    for head in sorted(set(ckpt.glob("*.safetensors")) - {ckpt / "model.safetensors", ckpt / "optimizer.safetensors"}):
+        read_tensors(head)  # an action head (supervised pretraining): resumed from with the rest
 
 
 def set_aside_damaged_checkpoints(run_dir: Path) -> list[tuple[str, str]]:
@@ -143,8 +145,8 @@ def save_checkpoint(run_dir: Path, lam: FlexLAM, optimizer: torch.optim.Optimize
     try:
         atomic_save_tensors(tmp / "model.safetensors", lam.state_dict())
         atomic_save_tensors(tmp / "optimizer.safetensors", opt_tensors)
-        for name, module in (heads or {}).items():
-            atomic_save_tensors(tmp / f"{name}.safetensors", module.state_dict())
+        for head, module in (heads or {}).items():
+            atomic_save_tensors(tmp / f"{head}.safetensors", module.state_dict())
         atomic_write_json(tmp / "state.json", {**state, "step": step, "optimizer": opt_meta})
     except BaseException:  # a full disk, a kill: the previous checkpoint stays the latest, no half folder stays
         shutil.rmtree(tmp, ignore_errors=True)
