@@ -320,7 +320,6 @@ def test_what_the_readme_says_about_the_default_benchmark_is_what_its_results_sa
               if c["view"] == "equal_updates" and not c["secondary"]}
     flipped = sum((c["diff"] > 0) != (before[(c["suite"], c["metric"], c["protocol"], str(c["k"]))] > 0)
                   for c in headline if c["view"] == "equal_updates")
-    assert f"{flipped} of its 40 equal-updates mean differences changed sign" in text
     assert f"{flipped} of its 40 equal-updates mean differences changed sign" in page
     assert all(c["p_value"] == 2 / 1024 for c in headline if c["verdict_adjusted"] == "worse") and "p = 2/1024" in page
     raw = result["counts_raw"]
@@ -349,15 +348,13 @@ def test_what_the_readme_and_games_bench_page_say_of_the_games_verdict_is_what_i
     cells = [c for c in result["claims"] if not c["secondary"]]
     n_cells = len(cells) // 2
     assert result["protocol"]["n_seeds"] == 10 and n_cells == 28 and "28 cells per view" in readme
+    assert "<!-- generated: games-bench-result -->" in (ROOT / "README.md").read_text()  # its bullets: generated
 
     def cell(view: str, metric: str, protocol: str, k: int) -> dict:
         return next(c for c in cells if (c["view"], c["metric"], c["protocol"], int(c["k"])) == (view, metric, protocol, k))
 
     counts = {view: {("none" if key == "no information" else key): n for key, n in c.items()} for view, c in result["counts"].items()}
     assert counts["equal_updates"]["none"] == counts["equal_compute"]["none"] == 1
-    assert ("FlexLAM better in {better}, tie in {tie}, worse in {worse}, no information in {none} of 28 cells"
-            .format(**counts["equal_updates"]) in readme)
-    assert "better in {better}, tie in {tie}, worse in {worse} (one no information):".format(**counts["equal_compute"]) in readme
     assert "better {better}, tie {tie}, worse {worse}, no information {none} of 28 cells".format(**counts["equal_updates"]) in page
     assert "training FLOPs): better {better}, tie {tie}, worse {worse}, no information {none}.".format(**counts["equal_compute"]) in page
     # equal updates: the two raw cells, and the leans quoted
@@ -372,15 +369,14 @@ def test_what_the_readme_and_games_bench_page_say_of_the_games_verdict_is_what_i
     signs = [favour(c) for c in cells if c["view"] == "equal_updates"]
     lean = (sum(s < 0 for s in signs), sum(s > 0 for s in signs), sum(s == 0 for s in signs))
     words = f"favour the fixed LAM in {lean[0]} of 28 cells (FlexLAM in {lean[1]}, one is exactly 0;"
-    assert lean[2] == 1 and words in readme and words in page
+    assert lean[2] == 1 and words in page
     for metric, protocol in (("align", "low_return"), ("controllability", "any")):
         diffs = [cell("equal_updates", metric, protocol, k)["diff"] for k in (1, 2, 4, 8)]
         assert all(d < 0 for d in diffs)
-        assert f"(by {_span([-d for d in diffs])})" in readme and f"(by {_span([-d for d in diffs])})" in page, metric
+        assert f"(by {_span([-d for d in diffs])})" in page, metric
     standard, low = (_span([cell("equal_updates", "align", p, k)["half_width"] for k in (1, 2, 4, 8)], 2)
                      for p in ("standard", "low_return"))
     assert f"differences larger than {standard}, low-return ones larger than {low}." in page
-    assert f"standard-label accuracy differences larger than {standard}." in readme
     # equal compute: what is better where
     better = {(c["metric"], c["protocol"], int(c["k"])) for c in cells
               if c["view"] == "equal_compute" and c["verdict_adjusted"] == "better"}
@@ -390,23 +386,22 @@ def test_what_the_readme_and_games_bench_page_say_of_the_games_verdict_is_what_i
     assert f"(by {_span(diffs)})" in page
     default = json.loads((ROOT / "benchmarks/results/default/results.json").read_text())  # "at plateau ... tied everywhere"
     assert default["counts"]["equal_compute"] == {"better": 0, "tie": 40, "worse": 0}
-    assert "the same view tied in every cell" in page and "the same view tied everywhere" in readme
+    assert "the same view tied in every cell" in page
     # the cap, the plateau, the equal-compute share and compute
     runs = [run for models in result["models"]["atari"].values() for run in models.values()]
     assert len(runs) == 50 and not any(run["plateaued"] for run in runs) and {run["updates"] for run in runs} == {3000}
     assert result["config"]["train"]["max_steps"] == 3000 and "all 50 model runs stopped at the 3000-update cap" in readme
     shares = {run["equal_compute"]["updates"] for models in result["models"]["atari"].values() for run in models.values()
               if "equal_compute" in run}
-    assert shares == {750} and "each fixed LAM stopped at 750 updates" in readme and f"what {3000 - 750} more updates buy" in page
+    assert shares == {750} and f"what {3000 - 750} more updates buy" in page
     by_type: dict[str, list[float]] = {}
     for models in result["models"]["atari"].values():
         for name, run in models.items():
             by_type.setdefault(name, []).append(run["final_change"])
     changes = [-100 * sum(v) / len(v) for v in by_type.values()]
-    assert f"{min(changes):.0f}-{max(changes):.0f}%" == "15-20%" and "15-20%" in readme and "15-20% below" in page
+    assert f"{min(changes):.0f}-{max(changes):.0f}% below" in page
     compute = result["compute"]["atari"]
     flops, wall = compute["fixed_over_flexlam_flops"], compute["fixed_over_flexlam_wall"]
-    assert f"{flops:.1f}x less training compute" in readme
     assert f"{flops:.1f}x less training compute ({wall:.1f}x less wall time)" in page
     # latent BC's range per game, over models, budgets, label sets and views
     per_game: dict[int, list[float]] = {0: [], 1: []}
@@ -418,7 +413,7 @@ def test_what_the_readme_and_games_bench_page_say_of_the_games_verdict_is_what_i
                     for game in range(len(games)):
                         per_game[game].append(sum(seeds[s][view]["bc_return"][protocol][method][k][game] for s in seeds) / len(seeds))
     breakout, pong = _span(per_game[0], 2), f"{min(per_game[1]):.2f} to {max(per_game[1]):.2f}"
-    assert f"Breakout {breakout}, Pong {pong}" in readme and f"{breakout} on Breakout and {pong} on Pong" in page
+    assert f"{breakout} on Breakout and {pong} on Pong" in page
     # cost, from the models' own wall times and seed 9's scoring-only process
     models = result["models"]["atari"]
     minutes = [sum(run["wall_s"] for run in models[str(seed)].values()) / 60 for seed in range(10)]
@@ -438,7 +433,6 @@ def test_what_the_readme_and_variation_page_say_of_the_confirmatory_cells_is_wha
     import json
 
     result = json.loads((ROOT / "benchmarks/results/confirm/results.json").read_text())
-    readme = " ".join((ROOT / "README.md").read_text().split())
     page = " ".join((ROOT / "docs/benchmarks/variation.md").read_text().split())
     cells = {(c["suite"], int(c["k"])): c for c in result["confirmatory"]}
     assert set(cells) == {("reach_d1", 1), ("minigrid_dynamic", 8)} and not any(c.get("missing") for c in cells.values())
@@ -448,12 +442,10 @@ def test_what_the_readme_and_variation_page_say_of_the_confirmatory_cells_is_wha
     for (suite, k), held in ((("minigrid_dynamic", 8), True), (("reach_d1", 1), False)):
         c = cells[(suite, k)]
         assert c["n_seeds"] == 10 and c["verdict_adjusted"] == ("better" if held else "tie")
-        numbers = f"+{c['diff']:.3f}, 95% CI [{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}]"
-        assert numbers in readme, suite
         assert f"FlexLAM {c['flexlam']:.3f} against {c['fixed']:.3f}" in page, suite
         assert f"+{c['diff']:.3f} (95% CI [{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}], p = {c['p_value']:.{3 if held else 2}f})" in page
     assert "accuracy at k = 8: confirmed." in page and "R^2 at k = 1: not confirmed." in page
-    assert "accuracy at k = 8 held (+0.132" in readme and "k = 1 did not (+0.154" in readme
+    assert "<!-- generated: confirm-result -->" in (ROOT / "README.md").read_text()  # the README's sentence: generated
 
 
 def test_label_selection_results_are_the_aggregate_of_their_saved_seeds() -> None:
