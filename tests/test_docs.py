@@ -137,7 +137,7 @@ def test_what_the_readme_says_about_games_is_what_the_committed_results_say() ->
             assert max(g["controllability"].values()) <= 0.05 and g["idm_accuracy"] < 2 / 15, g["task"]
 
     # the Procgen follow-up: the move is in BigFish's data, the IDM misses it with every label, no variant fixed it
-    assert "the player's one-step move is in the data" in text and "with every transition labelled, stays near chance" in text
+    assert "the player's one-step move is in the data" in flat and "with every transition labelled, stays near chance" in flat
     idm = json.loads((ROOT / "benchmarks/results/games_procgen/idm.json").read_text())
     move = idm["displacement"]["norm"]["horizontal_by_a_t"]
     assert move["-1"] < -0.5 < 0.5 < move["1"] and abs(move["0"]) < 0.1
@@ -150,7 +150,7 @@ def test_what_the_readme_says_about_games_is_what_the_committed_results_say() ->
     page = " ".join((ROOT / "docs/benchmarks/games.md").read_text().split())
     assert f"rises from {everything[2000]['idm']:.3f} to {everything[10000]['idm']:.3f}, about {longer:.1f}x chance" in page
     followup = json.loads((ROOT / "benchmarks/results/games_procgen/results.json").read_text())["runs"]
-    assert "neither two stacked frames nor a frame skip of 4 fixed the code" in text
+    assert "neither two stacked frames nor a frame skip of 4 fixed the code" in flat
     page = (ROOT / "docs/benchmarks/games.md").read_text()  # its games follow-up says the same of a frame skip of 4
     assert "about three times larger" in page and "rises\nabove twice chance, but not from 2% of them" in page
     skip = idm["displacement"]["norm_skip4"]["horizontal_by_a_t"]
