@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from .experiment import Experiment, code_record, versions
+from .experiment import Experiment, code_record, machine, versions
 
 PROTOCOL = {
     "date_fixed": "2026-12-07",
@@ -53,6 +53,13 @@ PROTOCOL = {
     "revised": "2026-12-07, before any unit was kept, for cost (about 12 h of both cores does not fit one session, and "
                "a session's machine keeps nothing): ablation seeds 0-2 -> 0-1 and the 'old' variant dropped (the "
                "ablation is descriptive, not tested); one thread per run; finished units committed under units/",
+    "restarted": "2026-12-08, settings unchanged, every unit made again: the models behind the first attempt's units "
+                 "(benchmarks/results/acting_attempt1) were lost with the machine that held them, and retraining on "
+                 "another CPU kind gives other weights, so its remaining units could not be made from the same models. "
+                 "Each task's LAM and translator are now committed under models/ once made; a fine-tuning unit run on "
+                 "another CPU kind than its seed's latent BC unit starts from that policy retrained (same recipe, LAM "
+                 "and data; both digests recorded). No fine-tuning unit had been made; the first attempt's latent BC "
+                 "returns had been seen.",
 }
 ARMS = ("scratch_raw", "scratch_latent", "from_latent_bc")
 ABLATION = {  # one factor at a time from the shipped default
@@ -122,8 +129,13 @@ def read_unit(exp: Experiment, name: str) -> dict[str, Any]:
 
 
 def prepare(exp: Experiment, spec: TaskSpec, work: Path, env: dict[str, str], smoke: bool) -> Path:
-    """Data, LAM and translator of one task (each skipped when it exists); the LAM's run folder. A retrained LAM or
-    translator that differs from the one the committed units were made with stops the run."""
+    """Data, LAM and translator of one task (each skipped when it exists); the LAM's run folder. The LAM and the
+    translator are committed under ``<out>/models/<task>`` once made, and later sessions copy them from there instead of
+    retraining: retraining on another machine gives other weights (another CPU kind rounds differently), and every unit
+    of a task must come from one LAM. A model that differs from the one the committed units were made with stops the
+    run."""
+    import shutil
+
     ids = spec.datasets("acting")
     root = Path(env["MINARI_DATASETS_PATH"])
     common = ["if_exists=skip", f"max_episode_steps={spec.cap}", f"env={spec.task}"]
@@ -133,14 +145,42 @@ def prepare(exp: Experiment, spec: TaskSpec, work: Path, env: dict[str, str], sm
     if not (root / ids["expert"]).exists():
         tool("collect", *common, "behaviour=expert", f"episodes={spec.expert_episodes}", f"dataset_id={ids['expert']}",
              "seed=5000", env=env, cwd=work)
-    run = work / spec.task / "run"
-    if not (run / "metrics.json").exists():  # written when pretraining ends; a stopped one resumes from its checkpoint
-        tool("pretrain", f"data.datasets=[{ids['noisy']}]", *spec.pretrain, "train.progress=false", f"run_dir={run}", env=env, cwd=work)
-    if not (run / "translator" / "model.safetensors").exists():
+    run, kept = work / spec.task / "run", exp.out / "models" / spec.task
+    if _complete(kept) and not _complete(run):
+        _copy_models(kept, run)
+    if not _complete(run):
+        if not (run / "metrics.json").exists():  # written when pretraining ends; a stopped one resumes from its checkpoint
+            tool("pretrain", f"data.datasets=[{ids['noisy']}]", *spec.pretrain, "train.progress=false", f"run_dir={run}",
+                 env=env, cwd=work)
         tool("align", f"lam_dir={run / 'lam'}", f"labels.fraction={PROTOCOL['label_fraction']}", *(SMOKE["translator"] if smoke else []),
-             env=env, cwd=work)
+             "overwrite=true", env=env, cwd=work)  # a translator without its metrics: cut short, made again
     check_models(exp.out / exp.units / spec.task / "prepare.json", run, env)
+    if not _complete(kept):
+        staging = kept.with_name(f".tmp-{spec.task}")
+        shutil.rmtree(staging, ignore_errors=True)
+        _copy_models(run, staging)
+        staging.rename(kept)
     return run
+
+
+MODEL_PARTS = ("lam", "translator", "align_metrics.json")  # what a task's units need, committed under <out>/models/<task>
+
+
+def _complete(folder: Path) -> bool:
+    return (folder / "lam" / "model.safetensors").is_file() and (folder / "translator" / "model.safetensors").is_file() \
+        and (folder / "align_metrics.json").is_file()
+
+
+def _copy_models(source: Path, target: Path) -> None:
+    """The LAM folder, the translator folder and the alignment metrics, nothing else (no checkpoints)."""
+    import shutil
+
+    target.mkdir(parents=True, exist_ok=True)
+    for part in MODEL_PARTS:
+        if (source / part).is_dir():
+            shutil.copytree(source / part, target / part, dirs_exist_ok=True)
+        else:
+            shutil.copy2(source / part, target / part)
 
 
 def check_models(record_path: Path, run: Path, env: dict[str, str]) -> None:
@@ -153,7 +193,7 @@ def check_models(record_path: Path, run: Path, env: dict[str, str]) -> None:
     align = read_json(run / "align_metrics.json", "alignment metrics")
     record = {"lam_fingerprint": FlexLAM.load(run / "lam").fingerprint(),
               "translator_digest": weights_digest(translator, translator.config.to_dict()),
-              "threads": int(env["OMP_NUM_THREADS"]), "code": code_record(),
+              "threads": int(env["OMP_NUM_THREADS"]), "code": code_record(), "machine": machine(),
               "alignment": {key: align[key] for key in ("metric", "by_budget", "balanced_by_budget", "majority_rate", "supervised_idm",
                                                         "supervised_idm_balanced", "idm_all_labels", "idm_all_labels_balanced",
                                                         "labels") if key in align}}
@@ -206,27 +246,34 @@ def _latent_bc(spec: TaskSpec, run: Path, variant: str, seed: int, folder: Path,
     return {**unit, "variant": variant, "seed": seed, "settings": asdict(cfg), "wall_s": time.time() - start}
 
 
-def policy_folder(spec: TaskSpec, run: Path, seed: int, work: Path, unit: dict[str, Any]) -> Path:
-    """The default latent BC policy of one seed, which fine-tuning starts from; retrained from its unit's settings
-    where this machine lacks it, and refused unless it is the same policy (weight digest)."""
+def policy_folder(spec: TaskSpec, run: Path, seed: int, work: Path, unit: dict[str, Any]) -> tuple[Path, str]:
+    """The default latent BC policy of one seed, which fine-tuning starts from, and its weight digest; retrained from
+    its unit's settings where this machine lacks it. Refused unless it is the same policy (weight digest), except on
+    another CPU kind than the unit's, where the same recipe, LAM and data give a sibling that differs in rounding only
+    (the PPO unit records both digests)."""
     from ..act.latent_bc import LatentBCTrainConfig, train_latent_bc
     from ..checkpoint import weights_digest
     from ..data.transitions import load_transitions
     from ..model.lam import FlexLAM
+    from .experiment import machine
 
     folder = work / spec.task / "bc" / "default" / f"s{seed}" / "policy"
     if (folder / "model.safetensors").is_file():
-        return folder
+        from ..act.latent_bc import LatentBCPolicy
+
+        policy = LatentBCPolicy.load(folder)
+        return folder, weights_digest(policy, asdict(policy.config))
     lam = FlexLAM.load(run / "lam")
     expert_id = spec.datasets("acting")["expert"]
     policy = train_latent_bc(lam, load_transitions([expert_id], 0.0, 0).train, LatentBCTrainConfig(**unit["settings"]))
     digest = weights_digest(policy, asdict(policy.config))
-    if digest != unit["policy_digest"]:
+    same_cpu = unit.get("machine", {}).get("cpu") == machine()["cpu"]
+    if digest != unit["policy_digest"] and same_cpu:
         raise SystemExit(f"The latent BC policy retrained for {spec.task} seed {seed} (digest {digest}) is not the one its committed "
                          f"unit records ({unit['policy_digest']}, code {unit['code']}): resume from that commit and thread count.")
     policy.save(folder, extra={"lam": str((run / "lam").resolve()), "lam_fingerprint": lam.fingerprint(),
                                "expert_datasets": [expert_id], "train": unit["settings"], "retrained": True})
-    return folder
+    return folder, digest
 
 
 def best_budget(units: list[dict[str, Any]]) -> int:
@@ -245,7 +292,7 @@ def _ppo(spec: TaskSpec, run: Path, arm: str, seed: int, k: int, work: Path, bc_
     from ..agents.networks import SmallCNN
     from ..agents.train import AgentConfig, train_agent
 
-    folder = work / spec.task / "ppo" / arm / f"s{seed}"
+    folder, start = work / spec.task / "ppo" / arm / f"s{seed}", {}
     common = dict(env=spec.task, total_timesteps=spec.env_steps, seed=seed, eval_freq=spec.eval_every,
                   eval_episodes=spec.ppo_eval_episodes, max_episode_steps=spec.cap, progress_bar=False, gif=False)
     same_encoder = {"policy_kwargs": {"features_extractor_class": SmallCNN,
@@ -255,14 +302,15 @@ def _ppo(spec: TaskSpec, run: Path, arm: str, seed: int, k: int, work: Path, bc_
     elif arm == "scratch_latent":
         cfg = AgentConfig(**common, space="latent", lam_dir=str(run / "lam"), prefix_len=k, algo_kwargs=same_encoder)
     else:
-        cfg = AgentConfig(**common, space="latent", lam_dir=str(run / "lam"), prefix_len=k,
-                          init_from=str(policy_folder(spec, run, seed, work, bc_unit)))
+        start_policy, digest = policy_folder(spec, run, seed, work, bc_unit)
+        start = {"start_policy": {"digest": digest, "bc_unit_digest": bc_unit["policy_digest"]}}
+        cfg = AgentConfig(**common, space="latent", lam_dir=str(run / "lam"), prefix_len=k, init_from=str(start_policy))
     cfg.check_lam()
-    start = time.time()
+    began = time.time()
     result = train_agent(cfg, folder / "agent")
     curve = [[0, float("nan")]] if not result.curve else [[int(t), float(r)] for t, r in result.curve]
     return {"arm": arm, "seed": seed, "k": k, "curve": curve, "auc": float(np.mean([r for _, r in curve])),
-            "final": result.eval_mean_return, "wall_s": time.time() - start}
+            "final": result.eval_mean_return, "wall_s": time.time() - began, **start}
 
 
 def finetune_verdict(arms: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:

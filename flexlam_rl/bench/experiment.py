@@ -9,6 +9,7 @@ them; resuming, recording and writing cannot drift between scripts.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import shlex
 import subprocess
@@ -54,6 +55,17 @@ def code_record() -> dict[str, Any]:
     return {"commit": commit, "clean": None if commit is None else status == ""}
 
 
+def machine() -> dict[str, Any]:
+    """The CPU a unit ran on: training is bit-for-bit repeatable for one code version, thread count and CPU kind only."""
+    model = platform.processor() or platform.machine()
+    try:
+        model = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                     if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"cpu": model, "cores": os.cpu_count()}
+
+
 def jsonable(obj: Any) -> Any:
     """Plain JSON types (numpy arrays and scalars become lists and numbers)."""
     return json.loads(json.dumps(obj, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
@@ -88,13 +100,13 @@ class Experiment:
         return self.out / self.units / f"{name}.json"
 
     def unit(self, name: str, compute: Callable[[], Mapping[str, Any]], *, log: bool = True) -> dict[str, Any]:
-        """The saved unit ``name``, or ``compute()`` saved as it (with the code that made it) where none is."""
+        """The saved unit ``name``, or ``compute()`` saved as it (with the code and the machine that made it)."""
         path = self.unit_path(name)
         if path.is_file():
             return read_json(path, "unit", MAX_RESULT_BYTES)
         if log:
             print(f"{name} ...", flush=True)
-        value = jsonable({**compute(), "code": code_record()})
+        value = jsonable({**compute(), "code": code_record(), "machine": machine()})
         atomic_write_json(path, value)
         return value
 
