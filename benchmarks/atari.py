@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flexlam_rl.checkpoint import atomic_write_bytes, atomic_write_json
+from flexlam_rl.bench.experiment import Experiment
 from flexlam_rl.tables import markdown_table
 
 DATA = "data.datasets=[atari/breakout/noisy-v0]"
@@ -113,8 +113,7 @@ def main() -> None:
              f"random actions {bc['random']['mean']:.1f}", "",
              f"PPO in latent space (k = 2, 20k steps): eval return {agent['eval_mean_return']:.1f} "
              f"(curve {agent['curve']})", ""]
-    atomic_write_json(out_dir / "results.json", result)
-    atomic_write_bytes(out_dir / "results.md", "\n".join(lines).encode())
+    Experiment(out_dir, "benchmarks/atari.py").write(result, "\n".join(lines))
     print("\n".join(lines))
 
 

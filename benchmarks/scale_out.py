@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -26,9 +25,10 @@ from pathlib import Path
 
 import torch
 
-from flexlam_rl import LAMConfig, __version__
+from flexlam_rl import LAMConfig
+from flexlam_rl.bench.experiment import Experiment, versions
 from flexlam_rl.bench.throughput import MODELS, training_data  # one dataset recipe for both benchmarks
-from flexlam_rl.checkpoint import atomic_write_bytes, atomic_write_json
+from flexlam_rl.checkpoint import atomic_write_json
 from flexlam_rl.tables import markdown_table
 
 BATCH, WARMUP = 64, 20
@@ -83,16 +83,14 @@ def main() -> None:
     rows = [{"setup": name, "processes": p, "threads_each": t, "samples_per_s": BATCH / statistics.median(times[name]),
              "speedup_vs_1x1": BATCH / statistics.median(times[name]) / base, "s_per_step_rounds": times[name]}
             for name, (p, t) in CASES.items()]
-    result = {"command": f"python benchmarks/scale_out.py --rounds {args.rounds} --steps {args.steps}", "batch": BATCH,
-              "cpu_count": os.cpu_count(), "rows": rows,
-              "versions": {"flexlam_rl": __version__, "torch": torch.__version__, "python": platform.python_version()}}
+    exp = Experiment(args.out, "benchmarks/scale_out.py")
+    result = {"command": exp.command, "batch": BATCH, "cpu_count": os.cpu_count(), "rows": rows, "versions": versions()}
     text = (f"# Scale-out: pretraining samples/s (global batch {BATCH}, 32 px LAM, {os.cpu_count()} cores)\n\n"
             + markdown_table(["setup", "samples/s", "vs 1x1"],
                              [[r["setup"], f"{r['samples_per_s']:.0f}", f"{r['speedup_vs_1x1']:.2f}x"] for r in rows])
             + f"\n\n`{result['command']}`\n")
     print(text)
-    atomic_write_json(args.out / "results.json", result)
-    atomic_write_bytes(args.out / "results.md", text.encode())
+    exp.write(result, text)
 
 
 if __name__ == "__main__":
