@@ -28,7 +28,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("mode", choices=list(OUT))
     parser.add_argument("--games", nargs="+", choices=sorted(games.GAME_DATA))
-    parser.add_argument("--variants", nargs="+", default=list(games.VARIANTS), choices=list(games.VARIANTS))
+    parser.add_argument("--variants", nargs="+", default=[v for v, spec in games.VARIANTS.items() if not spec.retired_at],
+                        choices=list(games.VARIANTS))
     parser.add_argument("--variant", default=games.SHIPPED, choices=list(games.VARIANTS), help="suite / ppo: the recipe to run")
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])

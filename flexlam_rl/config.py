@@ -108,9 +108,6 @@ class LAMConfig:
     # the recipe for pixel games (configs/lam/games.yaml): see flexlam_rl.model.lam.frame_loss and ImageFDM
     change_weight: float = 0.0  # weight of the MSE on the pixels that change, beside the whole-frame MSE
     predict_newest: bool = False  # frame stacks: predict the newest frame only (the rest is o_t's, shifted)
-    saturation_weight: float = 0.0  # penalty on encoder values past FSQ's tanh bound (see flexlam_rl.model.lam.saturation)
-    spread_weight: float = 0.0  # penalty on slots whose values do not spread over a batch (flexlam_rl.model.lam.spread_shortfall)
-    spread_updates: int = 0  # > 0: the spread penalty's weight falls linearly to 0 over this many updates (0: constant)
     code_norm: bool = False  # standardize each slot's encoder values with running statistics before FSQ (CodeNorm)
     idm_downsample: str = "stride"  # how the IDM's conv stages halve the frame: "stride" or "maxpool" (nets.down_block)
     fdm_latent_input: bool = False  # images: the latent also enters the FDM's first layer, tiled over the frame (ImageFDM)
@@ -173,12 +170,9 @@ class LAMConfig:
             validate_preprocess(self.preprocess)
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"Invalid preprocess in LAM config: {exc}") from None
-        for name in ("change_weight", "saturation_weight", "spread_weight"):
-            weight = getattr(self, name)
-            if not isinstance(weight, (int, float)) or isinstance(weight, bool) or not 0 <= weight <= 1e4:
-                raise ConfigError(f"{name} must be a number in [0, 10000], got {weight!r}.")
-        if isinstance(self.spread_updates, bool) or not isinstance(self.spread_updates, int) or self.spread_updates < 0:
-            raise ConfigError(f"spread_updates must be an integer >= 0 (0: a constant spread penalty), got {self.spread_updates!r}.")
+        weight = self.change_weight
+        if not isinstance(weight, (int, float)) or isinstance(weight, bool) or not 0 <= weight <= 1e4:
+            raise ConfigError(f"change_weight must be a number in [0, 10000], got {weight!r}.")
         if not isinstance(self.predict_newest, bool):
             raise ConfigError(f"predict_newest must be true or false, got {self.predict_newest!r}.")
         if not isinstance(self.code_norm, bool):
@@ -202,7 +196,23 @@ class LAMConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LAMConfig:
+        """Strictly, as :func:`parse_config`; a config saved before the removed options (:data:`REMOVED_OPTIONS`) loads
+        when it left them off, and is refused, naming the last version that had them, when it used them."""
+        data = plain(data)
+        if isinstance(data, Mapping):
+            used = {k: data[k] for k in REMOVED_OPTIONS if k in data and data[k] != REMOVED_OPTIONS[k]}
+            if used:
+                raise ConfigError(f"LAM config sets {used}: these games-ablation penalties were removed from flexlam-rl "
+                                  f"(unused by every preset); load or train this LAM with commit {REMOVED_AT} or earlier.")
+            data = {k: v for k, v in data.items() if k not in REMOVED_OPTIONS}
         return parse_config(cls, data, "LAM config")
+
+
+# LAM options that no preset used (penalties tried in the games recipe ablation, configs/games/variants.yaml), removed;
+# a LAM config saved before with them off still loads, and fingerprints and cache keys count them at these values, so
+# that a translator or policy made for a LAM before the removal still matches it
+REMOVED_OPTIONS: dict[str, Any] = {"saturation_weight": 0.0, "spread_weight": 0.0, "spread_updates": 0}
+REMOVED_AT = "88368c0"
 
 
 @dataclass

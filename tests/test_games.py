@@ -203,32 +203,23 @@ def test_a_procgen_task_without_the_extra_names_the_install(monkeypatch) -> None
         gym.make("flexlam/procgen-coinrun-v0")
 
 
-def test_spread_and_saturation_penalties_act_only_on_collapsed_or_saturated_slots() -> None:
-    from flexlam_rl.model.lam import saturation, spread_shortfall
+def test_a_lam_saved_before_the_penalties_were_removed_loads_with_its_fingerprint_and_one_that_used_them_is_refused(tmp_path) -> None:
+    """The games ablation's saturation and spread penalties left the model; a LAM config saved with them (off) still
+    loads, and its fingerprint is what the code that saved it computed, so its translators and policies still match."""
+    from flexlam_rl.checkpoint import weights_digest
+    from flexlam_rl.config import REMOVED_AT, REMOVED_OPTIONS
+    from flexlam_rl.errors import ConfigError
 
-    constant = torch.zeros(64, 8, 1) + 0.3  # every transition the same values: a collapsed encoder
-    varied = torch.randn(64, 8, 1, generator=torch.Generator().manual_seed(0)) * 2.0
-    assert spread_shortfall(constant) == pytest.approx(1.0) and spread_shortfall(varied) < 0.05
-    assert saturation(varied.clamp(-1.9, 1.9)) == 0.0 and saturation(torch.full((4, 2, 1), 5.0)) == pytest.approx(9.0)
-    lam = FlexLAM(LAMConfig(obs_shape=[16, 16, 1], channels=[8], hidden_dim=16, spread_weight=1.0, saturation_weight=1.0))
-    frames = torch.randint(0, 255, (8, 16, 16, 1), dtype=torch.uint8)
-    loss = lam(frames, frames.flip(0)).loss
-    loss.backward()
-    assert lam.idm.head[-1].weight.grad.abs().sum() > 0  # the penalty reaches the encoder's head
-
-
-def test_a_decaying_spread_penalty_falls_linearly_to_zero_and_training_passes_the_step() -> None:
-    cfg = dict(obs_shape=[16, 16, 1], channels=[8], hidden_dim=16, spread_weight=2.0)
-    decaying = FlexLAM(LAMConfig(**cfg, spread_updates=100))
-    assert [decaying.spread_weight_at(s) for s in (0, 50, 100, 500)] == [2.0, 1.0, 0.0, 0.0]
-    assert decaying.spread_weight_at(None) == 2.0 and FlexLAM(LAMConfig(**cfg)).spread_weight_at(10**6) == 2.0
-    frames = torch.randint(0, 255, (8, 16, 16, 1), dtype=torch.uint8)
-    plain = FlexLAM(LAMConfig(**{**cfg, "spread_weight": 0.0}))
-    plain.load_state_dict(decaying.state_dict())
-    assert torch.equal(decaying(frames, frames.flip(0), prefix_len=2, step=100).loss, plain(frames, frames.flip(0), prefix_len=2).loss)
-    assert decaying(frames, frames.flip(0), prefix_len=2, step=0).loss > plain(frames, frames.flip(0), prefix_len=2).loss
-    with pytest.raises(ValueError, match="spread_updates must be an integer >= 0"):
-        LAMConfig(**cfg, spread_updates=-1)
+    lam = FlexLAM(LAMConfig(obs_shape=[16, 16, 1], channels=[8], hidden_dim=16))
+    saved_before = {**lam.config.to_dict(), **REMOVED_OPTIONS}  # what config.json held then
+    assert set(REMOVED_OPTIONS).isdisjoint(lam.config.to_dict())
+    again = FlexLAM(LAMConfig.from_dict(saved_before))
+    again.load_state_dict(lam.state_dict())
+    assert again.fingerprint() == lam.fingerprint() == weights_digest(lam, saved_before)
+    with pytest.raises(ConfigError, match=f"removed .* commit {REMOVED_AT} or earlier"):
+        LAMConfig.from_dict({**saved_before, "spread_weight": 1.0})
+    with pytest.raises(ConfigError, match="Unknown LAM config keys"):
+        LAMConfig.from_dict({**saved_before, "spread_weights": 0.0})
 
 
 def test_code_norm_spreads_nearly_constant_encoder_values_and_encodes_without_the_batch(tmp_path) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..checkpoint import atomic_write_json, read_json
-from ..config import LAMConfig
+from ..config import REMOVED_OPTIONS, LAMConfig
 from ..data.transitions import TransitionData
 from ..errors import ConfigError
 from ..model.lam import FlexLAM
@@ -44,7 +44,8 @@ def numerics_key() -> dict[str, int]:
 
 def lam_key_record(lam_cfg: LAMConfig) -> dict[str, Any]:
     """The LAM config as a cached run's key reads it (options of ``KEYED_WHEN_SET`` only when not at their old value)."""
-    return {k: v for k, v in lam_cfg.to_dict().items() if not (k in KEYED_WHEN_SET and v == KEYED_WHEN_SET[k])}
+    kept = {k: v for k, v in lam_cfg.to_dict().items() if not (k in KEYED_WHEN_SET and v == KEYED_WHEN_SET[k])}
+    return {**kept, **REMOVED_OPTIONS}  # keys made before the removal named them: the same runs keep their keys
 
 
 @dataclass

@@ -28,6 +28,7 @@ from ..data.collect import ensure_dataset
 from ..data.sources import cache_root
 from ..data.transitions import load_transitions
 from ..envs import get_task
+from ..errors import ConfigError
 from ..evaluate.diagnosis import COLLAPSED_PERPLEXITY, action_probe, controllability, sample
 from ..metrics import balanced_accuracy, confusion_matrix, majority_rate
 from ..model.lam import null_fill
@@ -72,6 +73,7 @@ class Variant:
     train: dict[str, Any] = field(default_factory=dict)
     why: str = ""
     rule: str = ""  # the decision rule fixed before its runs, where it had one
+    retired_at: str = ""  # the last commit whose model had the options it sets (the saturation and spread penalties)
 
 
 def _load_variants() -> tuple[dict[str, Variant], str]:
@@ -100,6 +102,9 @@ def train_variant(game: str, variant: str, steps: int, seed: int, stop: dict[str
     plateau under these TrainConfig fields (:data:`PLATEAU`), judged on a validation split of 10% of the training
     episodes, instead of for ``steps`` updates (the held-out split is the same either way)."""
     spec = VARIANTS[variant]
+    if spec.retired_at:
+        raise ConfigError(f"Variant {variant!r} sets LAM options removed from flexlam-rl ({sorted(spec.lam)}); its runs stay in "
+                          f"the results. To train it again, check out commit {spec.retired_at}.")
     dataset_id = game_data(game, spec.frame_stack, spec.frame_skip)
     data = load_transitions(dataset_id, 0.1, 0, validation_fraction=0.1 if stop else 0.0)
     lam_cfg = lam_config_for(spec.lam, data)

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import LAMConfig
+from ..config import REMOVED_OPTIONS, LAMConfig
 from ..errors import FlexLAMError
 from .budgets import adaptive_lengths, check_prefix_len, check_prefix_lens, check_tol, prefix_weights, stratified_prefix_lens
 from .nets import ArrayLike, ImageFDM, ImageIDM, ObservationInput, VectorFDM, VectorIDM
@@ -59,37 +59,6 @@ def frame_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | No
 # bytes of the widest activation one no-grad call may make: glibc serves blocks over its 32 MB mmap ceiling from fresh
 # mappings that the kernel zero-fills on every call (benchmarks/results/eval_memory: a games LAM's held-out check)
 EVAL_ACTIVATION_BYTES = 16 * 2**20
-SATURATION_MARGIN = 2.0  # |z| past this puts FSQ's tanh bound in its flat tail (every code is reached by |z| < 1.5)
-
-
-def saturation(z: torch.Tensor, margin: float = SATURATION_MARGIN) -> torch.Tensor:
-    """Mean squared excess of the encoder's pre-quantization values beyond ``margin``.
-
-    FSQ bounds each value with a tanh before rounding; an encoder whose values drift far past it gets no gradient
-    through the bound (tanh' ~ 0) and emits one code for every input forever: the code has collapsed and cannot
-    come back (Pong, benchmarks/results/games_recipe/collapse.md: every value far past the margin, barely varying
-    over transitions). Keeping them within reach of the
-    bound's slope keeps every slot trainable; values inside the margin cost nothing.
-    """
-    return F.relu(z.abs() - margin).pow(2).mean()
-
-
-SPREAD_TARGET = 1.0  # per-slot standard deviation over a batch the encoder's values should keep (FSQ bins ~0.3 wide)
-
-
-def spread_shortfall(z: torch.Tensor, target: float = SPREAD_TARGET) -> torch.Tensor:
-    """How far each slot's values fall short of spreading over a batch: ``mean(relu(target - std_batch(z)))``.
-
-    A freshly initialized encoder maps every transition to nearly the same values, so every slot emits one code;
-    the decoder learns to ignore a code that never changes, and an ignored code gets no gradient to change: on
-    Pong (64x64 grayscale) no slot ever leaves that state. Asking each slot to spread its values over the batch
-    (the variance term of VICReg) gives the decoder varied codes to use from the first updates; a slot that
-    already spreads costs nothing.
-    """
-    flat = z.reshape(z.shape[0], -1)
-    return F.relu(target - flat.std(0)).mean() if flat.shape[0] > 1 else flat.sum() * 0.0
-
-
 def null_fill(latent: torch.Tensor, prefix_len: torch.Tensor | int, null_latent: torch.Tensor) -> torch.Tensor:
     """Keep slots ``< prefix_len`` and replace the rest with ``null_latent``.
 
@@ -199,14 +168,8 @@ class FlexLAM(ObservationInput):
     # ------------------------------------------------------------- internals
     def _tokenize(self, x: torch.Tensor, x_next: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Normalized inputs -> (slot embeddings with straight-through gradient [B, K, D], tokens [B, K])."""
-        slots, tokens, _ = self._tokenize_with_values(x, x_next)
-        return slots, tokens
-
-    def _tokenize_with_values(self, x: torch.Tensor, x_next: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """... and the encoder's pre-quantization values ``z [B, K, L]`` (what the saturation penalty reads)."""
-        z = self._encoder_values(x, x_next)
-        codes, tokens = self.quantizer(z)
-        return self.token_proj(codes) + self.slot_embed, tokens, z
+        codes, tokens = self.quantizer(self._encoder_values(x, x_next))
+        return self.token_proj(codes) + self.slot_embed, tokens
 
     def _encoder_values(self, x: torch.Tensor, x_next: torch.Tensor) -> torch.Tensor:
         z = self.idm(x, x_next).view(x.shape[0], self.num_tokens, self.quantizer.dim)
@@ -214,7 +177,7 @@ class FlexLAM(ObservationInput):
 
     def forward(
         self, obs: ArrayLike, next_obs: ArrayLike, prefix_len: torch.Tensor | int | None = None,
-        generator: torch.Generator | None = None, prefix_samples: int = 1, step: int | None = None,
+        generator: torch.Generator | None = None, prefix_samples: int = 1,
     ) -> LAMOutput:
         """Training pass. ``prefix_len=None`` draws it (:meth:`draw_prefix_lens`); an int or ``[B]`` tensor
         sets one length per example, a ``[B, m]`` tensor m lengths per example.
@@ -224,7 +187,7 @@ class FlexLAM(ObservationInput):
         per update (the output's ``prefix_len`` is then ``[B * m]``).
         """
         x, x_next = self.normalize(obs), self.normalize(next_obs, "next_obs")
-        slots, tokens, z = self._tokenize_with_values(x, x_next)
+        slots, tokens = self._tokenize(x, x_next)
         weight = self.config.change_weight
         mask = changed_pixels(x, x_next, CHANGE_DILATE) if weight > 0 and self.config.is_image else None
         if prefix_len is None:
@@ -239,20 +202,7 @@ class FlexLAM(ObservationInput):
         latent = null_fill(slots, prefix_len.to(self.device), self.null_latent)
         pred = self.fdm(x, latent)
         loss = frame_loss(pred, x_next, mask, weight)
-        if self.config.saturation_weight > 0:
-            loss = loss + self.config.saturation_weight * saturation(z)
-        spread = self.spread_weight_at(step)
-        if spread > 0:
-            loss = loss + spread * spread_shortfall(z)
         return LAMOutput(pred, x_next, tokens, prefix_len, loss)
-
-    def spread_weight_at(self, step: int | None) -> float:
-        """The spread penalty's weight at training update ``step``: constant, or with ``spread_updates`` falling
-        linearly to 0 (a kick out of the collapsed start, then the frame loss alone); ``None``: the full weight."""
-        weight, span = self.config.spread_weight, self.config.spread_updates
-        if weight <= 0 or not span or step is None:
-            return weight
-        return weight * max(0.0, 1.0 - step / span)
 
     def draw_prefix_lens(self, batch: int, samples: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
         """The prefix lengths training uses: ``[B]``, or ``[B, samples]`` drawn one from each of ``samples``
@@ -409,7 +359,7 @@ class FlexLAM(ObservationInput):
         one made for another LAM (same K, same action space) is refused rather than silently wrong."""
         from ..checkpoint import weights_digest
 
-        return weights_digest(self, self.config.to_dict())
+        return weights_digest(self, {**REMOVED_OPTIONS, **self.config.to_dict()})
 
     def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
         """Write ``model.safetensors`` + ``config.json`` into the directory ``path`` (atomically)."""

@@ -283,7 +283,7 @@ class _Run:
             group["lr"] = lr_at(self.step, cfg, self.plateau.lr_scale)
         prefix = lam.draw_prefix_lens(cfg.batch_size, cfg.prefix_samples, step_generator(cfg.seed, self.step))
         out = self.model(batch["obs"].to(self.device, non_blocking=True), batch["next_obs"].to(self.device, non_blocking=True),
-                         prefix_len=prefix[self.ctx.shard(cfg.batch_size)], step=self.step)
+                         prefix_len=prefix[self.ctx.shard(cfg.batch_size)])
         total = out.loss
         if self.supervision is not None:
             action_loss = self.supervision.loss(lam, step_generator(cfg.seed, self.step, stream=1))
