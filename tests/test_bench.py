@@ -72,6 +72,7 @@ def test_smoke_scale_writes_every_report(tmp_path: Path) -> None:
             assert_same_numbers(_without_wall_times(again), _without_wall_times(committed), suite, rel=1e-4)
     seed_file = json.loads((out / "seeds" / "minigrid_seed0.json").read_text())
     assert set(seed_file["code"]) == {"commit", "clean"} and seed_file["versions"]["torch"]  # the code that made it
+    assert seed_file["machine"]["cpu"] and seed_file["machine"]["cores"] >= 1  # and the CPU: numerics depend on its kind
     assert result["code"]["mixed"] is None and result["code"]["commit"] == seed_file["code"]["commit"]
     md = (out / "results.md").read_text()
     assert "View `equal_updates`, each model to its own plateau" in md and "View `equal_compute`" in md

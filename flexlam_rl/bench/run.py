@@ -50,7 +50,7 @@ from ..model.lam import FlexLAM
 from ..pretrain.supervision import SupervisionConfig
 from ..pretrain.train import TrainConfig, update_flops
 from .cache import config_hash, numerics_key, ppo_cached, train_cached, translator_dir
-from .experiment import code_record, jsonable, versions
+from .experiment import code_record, jsonable, machine, versions
 from .report import protocol_key, write_reports
 from .spec import METRICS, BenchConfig, SuiteSpec
 
@@ -458,5 +458,6 @@ def run_benchmark(cfg: BenchConfig, out_dir: Path, cache_root: Path, command: st
             metrics = run_seed(cfg, suite, seed, cache_root, out_dir / "gifs" if seed == cfg.gif_seed else None, stamped)
             atomic_write_json(path, jsonable({"config_key": key, "seed": seed, "suite": suite.name, "code": code_record(),
                                               "protocol": protocol_key(cfg), "numerics": NUMERICS_VERSION,
-                                              "versions": versions(), "wall_time_s": time.time() - t0, "metrics": metrics}))
+                                              "versions": versions(), "machine": machine(),  # numerics depend on the CPU kind
+                                              "wall_time_s": time.time() - t0, "metrics": metrics}))
     return write_reports(cfg, out_dir, command, {s.name: suite_key(cfg, s) for s in cfg.suites}, allow_mixed_code=allow_mixed_code)
