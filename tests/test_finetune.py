@@ -131,6 +131,27 @@ def test_the_acting_benchmarks_rules_pick_the_budget_and_decide_as_written() -> 
     assert tests["scratch_latent"]["diff"] == pytest.approx(-1.0) and tests["p_both"] == 1.0  # worse than one arm: not both
 
 
+@pytest.mark.parametrize(("true_bc", "translator", "same_idm", "stage"), [
+    (0.5, 0.9, 0.9, "policy"),  # cloning the true actions already misses the bar
+    (1.0, 0.6, 0.7, "labels"),  # 2% labels read the action badly from the code and from the frames alike
+    (1.0, 0.6, 0.95, "tokens"),  # the same labels read it from the frames, not from the code
+    (1.0, 0.95, 0.95, "latent policy"),  # everything upstream reads it, cloning the tokens does not
+])
+def test_the_acting_report_says_which_stage_loses_a_task_that_misses_the_bar(true_bc, translator, same_idm, stage) -> None:
+    from flexlam_rl.bench import acting
+
+    task = {"normalized": {"1": 0.2, "2": 0.4}, "true_action_bc_normalized": true_bc}
+    alignment = {"balanced_by_budget": {"1": translator * 0.5, "2": translator * 0.5}, "idm_all_labels_balanced": 0.5,
+                 "supervised_idm_balanced": same_idm * 0.5}
+    bar = acting.task_bar(task, alignment)
+    assert bar["best_budget"] == 2 and bar["meets_bar"] is False and bar["loses_at"] == stage and bar["why"]
+    assert bar["translator_of_idm"] == pytest.approx(translator)
+    good = acting.task_bar({"normalized": {"1": 0.9}, "true_action_bc_normalized": 1.0}, alignment)
+    assert good["meets_bar"] and good["loses_at"] is None
+    assert acting.task_bar({"normalized": {"1": 0.9}, "true_action_bc_normalized": 1.2}, alignment)["meets_bar"] is False  # < 0.8 of it
+    assert acting.task_bar({"normalized": {"1": None}, "true_action_bc_normalized": None}, alignment)["meets_bar"] is None  # no expert
+
+
 def test_a_translator_aligned_on_another_lam_is_refused_in_python_and_on_the_command_line(doorkey_pipeline, tmp_path) -> None:
     import os
     import subprocess
