@@ -34,14 +34,16 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             return {"numerics_version": NUMERICS_VERSION, **golden_values(Path(tmp))}
 
-    exp.unit(re.sub(r"[^A-Za-z0-9]+", "-", machine()["cpu"]).strip("-").lower(), run)
+    here = machine()
+    exp.unit(re.sub(r"[^A-Za-z0-9]+", "-", f"{here['cpu']} {here['capability']}").strip("-").lower(), run)
     rows, units = [], exp.saved()
     for unit in units:
         pairs = [(unit["heldout_mse"][k], v) for k, v in golden["heldout_mse"].items()]
         pairs.append((unit["weights_abs_sum"], golden["weights_abs_sum"]))
         unit["max_relative_difference"] = max(abs(a - b) / abs(b) for a, b in pairs)
         unit["identical_to_golden"] = all(a == b for a, b in pairs)
-        rows.append([unit["machine"]["cpu"], unit["code"]["commit"][:10], f"{unit['weights_abs_sum']:.10f}",
+        cpu = f"{unit['machine']['cpu']} ({unit['machine'].get('capability', '?')})"
+        rows.append([cpu, unit["code"]["commit"][:10], f"{unit['weights_abs_sum']:.10f}",
                      "yes" if unit["identical_to_golden"] else "no", f"{unit['max_relative_difference']:.1e}"])
     text = "\n".join(["# The golden numerics run by machine", "", f"`{exp.command}`", "",
                       f"Recorded golden values (NUMERICS_VERSION {NUMERICS_VERSION}, {GOLDEN}): weights' absolute sum "

@@ -63,7 +63,10 @@ def machine() -> dict[str, Any]:
                      if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return {"cpu": model, "cores": os.cpu_count()}
+    import torch
+
+    # the vector instructions torch's CPU kernels dispatch to (AVX2, AVX512, ...): what changes the last bits
+    return {"cpu": model, "cores": os.cpu_count(), "capability": torch.backends.cpu.get_cpu_capability()}
 
 
 def jsonable(obj: Any) -> Any:
