@@ -74,6 +74,8 @@ def test_smoke_scale_writes_every_report(tmp_path: Path) -> None:
     assert set(seed_file["code"]) == {"commit", "clean"} and seed_file["versions"]["torch"]  # the code that made it
     assert seed_file["machine"]["cpu"] and seed_file["machine"]["cores"] >= 1  # and the CPU: numerics depend on its kind
     assert result["code"]["mixed"] is None and result["code"]["commit"] == seed_file["code"]["commit"]
+    assert list(result["machines"].values()) == [sorted(p.name for p in (out / "seeds").glob("*.json"))]  # one machine made all
+    assert "Machines: " in (out / "results.md").read_text()
     md = (out / "results.md").read_text()
     assert "View `equal_updates`, each model to its own plateau" in md and "View `equal_compute`" in md
     assert "plateaued" in md and "Too few seeds" in md

@@ -376,6 +376,9 @@ def results_markdown(result: dict[str, Any], cfg: BenchConfig) -> str:
     made_by = (f"Seed files made by {_code_text(code)}." if not code.get("mixed") else
                "Seed files made by MIXED code, aggregated anyway (allow_mixed_code=true): "
                + "; ".join(f"{text}: {', '.join(files)}" for text, files in code["mixed"].items()) + ".")
+    machines = result.get("machines") or {}
+    if machines:  # numerics depend on the CPU kind: a result says which machines made its seeds
+        made_by += " Machines: " + "; ".join(f"{text} ({len(files)} seed files)" for text, files in machines.items()) + "."
     lines = [f"# Benchmark `{cfg.name}`", "", f"Command: `{result['command']}`{again}", "", made_by, "",
              f"Seeds per suite: {result['seeds_done']}; budgets k in {cfg.budgets} (K = {cfg.num_tokens}). FlexLAM is one "
              f"model truncated to k tokens; fixed is a separate LAM trained with K = k. {_stop_text(cfg)} "
@@ -540,11 +543,13 @@ def _flop(value: float) -> str:
 
 
 def saved_seeds(out_dir: Path, keys: dict[str, str], codes: dict[str, Any] | None = None,
-                protocols: dict[str, Any] | None = None) -> tuple[dict[str, dict[int, dict[str, Any]]], float]:
+                protocols: dict[str, Any] | None = None,
+                machines: dict[str, Any] | None = None) -> tuple[dict[str, dict[int, dict[str, Any]]], float]:
     """The saved (suite, seed) metrics under ``out_dir/seeds`` made with this config (``keys``: suite -> config
     key; seeds of another configuration of the same name are skipped), and their summed wall time. ``codes``, when
     given, receives each used seed file's recorded code (None: made before seed files recorded it), by file name;
-    ``protocols`` every seed file's recorded protocol (:func:`protocol_key`; None where not recorded)."""
+    ``protocols`` every seed file's recorded protocol (:func:`protocol_key`; None where not recorded), ``machines``
+    each used seed file's machine (None where not recorded)."""
     per_seed: dict[str, dict[int, dict[str, Any]]] = {}
     wall = 0.0
     for path in sorted((out_dir / "seeds").glob("*.json")) if (out_dir / "seeds").is_dir() else []:
@@ -557,6 +562,8 @@ def saved_seeds(out_dir: Path, keys: dict[str, str], codes: dict[str, Any] | Non
         wall += float(record.get("wall_time_s", 0.0))
         if codes is not None:
             codes[path.name] = record.get("code")
+        if machines is not None:
+            machines[path.name] = record.get("machine")
     return per_seed, wall
 
 
@@ -597,6 +604,13 @@ def check_one_protocol(protocols: dict[str, Any], cfg: BenchConfig, out_dir: Pat
                         f"scale's: {own}); a result mixes none. Move the odd files aside or run them again under one protocol.")
 
 
+def _machine_text(machine: dict[str, Any] | None) -> str:
+    """A seed file's machine as a line of text: training numerics depend on the CPU kind, so a result says which."""
+    if not machine:
+        return "machine not recorded"
+    return f"{machine['cpu']} ({machine.get('capability', '?')}, {machine.get('cores', '?')} cores)"
+
+
 def _code_text(code: dict[str, Any] | None) -> str:
     """What made a seed file: its commit and whether the tree was clean, and a note where that was reconstructed
     afterwards (seed files made before they recorded their code)."""
@@ -613,7 +627,8 @@ def write_reports(cfg: BenchConfig, out_dir: Path, command: str, keys: dict[str,
     code are refused before anything is written, unless ``allow_mixed_code`` (see :func:`seeds_code`)."""
     codes: dict[str, Any] = {}
     protocols: dict[str, Any] = {}
-    per_seed, wall = saved_seeds(out_dir, keys, codes, protocols)
+    machines: dict[str, Any] = {}
+    per_seed, wall = saved_seeds(out_dir, keys, codes, protocols, machines)
     if not per_seed:
         raise DataError(f"No finished seeds for this configuration under {out_dir}; run the benchmark first.")
     check_one_protocol(protocols, cfg, out_dir)
@@ -627,6 +642,7 @@ def write_reports(cfg: BenchConfig, out_dir: Path, command: str, keys: dict[str,
     result = {
         "name": cfg.name, "command": command, **({"reaggregated_by": reaggregated_by} if reaggregated_by else {}),
         "config": jsonable(asdict(cfg)), "suite_keys": keys, "code": code, "report_code": code_record(),
+        "machines": {_machine_text(json.loads(m)): files for m, files in files_by_record(machines).items()},
         "wall_time_s": wall, "versions": versions(), "seeds_done": {s: sorted(v) for s, v in per_seed.items()},
         **agg, "per_seed": {suite: {seed: run["values"] for seed, run in seeds.items()} for suite, seeds in per_seed.items()},
     }
