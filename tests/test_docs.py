@@ -124,11 +124,8 @@ def test_what_the_readme_says_about_games_is_what_the_committed_results_say() ->
         assert f"reaches {every['idm']:.3f} {'(' if where is flat else 'against '}chance {every['chance']:.3f}" in where
         assert f"stays at {every['translator_k8']:.3f}" in where
     ppo = {(r["game"], r["space"]): r for r in results["ppo"]}
-    assert {r["timesteps"] for r in ppo.values()} == {100_000} and "raw actions for 100k env steps" in flat
-    assert (f"evaluation return {ppo['breakout', 'latent']['eval_mean_return']:.1f} latent vs "
-            f"{ppo['breakout', 'raw']['eval_mean_return']:.1f} raw on Breakout, "
-            f"{ppo['procgen-coinrun', 'latent']['eval_mean_return']:.1f} vs "
-            f"{ppo['procgen-coinrun', 'raw']['eval_mean_return']:.1f} on CoinRun") in flat
+    assert {r["timesteps"] for r in ppo.values()} == {100_000} and "raw actions, 100k env steps" in flat
+    assert "scored without random and expert play beside them, so their returns are not read here" in flat
     assert all(r["variant"] == "norm_pool" for r in ppo.values() if r["space"] == "latent")
     previous = json.loads((ROOT / "benchmarks/results/games/variants/norm/results.json").read_text())
     assert previous["variant"] == "norm" and "with `code_norm` alone (the previous recipe) BigFish's and StarPilot's" in flat
