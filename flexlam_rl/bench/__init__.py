@@ -1,5 +1,10 @@
-"""The token-budget benchmark: ``spec`` (what a run is), ``run`` (training and scoring per suite
-and seed), ``cache`` (reusing trained models and runs), ``report`` (results.json/.md and plots)."""
+"""The benchmarks, as library code. The token-budget benchmark: ``spec`` (what a run is), ``run`` (training and
+scoring per suite and seed), ``cache`` (reusing trained models and runs), ``report`` (results.json/.md and plots),
+``stats``. ``experiment``: the harness every script under ``benchmarks/`` writes through (run record, unit files,
+atomic results). The other benchmarks: ``games`` (the games recipe and suite), ``acting`` (agents that play),
+``labels`` (label selection), ``supervised`` (labels in pretraining), ``adaptive`` (adaptive budgets), ``throughput``
+and ``numerics`` (the golden numerics run). Imported by name (``from flexlam_rl.bench import games``), not here:
+they pull in what they need when used."""
 
 from ..metrics import mean_se
 from .report import aggregate, write_reports
