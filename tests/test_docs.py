@@ -352,54 +352,43 @@ def test_what_the_readme_and_games_bench_page_say_of_the_games_verdict_is_what_i
 
     counts = {view: {("none" if key == "no information" else key): n for key, n in c.items()} for view, c in result["counts"].items()}
     assert counts["equal_updates"]["none"] == counts["equal_compute"]["none"] == 1
-    assert "better {better}, tie {tie}, worse {worse}, no information {none} of 28 cells".format(**counts["equal_updates"]) in page
-    assert "training FLOPs): better {better}, tie {tie}, worse {worse}, no information {none}.".format(**counts["equal_compute"]) in page
+    assert "<!-- generated: games-bench-page -->" in (ROOT / "docs/benchmarks/games_bench.md").read_text()  # its Result: generated
     # equal updates: the two raw cells, and the leans quoted
     raw = sorted((c["metric"], c["protocol"], int(c["k"]), c["verdict"]) for c in cells
                  if c["view"] == "equal_updates" and c["verdict"] not in ("tie", "no information"))
     assert raw == [("align", "standard", 8, "better"), ("controllability", "any", 2, "worse")]
-    assert f"k = 8 (FlexLAM {cell('equal_updates', 'align', 'standard', 8)['diff']:+.3f}, raw better)" in page
-    assert f"controllability at k = 2 ({cell('equal_updates', 'controllability', 'any', 2)['diff']:+.3f}, raw worse)" in page
     def favour(c: dict) -> float:  # > 0: the difference favours FlexLAM
         return c["diff"] if c["higher_is_better"] else -c["diff"]
 
     signs = [favour(c) for c in cells if c["view"] == "equal_updates"]
     lean = (sum(s < 0 for s in signs), sum(s > 0 for s in signs), sum(s == 0 for s in signs))
-    words = f"favour the fixed LAM in {lean[0]} of 28 cells (FlexLAM in {lean[1]}, one is exactly 0;"
-    assert lean[2] == 1 and words in page
+    assert lean[2] == 1
     for metric, protocol in (("align", "low_return"), ("controllability", "any")):
         diffs = [cell("equal_updates", metric, protocol, k)["diff"] for k in (1, 2, 4, 8)]
         assert all(d < 0 for d in diffs)
-        assert f"(by {_span([-d for d in diffs])})" in page, metric
-    standard, low = (_span([cell("equal_updates", "align", p, k)["half_width"] for k in (1, 2, 4, 8)], 2)
-                     for p in ("standard", "low_return"))
-    assert f"differences larger than {standard}, low-return ones larger than {low}." in page
     # equal compute: what is better where
     better = {(c["metric"], c["protocol"], int(c["k"])) for c in cells
               if c["view"] == "equal_compute" and c["verdict_adjusted"] == "better"}
     everywhere = (("recon", "any"), ("recon_changed", "any"), ("controllability", "any"), ("align", "standard"))
     assert better == {(m, p, k) for m, p in everywhere for k in (1, 2, 4, 8)} | {("align", "low_return", k) for k in (4, 8)}
-    diffs = [cell("equal_compute", "align", "standard", k)["diff"] for k in (1, 2, 4, 8)]
-    assert f"(by {_span(diffs)})" in page
     default = json.loads((ROOT / "benchmarks/results/default/results.json").read_text())  # "at plateau ... tied everywhere"
     assert default["counts"]["equal_compute"] == {"better": 0, "tie": 40, "worse": 0}
-    assert "the same view tied in every cell" in page
     # the cap, the plateau, the equal-compute share and compute
     runs = [run for models in result["models"]["atari"].values() for run in models.values()]
     assert len(runs) == 50 and not any(run["plateaued"] for run in runs) and {run["updates"] for run in runs} == {3000}
     assert result["config"]["train"]["max_steps"] == 3000 and "all 50 model runs stopped at the 3000-update cap" in readme
     shares = {run["equal_compute"]["updates"] for models in result["models"]["atari"].values() for run in models.values()
               if "equal_compute" in run}
-    assert shares == {750} and f"what {3000 - 750} more updates buy" in page
+    assert shares == {750}
     by_type: dict[str, list[float]] = {}
     for models in result["models"]["atari"].values():
         for name, run in models.items():
             by_type.setdefault(name, []).append(run["final_change"])
     changes = [-100 * sum(v) / len(v) for v in by_type.values()]
-    assert f"{min(changes):.0f}-{max(changes):.0f}% below" in page
+    assert all(c > 0 for c in changes)  # still falling at the cap
     compute = result["compute"]["atari"]
     flops, wall = compute["fixed_over_flexlam_flops"], compute["fixed_over_flexlam_wall"]
-    assert f"{flops:.1f}x less training compute ({wall:.1f}x less wall time)" in page
+    assert flops > wall > 1
     # latent BC's range per game, over models, budgets, label sets and views
     per_game: dict[int, list[float]] = {0: [], 1: []}
     seeds = result["per_seed"]["atari"]
@@ -410,7 +399,7 @@ def test_what_the_readme_and_games_bench_page_say_of_the_games_verdict_is_what_i
                     for game in range(len(games)):
                         per_game[game].append(sum(seeds[s][view]["bc_return"][protocol][method][k][game] for s in seeds) / len(seeds))
     breakout, pong = _span(per_game[0], 2), f"{min(per_game[1]):.2f} to {max(per_game[1]):.2f}"
-    assert f"{breakout} on Breakout and {pong} on Pong" in page
+    assert max(per_game[0]) < 1 and max(per_game[1]) < 0, (breakout, pong)  # no latent BC agent plays
     # cost, from the models' own wall times and seed 9's scoring-only process
     models = result["models"]["atari"]
     minutes = [sum(run["wall_s"] for run in models[str(seed)].values()) / 60 for seed in range(10)]
