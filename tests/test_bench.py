@@ -519,6 +519,7 @@ def test_experiment_resumes_units_and_records_what_wrote_its_results(tmp_path) -
     first = exp.unit("a_s1", lambda: calls.append(1) or {"value": np.float32(0.5)}, log=False)
     again = Experiment(tmp_path / "out", "benchmarks/x.py", ["--seed", "1"]).unit("a_s1", lambda: calls.append(2) or {}, log=False)
     assert calls == [1] and first == again and first["value"] == 0.5 and "commit" in first["code"]
+    assert first["machine"]["cpu"] and first["machine"]["capability"]  # numerics depend on the CPU kind
     saved = exp.write({"commands": exp.commands(), "runs": exp.saved()}, "# x\n")
     assert saved["commands"] == ["python benchmarks/x.py --seed 1"] and saved["report"]["command"] == saved["commands"][0]
     assert json.loads((tmp_path / "out/results.json").read_text()) == saved and (tmp_path / "out/results.md").read_text() == "# x\n"
