@@ -93,6 +93,7 @@ def quickstart(tmp_path_factory: pytest.TempPathFactory) -> dict:
 def test_quickstart_runs_the_whole_pipeline_on_a_tiny_override(quickstart: dict) -> None:
     out, run = quickstart["out"], quickstart["run"]
     assert "quickstart done" in out.stdout and str(run.resolve()) in out.stdout
+    assert not [log.name for log in run.glob("*.log") if log.stat().st_size == 0]  # no empty quickstart.log left behind
     for stage in ("=== pretrain ===", "=== align ===", "=== latent BC ===", "=== agent in latent space ==="):
         assert stage in out.stdout
     times = parse_stage_times(out.stdout)  # what benchmarks/quickstart.py reads off a fresh machine's run

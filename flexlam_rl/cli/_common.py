@@ -121,8 +121,22 @@ def clean_errors(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], An
         except BaseException:
             _drop_empty_run_dir()
             raise
+        finally:
+            _drop_empty_logs()
 
     return wrapper
+
+
+def _drop_empty_logs() -> None:
+    """No empty ``<job>.log`` left in a run folder: the tools print, and a config that keeps Hydra's file logging (the
+    quickstart's: its measured config is fixed byte for byte) would otherwise leave one behind."""
+    try:
+        out = run_dir()
+    except ValueError:  # not under Hydra
+        return
+    for log in out.glob("*.log") if out.is_dir() else []:
+        if log.is_file() and log.stat().st_size == 0:
+            log.unlink(missing_ok=True)
 
 
 def _plain_warnings() -> None:
