@@ -270,6 +270,67 @@ def games_bench_result() -> str:
     return _bullets(lines)
 
 
+NUMBER_WORDS = {0: "no", 1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight",
+                9: "nine", 10: "ten"}
+
+
+def default_page() -> str:
+    """docs/benchmarks/default.md, Result: what differs and by how much, the raw leanings against chance, what the
+    ties rule out, plateaus and compute (``benchmarks/results/default/results.json``)."""
+    result = _results("benchmarks/results/default/results.json")
+    headline = [c for c in result["claims"] if not c["secondary"]]
+    suites = sorted({c["suite"] for c in headline})
+    cells = len([c for c in headline if c["view"] == "equal_updates"])
+    u, c, raw = result["counts"]["equal_updates"], result["counts"]["equal_compute"], result["counts_raw"]
+    worse = [x for x in headline if x["view"] == "equal_updates" and x["verdict_adjusted"] == "worse"]
+    differs = [x for x in headline if x["verdict_adjusted"] != "tie" and x["metric"] in ("align", "bc_return")]
+    n_seeds = result["protocol"]["n_seeds"]
+    first = [("No budget shows a difference in alignment (translator accuracy / R^2) or latent BC return, under standard "
+              "or low-return labels, in either view." if not differs else "Some alignment or latent BC cells differ.")]
+    if worse:
+        sizes = [abs(x["diff"]) for x in worse]
+        lo, hi = min(sizes), max(sizes)
+        p_min = 2 / 2 ** n_seeds
+        all_agree = all(x["p_value"] == p_min for x in worse)
+        nothing = "nothing differs" if c["better"] == c["worse"] == 0 else "some cells differ"
+        first.append(f"FlexLAM loses {_cells_text(worse, suites)} when every model trains to its own plateau (equal updates: "
+                     f"better {u['better']}, tie {u['tie']}, worse {u['worse']} of {cells} cells); with each fixed LAM stopped "
+                     f"at a quarter of the FlexLAM's compute, {nothing} "
+                     f"({c['better']}, {c['tie']}, {c['worse']}). The losses are small in absolute terms "
+                     f"({lo / 10 ** -5:.0f}-{hi / 10 ** -5:.0f}e-5 of MSE on 16x16 frames)"
+                     + (f" but consistent: all {n_seeds} seeds agree on their sign (p = 2/{2 ** n_seeds}, the smallest the test "
+                        "can give)." if all_agree else "."))
+    chance = round(0.05 * cells)
+    first.append(f"Before the adjustment more cells lean one way (equal updates {raw['equal_updates']['better']} / "
+                 f"{raw['equal_updates']['tie']} / {raw['equal_updates']['worse']}, equal compute {raw['equal_compute']['better']} / "
+                 f"{raw['equal_compute']['tie']} / {raw['equal_compute']['worse']}; marked \"raw\" in the tables).")
+    if raw["equal_compute"]["better"] > chance:
+        first.append(f"{NUMBER_WORDS.get(raw['equal_compute']['better'], raw['equal_compute']['better']).capitalize()} raw "
+                     f"\"better\" cells of {cells} with equal compute are more than the {NUMBER_WORDS.get(chance, chance)} that "
+                     "chance alone would give, so some FlexLAM advantage with equal compute is likely among them, but with "
+                     f"{cells} cells read together none survives the adjustment, so no single cell can be named.")
+    ends = {}
+    for suite in suites:
+        ci = [x["ci95"] for x in headline if x["suite"] == suite and x["metric"] == "align" and x["view"] == "equal_updates"]
+        ends[suite] = (max(-low for low, _ in ci), max(high for _, high in ci))
+    runs = [run for seeds in result["models"].values() for models in seeds.values() for run in models.values()]
+    plateaued = sum(run["plateaued"] for run in runs)
+    flops = sorted({round(x["fixed_over_flexlam_flops"], 1) for x in result["compute"].values()})
+    walls = sorted(f"{x['fixed_over_flexlam_wall']:.1f}" for x in result["compute"].values())
+    second = ("What a tie rules out is read from each cell's interval ends: at every budget and label protocol, FlexLAM's "
+              f"MiniGrid translator accuracy lower by more than {ends['minigrid'][0]:.2f} or higher by more than "
+              f"{ends['minigrid'][1]:.2f}; on PointReach R^2 only lower by more than {ends['reach'][0]:.2f} or higher by more "
+              f"than {ends['reach'][1]:.2f}, because PointReach's FlexLAM-minus-fixed R^2 swings widely from seed to seed (read "
+              "its ties as \"not measured precisely\", not as \"equal\"). The paper's claim is a non-inferiority question "
+              "that this design can hardly answer; [](primary.md) asks it on fresh seeds. "
+              f"{'All' if plateaued == len(runs) else plateaued} {'' if plateaued == len(runs) else 'of '}{len(runs)} model runs "
+              f"plateaued before the {result['config']['train']['max_steps']:,}-update cap. One FlexLAM took "
+              f"{'-'.join(f'{v:.1f}' for v in (flops if len(flops) > 1 else flops[:1]))}x less training compute than the "
+              f"{NUMBER_WORDS.get(len(result['config']['budgets']))} fixed LAMs it replaces (and {walls[0]}-{walls[-1]}x less "
+              "wall time).")
+    return "\n".join(_wrap(" ".join(first), 118)) + "\n\n" + "\n".join(_wrap(second, 118)) + "\n"
+
+
 METRIC_PHRASES = {"recon": "next-frame error over the whole frame", "recon_changed": "over the changed pixels",
                   "controllability": "controllability", "align": "translator accuracy", "bc_return": "latent BC return"}
 
@@ -415,7 +476,7 @@ def games_followup() -> str:
 BLOCKS: dict[str, Callable[[], str]] = {"games-suite": games_suite, "primary-answer": primary_answer,
                                         "default-result": default_result, "games-bench-result": games_bench_result,
                                         "confirm-result": confirm_result, "games-followup": games_followup,
-                                        "games-bench-page": games_bench_page}
+                                        "games-bench-page": games_bench_page, "default-page": default_page}
 FILES = ["README.md", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").rglob("*.md") if "_build" not in p.parts)]
 
 
