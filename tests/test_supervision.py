@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -70,22 +71,34 @@ def test_supervised_pretraining_learns_the_action_and_the_translator_reuses_its_
     assert other["pretraining_labels"]["same"] is False
 
 
-@pytest.mark.parametrize("head", ["first", "prefix"])
-def test_a_supervised_run_resumes_exactly(pixels, tmp_path, head: str) -> None:
-    sup = SupervisionConfig(fraction=0.1, head=head, tokens=2)
-    cfg, train = tiny_lam_config(pixels), TrainConfig(steps=8, checkpoint_every=4, **FAST)
+def straight_and_killed(pixels: TransitionData, tmp_path: Path, sup: SupervisionConfig, steps: int, kill_at: int):
+    """A supervised run trained straight through, and the same run killed at update ``kill_at`` under ``resumed``
+    (checkpoints every 4 updates): (LAM config, train config, the straight run)."""
+    cfg, train = tiny_lam_config(pixels), TrainConfig(steps=steps, checkpoint_every=4, **FAST)
     straight = pretrain(tmp_path / "straight", pixels, cfg, train, supervision=sup)
 
     def kill(step: int, loss: float) -> None:
-        if step == 6:
+        if step == kill_at:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
         pretrain(tmp_path / "resumed", pixels, cfg, train, on_step=kill, supervision=sup)
+    return cfg, train, straight
+
+
+def same_weights(a_dir: Path, b_dir: Path) -> bool:
+    a, b = FlexLAM.load(a_dir).state_dict(), FlexLAM.load(b_dir).state_dict()
+    return all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("head", ["first", "prefix"])
+def test_a_supervised_run_resumes_exactly(pixels, tmp_path, head: str) -> None:
+    sup = SupervisionConfig(fraction=0.1, head=head, tokens=2)
+    cfg, train, straight = straight_and_killed(pixels, tmp_path, sup, steps=8, kill_at=6)
     resumed = pretrain(tmp_path / "resumed", pixels, cfg, train, supervision=sup)
     assert resumed.resumed_from == 4
-    a, b = FlexLAM.load(straight.lam_dir).state_dict(), FlexLAM.load(resumed.lam_dir).state_dict()
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert same_weights(straight.lam_dir, resumed.lam_dir)
+    a = FlexLAM.load(straight.lam_dir).state_dict()
     assert straight.history[-1]["action_loss"] == resumed.history[-1]["action_loss"] > 0  # same labeled batches
     unsupervised = pretrain(tmp_path / "plain", pixels, cfg, train)
     assert not torch.equal(FlexLAM.load(unsupervised.lam_dir).state_dict()["null_latent"], a["null_latent"])
@@ -95,20 +108,11 @@ def test_a_supervised_run_resumes_exactly(pixels, tmp_path, head: str) -> None:
 
 def test_a_damaged_action_head_sets_its_checkpoint_aside_and_the_run_resumes_from_the_one_before(pixels, tmp_path) -> None:
     sup = SupervisionConfig(fraction=0.1, tokens=2)
-    cfg, train = tiny_lam_config(pixels), TrainConfig(steps=12, checkpoint_every=4, **FAST)
-    straight = pretrain(tmp_path / "straight", pixels, cfg, train, supervision=sup)
-
-    def kill(step: int, loss: float) -> None:
-        if step == 10:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        pretrain(tmp_path / "resumed", pixels, cfg, train, on_step=kill, supervision=sup)
+    cfg, train, straight = straight_and_killed(pixels, tmp_path, sup, steps=12, kill_at=10)
     (tmp_path / "resumed/checkpoints/step_00000008/action_head.safetensors").write_bytes(b"junk")
     resumed = pretrain(tmp_path / "resumed", pixels, cfg, train, supervision=sup)
     assert resumed.resumed_from == 4 and (tmp_path / "resumed/checkpoints/damaged-step_00000008").is_dir()
-    a, b = FlexLAM.load(straight.lam_dir).state_dict(), FlexLAM.load(resumed.lam_dir).state_dict()
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert same_weights(straight.lam_dir, resumed.lam_dir)
 
 
 @pytest.mark.parametrize("values, match", [
